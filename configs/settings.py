@@ -1,0 +1,250 @@
+"""Typed smap settings: one frozen pydantic model per concern, loaded from a YAML profile.
+
+Load order: `configs/<profile>.yaml` -> `${VAR}` / `${VAR:-default}` expansion -> `SMAP_*`
+environment overrides (nested keys joined by `__`, e.g. `SMAP_REDIS__PORT=6380`) -> validation.
+Secrets (the PostgreSQL password) are never read from YAML, only from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote_plus
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+CONFIG_DIR = Path(__file__).resolve().parent
+PROFILES = ("local", "services")
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_RESERVED_ENV = {"SMAP_PROFILE", "SMAP_CONFIG", "SMAP_DATABASE"}
+
+
+class ConfigError(ValueError):
+    """A profile that cannot be loaded; the message is one line naming the key."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PostgresSettings(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(5432, ge=1, le=65535)
+    user: str = "postgres"
+    password: SecretStr = SecretStr("")
+    database: str = "smap"
+    db_schema: str = Field("smap", pattern=r"^[a-z_][a-z0-9_]*$")
+    sslmode: Literal["disable", "prefer", "require"] = "disable"
+
+    def dsn(self, database: str | None = None) -> str:
+        """libpq key/value DSN, for psycopg2 and psycopg 3."""
+        pw = self.password.get_secret_value()
+        parts = [
+            f"host={self.host}",
+            f"port={self.port}",
+            f"user={self.user}",
+            f"dbname={database or self.database}",
+            f"sslmode={self.sslmode}",
+        ]
+        if pw:
+            parts.append(f"password={pw}")
+        return " ".join(parts)
+
+    def sqlalchemy_url(self) -> str:
+        pw = self.password.get_secret_value()
+        auth = quote_plus(self.user) + (f":{quote_plus(pw)}" if pw else "")
+        return f"postgresql+psycopg2://{auth}@{self.host}:{self.port}/{self.database}"
+
+
+class RedisSettings(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(6379, ge=1, le=65535)
+    db: int = Field(0, ge=0, le=15)
+
+    def connection_string(self) -> str:
+        return f"{self.host}:{self.port},db={self.db}"
+
+
+class WarehouseSettings(_Frozen):
+    """Where raw and analytics tables live: Parquet files or a PostgreSQL schema."""
+
+    type: Literal["parquet", "postgres"] = "parquet"
+
+
+class FeastSettings(_Frozen):
+    project: str = Field("smap", pattern=r"^[a-z][a-z0-9_]*$")
+    offline_store: Literal["file", "postgres"] = "file"
+    online_store: Literal["sqlite", "redis"] = "sqlite"
+    registry: Literal["file", "sql"] = "file"
+
+
+class MLflowSettings(_Frozen):
+    """Tracking backend; `null` means the profile's default (SQLite under data_dir)."""
+
+    tracking_uri: str | None = None
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    experiment_prefix: str = "smap"
+
+
+class OptunaSettings(_Frozen):
+    storage: Literal["sqlite", "postgres"] = "sqlite"
+    study_prefix: str = "smap"
+
+
+class SimulatorSettings(_Frozen):
+    preset: Literal["quick", "small", "default"] = "quick"
+    seed: int = 42
+    start_date: str = Field("2026-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
+
+
+class TrainingSettings(_Frozen):
+    seed: int = 42
+    trials: int = Field(20, ge=1)
+    timeout_seconds: float | None = Field(None, gt=0)
+    promote_margin: float = Field(0.0, ge=0)
+    families: tuple[str, ...] | None = None
+
+
+class Settings(_Frozen):
+    profile: Literal["local", "services"] = "local"
+    telemetry: bool = False  # opt in to MLflow / BentoML / Evidently usage telemetry
+    data_dir: Path = Path(".smap")
+    warehouse: WarehouseSettings = WarehouseSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    redis: RedisSettings = RedisSettings()
+    feast: FeastSettings = FeastSettings()
+    mlflow: MLflowSettings = MLflowSettings()
+    optuna: OptunaSettings = OptunaSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+    training: TrainingSettings = TrainingSettings()
+
+    @property
+    def root(self) -> Path:
+        return self.data_dir.resolve()
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.root / "warehouse"
+
+    @property
+    def feature_repo_dir(self) -> Path:
+        return self.root / "feature_repo"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        if self.mlflow.tracking_uri:
+            return self.mlflow.tracking_uri
+        if self.mlflow.backend == "postgres":
+            return self.postgres.sqlalchemy_url()
+        return f"sqlite:///{self.root / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> str:
+        return (self.root / "mlartifacts").as_uri()
+
+    @property
+    def optuna_storage_url(self) -> str:
+        if self.optuna.storage == "postgres":
+            return self.postgres.sqlalchemy_url()
+        return f"sqlite:///{self.root / 'optuna.db'}"
+
+
+def expand_env(text: str, env: dict[str, str]) -> str:
+    """Fill `${VAR}` and `${VAR:-default}`; an unset VAR without default is an error."""
+
+    def fill(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"config error: ${{{name}}} is used in the profile but not set")
+
+    return _ENV_PATTERN.sub(fill, text)
+
+
+def _apply_env_overrides(raw: dict, env: dict[str, str]) -> dict:
+    for key, value in env.items():
+        if not key.startswith("SMAP_") or key in _RESERVED_ENV:
+            continue
+        path = key[len("SMAP_") :].lower().split("__")
+        node = raw
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[path[-1]] = yaml.safe_load(value) if value != "" else value
+    return raw
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "<root>"
+    detail = first["msg"]
+    if first["type"] == "extra_forbidden":
+        detail = "unknown key"
+    got = first.get("input")
+    suffix = f" (got {got!r})" if got is not None and first["type"] != "extra_forbidden" else ""
+    more = f" [+{len(err.errors()) - 1} more]" if len(err.errors()) > 1 else ""
+    return f"config error in {source}: {where}: {detail}{suffix}{more}"
+
+
+def profile_path(profile: str) -> Path:
+    if profile not in PROFILES:
+        raise ConfigError(
+            f"config error: SMAP_PROFILE={profile!r} is not a profile "
+            f"(choose {', '.join(PROFILES)})"
+        )
+    return CONFIG_DIR / f"{profile}.yaml"
+
+
+def load_settings(
+    profile: str | None = None, path: Path | None = None, env: dict[str, str] | None = None
+) -> Settings:
+    """Load the active profile (default `local`, or `SMAP_PROFILE`) with env overrides applied."""
+    env = dict(os.environ if env is None else env)
+    if path is None:
+        path = Path(env["SMAP_CONFIG"]) if "SMAP_CONFIG" in env else None
+    if path is None:
+        path = profile_path(profile or env.get("SMAP_PROFILE", "local"))
+    if not path.is_file():
+        raise ConfigError(f"config error: profile file {path} does not exist")
+    try:
+        raw = yaml.safe_load(expand_env(path.read_text(), env)) or {}
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" line {line + 1}" if line is not None else ""
+        raise ConfigError(f"config error in {path.name}{where}: not valid YAML") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config error in {path.name}: top level must be a mapping")
+    if "password" in (raw.get("postgres") or {}):
+        raise ConfigError(
+            f"config error in {path.name}: postgres.password: secrets come only from the "
+            "environment (SMAP_POSTGRES__PASSWORD)"
+        )
+    raw = _apply_env_overrides(raw, env)
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, path.name)) from None
+
+
+def telemetry_env(opt_in: bool = False) -> dict[str, str]:
+    """Environment that keeps MLflow, BentoML and Evidently from sending usage data."""
+    if opt_in:
+        return {}
+    return {
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "BENTOML_DO_NOT_TRACK": "True",
+        "EVIDENTLY_DISABLE_TELEMETRY": "1",
+    }

@@ -1,0 +1,39 @@
+"""One versioned feature service per model: training and serving both read through it."""
+
+from __future__ import annotations
+
+from feast import FeatureService, FeatureView
+
+from feature_repo.feature_views import post_request_features
+
+
+def build_feature_services(views: dict[str, FeatureView]) -> dict[str, FeatureService]:
+    user, post, tags = views["user_engagement"], views["post_context"], views["hashtag_momentum"]
+    post_inputs = [user, post, post_request_features]
+    return {
+        "engagement_v1": FeatureService(
+            name="engagement_v1",
+            features=post_inputs,
+            description="Engagement rate of a post over its first 7 days.",
+        ),
+        "virality_v1": FeatureService(
+            name="virality_v1",
+            features=post_inputs,
+            description="Whether a post lands in the top share-rate tail.",
+        ),
+        "churn_v1": FeatureService(
+            name="churn_v1",
+            features=[user],
+            description="Whether an account goes quiet for the next 28 days.",
+        ),
+        "trend_v1": FeatureService(
+            name="trend_v1",
+            features=[tags],
+            description="Daily hashtag usage 1..30 days ahead.",
+        ),
+        "segmentation_v1": FeatureService(
+            name="segmentation_v1",
+            features=[user],
+            description="Behavioural user segments (k-means).",
+        ),
+    }

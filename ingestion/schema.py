@@ -1,0 +1,280 @@
+"""Table schemas shared by the simulator, CSV import, ETL and both warehouse backends.
+
+One dict per table (column -> logical type) so that Parquet dtypes, PostgreSQL DDL and
+validation all read the same definition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+# logical type -> (pandas dtype, PostgreSQL type)
+TYPES: dict[str, tuple[str, str]] = {
+    "int": ("int64", "BIGINT"),
+    "nint": ("Int64", "BIGINT"),
+    "float": ("float64", "DOUBLE PRECISION"),
+    "bool": ("bool", "BOOLEAN"),
+    "str": ("object", "TEXT"),
+    "ts": ("datetime64[ns, UTC]", "TIMESTAMPTZ"),
+    "date": ("datetime64[ns]", "DATE"),
+}
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: dict[str, str]
+    key: tuple[str, ...] = ()
+    partition: str | None = None  # date column that ETL replaces partition by partition
+    indexes: tuple[str, ...] = field(default_factory=tuple)
+
+    def conform(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Return `df` with exactly this table's columns, in order, with their dtypes."""
+        missing = [c for c in self.columns if c not in df.columns]
+        if missing:
+            raise ValueError(f"table {self.name}: missing column(s) {', '.join(missing)}")
+        out = df.loc[:, list(self.columns)].copy()
+        for col, kind in self.columns.items():
+            dtype = TYPES[kind][0]
+            if kind == "ts":
+                out[col] = pd.to_datetime(out[col], utc=True).astype("datetime64[ns, UTC]")
+            elif kind == "date":
+                out[col] = pd.to_datetime(out[col]).dt.tz_localize(None).dt.normalize()
+                out[col] = out[col].astype("datetime64[ns]")
+            elif kind == "str":
+                out[col] = out[col].astype("object")
+            else:
+                out[col] = out[col].astype(dtype)
+        return out.reset_index(drop=True)
+
+
+def _t(name, columns, key=(), partition=None, indexes=()):
+    return Table(name, columns, tuple(key), partition, tuple(indexes))
+
+
+RAW_TABLES: dict[str, Table] = {
+    t.name: t
+    for t in [
+        _t(
+            "users",
+            {
+                "user_id": "int",
+                "username": "str",
+                "created_at": "ts",
+                "country": "str",
+                "account_type": "str",
+                "is_verified": "bool",
+            },
+            key=["user_id"],
+        ),
+        _t(
+            "content_posts",
+            {
+                "post_id": "int",
+                "user_id": "int",
+                "created_at": "ts",
+                "post_type": "str",
+                "category": "str",
+                "caption": "str",
+                "hashtags": "str",
+                "campaign_id": "nint",
+                "is_paid": "bool",
+                "reach": "int",
+                "impressions": "int",
+                "likes": "int",
+                "comments": "int",
+                "shares": "int",
+                "saves": "int",
+            },
+            key=["post_id"],
+            indexes=["user_id", "created_at"],
+        ),
+        _t(
+            "comments",
+            {
+                "comment_id": "int",
+                "post_id": "int",
+                "user_id": "int",
+                "created_at": "ts",
+                "sentiment": "float",
+            },
+            key=["comment_id"],
+            indexes=["post_id", "user_id"],
+        ),
+        _t(
+            "likes",
+            {"post_id": "int", "user_id": "int", "created_at": "ts"},
+            indexes=["post_id", "user_id"],
+        ),
+        _t(
+            "follows",
+            {"follower_id": "int", "followee_id": "int", "created_at": "ts"},
+            key=["follower_id", "followee_id"],
+            indexes=["followee_id"],
+        ),
+        _t(
+            "hashtags",
+            {"hashtag_id": "int", "tag": "str", "category": "str"},
+            key=["hashtag_id"],
+        ),
+        _t(
+            "post_hashtags",
+            {"post_id": "int", "hashtag_id": "int"},
+            key=["post_id", "hashtag_id"],
+            indexes=["hashtag_id"],
+        ),
+        _t(
+            "campaigns",
+            {
+                "campaign_id": "int",
+                "user_id": "int",
+                "name": "str",
+                "objective": "str",
+                "start_date": "date",
+                "end_date": "date",
+                "budget": "float",
+            },
+            key=["campaign_id"],
+        ),
+    ]
+}
+
+TRUTH_TABLES: dict[str, Table] = {
+    t.name: t
+    for t in [
+        _t(
+            "truth_posts",
+            {
+                "post_id": "int",
+                "expected_engagement_rate": "float",
+                "expected_share_rate": "float",
+            },
+            key=["post_id"],
+        ),
+        _t(
+            "truth_users",
+            {
+                "user_id": "int",
+                "churn_hazard": "float",
+                "disengage_day": "int",
+                "churn_day": "int",
+                "daily_active_prob": "float",
+            },
+            key=["user_id"],
+        ),
+        _t(
+            "truth_hashtag_daily",
+            {"hashtag_id": "int", "date": "date", "expected_usage": "float"},
+            key=["hashtag_id", "date"],
+        ),
+    ]
+}
+
+ANALYTICS_TABLES: dict[str, Table] = {
+    t.name: t
+    for t in [
+        _t(
+            "user_engagement_metrics",
+            {
+                "user_id": "int",
+                "date": "date",
+                "event_timestamp": "ts",
+                "followers": "int",
+                "follower_growth_7d": "int",
+                "posts_7d": "int",
+                "posts_28d": "int",
+                "engagement_rate_28d": "float",
+                "engagement_rate_7d": "float",
+                "avg_reach_28d": "float",
+                "active_days_7d": "int",
+                "active_days_28d": "int",
+                "days_since_last_activity": "int",
+                "days_since_last_post": "int",
+                "likes_given_28d": "int",
+                "comments_given_28d": "int",
+                "account_age_days": "int",
+            },
+            key=["user_id", "date"],
+            partition="date",
+            indexes=["event_timestamp"],
+        ),
+        _t(
+            "content_performance_metrics",
+            {
+                "post_id": "int",
+                "user_id": "int",
+                "created_at": "ts",
+                "date": "date",
+                "post_type": "str",
+                "category": "str",
+                "reach": "int",
+                "interactions": "int",
+                "engagement_rate": "float",
+                "share_rate": "float",
+                "avg_sentiment": "float",
+                "label_available_at": "ts",
+            },
+            key=["post_id"],
+            partition="date",
+            indexes=["created_at"],
+        ),
+        _t(
+            "post_features",
+            {
+                "post_id": "int",
+                "user_id": "int",
+                "event_timestamp": "ts",
+                "date": "date",
+                "post_type": "str",
+                "category": "str",
+                "is_paid": "int",
+                "has_campaign": "int",
+                "hashtag_momentum_mean": "float",
+                "hashtag_momentum_max": "float",
+                "hashtag_popularity_mean": "float",
+                "author_followers": "int",
+                "posted_at": "int",
+                "caption": "str",
+                "hashtags": "str",
+            },
+            key=["post_id"],
+            partition="date",
+            indexes=["event_timestamp"],
+        ),
+        _t(
+            "hashtag_daily",
+            {
+                "hashtag_id": "int",
+                "date": "date",
+                "event_timestamp": "ts",
+                "usage": "int",
+                "engagement": "int",
+                "usage_lag_1": "float",
+                "usage_lag_7": "float",
+                "usage_mean_7d": "float",
+                "usage_mean_28d": "float",
+                "trend_score": "float",
+                "dow": "int",
+            },
+            key=["hashtag_id", "date"],
+            partition="date",
+            indexes=["event_timestamp"],
+        ),
+        _t(
+            "user_activity",
+            {
+                "user_id": "int",
+                "date": "date",
+                "posts": "int",
+                "likes_given": "int",
+                "comments_given": "int",
+            },
+            key=["user_id", "date"],
+            partition="date",
+        ),
+    ]
+}
+
+ALL_TABLES: dict[str, Table] = {**RAW_TABLES, **TRUTH_TABLES, **ANALYTICS_TABLES}

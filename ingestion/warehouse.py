@@ -1,0 +1,279 @@
+"""Where tables live: Parquet files (local profile) or a PostgreSQL schema (services profile).
+
+Every write is all-or-nothing: Parquet is written to a temporary file and renamed over the
+old one; PostgreSQL writes run in one transaction (DDL, DELETE and COPY together).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+
+from configs.settings import PostgresSettings, Settings
+from ingestion.schema import ALL_TABLES, TYPES, Table
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse that cannot be reached or a table that cannot be read."""
+
+
+class Warehouse(Protocol):
+    def write(self, table: Table, df: pd.DataFrame) -> int: ...
+    def write_many(self, tables: Sequence[tuple[Table, pd.DataFrame]]) -> dict[str, int]: ...
+    def replace_partitions(self, table: Table, df: pd.DataFrame) -> int: ...
+    def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame: ...
+    def exists(self, name: str) -> bool: ...
+
+
+class ParquetWarehouse:
+    """One Parquet file per table under `root`."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def path(self, name: str) -> Path:
+        return self.root / f"{name}.parquet"
+
+    def exists(self, name: str) -> bool:
+        return self.path(name).is_file()
+
+    def write(self, table: Table, df: pd.DataFrame) -> int:
+        frame = table.conform(df)
+        self.root.mkdir(parents=True, exist_ok=True)
+        target = self.path(table.name)
+        tmp = target.with_suffix(f".parquet.tmp-{os.getpid()}")
+        try:
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return len(frame)
+
+    def write_many(self, tables: Sequence[tuple[Table, pd.DataFrame]]) -> dict[str, int]:
+        """Replace several tables as one change: every file is staged before any is swapped in,
+        and a failed swap puts back the tables already replaced, so a failure changes nothing."""
+        frames = [(table, table.conform(df)) for table, df in tables]
+        self.root.mkdir(parents=True, exist_ok=True)
+        staged: dict[str, Path] = {}
+        try:
+            for table, frame in frames:
+                staged[table.name] = self.path(table.name).with_suffix(
+                    f".parquet.tmp-{os.getpid()}"
+                )
+                frame.to_parquet(staged[table.name], index=False)
+            self._swap_in(staged)
+        finally:
+            for tmp in staged.values():
+                tmp.unlink(missing_ok=True)
+        return {table.name: len(frame) for table, frame in frames}
+
+    def _swap_in(self, staged: dict[str, Path]) -> None:
+        """Rename staged files over their tables, keeping hard-linked backups to roll back to."""
+        backups: list[Path] = []
+        replaced: list[tuple[Path, Path | None]] = []
+        try:
+            for name, tmp in staged.items():
+                target, backup = self.path(name), None
+                if target.exists():
+                    backup = target.with_suffix(f".parquet.bak-{os.getpid()}")
+                    backup.unlink(missing_ok=True)
+                    os.link(target, backup)
+                    backups.append(backup)
+                os.replace(tmp, target)
+                replaced.append((target, backup))
+        except BaseException:
+            for target, backup in reversed(replaced):
+                if backup is None:
+                    target.unlink(missing_ok=True)
+                else:
+                    os.replace(backup, target)
+            raise
+        finally:
+            for backup in backups:
+                backup.unlink(missing_ok=True)
+
+    def replace_partitions(self, table: Table, df: pd.DataFrame) -> int:
+        frame = table.conform(df)
+        if self.exists(table.name):
+            old = self.read(table.name)
+            old = old[~old[table.partition].isin(frame[table.partition].unique())]
+            frame = pd.concat([old, frame], ignore_index=True) if len(old) else frame
+        self.write(table, frame)
+        return len(df)
+
+    def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        if not self.exists(name):
+            raise WarehouseError(f"table {name} does not exist in {self.root} (run `smap ingest`)")
+        return pd.read_parquet(self.path(name), columns=columns)
+
+
+class PostgresWarehouse:
+    """Tables with primary keys and indexes in one schema, bulk loaded with COPY."""
+
+    def __init__(self, pg: PostgresSettings):
+        self.pg = pg
+        self.schema = pg.db_schema
+        self._database_ready = False
+
+    def connect(self):
+        import psycopg2
+
+        if not self._database_ready:
+            ensure_database(self.pg)
+            self._database_ready = True
+        try:
+            return psycopg2.connect(self.pg.dsn(), connect_timeout=5)
+        except psycopg2.OperationalError as exc:
+            raise WarehouseError(_pg_unreachable(self.pg, exc)) from None
+
+    def _ddl(self, table: Table) -> list[str]:
+        cols = ", ".join(f'"{c}" {TYPES[k][1]}' for c, k in table.columns.items())
+        key = f", PRIMARY KEY ({', '.join(table.key)})" if table.key else ""
+        stmts = [
+            f"CREATE SCHEMA IF NOT EXISTS {self.schema}",
+            f"CREATE TABLE IF NOT EXISTS {self.schema}.{table.name} ({cols}{key})",
+        ]
+        for col in table.indexes + ((table.partition,) if table.partition else ()):
+            stmts.append(
+                f"CREATE INDEX IF NOT EXISTS {table.name}_{col}_idx "
+                f"ON {self.schema}.{table.name} ({col})"
+            )
+        return stmts
+
+    def _copy(self, cur, table: Table, frame: pd.DataFrame) -> None:
+        buf = io.StringIO()
+        out = frame.copy()
+        for col, kind in table.columns.items():
+            if kind == "ts":
+                out[col] = out[col].dt.strftime("%Y-%m-%d %H:%M:%S.%f+00")
+            elif kind == "date":
+                out[col] = out[col].dt.strftime("%Y-%m-%d")
+        out.to_csv(buf, index=False, header=False, na_rep="\\N")
+        buf.seek(0)
+        cols = ", ".join(f'"{c}"' for c in table.columns)
+        cur.copy_expert(
+            f"COPY {self.schema}.{table.name} ({cols}) FROM STDIN WITH (FORMAT csv, NULL '\\N')",
+            buf,
+        )
+
+    def write(self, table: Table, df: pd.DataFrame) -> int:
+        frame = table.conform(df)
+        with self.connect() as conn, conn.cursor() as cur:
+            for stmt in self._ddl(table):
+                cur.execute(stmt)
+            cur.execute(f"TRUNCATE {self.schema}.{table.name}")
+            self._copy(cur, table, frame)
+        conn.close()
+        return len(frame)
+
+    def write_many(self, tables: Sequence[tuple[Table, pd.DataFrame]]) -> dict[str, int]:
+        """Replace several tables in ONE transaction (DDL, TRUNCATE and COPY for all of them),
+        so a failure on any table leaves every table as it was."""
+        frames = [(table, table.conform(df)) for table, df in tables]
+        conn = self.connect()
+        try:
+            with conn, conn.cursor() as cur:
+                for table, frame in frames:
+                    for stmt in self._ddl(table):
+                        cur.execute(stmt)
+                    cur.execute(f"TRUNCATE {self.schema}.{table.name}")
+                    self._copy(cur, table, frame)
+        finally:
+            conn.close()
+        return {table.name: len(frame) for table, frame in frames}
+
+    def replace_partitions(self, table: Table, df: pd.DataFrame) -> int:
+        frame = table.conform(df)
+        dates = sorted({d.date() for d in frame[table.partition]})
+        with self.connect() as conn, conn.cursor() as cur:
+            for stmt in self._ddl(table):
+                cur.execute(stmt)
+            cur.execute(
+                f"DELETE FROM {self.schema}.{table.name} WHERE {table.partition} = ANY(%s)",
+                (dates,),
+            )
+            self._copy(cur, table, frame)
+        conn.close()
+        return len(frame)
+
+    def exists(self, name: str) -> bool:
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT to_regclass(%s)", (f"{self.schema}.{name}",))
+            found = cur.fetchone()[0] is not None
+        conn.close()
+        return found
+
+    def execute(self, sql: str) -> None:
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(sql)
+        conn.close()
+
+    def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        if not self.exists(name):
+            raise WarehouseError(
+                f"table {self.schema}.{name} does not exist in PostgreSQL (run `smap ingest`)"
+            )
+        table = ALL_TABLES.get(name)
+        cols = columns or (list(table.columns) if table else None)
+        select = ", ".join(f'"{c}"' for c in cols) if cols else "*"
+        buf = io.StringIO()
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.copy_expert(
+                f"COPY (SELECT {select} FROM {self.schema}.{name}) TO STDOUT WITH CSV HEADER", buf
+            )
+        conn.close()
+        buf.seek(0)
+        frame = pd.read_csv(buf, keep_default_na=False, na_values=[""])
+        if table is None:
+            return frame
+        for col in frame.columns:
+            kind = table.columns.get(col)
+            if kind == "ts":
+                frame[col] = pd.to_datetime(frame[col], utc=True, format="ISO8601")
+            elif kind == "date":
+                frame[col] = pd.to_datetime(frame[col])
+            elif kind == "bool":
+                frame[col] = frame[col].map({"t": True, "f": False, True: True, False: False})
+            elif kind == "str":
+                frame[col] = frame[col].fillna("").astype("object")
+            elif kind is not None:
+                frame[col] = frame[col].astype(TYPES[kind][0])
+        return frame
+
+
+def _pg_unreachable(pg: PostgresSettings, exc: Exception) -> str:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"PostgreSQL at {pg.host}:{pg.port} is not reachable: {reason}"
+
+
+def ensure_database(pg: PostgresSettings) -> None:
+    """Create the profile's database on first use (the server must already be running)."""
+    import psycopg2
+
+    try:
+        conn = psycopg2.connect(pg.dsn("postgres"), connect_timeout=5)
+    except psycopg2.OperationalError as exc:
+        raise WarehouseError(_pg_unreachable(pg, exc)) from None
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (pg.database,))
+        if cur.fetchone() is None:
+            cur.execute(f'CREATE DATABASE "{pg.database}"')
+    conn.close()
+
+
+def open_warehouse(settings: Settings) -> Warehouse:
+    """The profile's warehouse, picked by `warehouse.type`."""
+    kinds = {
+        "parquet": lambda: ParquetWarehouse(settings.warehouse_dir),
+        "postgres": lambda: PostgresWarehouse(settings.postgres),
+    }
+    warehouse = kinds[settings.warehouse.type]()
+    if isinstance(warehouse, PostgresWarehouse):
+        warehouse.connect().close()  # fail fast, before any long job starts
+    return warehouse

@@ -1,0 +1,210 @@
+"""The `smap` command line: thin wrappers over the flows, one clear line on any error."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from configs.settings import ConfigError, Settings, load_settings, telemetry_env
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="smap: train, serve and monitor social-media engagement models.",
+)
+config_app = typer.Typer(no_args_is_help=True, help="Inspect the effective configuration.")
+features_app = typer.Typer(no_args_is_help=True, help="Feast feature store: apply and materialize.")
+ingest_app = typer.Typer(
+    help="ETL raw tables into analytics tables, or load your own export.",
+    invoke_without_command=True,
+)
+app.add_typer(config_app, name="config")
+app.add_typer(features_app, name="features")
+app.add_typer(ingest_app, name="ingest")
+out = Console()
+
+Profile = Annotated[
+    str | None,
+    typer.Option(
+        "--profile", "-p", help="Config profile (local | services); default SMAP_PROFILE or local."
+    ),
+]
+
+
+def settings_for(profile: str | None) -> Settings:
+    settings = load_settings(profile)
+    for key, value in telemetry_env(settings.telemetry).items():
+        os.environ.setdefault(key, value)
+    return settings
+
+
+def print_counts(title: str, counts: dict[str, object]) -> None:
+    table = Table(title=title)
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    for key, value in counts.items():
+        table.add_row(key, str(value))
+    out.print(table)
+
+
+@config_app.command("show")
+def config_show(profile: Profile = None) -> None:
+    """Print the effective configuration (profile + env overrides); secrets are masked."""
+    settings = settings_for(profile)
+    data = json.loads(settings.model_dump_json())
+    data["resolved"] = {
+        "data_dir": str(settings.root),
+        "mlflow_tracking_uri": settings.mlflow_tracking_uri.replace(
+            settings.postgres.password.get_secret_value() or "\0", "***"
+        ),
+        "optuna_storage": settings.optuna_storage_url.replace(
+            settings.postgres.password.get_secret_value() or "\0", "***"
+        ),
+    }
+    out.print(yaml.safe_dump(data, sort_keys=False), end="")
+
+
+@app.command()
+def simulate(
+    profile: Profile = None,
+    preset: Annotated[str | None, typer.Option(help="quick | small | default")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default from config).")] = None,
+    shift_at: Annotated[
+        int | None,
+        typer.Option("--shift-at", help="Day index from which behaviour changes (drift)."),
+    ] = None,
+) -> None:
+    """Generate a seeded social platform into the raw and truth tables."""
+    from ingestion.simulator import PRESETS
+    from pipelines import flows
+
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"--preset: unknown preset {preset!r} (choose {', '.join(PRESETS)})")
+    settings = settings_for(profile)
+    counts = flows.simulate(settings, preset=preset, seed=seed, shift_at=shift_at)
+    print_counts(f"simulated ({settings.profile})", counts)
+
+
+@ingest_app.callback()
+def ingest(
+    ctx: typer.Context,
+    profile: Profile = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only replace partitions from this date (YYYY-MM-DD).")
+    ] = None,
+) -> None:
+    """Run the ETL (raw -> analytics tables); idempotent per date partition."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = profile
+        return
+    from pipelines import flows
+
+    settings = settings_for(profile)
+    print_counts(f"ingested ({settings.profile})", flows.ingest(settings, since=since))
+
+
+@ingest_app.command("csv")
+def ingest_csv(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet export of your posts.")],
+    mapping: Annotated[
+        Path | None, typer.Option(help="YAML column mapping (see configs/mappings/).")
+    ] = None,
+    profile: Profile = None,
+) -> None:
+    """Load your own post export into the raw tables (rejects go to a file with reasons)."""
+    from pipelines import flows
+
+    if not path.is_file():
+        raise ValueError(f"path: {path} does not exist")
+    settings = settings_for(profile or ctx.obj)
+    result = flows.ingest_csv(settings, path, mapping)
+    print_counts(f"imported {path.name}", {k: v for k, v in vars(result).items()})
+
+
+@features_app.command("apply")
+def features_apply(profile: Profile = None) -> None:
+    """Register entities, feature views and feature services in the Feast registry."""
+    from pipelines import flows
+
+    settings = settings_for(profile)
+    names = flows.apply_features(settings)
+    project = settings.feast.project
+    out.print(f"applied {len(names)} Feast objects to project {project}: {', '.join(names)}")
+
+
+@features_app.command("materialize")
+def features_materialize(profile: Profile = None) -> None:
+    """Load the latest feature values into the online store (incremental after the first run)."""
+    from pipelines import flows
+
+    settings = settings_for(profile)
+    print_counts("materialized (source rows)", flows.materialize_features(settings))
+
+
+@app.command()
+def demo(
+    profile: Profile = None,
+    preset: Annotated[
+        str | None, typer.Option(help="Simulator preset (default from config).")
+    ] = None,
+) -> None:
+    """Run the main job end to end on the active profile."""
+    from pipelines import flows
+
+    settings = settings_for(profile)
+    result = flows.demo(settings, preset=preset)
+    summary = {
+        "profile": settings.profile,
+        "data_dir": str(settings.root),
+        "posts simulated": result["simulate"]["content_posts"],
+        "analytics rows": sum(result["ingest"].values()),
+        "feast objects": len(result["apply"]),
+        "materialized source rows": sum(result["materialize"].values()),
+        "seconds": result["seconds"],
+    }
+    print_counts("smap demo", summary)
+
+
+def _error_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI and turn known failures into one line and exit code 1."""
+    from feature_repo.store import OnlineStoreUnreachable
+    from ingestion.warehouse import WarehouseError
+
+    known = (ConfigError, WarehouseError, OnlineStoreUnreachable, ValueError, FileNotFoundError)
+    try:
+        app(args=argv, prog_name="smap", standalone_mode=False)
+    except known as exc:
+        print(f"error: {_error_line(exc)}", file=sys.stderr)
+        return 1
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        return 130
+    except Exception as exc:
+        # usage errors of typer's bundled click carry their own message and exit code
+        if callable(getattr(exc, "show", None)) and isinstance(
+            getattr(exc, "exit_code", None), int
+        ):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Flows wire stages: each is a short list of calls on a typed Settings, returning references."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from configs.settings import Settings
+from pipelines.progress import steps
+
+
+@dataclass(frozen=True)
+class Throughput:
+    rows: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("inf")
+
+
+def simulate(
+    settings: Settings,
+    preset: str | None = None,
+    seed: int | None = None,
+    shift_at: int | None = None,
+) -> dict[str, int]:
+    """Generate a platform and write its raw and truth tables to the warehouse."""
+    from ingestion.schema import ALL_TABLES
+    from ingestion.simulator import simulate as generate
+    from ingestion.warehouse import open_warehouse
+
+    warehouse = open_warehouse(settings)  # fails fast when the warehouse is unreachable
+    sim = settings.simulator
+    with steps("simulate", 11) as tick:
+        tables = generate(
+            preset or sim.preset,
+            seed if seed is not None else sim.seed,
+            sim.start_date,
+            shift_at,
+            progress=tick,
+        )
+    counts = {}
+    with steps("write raw tables", len(tables)) as tick:
+        for name, frame in tables.items():
+            counts[name] = warehouse.write(ALL_TABLES[name], frame)
+            tick(name)
+    return counts
+
+
+def ingest(settings: Settings, since: str | None = None) -> dict[str, int]:
+    """Run the ETL: raw tables -> analytics tables, replacing date partitions from `since`."""
+    from ingestion.etl import ANALYTICS_TABLES, run_etl
+    from ingestion.warehouse import open_warehouse
+
+    start = pd.Timestamp(since) if since else None
+    with steps("ingest", len(ANALYTICS_TABLES) + 1) as tick:
+        return run_etl(open_warehouse(settings), since=start, progress=tick)
+
+
+def ingest_csv(settings: Settings, path: Path, mapping: Path | None):
+    """Load a user's own post export into the raw tables (all-or-nothing per file)."""
+    from ingestion.csv_import import import_posts
+    from ingestion.warehouse import open_warehouse
+
+    return import_posts(path, mapping, open_warehouse(settings), settings.root / "rejects")
+
+
+def apply_features(settings: Settings) -> list[str]:
+    """Register the Feast definitions for the active profile."""
+    from feature_repo.store import apply
+
+    return apply(settings)
+
+
+def materialize_features(settings: Settings, end: datetime | None = None) -> dict[str, int]:
+    """Load the online store (first run: whole history; later runs: incremental)."""
+    from feature_repo.store import check_online_store, materialize, open_store
+
+    check_online_store(settings)
+    n_views = len(open_store(settings).list_feature_views())
+    with steps("materialize", n_views) as tick:
+        return materialize(settings, end=end, progress=tick)
+
+
+def demo(settings: Settings, preset: str | None = None) -> dict[str, object]:
+    """The main job on the active profile: simulate -> ingest -> apply -> materialize."""
+    timings: dict[str, object] = {}
+    t0 = time.perf_counter()
+    timings["simulate"] = simulate(settings, preset=preset)
+    timings["ingest"] = ingest(settings)
+    timings["apply"] = apply_features(settings)
+    timings["materialize"] = materialize_features(settings)
+    timings["seconds"] = round(time.perf_counter() - t0, 1)
+    return timings

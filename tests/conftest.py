@@ -1,0 +1,104 @@
+"""Shared fixtures: profiles pointed at temporary folders, fresh PostgreSQL databases, Redis.
+
+Integration tests need the real PostgreSQL and Redis on 127.0.0.1. Under CI=true an
+unreachable service fails the run; elsewhere those tests are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+for _key, _value in {
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "BENTOML_DO_NOT_TRACK": "True",
+    "EVIDENTLY_DISABLE_TELEMETRY": "1",
+}.items():
+    os.environ[_key] = _value
+
+PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"required service unavailable under CI=true: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """No test inherits a developer's SMAP_* variables or writes into the checkout."""
+    for key in list(os.environ):
+        if key.startswith("SMAP_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("SMAP_DATA_DIR", str(tmp_path / "smap"))
+
+
+@pytest.fixture
+def pg_database():
+    """A fresh PostgreSQL database, dropped after the test."""
+    import psycopg2
+
+    try:
+        admin = psycopg2.connect(PG_ADMIN_DSN)
+    except psycopg2.OperationalError as exc:
+        _unavailable(f"PostgreSQL on 127.0.0.1:5432: {exc}")
+    admin.autocommit = True
+    name = f"smap_test_{uuid.uuid4().hex[:10]}"
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture
+def redis_online():
+    """Redis on 127.0.0.1:6379 (tests use a unique Feast project and clean their keys)."""
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as exc:
+        _unavailable(f"Redis on 127.0.0.1:6379: {exc}")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def local_settings(tmp_path: Path):
+    from configs.settings import load_settings
+
+    return load_settings("local", env={"SMAP_DATA_DIR": str(tmp_path / "smap")})
+
+
+@pytest.fixture
+def services_settings(tmp_path: Path, pg_database: str, redis_online):
+    from configs.settings import load_settings
+
+    project = f"t{uuid.uuid4().hex[:10]}"
+    settings = load_settings(
+        "services",
+        env={
+            "SMAP_DATA_DIR": str(tmp_path / "smap"),
+            "SMAP_DATABASE": pg_database,
+            "SMAP_FEAST__PROJECT": project,
+        },
+    )
+    yield settings
+    for key in redis_online.scan_iter(match=b"*" + project.encode() + b"*", count=1000):
+        redis_online.delete(key)
+
+
+@pytest.fixture(params=["local", "services"])
+def any_settings(request: pytest.FixtureRequest):
+    """Run a test on both profiles."""
+    name = "local_settings" if request.param == "local" else "services_settings"
+    return request.getfixturevalue(name)

@@ -1,0 +1,46 @@
+"""The CLI turns bad input into one line on stderr and a non-zero exit."""
+
+from pipelines.cli import main
+
+
+def test_help_works_for_every_command(capsys):
+    for argv in (
+        ["--help"],
+        ["simulate", "--help"],
+        ["ingest", "--help"],
+        ["ingest", "csv", "--help"],
+        ["features", "apply", "--help"],
+        ["features", "materialize", "--help"],
+        ["config", "show", "--help"],
+        ["demo", "--help"],
+    ):
+        assert main(argv) == 0, argv
+
+
+def test_config_show_prints_effective_values(capsys, monkeypatch):
+    monkeypatch.setenv("SMAP_REDIS__PORT", "6391")
+    assert main(["config", "show"]) == 0
+    assert "port: 6391" in capsys.readouterr().out
+
+
+def test_bad_config_value_is_one_line(capsys, monkeypatch):
+    monkeypatch.setenv("SMAP_FEAST__ONLINE_STORE", "mongo")
+    assert main(["config", "show"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: config error") and "feast.online_store" in err
+    assert "\n" not in err and "Traceback" not in err
+
+
+def test_unknown_preset_is_one_line(capsys):
+    assert main(["simulate", "--preset", "huge"]) == 1
+    assert "--preset" in capsys.readouterr().err
+
+
+def test_ingest_before_simulate_says_what_to_run(capsys):
+    assert main(["ingest"]) == 1
+    err = capsys.readouterr().err
+    assert "raw table" in err and "smap simulate" in err
+
+
+def test_unknown_option_is_a_usage_error(capsys):
+    assert main(["simulate", "--nope"]) == 2
