@@ -1,0 +1,571 @@
+"""Bring your own data: load a user's exported post table into the raw warehouse tables.
+
+An export (CSV or Parquet) is read through a YAML column mapping (our field -> their column),
+every row is validated on its own, and rows that cannot be loaded go to a rejects CSV with
+the reason, so one bad row never blocks a file. Post ids are hashes of the post's content
+(or of its external id), which makes re-importing the same or an overlapping export a no-op
+for rows already loaded. The four tables a post touches (users, content_posts, hashtags,
+post_hashtags) are rebuilt in memory and written with `write_many`, so a failed import
+leaves the warehouse exactly as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+import yaml
+
+from ingestion.schema import RAW_TABLES, Table
+from ingestion.simulator import POST_TYPES
+from ingestion.warehouse import Warehouse
+
+REQUIRED_FIELDS = ("timestamp", "type", "category", "reach", "likes", "comments", "shares")
+OPTIONAL_FIELDS = ("account", "hashtags", "paid", "text", "saves", "impressions", "post_id")
+MAPPING_KEYS = ("columns", "timestamp_format", "timezone", "default_account")
+POST_TABLES = ("users", "content_posts", "hashtags", "post_hashtags")
+
+# Names other platforms use for our five post types (compared lower-case, '_' for ' ' and '-').
+TYPE_SYNONYMS = {
+    **{name: name for name in POST_TYPES},
+    **dict.fromkeys(("photo", "picture", "pic", "img"), "image"),
+    **dict.fromkeys(("reel", "reels", "clip", "short", "shorts", "igtv"), "video"),
+    **dict.fromkeys(("status", "tweet", "note"), "text"),
+    **dict.fromkeys(("url", "article", "shared_link"), "link"),
+    **dict.fromkeys(("album", "carousel_album", "gallery", "sidecar", "multi_photo"), "carousel"),
+}
+TRUTHY = frozenset({"yes", "true", "1", "y"})
+_COUNT = re.compile(r"^[+-]?(\d+|\d{1,3}(,\d{3})+)(\.0*)?$")  # 1234, 1,234 and 12.0
+_LISTED_TAG = re.compile(r"#?(\w+)")  # a hashtags cell: "#a #b", "a, b" or "a;b"
+_TEXT_TAG = re.compile(r"#(\w+)")  # hashtags written into the caption
+_ID_MASK = (1 << 62) - 1
+
+
+class CsvImportError(ValueError):
+    """A file or mapping that cannot be imported at all; the message is one line."""
+
+
+class _Invalid(ValueError):
+    """One cell that cannot be loaded; the message says what is wrong with it."""
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    rows_duplicate: int
+    rejects_path: Path | None
+    users_added: int
+    hashtags_added: int
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """How a user's export names our fields, and how to read its timestamps."""
+
+    columns: dict[str, str] = field(default_factory=dict)
+    timestamp_format: str | None = None
+    timezone: str = "UTC"
+    default_account: str = "me"
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The export's cells as read (for the rejects file), with each row's location."""
+
+    frame: pd.DataFrame
+    rows: list[int]  # 1-based line number in a CSV, 1-based row number in a Parquet file
+    problems: list[str | None]  # rows that are broken as a whole (wrong number of fields)
+
+
+@dataclass(frozen=True)
+class _Post:
+    account: str
+    created_at: pd.Timestamp
+    post_type: str
+    category: str
+    caption: str
+    tags: tuple[str, ...]
+    is_paid: bool
+    reach: int
+    impressions: int
+    likes: int
+    comments: int
+    shares: int
+    saves: int
+    external_id: str
+
+    @property
+    def post_id(self) -> int:
+        """Same post, same id: from the platform's id when mapped, else from the content."""
+        if self.external_id:
+            return stable_id("external", self.account, self.external_id)
+        return stable_id(
+            "content", self.account, self.created_at.isoformat(), self.post_type, self.caption
+        )
+
+
+def stable_id(*parts: str) -> int:
+    """62-bit id that is the same in every process (Python's hash() is salted per process)."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & _ID_MASK
+
+
+def import_posts(
+    path: Path, mapping_path: Path | None, warehouse: Warehouse, rejects_dir: Path
+) -> ImportResult:
+    """Load one export into the raw tables; rejected rows go to `<stem>.rejects.csv`.
+
+    Raises CsvImportError (one line) when the file or mapping cannot be used at all, before
+    anything is written. Running it again is safe: posts already loaded count as duplicates.
+    """
+    mapping = load_mapping(mapping_path)
+    source = _read_source(path)
+    columns = _resolve_columns(mapping, source.frame, path.name)
+    posts, rejects = _parse_rows(source, columns, mapping)
+    existing = {name: _read_or_empty(warehouse, name) for name in POST_TABLES}
+    fresh, duplicates = _new_posts(posts, set(existing["content_posts"].post_id))
+    users, users_added = _users(existing["users"], fresh)
+    hashtags, hashtags_added = _hashtags(existing["hashtags"], fresh)
+    if fresh:
+        tables = {
+            "users": users,
+            "hashtags": hashtags,
+            "content_posts": _append(existing["content_posts"], _post_rows(fresh, users)),
+            "post_hashtags": _append(existing["post_hashtags"], _tag_rows(fresh, hashtags)),
+        }
+        warehouse.write_many(
+            [(RAW_TABLES[name], frame) for name, frame in tables.items()]
+            + _missing_tables(warehouse)
+        )
+    rejects_path = _write_rejects(source, rejects, rejects_dir / f"{path.stem}.rejects.csv")
+    return ImportResult(
+        rows_read=len(source.rows),
+        rows_loaded=len(fresh),
+        rows_rejected=len(rejects),
+        rows_duplicate=duplicates,
+        rejects_path=rejects_path,
+        users_added=users_added,
+        hashtags_added=hashtags_added,
+    )
+
+
+# --- mapping ----------------------------------------------------------------------------
+
+
+def load_mapping(path: Path | None) -> ColumnMapping:
+    """Read and check a mapping file; no file means the export already uses our names."""
+    if path is None:
+        return ColumnMapping()
+    raw = _read_yaml(path)
+    unknown = [key for key in raw if key not in MAPPING_KEYS]
+    if unknown:
+        raise CsvImportError(
+            f"{path.name}: unknown key {unknown[0]!r} (expected {', '.join(MAPPING_KEYS)})"
+        )
+    mapping = ColumnMapping(
+        columns=_mapped_columns(raw.get("columns") or {}, path.name),
+        timestamp_format=_optional_text(raw, "timestamp_format", path.name),
+        timezone=_optional_text(raw, "timezone", path.name) or "UTC",
+        default_account=_optional_text(raw, "default_account", path.name) or "me",
+    )
+    try:
+        ZoneInfo(mapping.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CsvImportError(f"{path.name}: timezone {mapping.timezone!r} is unknown") from None
+    return mapping
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CsvImportError(f"{path.name}: cannot read mapping file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise CsvImportError(f"{path.name}{where}: not valid YAML") from None
+    if not isinstance(raw, dict):
+        raise CsvImportError(f"{path.name}: top level must be a mapping of keys")
+    return raw
+
+
+def _mapped_columns(columns: Any, source: str) -> dict[str, str]:
+    if not isinstance(columns, dict):
+        raise CsvImportError(f"{source}: columns must map our field names to column names")
+    for name, column in columns.items():
+        if name not in REQUIRED_FIELDS + OPTIONAL_FIELDS:
+            known = ", ".join(REQUIRED_FIELDS + OPTIONAL_FIELDS)
+            raise CsvImportError(f"{source}: columns: unknown field {name!r} (fields: {known})")
+        if not isinstance(column, str) or not column:
+            raise CsvImportError(f"{source}: columns.{name} must be a column name")
+    return dict(columns)
+
+
+def _optional_text(raw: dict[str, Any], key: str, source: str) -> str | None:
+    value = raw.get(key)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise CsvImportError(f"{source}: {key} must be a non-empty string")
+    return value
+
+
+def _resolve_columns(mapping: ColumnMapping, frame: pd.DataFrame, source: str) -> dict[str, str]:
+    """Field -> column actually used: mapped names first, else our own name if present.
+
+    A missing required column, or an optional one the mapping names explicitly, is an
+    error for the whole file: loading it without that column would be silently wrong.
+    """
+    header = list(frame.columns)
+    resolved = {}
+    for name in REQUIRED_FIELDS + OPTIONAL_FIELDS:
+        column = mapping.columns.get(name, name)
+        if header.count(column) > 1:
+            raise CsvImportError(f"{source}: column {column!r} (field {name}) appears twice")
+        if column in header:
+            resolved[name] = column
+        elif name in REQUIRED_FIELDS:
+            raise CsvImportError(f"{source}: required column {column!r} (field {name}) is missing")
+        elif name in mapping.columns:
+            raise CsvImportError(f"{source}: mapped column {column!r} (field {name}) is missing")
+    return resolved
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def _read_source(path: Path) -> _Source:
+    readers = {".csv": _read_csv, ".parquet": _read_parquet}
+    reader = readers.get(path.suffix.lower())
+    if reader is None:
+        raise CsvImportError(f"{path.name}: unsupported file type (use .csv or .parquet)")
+    if not path.is_file():
+        raise CsvImportError(f"{path}: file not found")
+    return reader(path)
+
+
+def _read_csv(path: Path) -> _Source:
+    """Read cells as text with exact line numbers (captions may span lines).
+
+    The delimiter is the most frequent of , ; and tab in the header, because spreadsheet
+    exports in many locales use ';'. Rows with the wrong number of fields are kept (padded or
+    cut to the header) so that they can be reported, not silently shifted into other columns.
+    """
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise CsvImportError(f"{path.name}: not UTF-8 text (export it as CSV UTF-8)") from None
+    first_line = text.split("\n", 1)[0]
+    delimiter = max(",;\t", key=first_line.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = next(reader, None)
+    if not header:
+        raise CsvImportError(f"{path.name}: file is empty")
+    cells, rows, problems = [], [], []
+    while True:
+        line = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise CsvImportError(f"{path.name} line {line}: cannot be read ({exc})") from None
+        if not any(value.strip() for value in fields):
+            continue
+        cells.append((fields + [""] * len(header))[: len(header)])
+        rows.append(line)
+        problems.append(
+            None
+            if len(fields) == len(header)
+            else f"row has {len(fields)} fields, the header has {len(header)}"
+        )
+    return _Source(pd.DataFrame(cells, columns=header, dtype=object), rows, problems)
+
+
+def _read_parquet(path: Path) -> _Source:
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many types for a damaged file
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CsvImportError(f"{path.name}: cannot be read as Parquet ({reason})") from None
+    frame = frame.reset_index(drop=True)
+    return _Source(frame, list(range(1, len(frame) + 1)), [None] * len(frame))
+
+
+def _read_or_empty(warehouse: Warehouse, name: str) -> pd.DataFrame:
+    table = RAW_TABLES[name]
+    return warehouse.read(name) if warehouse.exists(name) else _empty(table)
+
+
+def _empty(table: Table) -> pd.DataFrame:
+    return table.conform(pd.DataFrame({column: [] for column in table.columns}))
+
+
+def _missing_tables(warehouse: Warehouse) -> list[tuple[Table, pd.DataFrame]]:
+    """Empty versions of the other raw tables, so that the ETL can run on imported data."""
+    return [
+        (table, _empty(table))
+        for name, table in RAW_TABLES.items()
+        if name not in POST_TABLES and not warehouse.exists(name)
+    ]
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+def _parse_rows(
+    source: _Source, columns: dict[str, str], mapping: ColumnMapping
+) -> tuple[list[_Post], dict[int, str]]:
+    """Valid posts in file order, and the reason for each rejected row (by position)."""
+    posts, rejects = [], {}
+    records = source.frame.to_dict("records")
+    for position, (record, problem) in enumerate(zip(records, source.problems, strict=True)):
+        outcome = problem or _parse_row(record, columns, mapping)
+        if isinstance(outcome, str):
+            rejects[position] = outcome
+        else:
+            posts.append(outcome)
+    return posts, rejects
+
+
+def _parse_row(
+    record: dict[str, Any], columns: dict[str, str], mapping: ColumnMapping
+) -> _Post | str:
+    """A post, or one reason naming every bad field (so a user fixes a row in one pass)."""
+    values, problems = {}, []
+    for name, column in columns.items():
+        try:
+            values[name] = PARSERS[name](record[column], mapping)
+        except _Invalid as exc:
+            problems.append(f"{name} (column {column!r}): {exc}")
+    if problems:
+        return "; ".join(problems)
+    caption = values.get("text", "")
+    tags = values["hashtags"] if "hashtags" in values else _tags(caption, _TEXT_TAG)
+    return _Post(
+        account=values.get("account") or mapping.default_account,
+        created_at=values["timestamp"],
+        post_type=values["type"],
+        category=values["category"],
+        caption=caption,
+        tags=tags,
+        is_paid=values.get("paid", False),
+        reach=values["reach"],
+        impressions=_first_known(values.get("impressions"), values["reach"]),
+        likes=values["likes"],
+        comments=values["comments"],
+        shares=values["shares"],
+        saves=_first_known(values.get("saves"), 0),
+        external_id=values.get("post_id", ""),
+    )
+
+
+def _first_known(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
+def _text(value: Any) -> str:
+    return "" if _is_missing(value) else str(value).strip()
+
+
+def _timestamp(value: Any, mapping: ColumnMapping) -> pd.Timestamp:
+    """UTC time; a time without an offset is read in the mapping's timezone."""
+    if isinstance(value, datetime):
+        stamp = pd.Timestamp(value)
+    else:
+        text = _text(value)
+        if not text:
+            raise _Invalid("is empty")
+        try:
+            stamp = pd.to_datetime(text, format=mapping.timestamp_format)
+        except (ValueError, TypeError, OverflowError):
+            fmt = mapping.timestamp_format
+            expected = f" with format {fmt!r}" if fmt else ""
+            raise _Invalid(f"cannot be read as a date{expected} (got {text!r})") from None
+    if pd.isna(stamp):
+        raise _Invalid("is empty")
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize(mapping.timezone, ambiguous=True, nonexistent="shift_forward")
+    return stamp.tz_convert("UTC")
+
+
+def _post_type(value: Any, _mapping: ColumnMapping) -> str:
+    text = _text(value)
+    key = re.sub(r"[\s-]+", "_", text.lower())
+    if key not in TYPE_SYNONYMS:
+        raise _Invalid(f"unknown post type {text!r} (use {', '.join(POST_TYPES)})")
+    return TYPE_SYNONYMS[key]
+
+
+def _category(value: Any, _mapping: ColumnMapping) -> str:
+    text = _text(value).lower()
+    if not text:
+        raise _Invalid("is empty")
+    return text
+
+
+def _count(value: Any, minimum: int) -> int:
+    text = _text(value)
+    if not text:
+        raise _Invalid("is empty")
+    if not _COUNT.match(text):
+        raise _Invalid(f"must be a whole number (got {text!r})")
+    number = int(text.replace(",", "").split(".")[0])
+    if number < minimum:
+        raise _Invalid(f"must be >= {minimum} (got {number})")
+    return number
+
+
+def _optional_count(value: Any) -> int | None:
+    """Exports leave a metric blank when the platform did not report it."""
+    return None if not _text(value) else _count(value, 0)
+
+
+def _flag(value: Any, _mapping: ColumnMapping) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in TRUTHY
+    return not _is_missing(value) and bool(value)
+
+
+def _tags(text: str, pattern: re.Pattern[str]) -> tuple[str, ...]:
+    """Distinct lower-case tags in order of appearance, without '#'."""
+    return tuple(dict.fromkeys(tag.lower() for tag in pattern.findall(text)))
+
+
+PARSERS: dict[str, Callable[[Any, ColumnMapping], Any]] = {
+    "timestamp": _timestamp,
+    "type": _post_type,
+    "category": _category,
+    "reach": lambda value, _mapping: _count(value, 1),
+    "likes": lambda value, _mapping: _count(value, 0),
+    "comments": lambda value, _mapping: _count(value, 0),
+    "shares": lambda value, _mapping: _count(value, 0),
+    "saves": lambda value, _mapping: _optional_count(value),
+    "impressions": lambda value, _mapping: _optional_count(value),
+    "account": lambda value, _mapping: _text(value),
+    "text": lambda value, _mapping: _text(value),
+    "post_id": lambda value, _mapping: _text(value),
+    "hashtags": lambda value, _mapping: _tags(_text(value), _LISTED_TAG),
+    "paid": _flag,
+}
+
+
+# --- new table versions -----------------------------------------------------------------
+
+
+def _new_posts(posts: list[_Post], known: set[int]) -> tuple[list[_Post], int]:
+    """Posts not in the warehouse yet (first copy within the file wins), oldest first."""
+    fresh: dict[int, _Post] = {}
+    for post in posts:
+        if post.post_id not in known and post.post_id not in fresh:
+            fresh[post.post_id] = post
+    ordered = sorted(fresh.values(), key=lambda post: post.created_at)
+    return ordered, len(posts) - len(ordered)
+
+
+def _next_id(ids: pd.Series) -> int:
+    """Ids are dense from 0 because the ETL indexes arrays by user and hashtag id."""
+    return int(ids.max()) + 1 if len(ids) else 0
+
+
+def _users(users: pd.DataFrame, posts: list[_Post]) -> tuple[pd.DataFrame, int]:
+    """Known accounts keep their id; a new one starts at its first imported post."""
+    known = set(users.username)
+    first_post: dict[str, pd.Timestamp] = {}
+    for post in posts:  # oldest first
+        if post.account not in known:
+            first_post.setdefault(post.account, post.created_at)
+    start = _next_id(users.user_id)
+    added = pd.DataFrame(
+        {
+            "user_id": range(start, start + len(first_post)),
+            "username": list(first_post),
+            "created_at": list(first_post.values()),
+            "country": "unknown",
+            "account_type": "creator",
+            "is_verified": False,
+        }
+    )
+    return _append(users, added), len(added)
+
+
+def _hashtags(hashtags: pd.DataFrame, posts: list[_Post]) -> tuple[pd.DataFrame, int]:
+    """Known tags keep their id; a new tag takes the category of the first post using it."""
+    known = set(hashtags.tag)
+    first_category: dict[str, str] = {}
+    for post in posts:  # oldest first
+        for tag in post.tags:
+            if tag not in known:
+                first_category.setdefault(tag, post.category)
+    start = _next_id(hashtags.hashtag_id)
+    added = pd.DataFrame(
+        {
+            "hashtag_id": range(start, start + len(first_category)),
+            "tag": list(first_category),
+            "category": list(first_category.values()),
+        }
+    )
+    return _append(hashtags, added), len(added)
+
+
+def _post_rows(posts: list[_Post], users: pd.DataFrame) -> pd.DataFrame:
+    user_ids = dict(zip(users.username, users.user_id, strict=True))
+    return pd.DataFrame(
+        {
+            "post_id": [post.post_id for post in posts],
+            "user_id": [user_ids[post.account] for post in posts],
+            "created_at": [post.created_at for post in posts],
+            "post_type": [post.post_type for post in posts],
+            "category": [post.category for post in posts],
+            "caption": [post.caption for post in posts],
+            "hashtags": [" ".join(f"#{tag}" for tag in post.tags) for post in posts],
+            "campaign_id": pd.array([None] * len(posts), dtype="Int64"),
+            "is_paid": [post.is_paid for post in posts],
+            **{
+                metric: [getattr(post, metric) for post in posts]
+                for metric in ("reach", "impressions", "likes", "comments", "shares", "saves")
+            },
+        }
+    )
+
+
+def _tag_rows(posts: list[_Post], hashtags: pd.DataFrame) -> pd.DataFrame:
+    tag_ids = dict(zip(hashtags.tag, hashtags.hashtag_id, strict=True))
+    pairs = [(post.post_id, tag_ids[tag]) for post in posts for tag in post.tags]
+    return pd.DataFrame(pairs, columns=["post_id", "hashtag_id"], dtype="int64")
+
+
+def _append(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """Concatenate, skipping empty parts (pandas warns about their dtypes otherwise)."""
+    parts = [part for part in (old, new) if len(part)]
+    return pd.concat(parts, ignore_index=True) if parts else old
+
+
+def _write_rejects(source: _Source, rejects: dict[int, str], target: Path) -> Path | None:
+    """The rejected rows as they were, plus where (_row) and why (_reason).
+
+    A stale file from an earlier run is removed so that it is never mistaken for this one's.
+    """
+    if not rejects:
+        target.unlink(missing_ok=True)
+        return None
+    positions = list(rejects)
+    frame = source.frame.iloc[positions].copy()
+    frame["_row"] = [source.rows[position] for position in positions]
+    frame["_reason"] = list(rejects.values())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(target, index=False)
+    return target
