@@ -53,10 +53,15 @@ class PostgresSettings(_Frozen):
             parts.append(f"password={pw}")
         return " ".join(parts)
 
-    def sqlalchemy_url(self) -> str:
+    def sqlalchemy_url(self, database: str | None = None) -> str:
         pw = self.password.get_secret_value()
         auth = quote_plus(self.user) + (f":{quote_plus(pw)}" if pw else "")
-        return f"postgresql+psycopg2://{auth}@{self.host}:{self.port}/{self.database}"
+        return f"postgresql+psycopg2://{auth}@{self.host}:{self.port}/{database or self.database}"
+
+    def companion(self, suffix: str) -> PostgresSettings:
+        """Settings for `<database>_<suffix>`: MLflow and Optuna each need their own database
+        because both keep an `alembic_version` table."""
+        return self.model_copy(update={"database": f"{self.database}_{suffix}"})
 
 
 class RedisSettings(_Frozen):
@@ -142,7 +147,7 @@ class Settings(_Frozen):
         if self.mlflow.tracking_uri:
             return self.mlflow.tracking_uri
         if self.mlflow.backend == "postgres":
-            return self.postgres.sqlalchemy_url()
+            return self.postgres.companion("mlflow").sqlalchemy_url()
         return f"sqlite:///{self.root / 'mlflow.db'}"
 
     @property
@@ -152,7 +157,7 @@ class Settings(_Frozen):
     @property
     def optuna_storage_url(self) -> str:
         if self.optuna.storage == "postgres":
-            return self.postgres.sqlalchemy_url()
+            return self.postgres.companion("optuna").sqlalchemy_url()
         return f"sqlite:///{self.root / 'optuna.db'}"
 
 

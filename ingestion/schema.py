@@ -278,3 +278,53 @@ ANALYTICS_TABLES: dict[str, Table] = {
 }
 
 ALL_TABLES: dict[str, Table] = {**RAW_TABLES, **TRUTH_TABLES, **ANALYTICS_TABLES}
+
+MODEL_TABLES: dict[str, Table] = {
+    "champion_history": _t(
+        "champion_history",
+        {
+            "task": "str",
+            "version": "int",
+            "decision": "str",
+            "champion_before": "nint",
+            "champion_after": "nint",
+            "metric": "str",
+            "challenger_value": "float",
+            "champion_value": "float",
+            "decided_at": "ts",
+            "reason": "str",
+        },
+        indexes=["task"],
+    ),
+}
+ALL_TABLES.update(MODEL_TABLES)
+
+SEGMENT_TABLES: dict[str, Table] = {
+    t.name: t
+    for t in [
+        _t(
+            "user_segments",
+            {
+                "user_id": "int",
+                "segment": "int",
+                "segment_label": "str",
+                "assigned_at": "ts",
+                "model_version": "int",
+            },
+            key=["user_id"],
+            indexes=["segment"],
+        ),
+        _t(
+            "segment_profiles",
+            {
+                "segment": "int",
+                "label": "str",
+                "size": "int",
+                "share": "float",
+                "profile_json": "str",
+            },
+            key=["segment"],
+        ),
+    ]
+}
+ALL_TABLES.update(SEGMENT_TABLES)

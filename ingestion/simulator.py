@@ -49,7 +49,7 @@ class Preset:
 
 
 PRESETS = {
-    "quick": Preset(users=400, days=120, hashtags=60, post_rate=0.5, following=12),
+    "quick": Preset(users=300, days=180, hashtags=60, post_rate=0.5, following=12),
     "small": Preset(users=3000, days=150, hashtags=300, post_rate=0.6, following=15),
     "default": Preset(users=22000, days=180, hashtags=2000, post_rate=0.6, following=20),
 }

@@ -26,6 +26,7 @@ class Warehouse(Protocol):
     def write(self, table: Table, df: pd.DataFrame) -> int: ...
     def write_many(self, tables: Sequence[tuple[Table, pd.DataFrame]]) -> dict[str, int]: ...
     def replace_partitions(self, table: Table, df: pd.DataFrame) -> int: ...
+    def append(self, table: Table, df: pd.DataFrame) -> int: ...
     def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame: ...
     def exists(self, name: str) -> bool: ...
 
@@ -103,6 +104,13 @@ class ParquetWarehouse:
             old = self.read(table.name)
             old = old[~old[table.partition].isin(frame[table.partition].unique())]
             frame = pd.concat([old, frame], ignore_index=True) if len(old) else frame
+        self.write(table, frame)
+        return len(df)
+
+    def append(self, table: Table, df: pd.DataFrame) -> int:
+        frame = table.conform(df)
+        if self.exists(table.name):
+            frame = pd.concat([self.read(table.name), frame], ignore_index=True)
         self.write(table, frame)
         return len(df)
 
@@ -201,6 +209,15 @@ class PostgresWarehouse:
         conn.close()
         return len(frame)
 
+    def append(self, table: Table, df: pd.DataFrame) -> int:
+        frame = table.conform(df)
+        with self.connect() as conn, conn.cursor() as cur:
+            for stmt in self._ddl(table):
+                cur.execute(stmt)
+            self._copy(cur, table, frame)
+        conn.close()
+        return len(frame)
+
     def exists(self, name: str) -> bool:
         with self.connect() as conn, conn.cursor() as cur:
             cur.execute("SELECT to_regclass(%s)", (f"{self.schema}.{name}",))
@@ -254,6 +271,7 @@ def _pg_unreachable(pg: PostgresSettings, exc: Exception) -> str:
 def ensure_database(pg: PostgresSettings) -> None:
     """Create the profile's database on first use (the server must already be running)."""
     import psycopg2
+    import psycopg2.errors
 
     try:
         conn = psycopg2.connect(pg.dsn("postgres"), connect_timeout=5)
@@ -263,7 +281,10 @@ def ensure_database(pg: PostgresSettings) -> None:
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (pg.database,))
         if cur.fetchone() is None:
-            cur.execute(f'CREATE DATABASE "{pg.database}"')
+            try:
+                cur.execute(f'CREATE DATABASE "{pg.database}"')
+            except (psycopg2.errors.DuplicateDatabase, psycopg2.errors.UniqueViolation):
+                pass  # another worker created it a moment ago
     conn.close()
 
 

@@ -30,6 +30,8 @@ ingest_app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(features_app, name="features")
 app.add_typer(ingest_app, name="ingest")
+models_app = typer.Typer(no_args_is_help=True, help="Registry: champion history and rollback.")
+app.add_typer(models_app, name="models")
 out = Console()
 
 Profile = Annotated[
@@ -173,6 +175,102 @@ def demo(
         "seconds": result["seconds"],
     }
     print_counts("smap demo", summary)
+
+
+TaskName = Annotated[str, typer.Argument(help="engagement | virality | churn | trend")]
+
+
+@app.command()
+def train(
+    task: TaskName,
+    profile: Profile = None,
+    trials: Annotated[int | None, typer.Option(help="Trials to add to the study.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Stop starting trials after SECONDS.")] = None,
+    families: Annotated[str | None, typer.Option(help="Comma-separated subset of model families.")] = None,
+    no_promote: Annotated[bool, typer.Option("--no-promote", help="Register only; skip the gate.")] = False,
+) -> None:
+    """Tune candidates with Optuna (resumable study), log to MLflow, register, run the gate."""
+    from training.train import train as run_train
+
+    settings = settings_for(profile)
+    chosen = tuple(f.strip() for f in families.split(",")) if families else None
+    result = run_train(settings, task, trials=trials, timeout=timeout,
+                       run_promotion=not no_promote, families=chosen)
+    summary = {
+        "model": result.model_uri, "run id": result.run_id, "study": result.study,
+        "trials in study": result.trials_in_study, "best trial": result.best_trial,
+        "validation": round(result.validation_value, 4),
+        **{f"test {k}": round(v, 4) for k, v in result.test_metrics.items()},
+    }
+    if result.decision:
+        summary["gate"] = f"{result.decision.decision}: {result.decision.reason}"
+    print_counts(f"trained {task}", summary)
+
+
+@app.command()
+def promote(
+    task: TaskName,
+    profile: Profile = None,
+    version: Annotated[int | None, typer.Option(help="Version to gate (default: newest).")] = None,
+) -> None:
+    """Score a version and the champion on the same recent holdout; move `champion` if it wins."""
+    from training.train import promote_version
+
+    decision = promote_version(settings_for(profile), task, version)
+    print_counts(f"gate {task}", {k: v for k, v in decision.__dict__.items()})
+
+
+@app.command()
+def evaluate(
+    task: TaskName,
+    profile: Profile = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """The champion's test metrics next to the simulator's oracle and a naive baseline."""
+    from training.evaluate import evaluate as run_evaluate
+
+    report = run_evaluate(settings_for(profile), task)
+    if as_json:
+        out.print_json(json.dumps(report, default=str))
+        return
+    table = Table(title=f"{task}: champion v{report['model_version']} on {report['test_rows']} test rows")
+    for col in ("metric", "champion", "oracle", "naive baseline"):
+        table.add_column(col, justify="right")
+    for name, value in report["champion"].items():
+        table.add_row(name, f"{value:.4f}", f"{report['oracle'].get(name, float('nan')):.4f}",
+                      f"{report['baseline'].get(name, float('nan')):.4f}")
+    out.print(table)
+
+
+@models_app.command("history")
+def models_history(task: TaskName, profile: Profile = None) -> None:
+    """Every gate decision: which version held `champion` from when."""
+    from ingestion.warehouse import open_warehouse
+    from training.registry import history
+    from training.tasks import get_task
+
+    settings = settings_for(profile)
+    frame = history(open_warehouse(settings), get_task(task).name)
+    table = Table(title=f"{task} champion history")
+    for col in ("decided_at", "decision", "version", "champion_before", "champion_after", "reason"):
+        table.add_column(col)
+    for row in frame.itertuples():
+        table.add_row(f"{row.decided_at:%Y-%m-%d %H:%M:%S}", row.decision, str(row.version),
+                      str(row.champion_before), str(row.champion_after), row.reason)
+    out.print(table)
+
+
+@models_app.command("rollback")
+def models_rollback(task: TaskName, profile: Profile = None) -> None:
+    """Give `champion` back to the previous champion."""
+    from ingestion.warehouse import open_warehouse
+    from training.registry import rollback
+    from training.tasks import get_task
+    from training.tracking import use_tracking
+
+    settings = settings_for(profile)
+    decision = rollback(use_tracking(settings), open_warehouse(settings), get_task(task))
+    out.print(f"{task}: champion is version {decision.champion_after} again ({decision.reason})")
 
 
 def _error_line(exc: BaseException) -> str:

@@ -54,7 +54,8 @@ def pg_database():
         cur.execute(f'CREATE DATABASE "{name}"')
     yield name
     with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for database in (name, f"{name}_mlflow", f"{name}_optuna"):
+            cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     admin.close()
 
 

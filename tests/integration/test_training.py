@@ -1,0 +1,186 @@
+"""Training against a real Feast store and a real MLflow registry on a tiny simulated platform."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from configs.settings import load_settings
+from pipelines import flows
+from pipelines.cli import main
+from training.models import FeatureEncoder, Fitted
+from training.packaging import SmapModel
+from training.registry import champion_at, history
+from training.tasks import get_task
+from training.train import promote_version, train
+from training.tracking import use_tracking
+
+pytestmark = pytest.mark.integration
+FAST = ("linear", "lightgbm")
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    """One simulated platform with features applied and materialized (local profile)."""
+    root = tmp_path_factory.mktemp("training")
+    settings = load_settings("local", env={"SMAP_DATA_DIR": str(root / "smap")})
+    flows.demo(settings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def trained(platform):
+    return train(platform, "engagement", trials=3, families=FAST)
+
+
+class _Constant:
+    """A deliberately useless estimator: predicts the same engagement rate for every post."""
+
+    def predict(self, x):
+        return np.full(len(x), 0.05)
+
+
+def _register_constant(settings, task="engagement") -> int:
+    use_tracking(settings)
+    mlflow.set_experiment(f"smap-{task}")
+    features = ["engagement_rate_28d"]
+    encoder = FeatureEncoder.fit(pd.DataFrame({"engagement_rate_28d": [0.1]}), features, [], False)
+    model = SmapModel(encoder, Fitted(_Constant(), "regression", "constant"), "regression", features)
+    with mlflow.start_run() as run:
+        mlflow.pyfunc.log_model(name="model", python_model=model, pip_requirements=["mlflow"])
+    return int(mlflow.register_model(f"runs:/{run.info.run_id}/model", task).version)
+
+
+def test_parent_run_holds_the_lineage(platform, trained):
+    run = MlflowClient().get_run(trained.run_id)
+    tags, params = run.data.tags, run.data.params
+    assert tags["smap.feature_service"] == "engagement_v1"
+    assert len(tags["smap.data_fingerprint"]) == 16
+    assert tags["smap.optuna_study"] == trained.study
+    assert "smap.git_commit" in tags and "smap.best_trial_id" in tags
+    assert params["window_train_start"] < params["window_test_start"]
+    assert {"test_r2", "test_mae", "validation_r2"} <= set(run.data.metrics)
+    artifacts = {a.path for a in MlflowClient().list_artifacts(trained.run_id, "plots")}
+    assert "plots/optuna_history.png" in artifacts
+
+
+def test_each_trial_is_a_nested_run(platform, trained):
+    runs = mlflow.search_runs(
+        experiment_names=["smap-engagement"],
+        filter_string=f"tags.mlflow.parentRunId = '{trained.run_id}'",
+    )
+    assert len(runs) == 3
+    assert set(runs["tags.smap.trial_state"]) <= {"COMPLETE", "PRUNED", "FAIL"}
+
+
+def test_registered_version_has_a_signature_and_serves(platform, trained):
+    info = mlflow.models.get_model_info(trained.model_uri)
+    assert info.signature is not None
+    assert "engagement_rate_28d" in info.signature.inputs.input_names()
+    assert trained.decision.decision == "first_champion"
+    model = mlflow.pyfunc.load_model("models:/engagement@champion")
+    example = pd.DataFrame([{n: 0.0 for n in info.signature.inputs.input_names()}])
+    example[["post_type", "category"]] = ["video", "food"]
+    assert np.isfinite(model.predict(example)).all()
+
+
+def test_second_train_continues_the_study(platform, trained):
+    again = train(platform, "engagement", trials=2, families=FAST, run_promotion=False)
+    study = optuna.load_study(study_name=trained.study, storage=platform.optuna_storage_url)
+    assert again.trials_in_study == len(study.trials) == 5
+
+
+def test_gate_keeps_a_worse_challenger_out_and_rollback_restores(platform, trained):
+    client = use_tracking(platform)
+    champion = int(client.get_model_version_by_alias("engagement", "champion").version)
+    worse = _register_constant(platform)
+    kept = promote_version(platform, "engagement", worse)
+    assert kept.decision == "kept_champion"
+    assert int(client.get_model_version_by_alias("engagement", "champion").version) == champion
+    assert int(client.get_model_version_by_alias("engagement", "challenger").version) == worse
+
+    better = train(platform, "engagement", trials=1, families=("lightgbm",), run_promotion=False)
+    margin_free = promote_version(platform, "engagement", better.version)
+    assert margin_free.decision in {"promoted", "kept_champion"}  # same family: may tie
+    if margin_free.decision == "promoted":
+        from ingestion.warehouse import open_warehouse
+        from training.registry import rollback
+
+        back = rollback(client, open_warehouse(platform), get_task("engagement"))
+        assert back.champion_after == champion
+        assert int(client.get_model_version_by_alias("engagement", "champion").version) == champion
+
+
+def test_better_challenger_takes_champion_and_history_tells_when(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMAP_DATA_DIR", str(tmp_path / "smap"))
+    settings = load_settings("local", env={"SMAP_DATA_DIR": str(tmp_path / "smap")})
+    flows.demo(settings)
+    weak = _register_constant(settings)
+    assert promote_version(settings, "engagement", weak).decision == "first_champion"
+    strong = train(settings, "engagement", trials=2, families=FAST)
+    assert strong.decision.decision == "promoted"
+    client = use_tracking(settings)
+    assert int(client.get_model_version_by_alias("engagement", "champion").version) == strong.version
+
+    from ingestion.warehouse import open_warehouse
+
+    warehouse = open_warehouse(settings)
+    log = history(warehouse, "engagement")
+    assert log.decision.tolist() == ["first_champion", "promoted"]
+    assert champion_at(warehouse, "engagement", log.decided_at.iloc[0]) == weak
+    assert champion_at(warehouse, "engagement", log.decided_at.iloc[1]) == strong.version
+    assert main(["models", "rollback", "engagement"]) == 0
+    assert int(client.get_model_version_by_alias("engagement", "champion").version) == weak
+
+
+def test_bad_requests_are_one_line_and_register_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SMAP_DATA_DIR", str(tmp_path / "smap"))
+    assert main(["train", "engagment"]) == 1
+    assert "unknown task 'engagment'" in capsys.readouterr().err
+    settings = load_settings("local", env={"SMAP_DATA_DIR": str(tmp_path / "smap")})
+    flows.simulate(settings)
+    flows.ingest(settings)
+    assert main(["train", "engagement", "--trials", "1"]) == 1  # features never applied
+    assert "feature service 'engagement_v1' is not registered" in capsys.readouterr().err
+    assert MlflowClient().search_registered_models() == []
+
+
+def test_empty_training_window_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SMAP_DATA_DIR", str(tmp_path / "smap"))
+    settings = load_settings("local", env={"SMAP_DATA_DIR": str(tmp_path / "smap")})
+    flows.demo(settings)
+    from ingestion.schema import ANALYTICS_TABLES
+    from ingestion.warehouse import open_warehouse
+
+    warehouse = open_warehouse(settings)
+    perf = warehouse.read("content_performance_metrics")
+    warehouse.write(ANALYTICS_TABLES["content_performance_metrics"], perf.head(0))
+    assert main(["train", "engagement", "--trials", "1"]) == 1
+    assert "training window is empty" in capsys.readouterr().err
+    assert MlflowClient().search_registered_models() == []
+
+
+def test_two_workers_share_one_study_on_postgres(services_settings):
+    flows.demo(services_settings)
+    env = dict(os.environ, SMAP_PROFILE="services", SMAP_DATABASE=services_settings.postgres.database,
+               SMAP_FEAST__PROJECT=services_settings.feast.project,
+               SMAP_DATA_DIR=str(services_settings.root))
+    cmd = [sys.executable, "-m", "pipelines", "train", "churn", "--trials", "3",
+           "--families", "linear,lightgbm", "--no-promote"]
+    workers = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for _ in range(2)]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], [o[1].decode()[-1500:] for o in outputs]
+    study = optuna.load_study(study_name="smap-churn-churn_v1",
+                              storage=services_settings.optuna_storage_url)
+    numbers = [t.number for t in study.trials]
+    assert sorted(numbers) == list(range(6))
+    assert all(t.state.is_finished() for t in study.trials)

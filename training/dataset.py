@@ -1,0 +1,107 @@
+"""Training sets from Feast: label rows joined point in time, split by time, fingerprinted."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from configs.settings import Settings
+from ingestion.warehouse import open_warehouse
+from training.tasks import Task, TaskError
+
+SPLIT_FRACTIONS = (0.6, 0.8)  # train up to 60% of the time range, validation to 80%, test after
+
+
+@dataclass(frozen=True)
+class Split:
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    task: Task
+    frame: pd.DataFrame
+    features: list[str]
+    categorical: list[str]
+    split: Split
+    fingerprint: str
+    window: dict[str, str]
+
+    def part(self, name: str) -> pd.DataFrame:
+        return self.frame.iloc[getattr(self.split, name)]
+
+
+def service_features(store, service_name: str) -> list[str]:
+    """Feature names a feature service exposes, in a stable order."""
+    from feast.errors import FeatureServiceNotFoundException
+
+    try:
+        service = store.get_feature_service(service_name)
+    except FeatureServiceNotFoundException:
+        raise TaskError(
+            f"feature service {service_name!r} is not registered (run `smap features apply`)"
+        ) from None
+    return [f.name for proj in service.feature_view_projections for f in proj.features]
+
+
+def time_split(ts: pd.Series, gap_days: int, fractions=SPLIT_FRACTIONS) -> Split:
+    """Split rows by time, newest last: test and validation each take a fixed share of the
+    time range, and a gap of `gap_days` (the label window) separates the three parts."""
+    lo, hi = ts.min(), ts.max()
+    span = hi - lo
+    gap = pd.Timedelta(days=gap_days)
+    test_start = lo + span * fractions[1]
+    val_end = test_start - gap
+    val_start = val_end - span * (fractions[1] - fractions[0])
+    train_end = val_start - gap
+    idx = np.arange(len(ts))
+    train = idx[(ts <= train_end).to_numpy()]
+    val = idx[((ts > val_start) & (ts <= val_end)).to_numpy()]
+    test = idx[(ts > test_start).to_numpy()]
+    return Split(train, val, test)
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """Hash of content and schema: the same training frame always gives the same value."""
+    digest = hashlib.sha256()
+    digest.update(",".join(f"{c}:{t}" for c, t in frame.dtypes.astype(str).items()).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def build_training_set(settings: Settings, task: Task, store=None) -> TrainingSet:
+    """Label query -> Feast historical join on the task's feature service -> time split."""
+    from feature_repo.store import open_store
+
+    store = store or open_store(settings)
+    names = service_features(store, task.feature_service)
+    entity_rows = task.label_query(open_warehouse(settings))
+    if entity_rows.empty:
+        raise TaskError(f"{task.name}: the training window is empty (no labelled rows)")
+    service = store.get_feature_service(task.feature_service)
+    joined = store.get_historical_features(entity_df=entity_rows, features=service).to_df()
+    frame = joined.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+    features = names + list(task.passthrough)
+    categorical = [c for c in features if frame[c].dtype == object]
+    split = time_split(frame.event_timestamp, task.label_days)
+    if min(len(split.train), len(split.validation), len(split.test)) == 0:
+        raise TaskError(
+            f"{task.name}: the training window is too short to split by time with a "
+            f"{task.label_days}-day gap ({len(frame)} rows from "
+            f"{frame.event_timestamp.min():%Y-%m-%d} to {frame.event_timestamp.max():%Y-%m-%d})"
+        )
+    part = lambda rows: frame.event_timestamp.iloc[rows]  # noqa: E731
+    window = {
+        "train_start": str(part(split.train).min()),
+        "train_end": str(part(split.train).max()),
+        "validation_end": str(part(split.validation).max()),
+        "test_start": str(part(split.test).min()),
+        "test_end": str(part(split.test).max()),
+    }
+    return TrainingSet(task, frame, features, categorical, split,
+                       fingerprint(frame[features + ["event_timestamp", "target"]]), window)

@@ -1,0 +1,168 @@
+"""Label queries: entity rows with event timestamps and targets, built from analytics tables.
+
+Each returns a frame with the entity keys, `event_timestamp` (when the prediction is made),
+any request-time inputs, `target`, and `oracle` (the simulator's ground-truth score, NaN on
+real data). Feature values are never read here: Feast joins them point in time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ingestion.simulator import DISENGAGE_TO_CHURN
+from ingestion.warehouse import Warehouse
+
+CHURN_DAYS = 28
+TREND_HORIZONS = (1, 7, 14, 30)
+VIRAL_QUANTILE = 0.97
+WARMUP_DAYS = 7  # skip the first days: no feature history exists yet
+
+
+def _truth(warehouse: Warehouse, name: str) -> pd.DataFrame | None:
+    return warehouse.read(name) if warehouse.exists(name) else None
+
+
+def _matured_posts(warehouse: Warehouse) -> pd.DataFrame:
+    perf = warehouse.read("content_performance_metrics")
+    feats = warehouse.read("post_features", columns=["post_id", "posted_at", "caption", "hashtags"])
+    end = perf.created_at.max()
+    start = perf.created_at.min() + pd.Timedelta(days=WARMUP_DAYS)
+    perf = perf[(perf.label_available_at <= end) & (perf.created_at >= start)]
+    return perf.merge(feats, on="post_id")
+
+
+def engagement_labels(warehouse: Warehouse) -> pd.DataFrame:
+    posts = _matured_posts(warehouse)
+    truth = _truth(warehouse, "truth_posts")
+    oracle = (
+        posts.post_id.map(truth.set_index("post_id").expected_engagement_rate)
+        if truth is not None
+        else np.nan
+    )
+    return pd.DataFrame(
+        {
+            "post_id": posts.post_id,
+            "user_id": posts.user_id,
+            "event_timestamp": posts.created_at,
+            "posted_at": posts.posted_at,
+            "caption": posts.caption,
+            "hashtags": posts.hashtags,
+            "target": posts.engagement_rate,
+            "oracle": oracle,
+        }
+    )
+
+
+def virality_labels(warehouse: Warehouse) -> pd.DataFrame:
+    posts = _matured_posts(warehouse)
+    threshold = posts.share_rate.quantile(VIRAL_QUANTILE)
+    truth = _truth(warehouse, "truth_posts")
+    frame = engagement_labels(warehouse)
+    frame["target"] = (posts.share_rate.to_numpy() >= threshold).astype(int)
+    frame["oracle"] = (
+        frame.post_id.map(truth.set_index("post_id").expected_share_rate)
+        if truth is not None
+        else np.nan
+    )
+    return frame
+
+
+def _churn_oracle(truth: pd.DataFrame, users: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """P(no activity in the next 28 days) from the latent state at `day`."""
+    t = truth.set_index("user_id").loc[users]
+    h = t.churn_hazard.to_numpy()
+    r = DISENGAGE_TO_CHURN
+    k = np.arange(1, CHURN_DAYS + 1)[None, :]
+    engaged = (h[:, None] * (1 - h[:, None]) ** (k - 1) * (1 - (1 - r) ** (CHURN_DAYS - k + 1))).sum(
+        axis=1
+    )
+    disengaging = 1 - (1 - r) ** CHURN_DAYS
+    return np.where(
+        day >= t.churn_day.to_numpy(),
+        1.0,
+        np.where(day >= t.disengage_day.to_numpy(), disengaging, engaged),
+    )
+
+
+def churn_labels(warehouse: Warehouse, every_days: int = 7) -> pd.DataFrame:
+    """Weekly snapshots of recently active users; target: no activity in the next 28 days."""
+    metrics = warehouse.read(
+        "user_engagement_metrics", columns=["user_id", "date", "event_timestamp", "active_days_28d"]
+    )
+    activity = warehouse.read("user_activity", columns=["user_id", "date"])
+    start, end = metrics.date.min(), metrics.date.max()
+    snap_days = pd.date_range(start + pd.Timedelta(days=28), end - pd.Timedelta(days=CHURN_DAYS),
+                              freq=f"{every_days}D")
+    snaps = metrics[metrics.date.isin(snap_days) & (metrics.active_days_28d > 0)]
+    act = activity.assign(day=(activity.date - start).dt.days)
+    act = act[act.day >= 0]
+    last_idx = (end - start).days + 1
+    n_users = int(max(metrics.user_id.max(), act.user_id.max())) + 1
+    has_activity = np.zeros((n_users, max(last_idx, int(act.day.max())) + 1), dtype=np.int64)
+    np.add.at(has_activity, (act.user_id.to_numpy(), act.day.to_numpy()), 1)
+    cum = np.concatenate([np.zeros((has_activity.shape[0], 1), np.int64), has_activity.cumsum(1)], 1)
+    d = (snaps.date - start).dt.days.to_numpy()
+    u = snaps.user_id.to_numpy()
+    future = cum[u, np.minimum(d + 1 + CHURN_DAYS, last_idx)] - cum[u, d + 1]
+    truth = _truth(warehouse, "truth_users")
+    oracle = (
+        _churn_oracle(truth, u, (snaps.date - start).dt.days.to_numpy()) if truth is not None else np.nan
+    )
+    return pd.DataFrame(
+        {
+            "user_id": u,
+            "event_timestamp": snaps.event_timestamp.to_numpy(),
+            "target": (future == 0).astype(int),
+            "oracle": oracle,
+        }
+    ).reset_index(drop=True)
+
+
+def trend_labels(warehouse: Warehouse, horizons=TREND_HORIZONS) -> pd.DataFrame:
+    """(hashtag, day, horizon) rows; target: usage `horizon` days later (log1p-scale fit)."""
+    daily = warehouse.read("hashtag_daily", columns=["hashtag_id", "date", "event_timestamp", "usage"])
+    usage = daily.pivot(index="hashtag_id", columns="date", values="usage").sort_index(axis=1)
+    dates = usage.columns
+    matrix = usage.to_numpy(dtype=float)
+    truth = _truth(warehouse, "truth_hashtag_daily")
+    expected = (
+        truth.pivot(index="hashtag_id", columns="date", values="expected_usage")
+        .reindex(index=usage.index, columns=dates)
+        .to_numpy()
+        if truth is not None
+        else None
+    )
+    frames = []
+    first = 28
+    for h in horizons:
+        days = np.arange(first, len(dates) - h)
+        season_lag = 7 * int(np.ceil(h / 7))
+        hh, dd = np.meshgrid(np.arange(len(usage.index)), days, indexing="ij")
+        hh, dd = hh.ravel(), dd.ravel()
+        frames.append(
+            pd.DataFrame(
+                {
+                    "hashtag_id": usage.index.to_numpy()[hh],
+                    "event_timestamp": (dates[dd] + pd.Timedelta(days=1)).tz_localize("UTC"),
+                    "horizon": h,
+                    "target_dow": ((dates[dd] + pd.Timedelta(days=h)).dayofweek).to_numpy(),
+                    "seasonal_naive": matrix[hh, dd + h - season_lag],
+                    "target": matrix[hh, dd + h],
+                    "oracle": expected[hh, dd + h] if expected is not None else np.nan,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def segmentation_labels(warehouse: Warehouse) -> pd.DataFrame:
+    """The latest snapshot of every recently active user (no target: clustering)."""
+    metrics = warehouse.read(
+        "user_engagement_metrics", columns=["user_id", "date", "event_timestamp", "active_days_28d"]
+    )
+    last = metrics[(metrics.date == metrics.date.max()) & (metrics.active_days_28d > 0)]
+    return pd.DataFrame(
+        {"user_id": last.user_id.to_numpy(), "event_timestamp": last.event_timestamp.to_numpy(),
+         "target": 0, "oracle": np.nan}
+    )

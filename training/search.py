@@ -1,0 +1,129 @@
+"""Optuna search over model families and their hyperparameters, with pruning.
+
+The study lives in the profile's storage under a stable name, so a second `smap train`
+continues it and several workers on one PostgreSQL storage share it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+
+from training.dataset import TrainingSet
+from training.metrics import classification_report, forecast_report, regression_report
+from training.models import SCALED_FAMILIES, Data, FeatureEncoder, fit, suggest
+from training.packaging import input_frame, training_target
+
+
+def study_name(prefix: str, task_name: str, feature_service: str) -> str:
+    return f"{prefix}-{task_name}-{feature_service}"
+
+
+def score(ts: TrainingSet, part_frame, pred: np.ndarray, threshold: float | None = None) -> dict:
+    """All metrics of the task on one part of the data; the headline is `ts.task.metric`."""
+    kind, y = ts.task.kind, part_frame.target.to_numpy()
+    if kind == "regression":
+        return regression_report(y, pred)
+    if kind == "classification":
+        return classification_report(y, pred, threshold)
+    return forecast_report(y, pred, part_frame.seasonal_naive.to_numpy(), part_frame.horizon)
+
+
+@dataclass
+class Prepared:
+    """Encoders and matrices computed once per process and shared by all trials."""
+
+    encoders: dict[bool, FeatureEncoder]
+    data: dict[bool, Data]
+
+
+def prepare(ts: TrainingSet, seed: int) -> Prepared:
+    train, val = ts.part("train"), ts.part("validation")
+    fit_kind = "regression" if ts.task.kind == "forecast" else ts.task.kind
+    encoders, data = {}, {}
+    for scaled in (False, True):
+        enc = FeatureEncoder.fit(input_frame(train, ts.features, ts.categorical), ts.features,
+                                 ts.categorical, scale=scaled)
+        encoders[scaled] = enc
+        data[scaled] = Data(
+            enc.transform(input_frame(train, ts.features, ts.categorical)),
+            training_target(ts.task.kind, train.target),
+            enc.transform(input_frame(val, ts.features, ts.categorical)),
+            training_target(ts.task.kind, val.target),
+            fit_kind,
+            seed,
+        )
+    return Prepared(encoders, data)
+
+
+def to_output(kind: str, raw: np.ndarray) -> np.ndarray:
+    return np.clip(np.expm1(raw), 0, None) if kind == "forecast" else raw
+
+
+class Objective:
+    """Given its data once; each call fits one candidate and returns its validation metric."""
+
+    def __init__(self, ts: TrainingSet, prepared: Prepared, families: tuple[str, ...], direction: str):
+        self.ts, self.prepared, self.families = ts, prepared, families
+        self.sign = -1.0 if direction == "maximize" else 1.0
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        family = trial.suggest_categorical("family", list(self.families))
+        params = suggest(trial, family, self.ts.task.kind)
+        data = self.prepared.data[family in SCALED_FAMILIES]
+
+        def report(step: int, loss: float) -> None:
+            trial.report(self.sign * loss, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        fitted = fit(family, params, data, report)
+        pred = to_output(self.ts.task.kind, fitted.predict(data.x_val))
+        metrics = score(self.ts, self.ts.part("validation"), pred)
+        for name, value in metrics.items():
+            trial.set_user_attr(f"val_{name}", value)
+        value = metrics[self.ts.task.metric]
+        if not np.isfinite(value):
+            raise optuna.TrialPruned(f"validation {self.ts.task.metric} is not finite")
+        return value
+
+
+def retry_on_race(make, attempts: int = 5):
+    """Workers starting together on a fresh database race to create its tables; retry."""
+    import time
+
+    for attempt in range(attempts):
+        try:
+            return make()
+        except Exception:  # noqa: BLE001 - the loser of the race sees a DDL/integrity error
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+
+
+def open_study(storage_url: str, name: str, direction: str, seed: int) -> optuna.Study:
+    """Create or load the study; the sampler seed moves on with the study's history."""
+    if storage_url.startswith("postgresql"):
+        from sqlalchemy.engine import make_url
+
+        from configs.settings import PostgresSettings
+        from ingestion.warehouse import ensure_database
+
+        url = make_url(storage_url)
+        ensure_database(PostgresSettings(host=url.host, port=url.port, user=url.username,
+                                         password=url.password or "", database=url.database))
+    study = retry_on_race(lambda: optuna.create_study(
+        study_name=name, storage=storage_url, direction=direction, load_if_exists=True))
+    offset = len(study.trials)
+    study.sampler = optuna.samplers.TPESampler(seed=seed + offset, n_startup_trials=5)
+    study.pruner = optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
+    return study
+
+
+def tune(study: optuna.Study, objective: Objective, trials: int, timeout: float | None,
+         callbacks=()) -> optuna.Study:
+    study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=list(callbacks),
+                   catch=(ValueError, ArithmeticError))
+    return study

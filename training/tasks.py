@@ -1,0 +1,56 @@
+"""The task table: one row per model. Adding a task is adding a row and its label query."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+
+from ingestion.warehouse import Warehouse
+from training import labels
+
+Kind = Literal["regression", "classification", "forecast", "clustering"]
+
+
+class TaskError(ValueError):
+    """A task that does not exist or cannot be trained on the data at hand."""
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    entity: str
+    kind: Kind
+    feature_service: str
+    metric: str  # the headline test metric, also the Optuna objective on validation
+    direction: Literal["maximize", "minimize"]
+    families: tuple[str, ...]
+    label_query: Callable[[Warehouse], pd.DataFrame]
+    label_days: int  # label window; time splits keep at least this gap
+    passthrough: tuple[str, ...] = ()  # label-query columns that are model inputs too
+
+
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in [
+        Task("engagement", "post", "regression", "engagement_v1", "r2", "maximize",
+             ("linear", "forest", "xgboost", "lightgbm", "mlp"), labels.engagement_labels, 7),
+        Task("virality", "post", "classification", "virality_v1", "pr_auc", "maximize",
+             ("linear", "forest", "xgboost", "lightgbm", "mlp"), labels.virality_labels, 7),
+        Task("churn", "user", "classification", "churn_v1", "roc_auc", "maximize",
+             ("linear", "forest", "xgboost", "lightgbm", "mlp"), labels.churn_labels, 28),
+        Task("trend", "hashtag", "forecast", "trend_v1", "mase", "minimize",
+             ("lightgbm", "xgboost", "forest", "mlp"), labels.trend_labels, 30,
+             passthrough=("horizon", "target_dow", "seasonal_naive")),
+        Task("segmentation", "user", "clustering", "segmentation_v1", "silhouette", "maximize",
+             ("kmeans",), labels.segmentation_labels, 0),
+    ]
+}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise TaskError(f"task: unknown task {name!r} (choose {', '.join(TASKS)})")
+    return TASKS[name]
