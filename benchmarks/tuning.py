@@ -18,7 +18,7 @@ first came within 1% of the arm's final best. Row C gives the mean milliseconds 
 TrialLogger call costs and its ratio to arm A's mean trial duration: the share of tuning
 time spent on tracking.
 
-The data set is built once: `flows.demo` (simulate, ingest, Feast apply, materialize) under a
+The data set is built once: `flows.prepare_data` (simulate, ingest, apply, materialize) under a
 temporary SMAP_DATA_DIR, then `build_training_set` and `prepare`. Model libraries (Keras,
 XGBoost, LightGBM, scikit-learn) are imported before the clock starts, so no arm pays for a
 first import. It is a benchmark, not a test: nothing here asserts on timings.
@@ -107,10 +107,12 @@ def build_data(settings: Settings, task, preset: str, seed: int):
 
     log.print(f"demo data: preset={preset}")
     with contextlib.redirect_stdout(sys.stderr):  # Feast prints; stdout carries only the table
-        flows.demo(settings, preset=preset)
+        flows.prepare_data(settings, preset=preset)
     ts = build_training_set(settings, task)
-    log.print(f"training set: {len(ts.split.train):,} train / "
-              f"{len(ts.split.validation):,} validation rows, {len(ts.features)} features")
+    log.print(
+        f"training set: {len(ts.split.train):,} train / "
+        f"{len(ts.split.validation):,} validation rows, {len(ts.features)} features"
+    )
     return ts, prepare(ts, seed)
 
 
@@ -183,8 +185,18 @@ def summarize(arm: str, study: optuna.Study, start: datetime, seconds: float) ->
         maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
         best, family = study.best_value, study.best_trial.params.get("family")
         to99, at = time_to_99(completed, start, best, maximize)
-    return ArmResult(arm, best, family, len(completed), len(pruned), len(failed), seconds,
-                     to99, at, mean_trial_ms(study))
+    return ArmResult(
+        arm,
+        best,
+        family,
+        len(completed),
+        len(pruned),
+        len(failed),
+        seconds,
+        to99,
+        at,
+        mean_trial_ms(study),
+    )
 
 
 # --- mlflow logging overhead --------------------------------------------------------------
@@ -234,9 +246,14 @@ def run(args: argparse.Namespace, root: Path) -> tuple[list[ArmResult], LoggingR
         arms.append((study, summarize(label, study, start, seconds)))
     log.print("C) mlflow TrialLogger on arm A's trials")
     overhead = logging_result(time_trial_logger(settings, task, arms[0][0]), arms[0][1])
-    data = {"metric": task.metric, "direction": task.direction, "fingerprint": ts.fingerprint,
-            "rows_train": len(ts.split.train), "rows_validation": len(ts.split.validation),
-            "features": len(ts.features)}
+    data = {
+        "metric": task.metric,
+        "direction": task.direction,
+        "fingerprint": ts.fingerprint,
+        "rows_train": len(ts.split.train),
+        "rows_validation": len(ts.split.validation),
+        "features": len(ts.features),
+    }
     return [result for _, result in arms], overhead, data
 
 
@@ -244,27 +261,61 @@ def fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def render(arms: list[ArmResult], overhead: LoggingResult, data: dict,
-           args: argparse.Namespace) -> None:
-    table = RichTable(title=f"smap tuning benchmark (task={args.task}, trials={args.trials}, "
-                            f"preset={args.preset}, seed={args.seed})")
+def render(
+    arms: list[ArmResult], overhead: LoggingResult, data: dict, args: argparse.Namespace
+) -> None:
+    table = RichTable(
+        title=f"smap tuning benchmark (task={args.task}, trials={args.trials}, "
+        f"preset={args.preset}, seed={args.seed})"
+    )
     table.add_column("arm")
     table.add_column(f"best {data['metric']}", justify="right")
     table.add_column("best family")
-    for name in ("completed", "pruned", "failed", "seconds", "s to 99% best", "at trial",
-                 "ms/trial", "vs A trial"):
+    for name in (
+        "completed",
+        "pruned",
+        "failed",
+        "seconds",
+        "s to 99% best",
+        "at trial",
+        "ms/trial",
+        "vs A trial",
+    ):
         table.add_column(name, justify="right")
     for a in arms:
-        table.add_row(a.arm, fmt(a.best, ".4f"), a.best_family or "-", str(a.completed),
-                      str(a.pruned), str(a.failed), f"{a.seconds:.1f}", fmt(a.seconds_to_99, ".1f"),
-                      fmt(a.trial_at_99, "d"), f"{a.mean_trial_ms:,.0f}", "")
+        table.add_row(
+            a.arm,
+            fmt(a.best, ".4f"),
+            a.best_family or "-",
+            str(a.completed),
+            str(a.pruned),
+            str(a.failed),
+            f"{a.seconds:.1f}",
+            fmt(a.seconds_to_99, ".1f"),
+            fmt(a.trial_at_99, "d"),
+            f"{a.mean_trial_ms:,.0f}",
+            "",
+        )
     table.add_section()
     o = overhead
-    table.add_row("C) mlflow logging", "-", "-", str(o.trials_logged), "-", "-", f"{o.seconds:.2f}",
-                  "-", "-", f"{o.mean_ms:,.1f}", f"{o.ratio_vs_trial:.2%}")
+    table.add_row(
+        "C) mlflow logging",
+        "-",
+        "-",
+        str(o.trials_logged),
+        "-",
+        "-",
+        f"{o.seconds:.2f}",
+        "-",
+        "-",
+        f"{o.mean_ms:,.1f}",
+        f"{o.ratio_vs_trial:.2%}",
+    )
     out.print(table)
-    out.print(f"ms/trial: mean trial duration for A and B; for C, one TrialLogger call "
-              f"(median {o.median_ms:.1f} ms, max {o.max_ms:.1f} ms). vs A trial = C / A.")
+    out.print(
+        f"ms/trial: mean trial duration for A and B; for C, one TrialLogger call "
+        f"(median {o.median_ms:.1f} ms, max {o.max_ms:.1f} ms). vs A trial = C / A."
+    )
 
 
 def finite(value):

@@ -172,6 +172,9 @@ def demo(
         "analytics rows": sum(result["ingest"].values()),
         "feast objects": len(result["apply"]),
         "materialized source rows": sum(result["materialize"].values()),
+        "engagement model": result["train"].model_uri,
+        "engagement test r2": round(result["train"].test_metrics["r2"], 4),
+        "gate": result["train"].decision.decision if result["train"].decision else "-",
         "seconds": result["seconds"],
     }
     print_counts("smap demo", summary)
@@ -185,20 +188,31 @@ def train(
     task: TaskName,
     profile: Profile = None,
     trials: Annotated[int | None, typer.Option(help="Trials to add to the study.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Stop starting trials after SECONDS.")] = None,
-    families: Annotated[str | None, typer.Option(help="Comma-separated subset of model families.")] = None,
-    no_promote: Annotated[bool, typer.Option("--no-promote", help="Register only; skip the gate.")] = False,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop starting trials after SECONDS.")
+    ] = None,
+    families: Annotated[str | None, typer.Option(help="Comma-separated family subset.")] = None,
+    no_promote: Annotated[bool, typer.Option("--no-promote", help="Skip the gate.")] = False,
 ) -> None:
     """Tune candidates with Optuna (resumable study), log to MLflow, register, run the gate."""
     from training.train import train as run_train
 
     settings = settings_for(profile)
     chosen = tuple(f.strip() for f in families.split(",")) if families else None
-    result = run_train(settings, task, trials=trials, timeout=timeout,
-                       run_promotion=not no_promote, families=chosen)
+    result = run_train(
+        settings,
+        task,
+        trials=trials,
+        timeout=timeout,
+        run_promotion=not no_promote,
+        families=chosen,
+    )
     summary = {
-        "model": result.model_uri, "run id": result.run_id, "study": result.study,
-        "trials in study": result.trials_in_study, "best trial": result.best_trial,
+        "model": result.model_uri,
+        "run id": result.run_id,
+        "study": result.study,
+        "trials in study": result.trials_in_study,
+        "best trial": result.best_trial,
         "validation": round(result.validation_value, 4),
         **{f"test {k}": round(v, 4) for k, v in result.test_metrics.items()},
     }
@@ -233,13 +247,40 @@ def evaluate(
     if as_json:
         out.print_json(json.dumps(report, default=str))
         return
-    table = Table(title=f"{task}: champion v{report['model_version']} on {report['test_rows']} test rows")
+    table = Table(
+        title=f"{task}: champion v{report['model_version']} on {report['test_rows']} test rows"
+    )
     for col in ("metric", "champion", "oracle", "naive baseline"):
         table.add_column(col, justify="right")
     for name, value in report["champion"].items():
-        table.add_row(name, f"{value:.4f}", f"{report['oracle'].get(name, float('nan')):.4f}",
-                      f"{report['baseline'].get(name, float('nan')):.4f}")
+        table.add_row(
+            name,
+            f"{value:.4f}",
+            f"{report['oracle'].get(name, float('nan')):.4f}",
+            f"{report['baseline'].get(name, float('nan')):.4f}",
+        )
     out.print(table)
+
+
+@app.command()
+def segment(profile: Profile = None) -> None:
+    """Cluster active users (k in 5..7 by silhouette), register the model, write user_segments."""
+    from training.segmentation import segment as run_segment
+
+    result = run_segment(settings_for(profile))
+    print_counts(
+        "user segments",
+        {
+            "k": result.k,
+            "silhouette": round(result.silhouette, 4),
+            "model version": result.version,
+            "users segmented": result.segments_written,
+            **{
+                f"segment {r.segment}": f"{r.label} ({r.size})"
+                for r in result.profiles.itertuples()
+            },
+        },
+    )
 
 
 @models_app.command("history")
@@ -255,8 +296,14 @@ def models_history(task: TaskName, profile: Profile = None) -> None:
     for col in ("decided_at", "decision", "version", "champion_before", "champion_after", "reason"):
         table.add_column(col)
     for row in frame.itertuples():
-        table.add_row(f"{row.decided_at:%Y-%m-%d %H:%M:%S}", row.decision, str(row.version),
-                      str(row.champion_before), str(row.champion_after), row.reason)
+        table.add_row(
+            f"{row.decided_at:%Y-%m-%d %H:%M:%S}",
+            row.decision,
+            str(row.version),
+            str(row.champion_before),
+            str(row.champion_after),
+            row.reason,
+        )
     out.print(table)
 
 

@@ -103,5 +103,12 @@ def build_training_set(settings: Settings, task: Task, store=None) -> TrainingSe
         "test_start": str(part(split.test).min()),
         "test_end": str(part(split.test).max()),
     }
-    return TrainingSet(task, frame, features, categorical, split,
-                       fingerprint(frame[features + ["event_timestamp", "target"]]), window)
+    return TrainingSet(
+        task,
+        frame,
+        features,
+        categorical,
+        split,
+        fingerprint(frame[features + ["event_timestamp", "target"]]),
+        window,
+    )

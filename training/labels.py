@@ -74,9 +74,9 @@ def _churn_oracle(truth: pd.DataFrame, users: np.ndarray, day: np.ndarray) -> np
     h = t.churn_hazard.to_numpy()
     r = DISENGAGE_TO_CHURN
     k = np.arange(1, CHURN_DAYS + 1)[None, :]
-    engaged = (h[:, None] * (1 - h[:, None]) ** (k - 1) * (1 - (1 - r) ** (CHURN_DAYS - k + 1))).sum(
-        axis=1
-    )
+    engaged = (
+        h[:, None] * (1 - h[:, None]) ** (k - 1) * (1 - (1 - r) ** (CHURN_DAYS - k + 1))
+    ).sum(axis=1)
     disengaging = 1 - (1 - r) ** CHURN_DAYS
     return np.where(
         day >= t.churn_day.to_numpy(),
@@ -92,8 +92,9 @@ def churn_labels(warehouse: Warehouse, every_days: int = 7) -> pd.DataFrame:
     )
     activity = warehouse.read("user_activity", columns=["user_id", "date"])
     start, end = metrics.date.min(), metrics.date.max()
-    snap_days = pd.date_range(start + pd.Timedelta(days=28), end - pd.Timedelta(days=CHURN_DAYS),
-                              freq=f"{every_days}D")
+    snap_days = pd.date_range(
+        start + pd.Timedelta(days=28), end - pd.Timedelta(days=CHURN_DAYS), freq=f"{every_days}D"
+    )
     snaps = metrics[metrics.date.isin(snap_days) & (metrics.active_days_28d > 0)]
     act = activity.assign(day=(activity.date - start).dt.days)
     act = act[act.day >= 0]
@@ -101,13 +102,17 @@ def churn_labels(warehouse: Warehouse, every_days: int = 7) -> pd.DataFrame:
     n_users = int(max(metrics.user_id.max(), act.user_id.max())) + 1
     has_activity = np.zeros((n_users, max(last_idx, int(act.day.max())) + 1), dtype=np.int64)
     np.add.at(has_activity, (act.user_id.to_numpy(), act.day.to_numpy()), 1)
-    cum = np.concatenate([np.zeros((has_activity.shape[0], 1), np.int64), has_activity.cumsum(1)], 1)
+    cum = np.concatenate(
+        [np.zeros((has_activity.shape[0], 1), np.int64), has_activity.cumsum(1)], 1
+    )
     d = (snaps.date - start).dt.days.to_numpy()
     u = snaps.user_id.to_numpy()
     future = cum[u, np.minimum(d + 1 + CHURN_DAYS, last_idx)] - cum[u, d + 1]
     truth = _truth(warehouse, "truth_users")
     oracle = (
-        _churn_oracle(truth, u, (snaps.date - start).dt.days.to_numpy()) if truth is not None else np.nan
+        _churn_oracle(truth, u, (snaps.date - start).dt.days.to_numpy())
+        if truth is not None
+        else np.nan
     )
     return pd.DataFrame(
         {
@@ -121,7 +126,9 @@ def churn_labels(warehouse: Warehouse, every_days: int = 7) -> pd.DataFrame:
 
 def trend_labels(warehouse: Warehouse, horizons=TREND_HORIZONS) -> pd.DataFrame:
     """(hashtag, day, horizon) rows; target: usage `horizon` days later (log1p-scale fit)."""
-    daily = warehouse.read("hashtag_daily", columns=["hashtag_id", "date", "event_timestamp", "usage"])
+    daily = warehouse.read(
+        "hashtag_daily", columns=["hashtag_id", "date", "event_timestamp", "usage"]
+    )
     usage = daily.pivot(index="hashtag_id", columns="date", values="usage").sort_index(axis=1)
     dates = usage.columns
     matrix = usage.to_numpy(dtype=float)
@@ -163,6 +170,10 @@ def segmentation_labels(warehouse: Warehouse) -> pd.DataFrame:
     )
     last = metrics[(metrics.date == metrics.date.max()) & (metrics.active_days_28d > 0)]
     return pd.DataFrame(
-        {"user_id": last.user_id.to_numpy(), "event_timestamp": last.event_timestamp.to_numpy(),
-         "target": 0, "oracle": np.nan}
+        {
+            "user_id": last.user_id.to_numpy(),
+            "event_timestamp": last.event_timestamp.to_numpy(),
+            "target": 0,
+            "oracle": np.nan,
+        }
     )

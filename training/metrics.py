@@ -15,7 +15,7 @@ from sklearn.metrics import (
 
 
 def relative_mae(y: np.ndarray, pred: np.ndarray, naive: np.ndarray) -> float:
-    """MAE of the forecast over MAE of the seasonal-naive forecast on the same points (MASE-style)."""
+    """MAE of the forecast over MAE of seasonal-naive on the same points (MASE-style)."""
     denom = mean_absolute_error(y, naive)
     return float(mean_absolute_error(y, pred) / denom) if denom > 0 else float("nan")
 

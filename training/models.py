@@ -46,8 +46,11 @@ class FeatureEncoder:
         names = list(self.numeric)
         for col, values in self.categories.items():
             col_values = frame[col].astype(str).to_numpy()
-            parts.append(np.stack([col_values == v for v in values], axis=1).astype(float)
-                         if values else np.zeros((len(frame), 0)))
+            parts.append(
+                np.stack([col_values == v for v in values], axis=1).astype(float)
+                if values
+                else np.zeros((len(frame), 0))
+            )
             names += [f"{col}={v}" for v in values]
         self.names = names
         return np.concatenate(parts, axis=1)
@@ -80,8 +83,9 @@ def _loss(kind: str, y: np.ndarray, pred: np.ndarray) -> float:
 class Fitted:
     """A trained estimator behind one `predict` returning scores or values."""
 
-    def __init__(self, estimator: Any, kind: str, family: str, y_shift: float = 0.0,
-                 y_scale: float = 1.0):
+    def __init__(
+        self, estimator: Any, kind: str, family: str, y_shift: float = 0.0, y_scale: float = 1.0
+    ):
         self.estimator, self.kind, self.family = estimator, kind, family
         self.y_shift, self.y_scale = y_shift, y_scale  # networks fit a standardised target
 
@@ -164,9 +168,15 @@ def _fit_forest(params, data: Data, report: Report):
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
     cls = RandomForestClassifier if data.kind == "classification" else RandomForestRegressor
-    est = cls(n_estimators=0, warm_start=True, max_depth=params["max_depth"], n_jobs=-1,
-              min_samples_leaf=params["min_samples_leaf"], max_features=params["max_features"],
-              random_state=data.seed)
+    est = cls(
+        n_estimators=0,
+        warm_start=True,
+        max_depth=params["max_depth"],
+        n_jobs=-1,
+        min_samples_leaf=params["min_samples_leaf"],
+        max_features=params["max_features"],
+        random_state=data.seed,
+    )
     x = np.nan_to_num(data.x_train, nan=-1.0)
     xv = np.nan_to_num(data.x_val, nan=-1.0)
     fitted = _NanSafe(Fitted(est, data.kind, "forest"))
@@ -201,11 +211,19 @@ def _fit_xgboost(params, data: Data, report: Report):
                 report(epoch, float(history[-1]))
             return False
 
-    common = dict(n_estimators=params["rounds"], learning_rate=params["eta"],
-                  max_depth=params["max_depth"], subsample=params["subsample"],
-                  colsample_bytree=params["colsample"], min_child_weight=params["min_child_weight"],
-                  reg_lambda=params["lambda"], random_state=data.seed, n_jobs=2,
-                  tree_method="hist", callbacks=[Reporter()])
+    common = dict(
+        n_estimators=params["rounds"],
+        learning_rate=params["eta"],
+        max_depth=params["max_depth"],
+        subsample=params["subsample"],
+        colsample_bytree=params["colsample"],
+        min_child_weight=params["min_child_weight"],
+        reg_lambda=params["lambda"],
+        random_state=data.seed,
+        n_jobs=2,
+        tree_method="hist",
+        callbacks=[Reporter()],
+    )
     if data.kind == "classification":
         est = xgb.XGBClassifier(eval_metric="logloss", **common)
     else:
@@ -222,11 +240,19 @@ def _fit_lightgbm(params, data: Data, report: Report):
         if env.iteration % 10 == 9:
             report(env.iteration, float(env.evaluation_result_list[0][2]))
 
-    common = dict(n_estimators=params["rounds"], learning_rate=params["learning_rate"],
-                  num_leaves=params["num_leaves"], min_child_samples=params["min_child_samples"],
-                  subsample=params["subsample"], subsample_freq=1,
-                  colsample_bytree=params["colsample"], reg_lambda=params["reg_lambda"],
-                  random_state=data.seed, n_jobs=2, verbose=-1)
+    common = dict(
+        n_estimators=params["rounds"],
+        learning_rate=params["learning_rate"],
+        num_leaves=params["num_leaves"],
+        min_child_samples=params["min_child_samples"],
+        subsample=params["subsample"],
+        subsample_freq=1,
+        colsample_bytree=params["colsample"],
+        reg_lambda=params["reg_lambda"],
+        random_state=data.seed,
+        n_jobs=2,
+        verbose=-1,
+    )
     cls = lgb.LGBMClassifier if data.kind == "classification" else lgb.LGBMRegressor
     est = cls(**common)
     est.fit(data.x_train, data.y_train, eval_set=[(data.x_val, data.y_val)], callbacks=[reporter])
@@ -244,18 +270,28 @@ def _fit_mlp(params, data: Data, report: Report):
             model.add(keras.layers.Dropout(params["dropout"]))
     classify = data.kind == "classification"
     model.add(keras.layers.Dense(1, activation="sigmoid" if classify else None))
-    model.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]),
-                  loss="binary_crossentropy" if classify else "mse")
+    model.compile(
+        optimizer=keras.optimizers.Adam(params["learning_rate"]),
+        loss="binary_crossentropy" if classify else "mse",
+    )
 
-    shift, scale = (0.0, 1.0) if classify else (float(data.y_train.mean()), float(data.y_train.std() or 1.0))
+    shift, scale = (
+        (0.0, 1.0) if classify else (float(data.y_train.mean()), float(data.y_train.std() or 1.0))
+    )
 
     class Reporter(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             report(epoch, float(logs["val_loss"]) * scale**2)
 
-    model.fit(data.x_train, (data.y_train - shift) / scale,
-              validation_data=(data.x_val, (data.y_val - shift) / scale),
-              epochs=params["epochs"], batch_size=256, verbose=0, callbacks=[Reporter()])
+    model.fit(
+        data.x_train,
+        (data.y_train - shift) / scale,
+        validation_data=(data.x_val, (data.y_val - shift) / scale),
+        epochs=params["epochs"],
+        batch_size=256,
+        verbose=0,
+        callbacks=[Reporter()],
+    )
     return Fitted(model, data.kind, "mlp", shift, scale)
 
 

@@ -14,8 +14,14 @@ from training.models import FeatureEncoder
 
 
 class SmapModel(PythonModel):
-    def __init__(self, encoder: FeatureEncoder, fitted, kind: str, features: list[str],
-                 threshold: float | None = None):
+    def __init__(
+        self,
+        encoder: FeatureEncoder,
+        fitted,
+        kind: str,
+        features: list[str],
+        threshold: float | None = None,
+    ):
         self.encoder, self.fitted, self.kind = encoder, fitted, kind
         self.features, self.threshold = features, threshold
 

@@ -7,7 +7,7 @@ Every decision is appended to the `champion_history` table (and tagged on the ve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import mlflow
 import numpy as np
@@ -59,24 +59,44 @@ def beats(task: Task, challenger: float, champion: float, margin: float) -> bool
 
 
 def record(warehouse: Warehouse, client: MlflowClient, d: Decision) -> Decision:
-    row = pd.DataFrame([{**d.__dict__, "decided_at": datetime.now(timezone.utc)}])
+    row = pd.DataFrame([{**d.__dict__, "decided_at": datetime.now(UTC)}])
     warehouse.append(MODEL_TABLES["champion_history"], row)
     client.set_model_version_tag(d.task, str(d.version), "smap.gate_decision", d.decision)
-    client.set_model_version_tag(d.task, str(d.version), f"smap.gate_{d.metric}",
-                                 f"{d.challenger_value:.6g}")
+    client.set_model_version_tag(
+        d.task, str(d.version), f"smap.gate_{d.metric}", f"{d.challenger_value:.6g}"
+    )
     return d
 
 
-def promote(client: MlflowClient, warehouse: Warehouse, task: Task, version: int,
-            holdout: pd.DataFrame, scorer, margin: float) -> Decision:
+def promote(
+    client: MlflowClient,
+    warehouse: Warehouse,
+    task: Task,
+    version: int,
+    holdout: pd.DataFrame,
+    scorer,
+    margin: float,
+) -> Decision:
     """Score challenger and champion on `holdout`; move `champion` only if it wins by `margin`."""
     before = current_champion(client, task.name)
     new_value = score_version(task, version, holdout, scorer)
     if before is None:
         client.set_registered_model_alias(task.name, CHAMPION, str(version))
-        return record(warehouse, client, Decision(
-            task.name, version, "first_champion", None, version, task.metric, new_value,
-            float("nan"), "no champion yet"))
+        return record(
+            warehouse,
+            client,
+            Decision(
+                task.name,
+                version,
+                "first_champion",
+                None,
+                version,
+                task.metric,
+                new_value,
+                float("nan"),
+                "no champion yet",
+            ),
+        )
     if before == version:
         raise TaskError(f"{task.name}: version {version} is already the champion")
     old_value = score_version(task, before, holdout, scorer)
@@ -88,14 +108,20 @@ def promote(client: MlflowClient, warehouse: Warehouse, task: Task, version: int
         client.set_registered_model_alias(task.name, CHALLENGER, str(version))
         decision, after = "kept_champion", before
         reason = f"{task.metric} {new_value:.4f} does not beat {old_value:.4f} by {margin}"
-    return record(warehouse, client, Decision(
-        task.name, version, decision, before, after, task.metric, new_value, old_value, reason))
+    return record(
+        warehouse,
+        client,
+        Decision(
+            task.name, version, decision, before, after, task.metric, new_value, old_value, reason
+        ),
+    )
 
 
 def history(warehouse: Warehouse, task: str) -> pd.DataFrame:
     if not warehouse.exists("champion_history"):
         return MODEL_TABLES["champion_history"].conform(
-            pd.DataFrame({c: [] for c in MODEL_TABLES["champion_history"].columns}))
+            pd.DataFrame({c: [] for c in MODEL_TABLES["champion_history"].columns})
+        )
     table = warehouse.read("champion_history")
     return table[table.task == task].sort_values("decided_at").reset_index(drop=True)
 
@@ -111,12 +137,27 @@ def rollback(client: MlflowClient, warehouse: Warehouse, task: Task) -> Decision
     """Give `champion` back to the version that held it before the current one."""
     current = current_champion(client, task.name)
     past = history(warehouse, task.name)
-    changes = past[(past.champion_after == current) & past.champion_before.notna()
-                   & (past.champion_before != past.champion_after)]
+    changes = past[
+        (past.champion_after == current)
+        & past.champion_before.notna()
+        & (past.champion_before != past.champion_after)
+    ]
     if current is None or changes.empty:
         raise TaskError(f"{task.name}: there is no previous champion to roll back to")
     previous = int(changes.champion_before.iloc[-1])
     client.set_registered_model_alias(task.name, CHAMPION, str(previous))
-    return record(warehouse, client, Decision(
-        task.name, previous, "rollback", current, previous, task.metric, float("nan"),
-        float("nan"), f"rolled back from version {current}"))
+    return record(
+        warehouse,
+        client,
+        Decision(
+            task.name,
+            previous,
+            "rollback",
+            current,
+            previous,
+            task.metric,
+            float("nan"),
+            float("nan"),
+            f"rolled back from version {current}",
+        ),
+    )

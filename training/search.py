@@ -44,8 +44,12 @@ def prepare(ts: TrainingSet, seed: int) -> Prepared:
     fit_kind = "regression" if ts.task.kind == "forecast" else ts.task.kind
     encoders, data = {}, {}
     for scaled in (False, True):
-        enc = FeatureEncoder.fit(input_frame(train, ts.features, ts.categorical), ts.features,
-                                 ts.categorical, scale=scaled)
+        enc = FeatureEncoder.fit(
+            input_frame(train, ts.features, ts.categorical),
+            ts.features,
+            ts.categorical,
+            scale=scaled,
+        )
         encoders[scaled] = enc
         data[scaled] = Data(
             enc.transform(input_frame(train, ts.features, ts.categorical)),
@@ -65,7 +69,9 @@ def to_output(kind: str, raw: np.ndarray) -> np.ndarray:
 class Objective:
     """Given its data once; each call fits one candidate and returns its validation metric."""
 
-    def __init__(self, ts: TrainingSet, prepared: Prepared, families: tuple[str, ...], direction: str):
+    def __init__(
+        self, ts: TrainingSet, prepared: Prepared, families: tuple[str, ...], direction: str
+    ):
         self.ts, self.prepared, self.families = ts, prepared, families
         self.sign = -1.0 if direction == "maximize" else 1.0
 
@@ -112,18 +118,34 @@ def open_study(storage_url: str, name: str, direction: str, seed: int) -> optuna
         from ingestion.warehouse import ensure_database
 
         url = make_url(storage_url)
-        ensure_database(PostgresSettings(host=url.host, port=url.port, user=url.username,
-                                         password=url.password or "", database=url.database))
-    study = retry_on_race(lambda: optuna.create_study(
-        study_name=name, storage=storage_url, direction=direction, load_if_exists=True))
+        ensure_database(
+            PostgresSettings(
+                host=url.host,
+                port=url.port,
+                user=url.username,
+                password=url.password or "",
+                database=url.database,
+            )
+        )
+    study = retry_on_race(
+        lambda: optuna.create_study(
+            study_name=name, storage=storage_url, direction=direction, load_if_exists=True
+        )
+    )
     offset = len(study.trials)
     study.sampler = optuna.samplers.TPESampler(seed=seed + offset, n_startup_trials=5)
     study.pruner = optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
     return study
 
 
-def tune(study: optuna.Study, objective: Objective, trials: int, timeout: float | None,
-         callbacks=()) -> optuna.Study:
-    study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=list(callbacks),
-                   catch=(ValueError, ArithmeticError))
+def tune(
+    study: optuna.Study, objective: Objective, trials: int, timeout: float | None, callbacks=()
+) -> optuna.Study:
+    study.optimize(
+        objective,
+        n_trials=trials,
+        timeout=timeout,
+        callbacks=list(callbacks),
+        catch=(ValueError, ArithmeticError),
+    )
     return study

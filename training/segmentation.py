@@ -62,8 +62,15 @@ class SegmentModel(PythonModel):
     Segment ids are renumbered by size (0 = largest segment) through `order`.
     """
 
-    def __init__(self, features: list[str], medians: dict[str, float], log_columns: list[str],
-                 scaler: StandardScaler, kmeans: KMeans, order: np.ndarray):
+    def __init__(
+        self,
+        features: list[str],
+        medians: dict[str, float],
+        log_columns: list[str],
+        scaler: StandardScaler,
+        kmeans: KMeans,
+        order: np.ndarray,
+    ):
         self.features, self.medians, self.log_columns = features, medians, log_columns
         self.scaler, self.kmeans, self.order = scaler, kmeans, order
 
@@ -71,8 +78,9 @@ class SegmentModel(PythonModel):
         missing = [c for c in self.features if c not in frame.columns]
         if missing:
             raise ValueError(f"model input is missing feature(s): {', '.join(missing)}")
-        return self.scaler.transform(_impute_log(frame[self.features], self.medians,
-                                                 self.log_columns).to_numpy())
+        return self.scaler.transform(
+            _impute_log(frame[self.features], self.medians, self.log_columns).to_numpy()
+        )
 
     def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
         return self.order[self.kmeans.predict(self.transform(frame))].astype(np.int64)
@@ -161,8 +169,13 @@ def _profiles(raw: pd.DataFrame, segments: np.ndarray, names: list[str]) -> pd.D
     grouped = raw[names].assign(segment=segments).groupby("segment")
     means = grouped.mean()
     sizes = grouped.size()
-    out = pd.DataFrame({"segment": sizes.index.astype(int), "size": sizes.to_numpy(),
-                        "share": sizes.to_numpy() / len(raw)}).set_index("segment", drop=False)
+    out = pd.DataFrame(
+        {
+            "segment": sizes.index.astype(int),
+            "size": sizes.to_numpy(),
+            "share": sizes.to_numpy() / len(raw),
+        }
+    ).set_index("segment", drop=False)
     out = out.join(means)
     out.insert(1, "label", _label_segments(out))
     return out.reset_index(drop=True)
@@ -178,8 +191,10 @@ def segment(settings: Settings, k_range=(5, 6, 7), sample: int = 5000) -> Segmen
     frame, names = segmentation_frame(settings)
     need = ROWS_PER_CLUSTER * ks[-1]
     if len(frame) < need:
-        raise TaskError(f"{TASK}: {len(frame)} active users is too few for k={ks[-1]} "
-                        f"(need at least {need}; simulate a larger preset or lower k)")
+        raise TaskError(
+            f"{TASK}: {len(frame)} active users is too few for k={ks[-1]} "
+            f"(need at least {need}; simulate a larger preset or lower k)"
+        )
     raw = input_frame(frame, names, [])
     data_fingerprint = fingerprint(frame[["user_id", "event_timestamp", *names]])
 
@@ -192,8 +207,9 @@ def segment(settings: Settings, k_range=(5, 6, 7), sample: int = 5000) -> Segmen
     for k in ks:
         fits[k] = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(x)
         labels = fits[k].labels_[rows]
-        silhouettes[k] = (float(silhouette_score(x[rows], labels))
-                          if len(np.unique(labels)) > 1 else float("nan"))
+        silhouettes[k] = (
+            float(silhouette_score(x[rows], labels)) if len(np.unique(labels)) > 1 else float("nan")
+        )
     finite = {k: s for k, s in silhouettes.items() if np.isfinite(s)}
     if not finite:
         raise TaskError(f"{TASK}: no k in {ks} gave at least two distinct clusters")
@@ -210,28 +226,44 @@ def segment(settings: Settings, k_range=(5, 6, 7), sample: int = 5000) -> Segmen
     client = use_tracking(settings)
     experiment_for(settings, TASK)
     with mlflow.start_run(run_name=f"segment-k{best_k}") as run:
-        mlflow.set_tags({"smap.task": TASK, "smap.feature_service": task.feature_service,
-                         "smap.data_fingerprint": data_fingerprint,
-                         "smap.git_commit": git_commit(), "smap.gate": "none"})
-        mlflow.log_params({"k_range": ",".join(map(str, ks)), "k": best_k, "seed": seed,
-                           "feature_service": task.feature_service,
-                           "data_fingerprint": data_fingerprint, "rows": len(frame),
-                           "silhouette_sample": len(rows), "log_columns": ",".join(log_columns)})
+        mlflow.set_tags(
+            {
+                "smap.task": TASK,
+                "smap.feature_service": task.feature_service,
+                "smap.data_fingerprint": data_fingerprint,
+                "smap.git_commit": git_commit(),
+                "smap.gate": "none",
+            }
+        )
+        mlflow.log_params(
+            {
+                "k_range": ",".join(map(str, ks)),
+                "k": best_k,
+                "seed": seed,
+                "feature_service": task.feature_service,
+                "data_fingerprint": data_fingerprint,
+                "rows": len(frame),
+                "silhouette_sample": len(rows),
+                "log_columns": ",".join(log_columns),
+            }
+        )
         mlflow.log_metrics({f"silhouette_k{k}": s for k, s in finite.items()})
         mlflow.log_metric("silhouette", finite[best_k])
-        mlflow.log_dict({"feature_service": task.feature_service, "features": names},
-                        "lineage/features.json")
+        mlflow.log_dict(
+            {"feature_service": task.feature_service, "features": names}, "lineage/features.json"
+        )
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             profiles.to_csv(out / "segment_profiles.csv", index=False)
-            (out / "segment_profiles.json").write_text(
-                profiles.to_json(orient="records", indent=2))
+            (out / "segment_profiles.json").write_text(profiles.to_json(orient="records", indent=2))
             mlflow.log_artifacts(str(out), "profiles")
         example = raw.head(5)
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=model,
+            name="model",
+            python_model=model,
             signature=mlflow.models.infer_signature(example, model.predict_frame(example)),
-            input_example=example, pip_requirements=requirements(),
+            input_example=example,
+            pip_requirements=requirements(),
         )
         run_id = run.info.run_id
     registered = mlflow.register_model(info.model_uri, TASK)
@@ -242,22 +274,30 @@ def segment(settings: Settings, k_range=(5, 6, 7), sample: int = 5000) -> Segmen
     client.set_registered_model_alias(TASK, CHAMPION, str(version))
 
     label_of = dict(zip(profiles.segment, profiles.label, strict=True))
-    user_segments = pd.DataFrame({
-        "user_id": frame.user_id.to_numpy(),
-        "segment": segments,
-        "segment_label": [label_of[s] for s in segments],
-        "assigned_at": datetime.now(UTC),
-        "model_version": version,
-    })
+    user_segments = pd.DataFrame(
+        {
+            "user_id": frame.user_id.to_numpy(),
+            "segment": segments,
+            "segment_label": [label_of[s] for s in segments],
+            "assigned_at": datetime.now(UTC),
+            "model_version": version,
+        }
+    )
     segment_profiles = profiles[["segment", "label", "size", "share"]].assign(
-        profile_json=[json.dumps({c: _jsonable(v) for c, v in row.items()})
-                      for row in profiles[names].to_dict(orient="records")])
-    written = open_warehouse(settings).write_many([
-        (SEGMENT_TABLES["user_segments"], user_segments),
-        (SEGMENT_TABLES["segment_profiles"], segment_profiles),
-    ])
-    return SegmentResult(run_id, version, best_k, finite[best_k], silhouettes,
-                         written["user_segments"], profiles)
+        profile_json=[
+            json.dumps({c: _jsonable(v) for c, v in row.items()})
+            for row in profiles[names].to_dict(orient="records")
+        ]
+    )
+    written = open_warehouse(settings).write_many(
+        [
+            (SEGMENT_TABLES["user_segments"], user_segments),
+            (SEGMENT_TABLES["segment_profiles"], segment_profiles),
+        ]
+    )
+    return SegmentResult(
+        run_id, version, best_k, finite[best_k], silhouettes, written["user_segments"], profiles
+    )
 
 
 def _jsonable(value: float) -> float | None:

@@ -41,7 +41,9 @@ def experiment_for(settings: Settings, task_name: str) -> str:
 
     def ensure() -> None:
         if mlflow.get_experiment_by_name(name) is None:
-            mlflow.create_experiment(name, artifact_location=f"{settings.mlflow_artifact_root}/{name}")
+            mlflow.create_experiment(
+                name, artifact_location=f"{settings.mlflow_artifact_root}/{name}"
+            )
 
     from training.search import retry_on_race
 
@@ -52,31 +54,41 @@ def experiment_for(settings: Settings, task_name: str) -> str:
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, cwd=Path(__file__).parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
 
 def log_lineage(ts: TrainingSet, study: optuna.Study, features: list[str]) -> None:
-    mlflow.set_tags({
-        "smap.task": ts.task.name,
-        "smap.feature_service": ts.task.feature_service,
-        "smap.data_fingerprint": ts.fingerprint,
-        "smap.optuna_study": study.study_name,
-        "smap.git_commit": git_commit(),
-    })
-    mlflow.log_params({
-        "feature_service": ts.task.feature_service,
-        "data_fingerprint": ts.fingerprint,
-        "rows_train": len(ts.split.train),
-        "rows_validation": len(ts.split.validation),
-        "rows_test": len(ts.split.test),
-        **{f"window_{k}": v for k, v in ts.window.items()},
-    })
-    mlflow.log_dict({"feature_service": ts.task.feature_service, "features": features},
-                    "lineage/features.json")
+    mlflow.set_tags(
+        {
+            "smap.task": ts.task.name,
+            "smap.feature_service": ts.task.feature_service,
+            "smap.data_fingerprint": ts.fingerprint,
+            "smap.optuna_study": study.study_name,
+            "smap.git_commit": git_commit(),
+        }
+    )
+    mlflow.log_params(
+        {
+            "feature_service": ts.task.feature_service,
+            "data_fingerprint": ts.fingerprint,
+            "rows_train": len(ts.split.train),
+            "rows_validation": len(ts.split.validation),
+            "rows_test": len(ts.split.test),
+            **{f"window_{k}": v for k, v in ts.window.items()},
+        }
+    )
+    mlflow.log_dict(
+        {"feature_service": ts.task.feature_service, "features": features}, "lineage/features.json"
+    )
     mlflow.log_dict(ts.window | {"fingerprint": ts.fingerprint}, "lineage/data_window.json")
 
 
@@ -88,17 +100,27 @@ class TrialLogger:
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         run = self.client.create_run(
-            self.experiment_id, run_name=f"trial-{trial.number}",
-            tags={"mlflow.parentRunId": self.parent, "smap.trial_state": trial.state.name,
-                  "smap.optuna_study": study.study_name},
+            self.experiment_id,
+            run_name=f"trial-{trial.number}",
+            tags={
+                "mlflow.parentRunId": self.parent,
+                "smap.trial_state": trial.state.name,
+                "smap.optuna_study": study.study_name,
+            },
         )
         stamp = int((trial.datetime_complete or trial.datetime_start).timestamp() * 1000)
-        metrics = [Metric("intermediate", float(v), stamp, int(step))
-                   for step, v in trial.intermediate_values.items() if np.isfinite(v)]
+        metrics = [
+            Metric("intermediate", float(v), stamp, int(step))
+            for step, v in trial.intermediate_values.items()
+            if np.isfinite(v)
+        ]
         if trial.value is not None:
             metrics.append(Metric("validation_value", float(trial.value), stamp, 0))
-        metrics += [Metric(k, float(v), stamp, 0) for k, v in trial.user_attrs.items()
-                    if isinstance(v, float) and np.isfinite(v)]
+        metrics += [
+            Metric(k, float(v), stamp, 0)
+            for k, v in trial.user_attrs.items()
+            if isinstance(v, float) and np.isfinite(v)
+        ]
         params = [Param(k, str(v)) for k, v in trial.params.items()]
         params.append(Param("trial_number", str(trial.number)))
         tags = [RunTag("smap.trial_id", str(trial._trial_id))]
@@ -107,8 +129,14 @@ class TrialLogger:
         self.client.set_terminated(run.info.run_id, status=status)
 
 
-def log_plots(study: optuna.Study, names: list[str], importances: np.ndarray | None,
-              y_true: np.ndarray, pred: np.ndarray, kind: str) -> None:
+def log_plots(
+    study: optuna.Study,
+    names: list[str],
+    importances: np.ndarray | None,
+    y_true: np.ndarray,
+    pred: np.ndarray,
+    kind: str,
+) -> None:
     """Feature importance, residuals or calibration, and Optuna's history / importances."""
     import matplotlib
 
@@ -128,7 +156,9 @@ def log_plots(study: optuna.Study, names: list[str], importances: np.ndarray | N
         fig, ax = plt.subplots(figsize=(6, 5))
         if kind == "classification":
             bins = np.clip((pred * 10).astype(int), 0, 9)
-            observed = [y_true[bins == b].mean() if (bins == b).any() else np.nan for b in range(10)]
+            observed = [
+                y_true[bins == b].mean() if (bins == b).any() else np.nan for b in range(10)
+            ]
             ax.plot(np.arange(10) / 10 + 0.05, observed, marker="o")
             ax.plot([0, 1], [0, 1], linestyle="--")
             ax.set_title("calibration (test)")
@@ -148,7 +178,9 @@ def log_plots(study: optuna.Study, names: list[str], importances: np.ndarray | N
             plot_optimization_history(study).figure.savefig(out / "optuna_history.png")
             if len(completed) >= 2:
                 try:
-                    plot_param_importances(study).figure.savefig(out / "optuna_param_importances.png")
+                    plot_param_importances(study).figure.savefig(
+                        out / "optuna_param_importances.png"
+                    )
                 except (RuntimeError, ValueError):
                     pass  # importances need at least two distinct completed configurations
             plt.close("all")

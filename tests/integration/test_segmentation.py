@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_segment_writes_registers_and_reproduces(any_settings):
-    flows.demo(any_settings)
+    flows.prepare_data(any_settings)
     result = segment(any_settings)
 
     assert result.k in (5, 6, 7)
@@ -57,6 +57,6 @@ def test_segment_writes_registers_and_reproduces(any_settings):
 
 
 def test_segment_refuses_too_few_users(local_settings):
-    flows.demo(local_settings)
+    flows.prepare_data(local_settings)
     with pytest.raises(TaskError, match="too few"):
         segment(local_settings, k_range=(5, 100))

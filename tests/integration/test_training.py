@@ -20,8 +20,8 @@ from training.models import FeatureEncoder, Fitted
 from training.packaging import SmapModel
 from training.registry import champion_at, history
 from training.tasks import get_task
-from training.train import promote_version, train
 from training.tracking import use_tracking
+from training.train import promote_version, train
 
 pytestmark = pytest.mark.integration
 FAST = ("linear", "lightgbm")
@@ -32,7 +32,7 @@ def platform(tmp_path_factory):
     """One simulated platform with features applied and materialized (local profile)."""
     root = tmp_path_factory.mktemp("training")
     settings = load_settings("local", env={"SMAP_DATA_DIR": str(root / "smap")})
-    flows.demo(settings)
+    flows.prepare_data(settings)
     return settings
 
 
@@ -53,7 +53,9 @@ def _register_constant(settings, task="engagement") -> int:
     mlflow.set_experiment(f"smap-{task}")
     features = ["engagement_rate_28d"]
     encoder = FeatureEncoder.fit(pd.DataFrame({"engagement_rate_28d": [0.1]}), features, [], False)
-    model = SmapModel(encoder, Fitted(_Constant(), "regression", "constant"), "regression", features)
+    model = SmapModel(
+        encoder, Fitted(_Constant(), "regression", "constant"), "regression", features
+    )
     with mlflow.start_run() as run:
         mlflow.pyfunc.log_model(name="model", python_model=model, pip_requirements=["mlflow"])
     return int(mlflow.register_model(f"runs:/{run.info.run_id}/model", task).version)
@@ -122,13 +124,15 @@ def test_gate_keeps_a_worse_challenger_out_and_rollback_restores(platform, train
 def test_better_challenger_takes_champion_and_history_tells_when(tmp_path, monkeypatch):
     monkeypatch.setenv("SMAP_DATA_DIR", str(tmp_path / "smap"))
     settings = load_settings("local", env={"SMAP_DATA_DIR": str(tmp_path / "smap")})
-    flows.demo(settings)
+    flows.prepare_data(settings)
     weak = _register_constant(settings)
     assert promote_version(settings, "engagement", weak).decision == "first_champion"
     strong = train(settings, "engagement", trials=2, families=FAST)
     assert strong.decision.decision == "promoted"
     client = use_tracking(settings)
-    assert int(client.get_model_version_by_alias("engagement", "champion").version) == strong.version
+    assert (
+        int(client.get_model_version_by_alias("engagement", "champion").version) == strong.version
+    )
 
     from ingestion.warehouse import open_warehouse
 
@@ -156,7 +160,7 @@ def test_bad_requests_are_one_line_and_register_nothing(tmp_path, monkeypatch, c
 def test_empty_training_window_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SMAP_DATA_DIR", str(tmp_path / "smap"))
     settings = load_settings("local", env={"SMAP_DATA_DIR": str(tmp_path / "smap")})
-    flows.demo(settings)
+    flows.prepare_data(settings)
     from ingestion.schema import ANALYTICS_TABLES
     from ingestion.warehouse import open_warehouse
 
@@ -169,18 +173,35 @@ def test_empty_training_window_is_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_two_workers_share_one_study_on_postgres(services_settings):
-    flows.demo(services_settings)
-    env = dict(os.environ, SMAP_PROFILE="services", SMAP_DATABASE=services_settings.postgres.database,
-               SMAP_FEAST__PROJECT=services_settings.feast.project,
-               SMAP_DATA_DIR=str(services_settings.root))
-    cmd = [sys.executable, "-m", "pipelines", "train", "churn", "--trials", "3",
-           "--families", "linear,lightgbm", "--no-promote"]
-    workers = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-               for _ in range(2)]
+    flows.prepare_data(services_settings)
+    env = dict(
+        os.environ,
+        SMAP_PROFILE="services",
+        SMAP_DATABASE=services_settings.postgres.database,
+        SMAP_FEAST__PROJECT=services_settings.feast.project,
+        SMAP_DATA_DIR=str(services_settings.root),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipelines",
+        "train",
+        "churn",
+        "--trials",
+        "3",
+        "--families",
+        "linear,lightgbm",
+        "--no-promote",
+    ]
+    workers = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
     outputs = [w.communicate(timeout=600) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], [o[1].decode()[-1500:] for o in outputs]
-    study = optuna.load_study(study_name="smap-churn-churn_v1",
-                              storage=services_settings.optuna_storage_url)
+    study = optuna.load_study(
+        study_name="smap-churn-churn_v1", storage=services_settings.optuna_storage_url
+    )
     numbers = [t.number for t in study.trials]
     assert sorted(numbers) == list(range(6))
     assert all(t.state.is_finished() for t in study.trials)
