@@ -27,6 +27,8 @@ USER_ENGAGEMENT_FIELDS = [
     Field(name="likes_given_28d", dtype=Int64),
     Field(name="comments_given_28d", dtype=Int64),
     Field(name="account_age_days", dtype=Int64),
+    Field(name="engagement_rate_all", dtype=Float64),
+    Field(name="matured_posts_all", dtype=Int64),
 ]
 
 POST_CONTEXT_FIELDS = [
@@ -35,6 +37,8 @@ POST_CONTEXT_FIELDS = [
     Field(name="is_paid", dtype=Int64),
     Field(name="has_campaign", dtype=Int64),
     Field(name="author_followers", dtype=Int64),
+    Field(name="author_prior_posts", dtype=Int64),
+    Field(name="author_category_share", dtype=Float64),
     Field(name="hashtag_momentum_mean", dtype=Float64),
     Field(name="hashtag_momentum_max", dtype=Float64),
     Field(name="hashtag_popularity_mean", dtype=Float64),

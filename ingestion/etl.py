@@ -149,6 +149,10 @@ def user_engagement_metrics(
         er28 = _window_sum(inter_m, 28, LABEL_DAYS) / _window_sum(reach_m, 28, LABEL_DAYS)
         er7 = _window_sum(inter_m, 7, LABEL_DAYS) / _window_sum(reach_m, 7, LABEL_DAYS)
         avg_reach = _window_sum(reach_m, 28, LABEL_DAYS) / _window_sum(posts_m, 28, LABEL_DAYS)
+        er_all = _window_sum(inter_m, cal.days, LABEL_DAYS) / _window_sum(
+            reach_m, cal.days, LABEL_DAYS
+        )
+    matured_all = _window_sum(posts_m, cal.days, LABEL_DAYS)
     growth = (
         followers - np.concatenate([np.zeros((n_u, 7)), followers[:, :-7]], axis=1)[:, : cal.days]
     )
@@ -187,6 +191,8 @@ def user_engagement_metrics(
             "likes_given_28d": take(_window_sum(likes_m, 28)).astype(np.int64),
             "comments_given_28d": take(_window_sum(comm_m, 28)).astype(np.int64),
             "account_age_days": (d_idx - age[u_idx]).astype(np.int64),
+            "engagement_rate_all": take(er_all),
+            "matured_posts_all": take(matured_all).astype(np.int64),
         }
     )
 
@@ -276,10 +282,23 @@ def post_features(
         }
     )
     out = out.merge(agg, left_on="post_id", right_index=True, how="left")
+    out["author_prior_posts"], out["author_category_share"] = _author_history(posts)
     out["event_timestamp"] = pd.to_datetime(out.event_timestamp, utc=True)
     return out.fillna(
         {"hashtag_momentum_mean": 0.0, "hashtag_momentum_max": 0.0, "hashtag_popularity_mean": 0.0}
     )
+
+
+def _author_history(posts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per post: how many posts its author published before, and the share of those in the
+    post's category (known at publishing time; a proxy for the author's interests)."""
+    order = posts.sort_values(["user_id", "created_at", "post_id"]).index
+    ordered = posts.loc[order]
+    prior = ordered.groupby("user_id").cumcount().to_numpy()
+    prior_in_cat = ordered.groupby(["user_id", "category"]).cumcount().to_numpy()
+    share = np.where(prior > 0, prior_in_cat / np.maximum(prior, 1), np.nan)
+    by_post = pd.DataFrame({"prior": prior, "share": share}, index=order).reindex(posts.index)
+    return by_post.prior.to_numpy().astype(np.int64), by_post.share.to_numpy()
 
 
 def build_analytics(raw: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:

@@ -85,17 +85,17 @@ def build_training_set(settings: Settings, task: Task, store=None) -> TrainingSe
         raise TaskError(f"{task.name}: the training window is empty (no labelled rows)")
     service = store.get_feature_service(task.feature_service)
     joined = store.get_historical_features(entity_df=entity_rows, features=service).to_df()
-    frame = joined.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+    frame = joined.sort_values(task.split_on, kind="stable").reset_index(drop=True)
     features = names + list(task.passthrough)
     categorical = [c for c in features if frame[c].dtype == object]
-    split = time_split(frame.event_timestamp, task.label_days)
+    split = time_split(frame[task.split_on], task.label_days)
     if min(len(split.train), len(split.validation), len(split.test)) == 0:
         raise TaskError(
             f"{task.name}: the training window is too short to split by time with a "
             f"{task.label_days}-day gap ({len(frame)} rows from "
             f"{frame.event_timestamp.min():%Y-%m-%d} to {frame.event_timestamp.max():%Y-%m-%d})"
         )
-    part = lambda rows: frame.event_timestamp.iloc[rows]  # noqa: E731
+    part = lambda rows: frame[task.split_on].iloc[rows]  # noqa: E731
     window = {
         "train_start": str(part(split.train).min()),
         "train_end": str(part(split.train).max()),

@@ -15,6 +15,10 @@ from ingestion.warehouse import Warehouse
 
 CHURN_DAYS = 28
 TREND_HORIZONS = (1, 7, 14, 30)
+TREND_LAGS = 28  # daily usage history handed to the forecasters (the LSTM reads it as a sequence)
+TREND_INPUTS = ("horizon", "target_dow", "seasonal_naive", "same_dow_mean_4w") + tuple(
+    f"lag_{k}" for k in range(1, TREND_LAGS + 1)
+)
 VIRAL_QUANTILE = 0.97
 WARMUP_DAYS = 7  # skip the first days: no feature history exists yet
 
@@ -147,14 +151,19 @@ def trend_labels(warehouse: Warehouse, horizons=TREND_HORIZONS) -> pd.DataFrame:
         season_lag = 7 * int(np.ceil(h / 7))
         hh, dd = np.meshgrid(np.arange(len(usage.index)), days, indexing="ij")
         hh, dd = hh.ravel(), dd.ravel()
+        same_dow = np.mean([matrix[hh, dd + h - season_lag - 7 * k] for k in range(4)], axis=0)
+        lags = {f"lag_{k}": matrix[hh, dd - k + 1] for k in range(1, TREND_LAGS + 1)}
         frames.append(
             pd.DataFrame(
                 {
                     "hashtag_id": usage.index.to_numpy()[hh],
                     "event_timestamp": (dates[dd] + pd.Timedelta(days=1)).tz_localize("UTC"),
                     "horizon": h,
+                    "target_timestamp": (dates[dd] + pd.Timedelta(days=h + 1)).tz_localize("UTC"),
                     "target_dow": ((dates[dd] + pd.Timedelta(days=h)).dayofweek).to_numpy(),
                     "seasonal_naive": matrix[hh, dd + h - season_lag],
+                    "same_dow_mean_4w": same_dow,
+                    **lags,
                     "target": matrix[hh, dd + h],
                     "oracle": expected[hh, dd + h] if expected is not None else np.nan,
                 }

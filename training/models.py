@@ -69,8 +69,9 @@ class Data:
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
-    kind: str  # regression | classification | forecast
+    kind: str  # regression | classification (forecasts are fitted as regression)
     seed: int
+    sequence: tuple[int, ...] = ()  # columns holding a time-ordered history, oldest first
 
 
 def _loss(kind: str, y: np.ndarray, pred: np.ndarray) -> float:
@@ -84,14 +85,24 @@ class Fitted:
     """A trained estimator behind one `predict` returning scores or values."""
 
     def __init__(
-        self, estimator: Any, kind: str, family: str, y_shift: float = 0.0, y_scale: float = 1.0
+        self,
+        estimator: Any,
+        kind: str,
+        family: str,
+        y_shift: float = 0.0,
+        y_scale: float = 1.0,
+        sequence: tuple[int, ...] = (),
     ):
         self.estimator, self.kind, self.family = estimator, kind, family
         self.y_shift, self.y_scale = y_shift, y_scale  # networks fit a standardised target
+        self.sequence = sequence
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         if self.family == "mlp":
             return self.estimator.predict(x, verbose=0).ravel() * self.y_scale + self.y_shift
+        if self.family == "lstm":
+            out = self.estimator.predict(split_sequence(x, self.sequence), verbose=0).ravel()
+            return out * self.y_scale + self.y_shift
         if self.kind == "classification":
             return self.estimator.predict_proba(x)[:, 1]
         return self.estimator.predict(x)
@@ -139,6 +150,13 @@ def suggest(trial, family: str, kind: str) -> dict[str, Any]:
             "subsample": trial.suggest_float(p + "subsample", 0.5, 1.0),
             "colsample": trial.suggest_float(p + "colsample", 0.5, 1.0),
             "reg_lambda": trial.suggest_float(p + "reg_lambda", 1e-3, 10.0, log=True),
+        }
+    if family == "lstm":
+        return {
+            "units": trial.suggest_int(p + "units", 8, 64, log=True),
+            "dense": trial.suggest_int(p + "dense", 8, 64, log=True),
+            "learning_rate": trial.suggest_float(p + "learning_rate", 3e-4, 1e-2, log=True),
+            "epochs": trial.suggest_int(p + "epochs", 5, 25, step=5),
         }
     if family == "mlp":
         return {
@@ -295,14 +313,52 @@ def _fit_mlp(params, data: Data, report: Report):
     return Fitted(model, data.kind, "mlp", shift, scale)
 
 
+def split_sequence(x: np.ndarray, sequence: tuple[int, ...]) -> list[np.ndarray]:
+    """[history as (rows, steps, 1), the other columns] for a two-input network."""
+    rest = [i for i in range(x.shape[1]) if i not in set(sequence)]
+    return [x[:, list(sequence)][..., None], x[:, rest]]
+
+
+def _fit_lstm(params, data: Data, report: Report):
+    """An LSTM over the usage history, joined with the tabular features (trend only)."""
+    import keras
+
+    if not data.sequence:
+        raise ValueError("family: lstm needs a history sequence (trend task only)")
+    keras.utils.set_random_seed(data.seed)
+    seq_in = keras.Input(shape=(len(data.sequence), 1))
+    rest_in = keras.Input(shape=(data.x_train.shape[1] - len(data.sequence),))
+    hidden = keras.layers.Concatenate()([keras.layers.LSTM(params["units"])(seq_in), rest_in])
+    hidden = keras.layers.Dense(params["dense"], activation="relu")(hidden)
+    model = keras.Model([seq_in, rest_in], keras.layers.Dense(1)(hidden))
+    model.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]), loss="mse")
+    shift, scale = float(data.y_train.mean()), float(data.y_train.std() or 1.0)
+
+    class Reporter(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            report(epoch, float(logs["val_loss"]) * scale**2)
+
+    model.fit(
+        split_sequence(data.x_train, data.sequence),
+        (data.y_train - shift) / scale,
+        validation_data=(split_sequence(data.x_val, data.sequence), (data.y_val - shift) / scale),
+        epochs=params["epochs"],
+        batch_size=256,
+        verbose=0,
+        callbacks=[Reporter()],
+    )
+    return Fitted(model, data.kind, "lstm", shift, scale, data.sequence)
+
+
 FITTERS: dict[str, Callable[[dict, Data, Report], Any]] = {
     "linear": _fit_linear,
     "forest": _fit_forest,
     "xgboost": _fit_xgboost,
     "lightgbm": _fit_lightgbm,
     "mlp": _fit_mlp,
+    "lstm": _fit_lstm,
 }
-SCALED_FAMILIES = {"linear", "mlp"}
+SCALED_FAMILIES = {"linear", "mlp", "lstm"}
 
 
 def fit(family: str, params: dict, data: Data, report: Report):

@@ -30,18 +30,31 @@ class SmapModel(PythonModel):
         if missing:
             raise ValueError(f"model input is missing feature(s): {', '.join(missing)}")
         raw = self.fitted.predict(self.encoder.transform(frame[self.features]))
-        if self.kind == "forecast":
-            return np.clip(np.expm1(raw), 0, None)
-        return np.asarray(raw, dtype=float)
+        return from_training_scale(self.kind, raw, frame)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
         return self.predict_frame(model_input)
 
 
-def training_target(kind: str, target: pd.Series) -> np.ndarray:
-    """What the estimator is fitted on (usage counts are fitted on log1p scale)."""
-    values = target.to_numpy(dtype=float)
-    return np.log1p(values) if kind == "forecast" else values
+FORECAST_BASE = "same_dow_mean_4w"
+
+
+def training_target(kind: str, frame: pd.DataFrame) -> np.ndarray:
+    """What the estimator is fitted on. Forecasts learn log1p usage relative to the recent
+    same-weekday level, so one model serves hashtags whose volumes differ by orders of
+    magnitude and levels it has not seen in training."""
+    values = frame.target.to_numpy(dtype=float)
+    if kind != "forecast":
+        return values
+    return np.log1p(values) - np.log1p(frame[FORECAST_BASE].to_numpy(dtype=float))
+
+
+def from_training_scale(kind: str, raw: np.ndarray, frame: pd.DataFrame) -> np.ndarray:
+    """Inverse of `training_target`: predictions in the task's own units."""
+    if kind != "forecast":
+        return np.asarray(raw, dtype=float)
+    level = np.log1p(frame[FORECAST_BASE].to_numpy(dtype=float))
+    return np.clip(np.expm1(raw + level), 0, None)
 
 
 def input_frame(frame: pd.DataFrame, features: list[str], categorical: list[str]) -> pd.DataFrame:

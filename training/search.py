@@ -14,7 +14,7 @@ import optuna
 from training.dataset import TrainingSet
 from training.metrics import classification_report, forecast_report, regression_report
 from training.models import SCALED_FAMILIES, Data, FeatureEncoder, fit, suggest
-from training.packaging import input_frame, training_target
+from training.packaging import from_training_scale, input_frame, training_target
 
 
 def study_name(prefix: str, task_name: str, feature_service: str) -> str:
@@ -39,6 +39,16 @@ class Prepared:
     data: dict[bool, Data]
 
 
+def history_columns(names: list[str]) -> tuple[int, ...]:
+    """Encoded positions of the `lag_k` columns, oldest (largest k) first."""
+    lags = [
+        (int(n.split("_")[1]), i)
+        for i, n in enumerate(names)
+        if n.startswith("lag_") and n.split("_")[1].isdigit()
+    ]
+    return tuple(i for _, i in sorted(lags, reverse=True))
+
+
 def prepare(ts: TrainingSet, seed: int) -> Prepared:
     train, val = ts.part("train"), ts.part("validation")
     fit_kind = "regression" if ts.task.kind == "forecast" else ts.task.kind
@@ -53,17 +63,14 @@ def prepare(ts: TrainingSet, seed: int) -> Prepared:
         encoders[scaled] = enc
         data[scaled] = Data(
             enc.transform(input_frame(train, ts.features, ts.categorical)),
-            training_target(ts.task.kind, train.target),
+            training_target(ts.task.kind, train),
             enc.transform(input_frame(val, ts.features, ts.categorical)),
-            training_target(ts.task.kind, val.target),
+            training_target(ts.task.kind, val),
             fit_kind,
             seed,
+            history_columns(enc.names),
         )
     return Prepared(encoders, data)
-
-
-def to_output(kind: str, raw: np.ndarray) -> np.ndarray:
-    return np.clip(np.expm1(raw), 0, None) if kind == "forecast" else raw
 
 
 class Objective:
@@ -86,7 +93,8 @@ class Objective:
                 raise optuna.TrialPruned()
 
         fitted = fit(family, params, data, report)
-        pred = to_output(self.ts.task.kind, fitted.predict(data.x_val))
+        validation = self.ts.part("validation")
+        pred = from_training_scale(self.ts.task.kind, fitted.predict(data.x_val), validation)
         metrics = score(self.ts, self.ts.part("validation"), pred)
         for name, value in metrics.items():
             trial.set_user_attr(f"val_{name}", value)

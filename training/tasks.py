@@ -30,69 +30,26 @@ class Task:
     label_query: Callable[[Warehouse], pd.DataFrame]
     label_days: int  # label window; time splits keep at least this gap
     passthrough: tuple[str, ...] = ()  # label-query columns that are model inputs too
+    # time column the split is made on; forecasts split on the day they predict, with a gap of
+    # at least the longest horizon, so every horizon is tested and no target leaks back
+    split_on: str = "event_timestamp"
 
 
-TASKS: dict[str, Task] = {
-    t.name: t
-    for t in [
-        Task(
-            "engagement",
-            "post",
-            "regression",
-            "engagement_v1",
-            "r2",
-            "maximize",
-            ("linear", "forest", "xgboost", "lightgbm", "mlp"),
-            labels.engagement_labels,
-            7,
-        ),
-        Task(
-            "virality",
-            "post",
-            "classification",
-            "virality_v1",
-            "pr_auc",
-            "maximize",
-            ("linear", "forest", "xgboost", "lightgbm", "mlp"),
-            labels.virality_labels,
-            7,
-        ),
-        Task(
-            "churn",
-            "user",
-            "classification",
-            "churn_v1",
-            "roc_auc",
-            "maximize",
-            ("linear", "forest", "xgboost", "lightgbm", "mlp"),
-            labels.churn_labels,
-            28,
-        ),
-        Task(
-            "trend",
-            "hashtag",
-            "forecast",
-            "trend_v1",
-            "mase",
-            "minimize",
-            ("lightgbm", "xgboost", "forest", "mlp"),
-            labels.trend_labels,
-            30,
-            passthrough=("horizon", "target_dow", "seasonal_naive"),
-        ),
-        Task(
-            "segmentation",
-            "user",
-            "clustering",
-            "segmentation_v1",
-            "silhouette",
-            "maximize",
-            ("kmeans",),
-            labels.segmentation_labels,
-            0,
-        ),
-    ]
-}
+# fmt: off
+TASKS: dict[str, Task] = {t.name: t for t in [
+    Task("engagement", "post", "regression", "engagement_v1", "r2", "maximize",
+         ("linear", "forest", "xgboost", "lightgbm", "mlp"), labels.engagement_labels, 7),
+    Task("virality", "post", "classification", "virality_v1", "pr_auc", "maximize",
+         ("linear", "forest", "xgboost", "lightgbm", "mlp"), labels.virality_labels, 7),
+    Task("churn", "user", "classification", "churn_v1", "roc_auc", "maximize",
+         ("linear", "forest", "xgboost", "lightgbm", "mlp"), labels.churn_labels, 28),
+    Task("trend", "hashtag", "forecast", "trend_v1", "mase", "minimize",
+         ("lightgbm", "xgboost", "forest", "mlp", "lstm"), labels.trend_labels, 30,
+         passthrough=labels.TREND_INPUTS, split_on="target_timestamp"),
+    Task("segmentation", "user", "clustering", "segmentation_v1", "silhouette", "maximize",
+         ("kmeans",), labels.segmentation_labels, 0),
+]}
+# fmt: on
 
 
 def get_task(name: str) -> Task:

@@ -45,7 +45,8 @@ class TrainResult:
 
 def requirements(family: str) -> list[str]:
     """Pinned pip requirements (skips MLflow's slow inference subprocess)."""
-    names = list(BASE_REQUIREMENTS) + (["tensorflow-cpu", "keras"] if family == "mlp" else [])
+    keras_based = family in ("mlp", "lstm")
+    names = list(BASE_REQUIREMENTS) + (["tensorflow-cpu", "keras"] if keras_based else [])
     return [f"{n}=={pkg_version(n)}" for n in names]
 
 
