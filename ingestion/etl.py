@@ -345,7 +345,10 @@ def run_etl(
         table = ANALYTICS_TABLES[name]
         if since is not None:
             frame = frame[pd.to_datetime(frame[table.partition]) >= since.tz_localize(None)]
-        written[name] = warehouse.replace_partitions(table, frame) if len(frame) else 0
+        if len(frame):
+            written[name] = warehouse.replace_partitions(table, frame)
+        else:  # an empty table says "no such data" more clearly than a missing one
+            written[name] = 0 if warehouse.exists(name) else warehouse.write(table, frame)
         tick(name)
     if hasattr(warehouse, "execute"):
         for view, sql in POSTGRES_VIEWS.items():

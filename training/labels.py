@@ -12,6 +12,7 @@ import pandas as pd
 
 from ingestion.simulator import DISENGAGE_TO_CHURN
 from ingestion.warehouse import Warehouse
+from training.errors import TaskError
 
 CHURN_DAYS = 28
 TREND_HORIZONS = (1, 7, 14, 30)
@@ -133,6 +134,10 @@ def trend_labels(warehouse: Warehouse, horizons=TREND_HORIZONS) -> pd.DataFrame:
     daily = warehouse.read(
         "hashtag_daily", columns=["hashtag_id", "date", "event_timestamp", "usage"]
     )
+    if daily.empty or daily.usage.sum() == 0:
+        raise TaskError(
+            "trend: the data has no hashtag usage to forecast (import a hashtags column)"
+        )
     usage = daily.pivot(index="hashtag_id", columns="date", values="usage").sort_index(axis=1)
     dates = usage.columns
     matrix = usage.to_numpy(dtype=float)

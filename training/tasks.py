@@ -10,12 +10,9 @@ import pandas as pd
 
 from ingestion.warehouse import Warehouse
 from training import labels
+from training.errors import TaskError
 
 Kind = Literal["regression", "classification", "forecast", "clustering"]
-
-
-class TaskError(ValueError):
-    """A task that does not exist or cannot be trained on the data at hand."""
 
 
 @dataclass(frozen=True)

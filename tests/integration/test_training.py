@@ -205,3 +205,16 @@ def test_two_workers_share_one_study_on_postgres(services_settings):
     numbers = [t.number for t in study.trials]
     assert sorted(numbers) == list(range(6))
     assert all(t.state.is_finished() for t in study.trials)
+
+
+def test_every_task_trains_and_evaluates_on_services(services_settings):
+    from training.evaluate import evaluate
+
+    flows.prepare_data(services_settings)
+    families = {"trend": ("lightgbm",)}
+    for task in ("engagement", "virality", "churn", "trend"):
+        result = train(services_settings, task, trials=1, families=families.get(task, FAST))
+        assert result.decision.decision == "first_champion"
+        report = evaluate(services_settings, task)
+        assert report["model_version"] == result.version
+        assert np.isfinite(report["champion_value"]) and np.isfinite(report["oracle_value"])

@@ -1,0 +1,5 @@
+"""The one error type of the training stages: its message is a single line naming the problem."""
+
+
+class TaskError(ValueError):
+    """A task that does not exist or cannot be trained on the data at hand."""
