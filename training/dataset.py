@@ -12,7 +12,10 @@ from configs.settings import Settings
 from ingestion.warehouse import open_warehouse
 from training.tasks import Task, TaskError
 
-SPLIT_FRACTIONS = (0.6, 0.8)  # train up to 60% of the time range, validation to 80%, test after
+SPLIT_FRACTIONS = (
+    0.6,
+    0.8,
+)  # of the time left after the two gaps: train 60%, validation 20%, test 20%
 
 
 @dataclass(frozen=True)
@@ -50,15 +53,17 @@ def service_features(store, service_name: str) -> list[str]:
 
 
 def time_split(ts: pd.Series, gap_days: int, fractions=SPLIT_FRACTIONS) -> Split:
-    """Split rows by time, newest last: test and validation each take a fixed share of the
-    time range, and a gap of `gap_days` (the label window) separates the three parts."""
+    """Split rows by time, newest last, with a gap of `gap_days` (the label window) before
+    validation and before test; the three parts share the time that the gaps leave."""
     lo, hi = ts.min(), ts.max()
-    span = hi - lo
     gap = pd.Timedelta(days=gap_days)
-    test_start = lo + span * fractions[1]
-    val_end = test_start - gap
-    val_start = val_end - span * (fractions[1] - fractions[0])
-    train_end = val_start - gap
+    usable = (hi - lo) - 2 * gap
+    if usable <= pd.Timedelta(0):
+        empty = np.array([], dtype=np.int64)
+        return Split(np.arange(len(ts)), empty, empty)
+    train_end = lo + usable * fractions[0]
+    val_start, val_end = train_end + gap, train_end + gap + usable * (fractions[1] - fractions[0])
+    test_start = val_end + gap
     idx = np.arange(len(ts))
     train = idx[(ts <= train_end).to_numpy()]
     val = idx[((ts > val_start) & (ts <= val_end)).to_numpy()]

@@ -90,8 +90,8 @@ def _churn_oracle(truth: pd.DataFrame, users: np.ndarray, day: np.ndarray) -> np
     )
 
 
-def churn_labels(warehouse: Warehouse, every_days: int = 7) -> pd.DataFrame:
-    """Weekly snapshots of recently active users; target: no activity in the next 28 days."""
+def churn_labels(warehouse: Warehouse, every_days: int = 3) -> pd.DataFrame:
+    """Snapshots every few days of recently active users; target: no activity for 28 days."""
     metrics = warehouse.read(
         "user_engagement_metrics", columns=["user_id", "date", "event_timestamp", "active_days_28d"]
     )

@@ -273,7 +273,7 @@ def _fit_lightgbm(params, data: Data, report: Report):
     )
     cls = lgb.LGBMClassifier if data.kind == "classification" else lgb.LGBMRegressor
     est = cls(**common)
-    est.fit(data.x_train, data.y_train, eval_set=[(data.x_val, data.y_val)], callbacks=[reporter])
+    est.fit(data.x_train, data.y_train, eval_X=data.x_val, eval_y=data.y_val, callbacks=[reporter])
     return Fitted(est, data.kind, "lightgbm")
 
 
