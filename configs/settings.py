@@ -111,6 +111,9 @@ class TrainingSettings(_Frozen):
     timeout_seconds: float | None = Field(None, gt=0)
     promote_margin: float = Field(0.0, ge=0)
     families: tuple[str, ...] | None = None
+    # entity rows per Feast historical query: the file store joins every feature row of an
+    # entity before filtering by time, so unbounded queries exhaust memory on big presets
+    retrieval_chunk_rows: int = Field(100_000, ge=1000)
 
 
 class Settings(_Frozen):

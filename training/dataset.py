@@ -79,6 +79,20 @@ def fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
+def historical_features(store, entity_rows: pd.DataFrame, service_name: str, chunk_rows: int):
+    """Point-in-time join in time-ordered chunks: each chunk spans a short window, so the
+    offline store joins far fewer candidate feature rows per entity row."""
+    service = store.get_feature_service(service_name)
+    ordered = entity_rows.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+    parts = [
+        store.get_historical_features(
+            entity_df=ordered.iloc[i : i + chunk_rows], features=service
+        ).to_df()
+        for i in range(0, len(ordered), chunk_rows)
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
 def build_training_set(settings: Settings, task: Task, store=None) -> TrainingSet:
     """Label query -> Feast historical join on the task's feature service -> time split."""
     from feature_repo.store import open_store
@@ -88,9 +102,12 @@ def build_training_set(settings: Settings, task: Task, store=None) -> TrainingSe
     entity_rows = task.label_query(open_warehouse(settings))
     if entity_rows.empty:
         raise TaskError(f"{task.name}: the training window is empty (no labelled rows)")
-    service = store.get_feature_service(task.feature_service)
-    joined = store.get_historical_features(entity_df=entity_rows, features=service).to_df()
-    frame = joined.sort_values(task.split_on, kind="stable").reset_index(drop=True)
+    joined = historical_features(
+        store, entity_rows, task.feature_service, settings.training.retrieval_chunk_rows
+    )
+    keys = [c for c in entity_rows.columns if c.endswith("_id") or c == "horizon"]
+    order = list(dict.fromkeys([task.split_on, "event_timestamp", *keys]))
+    frame = joined.sort_values(order, kind="stable").reset_index(drop=True)  # deterministic
     features = names + list(task.passthrough)
     categorical = [c for c in features if frame[c].dtype == object]
     split = time_split(frame[task.split_on], task.label_days)

@@ -218,3 +218,16 @@ def test_every_task_trains_and_evaluates_on_services(services_settings):
         report = evaluate(services_settings, task)
         assert report["model_version"] == result.version
         assert np.isfinite(report["champion_value"]) and np.isfinite(report["oracle_value"])
+
+
+def test_chunked_retrieval_gives_the_same_training_set(platform):
+    from training.dataset import build_training_set
+
+    task = get_task("engagement")
+    whole = build_training_set(platform, task)
+    chunked_settings = platform.model_copy(
+        update={"training": platform.training.model_copy(update={"retrieval_chunk_rows": 1000})}
+    )
+    chunked = build_training_set(chunked_settings, task)
+    assert len(whole.frame) > 3000
+    assert chunked.fingerprint == whole.fingerprint
