@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -92,8 +93,17 @@ def simulate(
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"--preset: unknown preset {preset!r} (choose {', '.join(PRESETS)})")
     settings = settings_for(profile)
+    started = time.perf_counter()
     counts = flows.simulate(settings, preset=preset, seed=seed, shift_at=shift_at)
-    print_counts(f"simulated ({settings.profile})", counts)
+    seconds = time.perf_counter() - started
+    total = sum(counts.values())
+    summary = {
+        **counts,
+        "total rows": total,
+        "seconds (generate + write)": round(seconds, 1),
+        "rows/s": f"{total / seconds:,.0f}",
+    }
+    print_counts(f"simulated ({settings.profile})", summary)
 
 
 @ingest_app.callback()

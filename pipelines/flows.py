@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -11,16 +10,6 @@ import pandas as pd
 
 from configs.settings import Settings
 from pipelines.progress import steps
-
-
-@dataclass(frozen=True)
-class Throughput:
-    rows: int
-    seconds: float
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else float("inf")
 
 
 def simulate(
