@@ -205,18 +205,21 @@ def train(
     no_promote: Annotated[bool, typer.Option("--no-promote", help="Skip the gate.")] = False,
 ) -> None:
     """Tune candidates with Optuna (resumable study), log to MLflow, register, run the gate."""
+    from pipelines.progress import fraction
     from training.train import train as run_train
 
     settings = settings_for(profile)
     chosen = tuple(f.strip() for f in families.split(",")) if families else None
-    result = run_train(
-        settings,
-        task,
-        trials=trials,
-        timeout=timeout,
-        run_promotion=not no_promote,
-        families=chosen,
-    )
+    with fraction(f"{task}: training set from Feast (chunks)") as update:
+        result = run_train(
+            settings,
+            task,
+            trials=trials,
+            timeout=timeout,
+            run_promotion=not no_promote,
+            families=chosen,
+            progress=update,
+        )
     summary = {
         "model": result.model_uri,
         "run id": result.run_id,

@@ -12,6 +12,24 @@ console = Console(stderr=True)
 
 
 @contextmanager
+def fraction(title: str) -> Iterator[Callable[[int, int], None]]:
+    """Yield `update(done, total)` for a stage that learns its size as it goes."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task(title, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+@contextmanager
 def steps(title: str, total: int) -> Iterator[Callable[[str], None]]:
     """Yield `tick(name)`; each call marks one of `total` parts done."""
     with Progress(

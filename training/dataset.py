@@ -79,21 +79,24 @@ def fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def historical_features(store, entity_rows: pd.DataFrame, service_name: str, chunk_rows: int):
+def historical_features(
+    store, entity_rows: pd.DataFrame, service_name: str, chunk_rows: int, progress=None
+):
     """Point-in-time join in time-ordered chunks: each chunk spans a short window, so the
     offline store joins far fewer candidate feature rows per entity row."""
     service = store.get_feature_service(service_name)
     ordered = entity_rows.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
-    parts = [
-        store.get_historical_features(
-            entity_df=ordered.iloc[i : i + chunk_rows], features=service
-        ).to_df()
-        for i in range(0, len(ordered), chunk_rows)
-    ]
+    starts = range(0, len(ordered), chunk_rows)
+    parts = []
+    for done, i in enumerate(starts, start=1):
+        chunk = ordered.iloc[i : i + chunk_rows]
+        parts.append(store.get_historical_features(entity_df=chunk, features=service).to_df())
+        if progress:
+            progress(done, len(starts))
     return pd.concat(parts, ignore_index=True)
 
 
-def build_training_set(settings: Settings, task: Task, store=None) -> TrainingSet:
+def build_training_set(settings: Settings, task: Task, store=None, progress=None) -> TrainingSet:
     """Label query -> Feast historical join on the task's feature service -> time split."""
     from feature_repo.store import open_store
 
@@ -103,7 +106,7 @@ def build_training_set(settings: Settings, task: Task, store=None) -> TrainingSe
     if entity_rows.empty:
         raise TaskError(f"{task.name}: the training window is empty (no labelled rows)")
     joined = historical_features(
-        store, entity_rows, task.feature_service, settings.training.retrieval_chunk_rows
+        store, entity_rows, task.feature_service, settings.training.retrieval_chunk_rows, progress
     )
     keys = [c for c in entity_rows.columns if c.endswith("_id") or c == "horizon"]
     order = list(dict.fromkeys([task.split_on, "event_timestamp", *keys]))

@@ -76,7 +76,9 @@ def train(
     timeout: float | None = None,
     run_promotion: bool = True,
     families: tuple[str, ...] | None = None,
+    progress=None,
 ) -> TrainResult:
+    """Tune, log, register and gate one task; `progress(done, total)` follows the Feast join."""
     task: Task = get_task(task_name)
     if task.kind == "clustering":
         raise TaskError(f"{task.name}: use `smap segment` (clustering has no Optuna target)")
@@ -88,7 +90,7 @@ def train(
             f"(choose from {', '.join(task.families)})"
         )
     client = use_tracking(settings)
-    ts = build_training_set(settings, task)
+    ts = build_training_set(settings, task, progress=progress)
     seed = settings.training.seed
     prepared = prepare(ts, seed)
     study = open_study(
