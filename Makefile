@@ -1,7 +1,8 @@
 # The commands people and CI run. `make demo` and `make test` work on a fresh machine.
 SHELL := /bin/bash
-# uv is looked up when a recipe runs, so one installed by `make uv` is found at once
-UV = "$$(command -v uv || echo $$HOME/.local/bin/uv)"
+# uv is looked up when a recipe runs, so one installed by `make uv` is found at once (as a
+# command, or as the `uv` module of the Python that installed it)
+UV = $$(command -v uv || echo python3 -m uv)
 export DO_NOT_TRACK := true
 export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := True
@@ -10,7 +11,7 @@ export EVIDENTLY_DISABLE_TELEMETRY := 1
 .PHONY: uv install demo test test-unit lint bench clean
 
 uv:
-	@command -v uv >/dev/null 2>&1 || test -x $$HOME/.local/bin/uv || python3 -m pip install --quiet uv
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 
 install: uv
 	@$(UV) sync --frozen --quiet
