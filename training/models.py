@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 Report = Callable[[int, float], None]
+FOREST_NAN = -1.0  # sentinel the trees can split on where a feature is missing
 
 
 @dataclass
@@ -98,11 +99,11 @@ class Fitted:
         self.sequence = sequence
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        if self.family == "mlp":
-            return self.estimator.predict(x, verbose=0).ravel() * self.y_scale + self.y_shift
-        if self.family == "lstm":
-            out = self.estimator.predict(split_sequence(x, self.sequence), verbose=0).ravel()
-            return out * self.y_scale + self.y_shift
+        if self.family in NETWORK_FAMILIES:
+            inputs = split_sequence(x, self.sequence) if self.sequence else x
+            return self.estimator.predict(inputs, verbose=0).ravel() * self.y_scale + self.y_shift
+        if self.family == "forest":
+            x = np.nan_to_num(x, nan=FOREST_NAN)  # random forests take no NaN
         if self.kind == "classification":
             return self.estimator.predict_proba(x)[:, 1]
         return self.estimator.predict(x)
@@ -195,28 +196,13 @@ def _fit_forest(params, data: Data, report: Report):
         max_features=params["max_features"],
         random_state=data.seed,
     )
-    x = np.nan_to_num(data.x_train, nan=-1.0)
-    xv = np.nan_to_num(data.x_val, nan=-1.0)
-    fitted = _NanSafe(Fitted(est, data.kind, "forest"))
+    x = np.nan_to_num(data.x_train, nan=FOREST_NAN)
+    fitted = Fitted(est, data.kind, "forest")
     for step, n in enumerate(range(50, params["trees"] + 1, 50)):
         est.set_params(n_estimators=n)
         est.fit(x, data.y_train)
-        report(step, _loss(data.kind, data.y_val, fitted.inner.predict(xv)))
+        report(step, _loss(data.kind, data.y_val, fitted.predict(data.x_val)))
     return fitted
-
-
-class _NanSafe:
-    """Random forests take no NaN: fill with a sentinel the trees can split on."""
-
-    def __init__(self, inner: Fitted):
-        self.inner, self.family, self.kind = inner, inner.family, inner.kind
-        self.estimator = inner.estimator
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.inner.predict(np.nan_to_num(x, nan=-1.0))
-
-    def importances(self, n: int):
-        return self.inner.importances(n)
 
 
 def _fit_xgboost(params, data: Data, report: Report):
@@ -277,6 +263,38 @@ def _fit_lightgbm(params, data: Data, report: Report):
     return Fitted(est, data.kind, "lightgbm")
 
 
+def _fit_network(model, family: str, params, data: Data, report: Report, sequence=()):
+    """Fit a compiled Keras model, reporting each epoch's validation loss for pruning.
+
+    Regression targets are standardised for the network; the reported loss is put back on the
+    target's own scale so trials of every family compare.
+    """
+    import keras
+
+    classify = data.kind == "classification"
+    shift, scale = (
+        (0.0, 1.0) if classify else (float(data.y_train.mean()), float(data.y_train.std() or 1.0))
+    )
+
+    def inputs(x: np.ndarray):
+        return split_sequence(x, sequence) if sequence else x
+
+    class Reporter(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            report(epoch, float(logs["val_loss"]) * scale**2)
+
+    model.fit(
+        inputs(data.x_train),
+        (data.y_train - shift) / scale,
+        validation_data=(inputs(data.x_val), (data.y_val - shift) / scale),
+        epochs=params["epochs"],
+        batch_size=256,
+        verbose=0,
+        callbacks=[Reporter()],
+    )
+    return Fitted(model, data.kind, family, shift, scale, sequence)
+
+
 def _fit_mlp(params, data: Data, report: Report):
     import keras
 
@@ -292,25 +310,7 @@ def _fit_mlp(params, data: Data, report: Report):
         optimizer=keras.optimizers.Adam(params["learning_rate"]),
         loss="binary_crossentropy" if classify else "mse",
     )
-
-    shift, scale = (
-        (0.0, 1.0) if classify else (float(data.y_train.mean()), float(data.y_train.std() or 1.0))
-    )
-
-    class Reporter(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            report(epoch, float(logs["val_loss"]) * scale**2)
-
-    model.fit(
-        data.x_train,
-        (data.y_train - shift) / scale,
-        validation_data=(data.x_val, (data.y_val - shift) / scale),
-        epochs=params["epochs"],
-        batch_size=256,
-        verbose=0,
-        callbacks=[Reporter()],
-    )
-    return Fitted(model, data.kind, "mlp", shift, scale)
+    return _fit_network(model, "mlp", params, data, report)
 
 
 def split_sequence(x: np.ndarray, sequence: tuple[int, ...]) -> list[np.ndarray]:
@@ -332,22 +332,7 @@ def _fit_lstm(params, data: Data, report: Report):
     hidden = keras.layers.Dense(params["dense"], activation="relu")(hidden)
     model = keras.Model([seq_in, rest_in], keras.layers.Dense(1)(hidden))
     model.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]), loss="mse")
-    shift, scale = float(data.y_train.mean()), float(data.y_train.std() or 1.0)
-
-    class Reporter(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            report(epoch, float(logs["val_loss"]) * scale**2)
-
-    model.fit(
-        split_sequence(data.x_train, data.sequence),
-        (data.y_train - shift) / scale,
-        validation_data=(split_sequence(data.x_val, data.sequence), (data.y_val - shift) / scale),
-        epochs=params["epochs"],
-        batch_size=256,
-        verbose=0,
-        callbacks=[Reporter()],
-    )
-    return Fitted(model, data.kind, "lstm", shift, scale, data.sequence)
+    return _fit_network(model, "lstm", params, data, report, data.sequence)
 
 
 FITTERS: dict[str, Callable[[dict, Data, Report], Any]] = {
@@ -358,7 +343,8 @@ FITTERS: dict[str, Callable[[dict, Data, Report], Any]] = {
     "mlp": _fit_mlp,
     "lstm": _fit_lstm,
 }
-SCALED_FAMILIES = {"linear", "mlp", "lstm"}
+NETWORK_FAMILIES = {"mlp", "lstm"}
+SCALED_FAMILIES = {"linear"} | NETWORK_FAMILIES
 
 
 def fit(family: str, params: dict, data: Data, report: Report):
