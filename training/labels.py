@@ -37,14 +37,9 @@ def _matured_posts(warehouse: Warehouse) -> pd.DataFrame:
     return perf.merge(feats, on="post_id")
 
 
-def engagement_labels(warehouse: Warehouse) -> pd.DataFrame:
-    posts = _matured_posts(warehouse)
+def _post_labels(warehouse: Warehouse, target: pd.Series, posts: pd.DataFrame, oracle: str):
+    """Entity rows of matured posts with request-time inputs, a target and a truth column."""
     truth = _truth(warehouse, "truth_posts")
-    oracle = (
-        posts.post_id.map(truth.set_index("post_id").expected_engagement_rate)
-        if truth is not None
-        else np.nan
-    )
     return pd.DataFrame(
         {
             "post_id": posts.post_id,
@@ -53,24 +48,23 @@ def engagement_labels(warehouse: Warehouse) -> pd.DataFrame:
             "posted_at": posts.posted_at,
             "caption": posts.caption,
             "hashtags": posts.hashtags,
-            "target": posts.engagement_rate,
-            "oracle": oracle,
+            "target": target,
+            "oracle": posts.post_id.map(truth.set_index("post_id")[oracle])
+            if truth is not None
+            else np.nan,
         }
     )
 
 
+def engagement_labels(warehouse: Warehouse) -> pd.DataFrame:
+    posts = _matured_posts(warehouse)
+    return _post_labels(warehouse, posts.engagement_rate, posts, "expected_engagement_rate")
+
+
 def virality_labels(warehouse: Warehouse) -> pd.DataFrame:
     posts = _matured_posts(warehouse)
-    threshold = posts.share_rate.quantile(VIRAL_QUANTILE)
-    truth = _truth(warehouse, "truth_posts")
-    frame = engagement_labels(warehouse)
-    frame["target"] = (posts.share_rate.to_numpy() >= threshold).astype(int)
-    frame["oracle"] = (
-        frame.post_id.map(truth.set_index("post_id").expected_share_rate)
-        if truth is not None
-        else np.nan
-    )
-    return frame
+    viral = (posts.share_rate >= posts.share_rate.quantile(VIRAL_QUANTILE)).astype(int)
+    return _post_labels(warehouse, viral, posts, "expected_share_rate")
 
 
 def _churn_oracle(truth: pd.DataFrame, users: np.ndarray, day: np.ndarray) -> np.ndarray:
