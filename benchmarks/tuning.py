@@ -135,10 +135,10 @@ def run_arm(study: optuna.Study, objective, trials: int) -> tuple[optuna.Study, 
 
 
 def tpe_study(settings: Settings, task, seed: int) -> optuna.Study:
-    from training.search import open_study, study_name
+    from training.search import open_study, study_name, study_storage
 
     name = study_name("bench-tpe", task.name, task.feature_service)
-    return open_study(settings.optuna_storage_url, name, task.direction, seed)
+    return open_study(study_storage(settings), name, task.direction, seed)
 
 
 def random_study(settings: Settings, task, seed: int) -> optuna.Study:

@@ -268,6 +268,19 @@ def _pg_unreachable(pg: PostgresSettings, exc: Exception) -> str:
     return f"PostgreSQL at {pg.host}:{pg.port} is not reachable: {reason}"
 
 
+def retry_on_race(make, attempts: int = 5):
+    """Workers starting together on a fresh database race to create its tables; retry."""
+    import time
+
+    for attempt in range(attempts):
+        try:
+            return make()
+        except Exception:  # noqa: BLE001 - the loser of the race sees a DDL/integrity error
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+
+
 def ensure_database(pg: PostgresSettings) -> None:
     """Create the profile's database on first use (the server must already be running)."""
     import psycopg2

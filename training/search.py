@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import optuna
 
+from configs.settings import Settings
+from ingestion.warehouse import ensure_database, retry_on_race
 from training.dataset import TrainingSet
 from training.metrics import classification_report, forecast_report, regression_report
 from training.models import SCALED_FAMILIES, Data, FeatureEncoder, fit, suggest
@@ -104,37 +106,15 @@ class Objective:
         return value
 
 
-def retry_on_race(make, attempts: int = 5):
-    """Workers starting together on a fresh database race to create its tables; retry."""
-    import time
-
-    for attempt in range(attempts):
-        try:
-            return make()
-        except Exception:  # noqa: BLE001 - the loser of the race sees a DDL/integrity error
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.5 * (attempt + 1))
+def study_storage(settings: Settings) -> str:
+    """The profile's Optuna storage URL, its PostgreSQL database created on first use."""
+    if settings.optuna.storage == "postgres":
+        ensure_database(settings.postgres.companion("optuna"))
+    return settings.optuna_storage_url
 
 
 def open_study(storage_url: str, name: str, direction: str, seed: int) -> optuna.Study:
     """Create or load the study; the sampler seed moves on with the study's history."""
-    if storage_url.startswith("postgresql"):
-        from sqlalchemy.engine import make_url
-
-        from configs.settings import PostgresSettings
-        from ingestion.warehouse import ensure_database
-
-        url = make_url(storage_url)
-        ensure_database(
-            PostgresSettings(
-                host=url.host,
-                port=url.port,
-                user=url.username,
-                password=url.password or "",
-                database=url.database,
-            )
-        )
     study = retry_on_race(
         lambda: optuna.create_study(
             study_name=name, storage=storage_url, direction=direction, load_if_exists=True

@@ -14,6 +14,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from configs.settings import Settings
+from ingestion.warehouse import ensure_database, retry_on_race
 from training.dataset import TrainingSet
 
 
@@ -21,12 +22,9 @@ def use_tracking(settings: Settings) -> MlflowClient:
     """Point MLflow at the profile's backend; never at the working directory by accident."""
     settings.root.mkdir(parents=True, exist_ok=True)
     if settings.mlflow.backend == "postgres":
-        from ingestion.warehouse import ensure_database
-
         ensure_database(settings.postgres.companion("mlflow"))
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
-    from training.search import retry_on_race
 
     def connect() -> MlflowClient:
         client = MlflowClient()  # the first client on a fresh database creates the schema
@@ -44,8 +42,6 @@ def experiment_for(settings: Settings, task_name: str) -> str:
             mlflow.create_experiment(
                 name, artifact_location=f"{settings.mlflow_artifact_root}/{name}"
             )
-
-    from training.search import retry_on_race
 
     retry_on_race(ensure)
     mlflow.set_experiment(name)

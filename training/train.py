@@ -15,7 +15,15 @@ from training.metrics import best_f1_threshold
 from training.models import SCALED_FAMILIES, fit
 from training.packaging import SmapModel, input_frame
 from training.registry import Decision, promote
-from training.search import Objective, open_study, prepare, score, study_name, tune
+from training.search import (
+    Objective,
+    open_study,
+    prepare,
+    score,
+    study_name,
+    study_storage,
+    tune,
+)
 from training.tasks import Task, TaskError, get_task
 from training.tracking import (
     TrialLogger,
@@ -94,7 +102,7 @@ def train(
     seed = settings.training.seed
     prepared = prepare(ts, seed)
     study = open_study(
-        settings.optuna_storage_url,
+        study_storage(settings),
         study_name(settings.optuna.study_prefix, task.name, task.feature_service),
         task.direction,
         seed,
