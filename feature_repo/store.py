@@ -124,29 +124,24 @@ def materialize(
     tick = progress or (lambda _name: None)
     counts = {}
     for view in store.list_feature_views():
-        intervals = view.materialization_intervals
-        if intervals:
+        stamps = _source_timestamps(settings, view)
+        if view.materialization_intervals:
             store.materialize_incremental(end_date=end, feature_views=[view.name])
         else:
-            first = start or _earliest(settings, view)
+            first = start or stamps.min().to_pydatetime()
             store.materialize(start_date=first, end_date=end, feature_views=[view.name])
-        counts[view.name] = _source_rows(settings, view)
+        counts[view.name] = len(stamps)
         tick(view.name)
     return counts
 
 
-def _earliest(settings: Settings, view) -> datetime:
+def _source_timestamps(settings: Settings, view):
+    """Event timestamps of a view's source table: its size and earliest row in one read."""
     from ingestion.warehouse import open_warehouse
 
-    table = _table_of(view)
-    frame = open_warehouse(settings).read(table, columns=["event_timestamp"])
-    return frame.event_timestamp.min().to_pydatetime()
-
-
-def _source_rows(settings: Settings, view) -> int:
-    from ingestion.warehouse import open_warehouse
-
-    return len(open_warehouse(settings).read(_table_of(view), columns=["event_timestamp"]))
+    return (
+        open_warehouse(settings).read(_table_of(view), columns=["event_timestamp"]).event_timestamp
+    )
 
 
 def _table_of(view) -> str:
