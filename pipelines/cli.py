@@ -64,14 +64,15 @@ def config_show(profile: Profile = None) -> None:
     """Print the effective configuration (profile + env overrides); secrets are masked."""
     settings = settings_for(profile)
     data = json.loads(settings.model_dump_json())
+    from sqlalchemy.engine import make_url
+
+    def masked(url: str) -> str:
+        return make_url(url).render_as_string(hide_password=True)
+
     data["resolved"] = {
         "data_dir": str(settings.root),
-        "mlflow_tracking_uri": settings.mlflow_tracking_uri.replace(
-            settings.postgres.password.get_secret_value() or "\0", "***"
-        ),
-        "optuna_storage": settings.optuna_storage_url.replace(
-            settings.postgres.password.get_secret_value() or "\0", "***"
-        ),
+        "mlflow_tracking_uri": masked(settings.mlflow_tracking_uri),
+        "optuna_storage": masked(settings.optuna_storage_url),
     }
     out.print(yaml.safe_dump(data, sort_keys=False), end="")
 

@@ -44,3 +44,12 @@ def test_ingest_before_simulate_says_what_to_run(capsys):
 
 def test_unknown_option_is_a_usage_error(capsys):
     assert main(["simulate", "--nope"]) == 2
+
+
+def test_config_show_never_prints_the_password(capsys, monkeypatch):
+    monkeypatch.setenv("SMAP_PROFILE", "services")
+    monkeypatch.setenv("SMAP_POSTGRES__PASSWORD", "p@ss/word")
+    assert main(["config", "show"]) == 0
+    shown = capsys.readouterr().out
+    assert "p@ss" not in shown and "p%40ss" not in shown
+    assert "postgresql+psycopg2://postgres:***@127.0.0.1:5432/smap_mlflow" in shown
