@@ -81,7 +81,9 @@ class WarehouseSettings(_Frozen):
 
 class FeastSettings(_Frozen):
     project: str = Field("smap", pattern=r"^[a-z][a-z0-9_]*$")
-    offline_store: Literal["file", "postgres"] = "file"
+    # duckdb: Feast's embedded DuckDB store over the Parquet tables (point in time with TTL,
+    # one row per entity row); file: Feast's Dask store, kept for comparison benchmarks
+    offline_store: Literal["duckdb", "file", "postgres"] = "duckdb"
     online_store: Literal["sqlite", "redis"] = "sqlite"
     registry: Literal["file", "sql"] = "file"
 
@@ -91,6 +93,9 @@ class MLflowSettings(_Frozen):
 
     tracking_uri: str | None = None
     backend: Literal["sqlite", "postgres"] = "sqlite"
+    # where new experiments keep their artifacts: a folder or object-store URI that every machine
+    # of the team reaches (file:///shared/mlartifacts, s3://bucket/path); null is <data_dir>/mlartifacts
+    artifact_location: str | None = None
     experiment_prefix: str = "smap"
 
 
@@ -155,6 +160,8 @@ class Settings(_Frozen):
 
     @property
     def mlflow_artifact_root(self) -> str:
+        if self.mlflow.artifact_location:
+            return self.mlflow.artifact_location
         return (self.root / "mlartifacts").as_uri()
 
     @property

@@ -37,6 +37,7 @@ def _postgres(settings: Settings, table: str, ts: str) -> DataSource:
 
 
 SOURCE_KINDS: dict[str, Callable[[Settings, str, str], DataSource]] = {
+    "duckdb": _file,  # the DuckDB store reads the same Parquet FileSources
     "file": _file,
     "postgres": _postgres,
 }

@@ -17,9 +17,7 @@ from configs.settings import Settings
 REGISTRY_CACHE_TTL_SECONDS = 60
 
 
-def _offline(settings: Settings) -> dict[str, Any]:
-    if settings.feast.offline_store == "file":
-        return {"type": "file"}
+def _offline_postgres(settings: Settings) -> dict[str, Any]:
     pg = settings.postgres
     return {
         "type": "postgres",
@@ -31,6 +29,18 @@ def _offline(settings: Settings) -> dict[str, Any]:
         "password": pg.password.get_secret_value(),
         "sslmode": pg.sslmode,
     }
+
+
+# profile value -> the offline_store block of feature_store.yaml
+OFFLINE_STORES = {
+    "duckdb": lambda _settings: {"type": "duckdb"},
+    "file": lambda _settings: {"type": "file"},
+    "postgres": _offline_postgres,
+}
+
+
+def _offline(settings: Settings) -> dict[str, Any]:
+    return OFFLINE_STORES[settings.feast.offline_store](settings)
 
 
 def _online(settings: Settings) -> dict[str, Any]:
