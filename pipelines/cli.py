@@ -14,6 +14,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from configs.errors import SmapError
 from configs.settings import ConfigError, Settings, load_settings, telemetry_env
 
 app = typer.Typer(
@@ -92,7 +93,7 @@ def simulate(
     from pipelines import flows
 
     if preset is not None and preset not in PRESETS:
-        raise ValueError(f"--preset: unknown preset {preset!r} (choose {', '.join(PRESETS)})")
+        raise SmapError(f"--preset: unknown preset {preset!r} (choose {', '.join(PRESETS)})")
     settings = settings_for(profile)
     started = time.perf_counter()
     counts = flows.simulate(settings, preset=preset, seed=seed, shift_at=shift_at)
@@ -138,7 +139,7 @@ def ingest_csv(
     from pipelines import flows
 
     if not path.is_file():
-        raise ValueError(f"path: {path} does not exist")
+        raise SmapError(f"path: {path} does not exist")
     settings = settings_for(profile or ctx.obj)
     result = flows.ingest_csv(settings, path, mapping)
     print_counts(f"imported {path.name}", {k: v for k, v in vars(result).items()})
@@ -339,12 +340,19 @@ def _error_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI and turn known failures into one line and exit code 1."""
+def expected_errors() -> tuple[type[Exception], ...]:
+    """SmapError, plus the expected errors of other layers until they derive from it."""
     from feature_repo.store import OnlineStoreUnreachable
+    from ingestion.csv_import import CsvImportError
     from ingestion.warehouse import WarehouseError
 
-    known = (ConfigError, WarehouseError, OnlineStoreUnreachable, ValueError, FileNotFoundError)
+    legacy = (ConfigError, WarehouseError, CsvImportError, OnlineStoreUnreachable)
+    return (SmapError, *(cls for cls in legacy if not issubclass(cls, SmapError)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI; an expected failure is one line and exit 1, a bug a traceback."""
+    known = expected_errors()
     try:
         app(args=argv, prog_name="smap", standalone_mode=False)
     except known as exc:
