@@ -4,9 +4,10 @@ An export (CSV or Parquet) is read through a YAML column mapping (our field -> t
 every row is validated on its own, and rows that cannot be loaded go to a rejects CSV with
 the reason, so one bad row never blocks a file. Post ids are hashes of the post's content
 (or of its external id), which makes re-importing the same or an overlapping export a no-op
-for rows already loaded. The four tables a post touches (users, content_posts, hashtags,
-post_hashtags) are rebuilt in memory and written with `write_many`, so a failed import
-leaves the warehouse exactly as it was.
+for rows already loaded. The tables a post touches (users, content_posts, hashtags,
+post_hashtags, follower_counts, engagement_definition) are rebuilt in memory and written
+with `write_many`, so a failed import leaves the warehouse exactly as it was: a file is
+all-or-nothing, its rows are not (bad rows are rejected with a reason, the rest load).
 """
 
 from __future__ import annotations
@@ -24,15 +25,48 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 import yaml
+from dateutil import parser as dateutil_parser
 
 from ingestion.schema import RAW_TABLES, Table
 from ingestion.simulator import POST_TYPES
 from ingestion.warehouse import Warehouse
 
-REQUIRED_FIELDS = ("timestamp", "type", "category", "reach", "likes", "comments", "shares")
-OPTIONAL_FIELDS = ("account", "hashtags", "paid", "text", "saves", "impressions", "post_id")
-MAPPING_KEYS = ("columns", "timestamp_format", "timezone", "default_account")
+# Always required; category is required unless the mapping sets default_category, and the
+# engagement denominator's column (reach or followers) is required when it is the denominator.
+REQUIRED_FIELDS = ("timestamp", "type", "likes", "comments", "shares")
+OPTIONAL_FIELDS = (
+    "category",
+    "reach",
+    "followers",
+    "account",
+    "hashtags",
+    "paid",
+    "text",
+    "saves",
+    "impressions",
+    "post_id",
+)
+MAPPING_KEYS = (
+    "columns",
+    "timestamp_format",
+    "timezone",
+    "default_account",
+    "default_category",
+    "engagement_denominator",
+    "reach_sampled",
+    "earliest_date",
+)
+DENOMINATORS = ("reach", "followers", "none")
 POST_TABLES = ("users", "content_posts", "hashtags", "post_hashtags")
+AUDIENCE_TABLES = ("follower_counts", "engagement_definition")
+# Exports leave a count blank when it is zero: a blank interaction count loads as 0 and is
+# counted in ImportResult.blank_counts_as_zero. A blank reach or followers is a reject when it
+# is the engagement denominator (dividing by an unknown is not zero).
+BLANK_AS_ZERO = ("likes", "comments", "shares", "saves")
+MAX_COUNT = 10**12  # far above any real post's reach; larger values are typos or overflow
+MAX_TEXT_CHARS = 100_000  # longer captions are rejected per row, never the whole file
+DEFAULT_EARLIEST_DATE = "2004-01-01"
+FUTURE_SLACK = pd.Timedelta(days=1)  # a post may be stamped up to a day ahead (time zones)
 
 # Names other platforms use for our five post types (compared lower-case, '_' for ' ' and '-').
 TYPE_SYNONYMS = {
@@ -67,6 +101,8 @@ class ImportResult:
     rejects_path: Path | None
     users_added: int
     hashtags_added: int
+    blank_counts_as_zero: int = 0  # blank interaction cells loaded as 0 (see BLANK_AS_ZERO)
+    engagement_denominator: str = "reach"
 
 
 @dataclass(frozen=True)
@@ -77,6 +113,21 @@ class ColumnMapping:
     timestamp_format: str | None = None
     timezone: str = "UTC"
     default_account: str = "me"
+    default_category: str | None = None  # for exports without a category column
+    engagement_denominator: str = "reach"  # reach | followers | none (see docs/own-data.md)
+    reach_sampled: bool = False  # True: likes above reach are allowed (reach is an estimate)
+    earliest_date: pd.Timestamp = pd.Timestamp(DEFAULT_EARLIEST_DATE, tz="UTC")
+    latest_date: pd.Timestamp = field(
+        default_factory=lambda: pd.Timestamp.now(tz="UTC") + FUTURE_SLACK
+    )
+
+    def required_fields(self) -> tuple[str, ...]:
+        """Fields whose column must be in the export under this mapping."""
+        category = ("category",) if self.default_category is None else ()
+        denominator = (
+            () if self.engagement_denominator == "none" else (self.engagement_denominator,)
+        )
+        return REQUIRED_FIELDS[:2] + category + denominator + REQUIRED_FIELDS[2:]
 
 
 @dataclass(frozen=True)
@@ -104,6 +155,8 @@ class _Post:
     shares: int
     saves: int
     external_id: str
+    followers: int | None = None
+    blank_counts: int = 0  # interaction cells that were blank and loaded as 0
 
     @property
     def post_id(self) -> int:
@@ -133,7 +186,11 @@ def import_posts(
     source = _read_source(path)
     columns = _resolve_columns(mapping, source.frame, path.name)
     posts, rejects = _parse_rows(source, columns, mapping)
-    existing = {name: _read_or_empty(warehouse, name) for name in POST_TABLES}
+    existing = {name: _read_or_empty(warehouse, name) for name in POST_TABLES + AUDIENCE_TABLES}
+    definition = _engagement_definition(existing, mapping.engagement_denominator, path.name)
+    if not posts:
+        rejects_path = _write_rejects(source, rejects, rejects_dir / f"{path.stem}.rejects.csv")
+        raise CsvImportError(_nothing_loaded(path.name, source, rejects, rejects_path))
     fresh, duplicates = _new_posts(posts, set(existing["content_posts"].post_id))
     users, users_added = _users(existing["users"], fresh)
     hashtags, hashtags_added = _hashtags(existing["hashtags"], fresh)
@@ -143,6 +200,8 @@ def import_posts(
             "hashtags": hashtags,
             "content_posts": _append(existing["content_posts"], _post_rows(fresh, users)),
             "post_hashtags": _append(existing["post_hashtags"], _tag_rows(fresh, hashtags)),
+            "follower_counts": _append(existing["follower_counts"], _follower_rows(fresh, users)),
+            "engagement_definition": definition,
         }
         warehouse.write_many(
             [(RAW_TABLES[name], frame) for name, frame in tables.items()]
@@ -157,7 +216,48 @@ def import_posts(
         rejects_path=rejects_path,
         users_added=users_added,
         hashtags_added=hashtags_added,
+        blank_counts_as_zero=sum(post.blank_counts for post in fresh),
+        engagement_denominator=mapping.engagement_denominator,
     )
+
+
+def _nothing_loaded(
+    name: str, source: _Source, rejects: dict[int, str], rejects_path: Path | None
+) -> str:
+    """One line for a file of which no row can be loaded (the caller exits non-zero)."""
+    if not rejects:
+        return f"{name}: no data rows to import"
+    position, reason = next(iter(rejects.items()))
+    return (
+        f"{name}: all {len(rejects)} rows were rejected, nothing loaded "
+        f"(first: row {source.rows[position]}: {reason}; all reasons in {rejects_path})"
+    )
+
+
+def _engagement_definition(
+    existing: dict[str, pd.DataFrame], denominator: str, source: str
+) -> pd.DataFrame:
+    """The warehouse keeps one engagement target; an import asking for another is refused.
+
+    Posts already there without a definition (simulated data) were measured against reach.
+    """
+    stored = existing["engagement_definition"]
+    if len(stored):
+        current = str(stored.denominator.iloc[0])
+    elif len(existing["content_posts"]):
+        current = "reach"
+    else:
+        return pd.DataFrame(
+            {"denominator": [denominator], "defined_at": [pd.Timestamp.now(tz="UTC")]}
+        )
+    if current != denominator:
+        raise CsvImportError(
+            f"{source}: engagement_denominator {denominator!r} differs from the warehouse's "
+            f"{current!r} (one engagement target per warehouse; use a fresh data_dir)"
+        )
+    if len(stored):
+        return stored
+    return pd.DataFrame({"denominator": [current], "defined_at": [pd.Timestamp.now(tz="UTC")]})
 
 
 # --- mapping ----------------------------------------------------------------------------
@@ -178,12 +278,47 @@ def load_mapping(path: Path | None) -> ColumnMapping:
         timestamp_format=_optional_text(raw, "timestamp_format", path.name),
         timezone=_optional_text(raw, "timezone", path.name) or "UTC",
         default_account=_optional_text(raw, "default_account", path.name) or "me",
+        default_category=_category_default(raw, path.name),
+        engagement_denominator=_denominator(raw, path.name),
+        reach_sampled=_optional_flag(raw, "reach_sampled", path.name),
+        earliest_date=_earliest_date(raw, path.name),
     )
     try:
         ZoneInfo(mapping.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise CsvImportError(f"{path.name}: timezone {mapping.timezone!r} is unknown") from None
     return mapping
+
+
+def _category_default(raw: dict[str, Any], source: str) -> str | None:
+    value = _optional_text(raw, "default_category", source)
+    return value.strip().lower() if value else None
+
+
+def _denominator(raw: dict[str, Any], source: str) -> str:
+    value = raw.get("engagement_denominator", "reach")
+    if value not in DENOMINATORS:
+        raise CsvImportError(
+            f"{source}: engagement_denominator must be one of {', '.join(DENOMINATORS)} "
+            f"(got {value!r})"
+        )
+    return value
+
+
+def _optional_flag(raw: dict[str, Any], key: str, source: str) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise CsvImportError(f"{source}: {key} must be true or false")
+    return value
+
+
+def _earliest_date(raw: dict[str, Any], source: str) -> pd.Timestamp:
+    value = raw.get("earliest_date", DEFAULT_EARLIEST_DATE)
+    try:
+        stamp = pd.Timestamp(str(value))
+    except (ValueError, TypeError):
+        raise CsvImportError(f"{source}: earliest_date must be a date (YYYY-MM-DD)") from None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -226,18 +361,36 @@ def _resolve_columns(mapping: ColumnMapping, frame: pd.DataFrame, source: str) -
     error for the whole file: loading it without that column would be silently wrong.
     """
     header = list(frame.columns)
-    resolved = {}
+    required = mapping.required_fields()
+    resolved, missing = {}, []
     for name in REQUIRED_FIELDS + OPTIONAL_FIELDS:
         column = mapping.columns.get(name, name)
         if header.count(column) > 1:
             raise CsvImportError(f"{source}: column {column!r} (field {name}) appears twice")
         if column in header:
             resolved[name] = column
-        elif name in REQUIRED_FIELDS:
-            raise CsvImportError(f"{source}: required column {column!r} (field {name}) is missing")
-        elif name in mapping.columns:
+        elif name in required:
+            missing.append(f"{column!r} (field {name})")
+    if len(missing) == 1:
+        raise CsvImportError(f"{source}: required column {missing[0]} is missing{_hint(missing)}")
+    if missing:
+        raise CsvImportError(
+            f"{source}: required columns {', '.join(missing)} are missing{_hint(missing)}"
+        )
+    for name, column in mapping.columns.items():
+        if name not in resolved:
             raise CsvImportError(f"{source}: mapped column {column!r} (field {name}) is missing")
     return resolved
+
+
+def _hint(missing: list[str]) -> str:
+    """What a mapping can say instead, for the fields an export often lacks."""
+    hints = []
+    if any("(field category)" in item for item in missing):
+        hints.append("set default_category in the mapping if the export has no category")
+    if any("(field reach)" in item for item in missing):
+        hints.append("set engagement_denominator: followers or none if it has no reach")
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 # --- reading ----------------------------------------------------------------------------
@@ -266,6 +419,18 @@ def _read_csv(path: Path) -> _Source:
         raise CsvImportError(f"{path.name}: not UTF-8 text (export it as CSV UTF-8)") from None
     first_line = text.split("\n", 1)[0]
     delimiter = max(",;\t", key=first_line.count)
+    # csv's default field limit (128 KiB) would refuse the whole file for one long caption;
+    # long cells are judged per row instead (MAX_TEXT_CHARS). The limit is process-wide,
+    # so it is restored afterwards.
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text)))
+    try:
+        return _csv_cells(path, text, delimiter)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _csv_cells(path: Path, text: str, delimiter: str) -> _Source:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = next(reader, None)
     if not header:
@@ -315,7 +480,7 @@ def _missing_tables(warehouse: Warehouse) -> list[tuple[Table, pd.DataFrame]]:
     return [
         (table, _empty(table))
         for name, table in RAW_TABLES.items()
-        if name not in POST_TABLES and not warehouse.exists(name)
+        if name not in POST_TABLES + AUDIENCE_TABLES and not warehouse.exists(name)
     ]
 
 
@@ -341,32 +506,54 @@ def _parse_row(
     record: dict[str, Any], columns: dict[str, str], mapping: ColumnMapping
 ) -> _Post | str:
     """A post, or one reason naming every bad field (so a user fixes a row in one pass)."""
-    values, problems = {}, []
+    values, problems, blanks = {}, [], 0
     for name, column in columns.items():
+        if name in BLANK_AS_ZERO and not _text(record[column]):
+            values[name], blanks = 0, blanks + 1
+            continue
         try:
             values[name] = PARSERS[name](record[column], mapping)
         except _Invalid as exc:
             problems.append(f"{name} (column {column!r}): {exc}")
+    if not problems:
+        problems = _contradictions(values, columns, mapping)
     if problems:
         return "; ".join(problems)
     caption = values.get("text", "")
     tags = values["hashtags"] if "hashtags" in values else _tags(caption, _TEXT_TAG)
+    reach = values.get("reach") or 0  # 0: the export does not report reach
     return _Post(
         account=values.get("account") or mapping.default_account,
         created_at=values["timestamp"],
         post_type=values["type"],
-        category=values["category"],
+        category=values.get("category") or mapping.default_category,
         caption=caption,
         tags=tags,
         is_paid=values.get("paid", False),
-        reach=values["reach"],
-        impressions=_first_known(values.get("impressions"), values["reach"]),
+        reach=reach,
+        impressions=_first_known(values.get("impressions"), reach),
         likes=values["likes"],
         comments=values["comments"],
         shares=values["shares"],
         saves=_first_known(values.get("saves"), 0),
         external_id=values.get("post_id", ""),
+        followers=values.get("followers"),
+        blank_counts=blanks,
     )
+
+
+def _contradictions(
+    values: dict[str, Any], columns: dict[str, str], mapping: ColumnMapping
+) -> list[str]:
+    """Counts that cannot all be true: more likes than people reached (unless reach is an
+    estimate the platform samples, which the mapping says with reach_sampled)."""
+    reach = values.get("reach")
+    if mapping.reach_sampled or not reach or values["likes"] <= reach:
+        return []
+    return [
+        f"likes (column {columns['likes']!r}): {values['likes']} is above reach "
+        f"({reach}); set reach_sampled: true in the mapping if reach is an estimate"
+    ]
 
 
 def _first_known(value: int | None, default: int) -> int:
@@ -391,6 +578,8 @@ def _timestamp(value: Any, mapping: ColumnMapping) -> pd.Timestamp:
             raise _Invalid("is empty")
         try:
             stamp = pd.to_datetime(text, format=mapping.timestamp_format)
+        except pd.errors.OutOfBoundsDatetime:
+            raise _Invalid(_out_of_range(text, mapping)) from None
         except (ValueError, TypeError, OverflowError):
             fmt = mapping.timestamp_format
             expected = f" with format {fmt!r}" if fmt else ""
@@ -399,7 +588,29 @@ def _timestamp(value: Any, mapping: ColumnMapping) -> pd.Timestamp:
         raise _Invalid("is empty")
     if stamp.tzinfo is None:
         stamp = stamp.tz_localize(mapping.timezone, ambiguous=True, nonexistent="shift_forward")
-    return stamp.tz_convert("UTC")
+    stamp = stamp.tz_convert("UTC")
+    if stamp < mapping.earliest_date:
+        raise _Invalid(
+            f"is before {mapping.earliest_date:%Y-%m-%d} (got {stamp:%Y-%m-%d}; "
+            "earliest_date in the mapping moves this limit)"
+        )
+    if stamp > mapping.latest_date:
+        raise _Invalid(f"is in the future (got {stamp:%Y-%m-%d %H:%M} UTC)")
+    return stamp
+
+
+def _out_of_range(text: str, mapping: ColumnMapping) -> str:
+    """Why a date pandas cannot hold (before 1677 or after 2262) is rejected."""
+    try:
+        if mapping.timestamp_format:
+            parsed = datetime.strptime(text, mapping.timestamp_format)
+        else:
+            parsed = dateutil_parser.parse(text)
+    except (ValueError, OverflowError):
+        return f"cannot be read as a date (got {text!r})"
+    if parsed.year > mapping.latest_date.year:
+        return f"is in the future (got {text!r})"
+    return f"is before {mapping.earliest_date:%Y-%m-%d} (got {text!r})"
 
 
 def _post_type(value: Any, _mapping: ColumnMapping) -> str:
@@ -410,11 +621,11 @@ def _post_type(value: Any, _mapping: ColumnMapping) -> str:
     return TYPE_SYNONYMS[key]
 
 
-def _category(value: Any, _mapping: ColumnMapping) -> str:
+def _category(value: Any, mapping: ColumnMapping) -> str:
     text = _text(value).lower()
-    if not text:
-        raise _Invalid("is empty")
-    return text
+    if not text and mapping.default_category is None:
+        raise _Invalid("is empty (set default_category in the mapping to fill blanks)")
+    return text or mapping.default_category
 
 
 def _count(value: Any, minimum: int) -> int:
@@ -426,12 +637,33 @@ def _count(value: Any, minimum: int) -> int:
     number = int(text.replace(",", "").split(".")[0])
     if number < minimum:
         raise _Invalid(f"must be >= {minimum} (got {number})")
+    if number > MAX_COUNT:
+        raise _Invalid(f"is implausibly large (got {text}; at most {MAX_COUNT:,})")
     return number
 
 
 def _optional_count(value: Any) -> int | None:
     """Exports leave a metric blank when the platform did not report it."""
     return None if not _text(value) else _count(value, 0)
+
+
+def _audience(field_name: str) -> Callable[[Any, ColumnMapping], int | None]:
+    """Reach or followers: required (>= 1) when it is the engagement denominator, else
+    optional (blank: not reported)."""
+
+    def parse(value: Any, mapping: ColumnMapping) -> int | None:
+        if mapping.engagement_denominator == field_name:
+            return _count(value, 1)
+        return _optional_count(value)
+
+    return parse
+
+
+def _caption(value: Any, _mapping: ColumnMapping) -> str:
+    text = _text(value)
+    if len(text) > MAX_TEXT_CHARS:
+        raise _Invalid(f"is {len(text):,} characters long (at most {MAX_TEXT_CHARS:,})")
+    return text
 
 
 def _flag(value: Any, _mapping: ColumnMapping) -> bool:
@@ -449,14 +681,15 @@ PARSERS: dict[str, Callable[[Any, ColumnMapping], Any]] = {
     "timestamp": _timestamp,
     "type": _post_type,
     "category": _category,
-    "reach": lambda value, _mapping: _count(value, 1),
+    "reach": _audience("reach"),
+    "followers": _audience("followers"),
     "likes": lambda value, _mapping: _count(value, 0),
     "comments": lambda value, _mapping: _count(value, 0),
     "shares": lambda value, _mapping: _count(value, 0),
     "saves": lambda value, _mapping: _optional_count(value),
     "impressions": lambda value, _mapping: _optional_count(value),
     "account": lambda value, _mapping: _text(value),
-    "text": lambda value, _mapping: _text(value),
+    "text": _caption,
     "post_id": lambda value, _mapping: _text(value),
     "hashtags": lambda value, _mapping: _tags(_text(value), _LISTED_TAG),
     "paid": _flag,
@@ -546,6 +779,20 @@ def _tag_rows(posts: list[_Post], hashtags: pd.DataFrame) -> pd.DataFrame:
     tag_ids = dict(zip(hashtags.tag, hashtags.hashtag_id, strict=True))
     pairs = [(post.post_id, tag_ids[tag]) for post in posts for tag in post.tags]
     return pd.DataFrame(pairs, columns=["post_id", "hashtag_id"], dtype="int64")
+
+
+def _follower_rows(posts: list[_Post], users: pd.DataFrame) -> pd.DataFrame:
+    """The audience each post's export reported, as an observation of its account."""
+    user_ids = dict(zip(users.username, users.user_id, strict=True))
+    known = [post for post in posts if post.followers is not None]
+    return pd.DataFrame(
+        {
+            "post_id": pd.array([post.post_id for post in known], dtype="int64"),
+            "user_id": pd.array([user_ids[post.account] for post in known], dtype="int64"),
+            "observed_at": pd.to_datetime([post.created_at for post in known], utc=True),
+            "followers": pd.array([post.followers for post in known], dtype="int64"),
+        }
+    )
 
 
 def _append(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:

@@ -125,6 +125,17 @@ RAW_TABLES: dict[str, Table] = {
             key=["post_id", "hashtag_id"],
             indexes=["hashtag_id"],
         ),
+        # Follower counts an export reports with its posts (page likes, audience size): the
+        # account's audience as observed when the post was published.
+        _t(
+            "follower_counts",
+            {"post_id": "int", "user_id": "int", "observed_at": "ts", "followers": "int"},
+            key=["post_id"],
+            indexes=["user_id"],
+        ),
+        # What the engagement target divides interactions by (reach | followers | none), set by
+        # the first import and kept for the warehouse (no row: reach, as the simulator reports).
+        _t("engagement_definition", {"denominator": "str", "defined_at": "ts"}),
         _t(
             "campaigns",
             {

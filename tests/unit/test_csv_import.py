@@ -210,7 +210,10 @@ Publish time,Post type,Category,Likes,Comments,Shares
     with pytest.raises(CsvImportError) as error:
         import_posts(export, MAPPING, warehouse, rejects_dir)
 
-    assert str(error.value) == "posts.csv: required column 'Reach' (field reach) is missing"
+    assert str(error.value) == (
+        "posts.csv: required column 'Reach' (field reach) is missing "
+        "(set engagement_denominator: followers or none if it has no reach)"
+    )
     assert snapshot(warehouse.root) == {} and not rejects_dir.exists()
 
 
