@@ -84,12 +84,58 @@ def interactions(posts: pd.DataFrame) -> pd.Series:
     return posts.likes + posts.comments + posts.shares + posts.saves
 
 
-def content_performance(posts: pd.DataFrame, comments: pd.DataFrame) -> pd.DataFrame:
+# What the engagement target measures, per `engagement_definition.denominator` (docs/own-data.md)
+ENGAGEMENT_TARGETS = {
+    "reach": "interactions / reach over the post's first 7 days",
+    "followers": "interactions / the account's followers over the post's first 7 days",
+    "none": "log(1 + interactions) per post over its first 7 days",
+}
+
+
+def engagement_denominator(definition: pd.DataFrame | None) -> str:
+    """The warehouse's engagement target; simulated data (no definition) is per reach."""
+    if definition is None or definition.empty:
+        return "reach"
+    return str(definition.denominator.iloc[0])
+
+
+def engagement_terms(
+    posts: pd.DataFrame, follower_counts: pd.DataFrame | None, denominator: str
+) -> pd.DataFrame:
+    """Per post: what engagement and share rates divide, and by what.
+
+    Rolling author rates are sum(numerator) / sum(denominator) over matured posts, so with
+    `none` (denominator 1, numerator log1p) they are the mean log interactions per post.
+    """
+    inter = interactions(posts).astype(float)
+    if denominator == "none":
+        return pd.DataFrame(
+            {"inter": np.log1p(inter), "shares": np.log1p(posts.shares.astype(float)), "base": 1.0},
+            index=posts.index,
+        )
+    if denominator == "followers":
+        by_post = (
+            follower_counts.set_index("post_id").followers
+            if follower_counts is not None and len(follower_counts)
+            else pd.Series(dtype=float)
+        )
+        base = posts.post_id.map(by_post).astype(float)
+    else:
+        base = posts.reach.astype(float)
+    return pd.DataFrame(
+        {"inter": inter, "shares": posts.shares.astype(float), "base": base.clip(lower=1)},
+        index=posts.index,
+    )
+
+
+def content_performance(
+    posts: pd.DataFrame, comments: pd.DataFrame, terms: pd.DataFrame | None = None
+) -> pd.DataFrame:
     sentiment = (
         comments.groupby("post_id").sentiment.mean() if len(comments) else pd.Series(dtype=float)
     )
     inter = interactions(posts)
-    reach = posts.reach.clip(lower=1)
+    terms = engagement_terms(posts, None, "reach") if terms is None else terms
     return pd.DataFrame(
         {
             "post_id": posts.post_id,
@@ -100,8 +146,8 @@ def content_performance(posts: pd.DataFrame, comments: pd.DataFrame) -> pd.DataF
             "category": posts.category,
             "reach": posts.reach,
             "interactions": inter,
-            "engagement_rate": inter / reach,
-            "share_rate": posts.shares / reach,
+            "engagement_rate": terms.inter / terms.base,
+            "share_rate": terms.shares / terms.base,
             "avg_sentiment": posts.post_id.map(sentiment).astype(float).fillna(0.0),
             "label_available_at": posts.created_at + pd.Timedelta(days=LABEL_DAYS),
         }
@@ -128,17 +174,22 @@ def user_engagement_metrics(
     follows: pd.DataFrame,
     activity: pd.DataFrame,
     cal: Calendar,
+    terms: pd.DataFrame | None = None,
+    follower_counts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per user and day from the user's first day; stamped at the day's end."""
+    terms = engagement_terms(posts, None, "reach") if terms is None else terms
     n_u = int(users.user_id.max()) + 1
     shape = (n_u, cal.days)
     p_day = cal.index(posts.created_at)
     uid = posts.user_id.to_numpy()
     posts_m = _dense(uid, p_day, shape)
-    inter_m = _dense(uid, p_day, shape, interactions(posts).to_numpy())
+    inter_m = _dense(uid, p_day, shape, terms.inter.to_numpy())
+    base_m = _dense(uid, p_day, shape, terms.base.to_numpy())
     reach_m = _dense(uid, p_day, shape, posts.reach.to_numpy())
     f_day = np.clip(cal.index(follows.created_at), 0, None) if len(follows) else np.array([], int)
     followers = _dense(follows.followee_id.to_numpy(), f_day, shape).cumsum(axis=1)
+    followers = _observed_followers(follower_counts, followers, cal)
     a_day = cal.index(pd.to_datetime(activity.date).dt.tz_localize("UTC"))
     a_uid = activity.user_id.to_numpy()
     active_m = _dense(a_uid, a_day, shape)
@@ -146,11 +197,11 @@ def user_engagement_metrics(
     comm_m = _dense(a_uid, a_day, shape, activity.comments_given.to_numpy())
 
     with np.errstate(invalid="ignore", divide="ignore"):
-        er28 = _window_sum(inter_m, 28, LABEL_DAYS) / _window_sum(reach_m, 28, LABEL_DAYS)
-        er7 = _window_sum(inter_m, 7, LABEL_DAYS) / _window_sum(reach_m, 7, LABEL_DAYS)
+        er28 = _window_sum(inter_m, 28, LABEL_DAYS) / _window_sum(base_m, 28, LABEL_DAYS)
+        er7 = _window_sum(inter_m, 7, LABEL_DAYS) / _window_sum(base_m, 7, LABEL_DAYS)
         avg_reach = _window_sum(reach_m, 28, LABEL_DAYS) / _window_sum(posts_m, 28, LABEL_DAYS)
         er_all = _window_sum(inter_m, cal.days, LABEL_DAYS) / _window_sum(
-            reach_m, cal.days, LABEL_DAYS
+            base_m, cal.days, LABEL_DAYS
         )
     matured_all = _window_sum(posts_m, cal.days, LABEL_DAYS)
     growth = (
@@ -197,6 +248,26 @@ def user_engagement_metrics(
     )
 
 
+def _observed_followers(
+    follower_counts: pd.DataFrame | None, from_follows: np.ndarray, cal: Calendar
+) -> np.ndarray:
+    """Followers per user and day: the last count an export reported (carried forward from
+    the day it was observed), else the count built from the follows table."""
+    if follower_counts is None or follower_counts.empty:
+        return from_follows
+    day = cal.index(follower_counts.observed_at)
+    ok = (day >= 0) & (day < cal.days) & (follower_counts.user_id.to_numpy() < len(from_follows))
+    last = (
+        follower_counts.assign(day=day)[ok]
+        .sort_values(["observed_at", "post_id"])
+        .drop_duplicates(["user_id", "day"], keep="last")
+    )
+    seen = pd.DataFrame(np.nan, index=range(len(from_follows)), columns=range(cal.days))
+    seen.values[last.user_id.to_numpy(), last.day.to_numpy()] = last.followers.to_numpy()
+    carried = seen.ffill(axis=1).to_numpy()
+    return np.where(np.isnan(carried), from_follows, carried)
+
+
 def hashtag_daily(
     hashtags: pd.DataFrame, post_hashtags: pd.DataFrame, posts: pd.DataFrame, cal: Calendar
 ) -> pd.DataFrame:
@@ -212,7 +283,9 @@ def hashtag_daily(
     mean28 = _window_sum(usage, 28) / 28.0
 
     def lag(m: np.ndarray, k: int) -> np.ndarray:
-        return np.concatenate([np.full((m.shape[0], k), np.nan), m[:, :-k]], axis=1)
+        out = np.full(m.shape, np.nan)  # shorter exports than k days have no lag at all
+        out[:, k:] = m[:, : max(m.shape[1] - k, 0)]
+        return out
 
     hh, dd = np.meshgrid(np.arange(n_h), np.arange(cal.days), indexing="ij")
     dates = cal.dates()[dd.ravel()]
@@ -307,13 +380,18 @@ def build_analytics(raw: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     if posts.empty:
         raise ValueError("content_posts is empty: nothing to transform")
     cal = Calendar.of(posts)
+    follower_counts = raw.get("follower_counts")
+    denominator = engagement_denominator(raw.get("engagement_definition"))
+    terms = engagement_terms(posts, follower_counts, denominator)
     activity = user_activity(posts, raw["likes"], raw["comments"])
-    metrics = user_engagement_metrics(raw["users"], posts, raw["follows"], activity, cal)
+    metrics = user_engagement_metrics(
+        raw["users"], posts, raw["follows"], activity, cal, terms, follower_counts
+    )
     tags_daily = hashtag_daily(raw["hashtags"], raw["post_hashtags"], posts, cal)
     return {
         "user_activity": activity,
         "user_engagement_metrics": metrics,
-        "content_performance_metrics": content_performance(posts, raw["comments"]),
+        "content_performance_metrics": content_performance(posts, raw["comments"], terms),
         "hashtag_daily": tags_daily,
         "post_features": post_features(posts, raw["post_hashtags"], tags_daily, metrics, cal),
     }
