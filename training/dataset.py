@@ -53,22 +53,41 @@ def service_features(store, service_name: str) -> list[str]:
 
 
 def time_split(ts: pd.Series, gap_days: int, fractions=SPLIT_FRACTIONS) -> Split:
-    """Split rows by time, newest last, with a gap of `gap_days` (the label window) before
-    validation and before test; the three parts share the time that the gaps leave."""
-    lo, hi = ts.min(), ts.max()
-    gap = pd.Timedelta(days=gap_days)
-    usable = (hi - lo) - 2 * gap
-    if usable <= pd.Timedelta(0):
-        empty = np.array([], dtype=np.int64)
-        return Split(np.arange(len(ts)), empty, empty)
-    train_end = lo + usable * fractions[0]
-    val_start, val_end = train_end + gap, train_end + gap + usable * (fractions[1] - fractions[0])
-    test_start = val_end + gap
-    idx = np.arange(len(ts))
-    train = idx[(ts <= train_end).to_numpy()]
-    val = idx[((ts > val_start) & (ts <= val_end)).to_numpy()]
-    test = idx[(ts > test_start).to_numpy()]
-    return Split(train, val, test)
+    """Split rows in time order, newest last, by row counts: train, validation and test get
+    `fractions` (60/20/20) of the rows the gaps leave. Rows within `gap_days` (the label
+    window) after the last train row and after the last validation row are left out, so no
+    label window reaches into the next part. Shares of rows, not of time: on a sparse export
+    a time-span split can leave most rows in test and most of test's accounts unseen."""
+    order = np.argsort(pd.DatetimeIndex(ts).asi8, kind="stable")
+    stamps = pd.DatetimeIndex(ts).asi8[order]
+    gap = pd.Timedelta(days=gap_days).value
+    n = len(stamps)
+    empty = np.array([], dtype=np.int64)
+    if n < 3:
+        return Split(np.arange(n), empty, empty)
+    # Every possible train size k: train is `fractions[0]` of the rows kept, so validation
+    # gets k * (f1 - f0) / f0 rows after the first gap; keep the k whose test part (after the
+    # second gap) comes closest to its share.
+    k = np.arange(1, n)
+    kept = k / fractions[0]
+    val_start = np.searchsorted(stamps, stamps[k - 1] + gap, side="right")
+    val_end = np.minimum(
+        n, val_start + np.maximum(1, np.rint(kept * (fractions[1] - fractions[0])))
+    )
+    val_end = val_end.astype(np.int64)
+    valid = val_end > val_start
+    test_start = np.full(len(k), n)
+    test_start[valid] = np.searchsorted(stamps, stamps[val_end[valid] - 1] + gap, side="right")
+    miss = np.abs((n - test_start) - kept * (1 - fractions[1]))
+    miss[~valid | (test_start >= n)] = np.inf
+    if not np.isfinite(miss).any():
+        return Split(np.arange(n), empty, empty)
+    best = int(np.argmin(miss))
+    return Split(
+        np.sort(order[: k[best]]),
+        np.sort(order[val_start[best] : val_end[best]]),
+        np.sort(order[test_start[best] :]),
+    )
 
 
 def fingerprint(frame: pd.DataFrame) -> str:

@@ -27,6 +27,29 @@ def test_time_split_too_short_leaves_validation_empty():
     assert len(split.validation) == 0 and len(split.test) == 0
 
 
+def test_time_split_shares_rows_not_time_on_a_sparse_export():
+    # 300 posts in the first 10 days, then one every 2 days for 200 days (plus a busy tail)
+    dense = pd.date_range("2026-01-01", periods=300, freq="48min", tz="UTC")
+    sparse = pd.date_range("2026-01-11", periods=100, freq="2D", tz="UTC")
+    tail = pd.date_range("2026-07-31", periods=200, freq="1h", tz="UTC")
+    ts = pd.Series(dense.append(sparse).append(tail))
+    split = time_split(ts, gap_days=7)
+
+    kept = len(split.train) + len(split.validation) + len(split.test)
+    shares = [len(p) / kept for p in (split.train, split.validation, split.test)]
+    assert shares == pytest.approx([0.6, 0.2, 0.2], abs=0.03)
+    train, val, test = (ts.iloc[p] for p in (split.train, split.validation, split.test))
+    assert train.max() + pd.Timedelta(days=7) < val.min()
+    assert val.max() + pd.Timedelta(days=7) < test.min()
+
+
+def test_time_split_returns_positions_of_unsorted_rows():
+    ts = pd.Series(pd.date_range("2026-01-01", periods=100, freq="D", tz="UTC")[::-1])
+    split = time_split(ts, gap_days=1)
+    assert ts.iloc[split.test].min() > ts.iloc[split.train].max()
+    assert list(split.train) == sorted(split.train)
+
+
 def test_fingerprint_changes_with_content_and_schema():
     frame = pd.DataFrame({"a": [1, 2], "b": [0.5, 0.25]})
     assert fingerprint(frame) == fingerprint(frame.copy())
