@@ -203,10 +203,20 @@ def train(
     timeout: Annotated[
         float | None, typer.Option(help="Stop starting trials after SECONDS.")
     ] = None,
-    families: Annotated[str | None, typer.Option(help="Comma-separated family subset.")] = None,
+    families: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated subset of: linear, forest, xgboost, lightgbm, mlp "
+            "(trend: lightgbm, xgboost, forest, mlp, lstm)."
+        ),
+    ] = None,
     no_promote: Annotated[bool, typer.Option("--no-promote", help="Skip the gate.")] = False,
 ) -> None:
     """Tune candidates with Optuna (resumable study), log to MLflow, register, run the gate."""
+    from training.readiness import require_inputs
+
+    # before the heavy imports: e.g. trend on an export without hashtags fails at once
+    require_inputs(settings_for(profile), task)
     from pipelines.progress import fraction
     from training.train import train as run_train
 
@@ -260,7 +270,9 @@ def evaluate(
 
     report = run_evaluate(settings_for(profile), task)
     if as_json:
-        out.print_json(json.dumps(report, default=str))
+        from training.evaluate import report_json
+
+        typer.echo(report_json(report))  # strict JSON: NaN becomes null
         return
     table = Table(
         title=f"{task}: champion v{report['model_version']} on {report['test_rows']} test rows"
@@ -274,6 +286,8 @@ def evaluate(
             f"{report['oracle'].get(name, float('nan')):.4f}",
             f"{report['baseline'].get(name, float('nan')):.4f}",
         )
+    if report.get("oracle_note"):
+        out.print(f"oracle: {report['oracle_note']}")
     out.print(table)
 
 

@@ -2,27 +2,63 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import mlflow
 import numpy as np
 import pandas as pd
 
 from configs.settings import Settings
+from training.baseline import BASELINES, naive_prediction
 from training.dataset import TrainingSet, build_training_set
 from training.registry import current_champion
 from training.search import score
 from training.tasks import TaskError, get_task
 from training.tracking import use_tracking
 
+ORACLE_NOTE = (
+    "the oracle is the simulator's ground truth: it exists only for simulated data "
+    "(on imported data judge the champion against the naive baseline)"
+)
+
 
 def naive_baseline(ts: TrainingSet, test: pd.DataFrame) -> np.ndarray:
-    """What a person would do without a model, per task kind."""
-    name = ts.task.name
-    if name in ("engagement", "virality"):
-        fallback = ts.part("train").target.mean() if name == "engagement" else 0.0
-        return test.engagement_rate_28d.astype(float).fillna(fallback).to_numpy()
-    if name == "churn":
-        return test.days_since_last_activity.astype(float).to_numpy()
-    return test.seasonal_naive.astype(float).to_numpy()
+    """What a person would do without a model (the same definition the gate uses)."""
+    return naive_prediction(ts.task, test)
+
+
+def split_summary(ts: TrainingSet) -> dict[str, object]:
+    """Rows per part, and how many test accounts the model saw in training: a test part of
+    mostly unseen accounts measures something else than one of known accounts."""
+    rows = {name: len(getattr(ts.split, name)) for name in ("train", "validation", "test")}
+    if "user_id" not in ts.frame.columns:
+        return {"rows": rows}
+    seen = set(ts.part("train").user_id)
+    test_accounts = set(ts.part("test").user_id)
+    return {
+        "rows": rows,
+        "test_accounts": len(test_accounts),
+        "test_accounts_seen_in_training": len(test_accounts & seen),
+    }
+
+
+def _json_safe(value):
+    """NaN and infinity are not JSON: they become null."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def report_json(report: dict[str, object]) -> str:
+    """The evaluate report as strict JSON (null, never NaN)."""
+    return json.dumps(_json_safe(report), default=str, allow_nan=False, indent=2)
 
 
 def evaluate(settings: Settings, task_name: str) -> dict[str, object]:
@@ -47,6 +83,10 @@ def evaluate(settings: Settings, task_name: str) -> dict[str, object]:
         "champion_value": champion[task.metric],
         "oracle_value": oracle.get(task.metric, float("nan")),
         "baseline_value": baseline[task.metric],
+        "baseline_definition": BASELINES[task.name],
+        "oracle_available": bool(has_oracle),
+        **({} if has_oracle else {"oracle_note": ORACLE_NOTE}),
+        "split": split_summary(ts),
         "champion": champion,
         "oracle": oracle,
         "baseline": baseline,

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from ingestion.schema import MODEL_TABLES
 from ingestion.warehouse import Warehouse
+from training.baseline import BASELINES, naive_prediction
 from training.tasks import Task, TaskError
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -26,9 +27,9 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 class Decision:
     task: str
     version: int
-    decision: str  # first_champion | promoted | kept_champion | rollback
+    decision: str  # first_champion | promoted | kept_champion | below_baseline | rollback
     champion_before: int | None
-    champion_after: int
+    champion_after: int | None  # None: still no champion (the first model lost to the baseline)
     metric: str
     challenger_value: float
     champion_value: float
@@ -77,9 +78,33 @@ def promote(
     scorer,
     margin: float,
 ) -> Decision:
-    """Score challenger and champion on `holdout`; move `champion` only if it wins by `margin`."""
+    """Score challenger and champion on `holdout`; move `champion` only if it wins by `margin`.
+
+    A challenger that does not beat the naive baseline on the same holdout is never crowned,
+    not even as the first champion: it stays `challenger` and the reason says why.
+    """
     before = current_champion(client, task.name)
     new_value = score_version(task, version, holdout, scorer)
+    baseline_value = float(scorer(holdout, naive_prediction(task, holdout))[task.metric])
+    if not beats(task, new_value, baseline_value, 0.0):
+        client.set_registered_model_alias(task.name, CHALLENGER, str(version))
+        return record(
+            warehouse,
+            client,
+            Decision(
+                task.name,
+                version,
+                "below_baseline",
+                before,
+                before,
+                task.metric,
+                new_value,
+                float("nan"),
+                f"{task.metric} {new_value:.4f} does not beat the naive baseline's "
+                f"{baseline_value:.4f} ({BASELINES[task.name]}) on the holdout; "
+                f"version {version} stays challenger",
+            ),
+        )
     if before is None:
         client.set_registered_model_alias(task.name, CHAMPION, str(version))
         return record(
@@ -129,7 +154,7 @@ def history(warehouse: Warehouse, task: str) -> pd.DataFrame:
 def champion_at(warehouse: Warehouse, task: str, when: datetime) -> int | None:
     """Which version held `champion` at `when` (None before the first champion)."""
     past = history(warehouse, task)
-    past = past[past.decided_at <= pd.Timestamp(when)]
+    past = past[(past.decided_at <= pd.Timestamp(when)) & past.champion_after.notna()]
     return None if past.empty else int(past.champion_after.iloc[-1])
 
 
@@ -137,6 +162,7 @@ def rollback(client: MlflowClient, warehouse: Warehouse, task: Task) -> Decision
     """Give `champion` back to the version that held it before the current one."""
     current = current_champion(client, task.name)
     past = history(warehouse, task.name)
+    past = past[past.champion_after.notna()]
     changes = past[
         (past.champion_after == current)
         & past.champion_before.notna()

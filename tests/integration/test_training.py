@@ -121,15 +121,20 @@ def test_gate_keeps_a_worse_challenger_out_and_rollback_restores(platform, train
         assert int(client.get_model_version_by_alias("engagement", "champion").version) == champion
 
 
-def test_better_challenger_takes_champion_and_history_tells_when(tmp_path, monkeypatch):
+def test_first_model_below_the_baseline_is_not_crowned_and_history_tells_when(
+    tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv("SMAP_DATA_DIR", str(tmp_path / "smap"))
     settings = load_settings("local", env={"SMAP_DATA_DIR": str(tmp_path / "smap")})
     flows.prepare_data(settings)
     weak = _register_constant(settings)
-    assert promote_version(settings, "engagement", weak).decision == "first_champion"
-    strong = train(settings, "engagement", trials=2, families=FAST)
-    assert strong.decision.decision == "promoted"
+    refused = promote_version(settings, "engagement", weak)
+    assert refused.decision == "below_baseline" and refused.champion_after is None
+    assert "does not beat the naive baseline" in refused.reason
     client = use_tracking(settings)
+    assert int(client.get_model_version_by_alias("engagement", "challenger").version) == weak
+    strong = train(settings, "engagement", trials=2, families=FAST)
+    assert strong.decision.decision == "first_champion"
     assert (
         int(client.get_model_version_by_alias("engagement", "champion").version) == strong.version
     )
@@ -138,11 +143,12 @@ def test_better_challenger_takes_champion_and_history_tells_when(tmp_path, monke
 
     warehouse = open_warehouse(settings)
     log = history(warehouse, "engagement")
-    assert log.decision.tolist() == ["first_champion", "promoted"]
-    assert champion_at(warehouse, "engagement", log.decided_at.iloc[0]) == weak
+    assert log.decision.tolist() == ["below_baseline", "first_champion"]
+    assert champion_at(warehouse, "engagement", log.decided_at.iloc[0]) is None
     assert champion_at(warehouse, "engagement", log.decided_at.iloc[1]) == strong.version
-    assert main(["models", "rollback", "engagement"]) == 0
-    assert int(client.get_model_version_by_alias("engagement", "champion").version) == weak
+    capsys.readouterr()
+    assert main(["models", "rollback", "engagement"]) == 1  # there was never another champion
+    assert "no previous champion" in capsys.readouterr().err
 
 
 def test_bad_requests_are_one_line_and_register_nothing(tmp_path, monkeypatch, capsys):
