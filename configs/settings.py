@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 from typing import Literal
-from urllib.parse import quote_plus
+from urllib.parse import quote, urlencode
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -39,24 +39,45 @@ class PostgresSettings(_Frozen):
     db_schema: str = Field("smap", pattern=r"^[a-z_][a-z0-9_]*$")
     sslmode: Literal["disable", "prefer", "require"] = "disable"
 
+    # libpq counts whole seconds; the read timeout bounds a query whose server went away
+    # (TCP keepalives and tcp_user_timeout), so no client waits forever on a dead connection
+    connect_timeout_seconds: int = Field(5, ge=1)
+    read_timeout_seconds: int = Field(60, ge=2)
+
+    def timeouts(self) -> dict[str, int]:
+        """libpq connection parameters that bound connecting and waiting on a dead server."""
+        read = self.read_timeout_seconds
+        return {
+            "connect_timeout": self.connect_timeout_seconds,
+            "keepalives": 1,
+            "keepalives_idle": max(1, read // 2),
+            "keepalives_interval": max(1, read // 6),
+            "keepalives_count": 3,
+            "tcp_user_timeout": read * 1000,
+        }
     def dsn(self, database: str | None = None) -> str:
-        """libpq key/value DSN, for psycopg2 and psycopg 3."""
+        """libpq key/value DSN, for psycopg2 and psycopg 3 (values quoted: a password may hold
+        spaces, quotes or '#')."""
+        params: dict[str, object] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "dbname": database or self.database,
+            "sslmode": self.sslmode,
+            **self.timeouts(),
+        }
         pw = self.password.get_secret_value()
-        parts = [
-            f"host={self.host}",
-            f"port={self.port}",
-            f"user={self.user}",
-            f"dbname={database or self.database}",
-            f"sslmode={self.sslmode}",
-        ]
         if pw:
-            parts.append(f"password={pw}")
-        return " ".join(parts)
+            params["password"] = pw
+        return " ".join(f"{key}={_libpq_quote(str(value))}" for key, value in params.items())
 
     def sqlalchemy_url(self, database: str | None = None) -> str:
         pw = self.password.get_secret_value()
-        auth = quote_plus(self.user) + (f":{quote_plus(pw)}" if pw else "")
-        return f"postgresql+psycopg2://{auth}@{self.host}:{self.port}/{database or self.database}"
+        """URL for SQLAlchemy users (Feast registry, MLflow, Optuna), timeouts included."""
+        auth = quote(self.user, safe="") + (f":{quote(pw, safe='')}" if pw else "")
+        query = urlencode({"sslmode": self.sslmode, **self.timeouts()})
+        db = database or self.database
+        return f"postgresql+psycopg2://{auth}@{self.host}:{self.port}/{db}?{query}"
 
     def companion(self, suffix: str) -> PostgresSettings:
         """Settings for `<database>_<suffix>`: MLflow and Optuna each need their own database
@@ -69,8 +90,16 @@ class RedisSettings(_Frozen):
     port: int = Field(6379, ge=1, le=65535)
     db: int = Field(0, ge=0, le=15)
 
+    # a Redis that accepts connections but never answers must not hang a job
+    connect_timeout_seconds: float = Field(3.0, gt=0)
+    read_timeout_seconds: float = Field(30.0, gt=0)
     def connection_string(self) -> str:
-        return f"{self.host}:{self.port},db={self.db}"
+        """Feast's Redis connection string; Feast passes the options on to redis-py."""
+        return (
+            f"{self.host}:{self.port},db={self.db},"
+            f"socket_connect_timeout={self.connect_timeout_seconds},"
+            f"socket_timeout={self.read_timeout_seconds}"
+        )
 
 
 class WarehouseSettings(_Frozen):
@@ -93,11 +122,15 @@ class MLflowSettings(_Frozen):
 
     tracking_uri: str | None = None
     backend: Literal["sqlite", "postgres"] = "sqlite"
-    # where new experiments keep their artifacts: a folder or object-store URI that every machine
-    # of the team reaches (file:///shared/mlartifacts, s3://bucket/path); null is <data_dir>/mlartifacts
+    # where new experiments keep their artifacts: a folder or object-store URI that every
+    # machine of the team reaches (file:///shared/mlartifacts, s3://bucket/path);
+    # null is <data_dir>/mlartifacts
     artifact_location: str | None = None
     experiment_prefix: str = "smap"
 
+    # an MLflow tracking server (http URI) that stops answering: per-request bound and retries
+    request_timeout_seconds: int = Field(60, ge=1)
+    request_max_retries: int = Field(2, ge=0)
 
 class OptunaSettings(_Frozen):
     storage: Literal["sqlite", "postgres"] = "sqlite"
@@ -197,20 +230,71 @@ def _apply_env_overrides(raw: dict, env: dict[str, str]) -> dict:
                 child = {}
                 node[part] = child
             node = child
-        node[path[-1]] = yaml.safe_load(value) if value != "" else value
+        node[path[-1]] = _env_value(key, value, path)
     return raw
+def _libpq_quote(value: str) -> str:
+    """Quote a libpq DSN value, so spaces, quotes and '#' stay part of it."""
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
 
 
-def _format_error(err: ValidationError, source: str) -> str:
+def _is_secret(path: list[str]) -> bool:
+    """True when the setting at `path` is typed SecretStr (read verbatim, never printed)."""
+    model: type[BaseModel] = Settings
+    for part in path:
+        field = model.model_fields.get(part)
+        if field is None:
+            return False
+        if field.annotation is SecretStr:
+            return True
+        if not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return False
+        model = field.annotation
+    return False
+
+
+def _env_value(key: str, value: str, path: list[str]) -> object:
+    """A secret is taken verbatim; other values are YAML scalars or lists (`[a, b]`, `null`)."""
+    if value == "" or _is_secret(path):
+        return value
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise ConfigError(f"config error: {key} is not a valid value: {value!r}") from None
+
+
+
+
+def _secret_values(env: dict[str, str]) -> list[str]:
+    """The secrets given in the environment, to scrub from any message."""
+    found = []
+    for key, value in env.items():
+        if key.startswith("SMAP_") and value:
+            if _is_secret(key[len("SMAP_") :].lower().split("__")):
+                found.append(value)
+    return found
+
+
+def _format_error(err: ValidationError, source: str, secrets: list[str]) -> str:
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "<root>"
+    loc = [str(p) for p in first["loc"]]
+    where = ".".join(loc) or "<root>"
     detail = first["msg"]
     if first["type"] == "extra_forbidden":
         detail = "unknown key"
     got = first.get("input")
-    suffix = f" (got {got!r})" if got is not None and first["type"] != "extra_forbidden" else ""
+    shown = (
+        got is not None
+        and first["type"] != "extra_forbidden"
+        and not isinstance(got, dict | list)  # a section may hold a secret
+        and not _is_secret(loc)
+    )
+    suffix = f" (got {got!r})" if shown else ""
     more = f" [+{len(err.errors()) - 1} more]" if len(err.errors()) > 1 else ""
-    return f"config error in {source}: {where}: {detail}{suffix}{more}"
+    message = f"config error in {source}: {where}: {detail}{suffix}{more}"
+    for secret in secrets:
+        message = message.replace(secret, "***")
+    return message
 
 
 def profile_path(profile: str) -> Path:
@@ -250,7 +334,7 @@ def load_settings(
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_error(exc, path.name)) from None
+        raise ConfigError(_format_error(exc, path.name, _secret_values(env))) from None
 
 
 def telemetry_env(opt_in: bool = False) -> dict[str, str]:

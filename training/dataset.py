@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,9 @@ class Split:
     test: np.ndarray
 
 
+ROW_ID = "smap_row"  # carried through the join so every entity row comes back exactly once
+
+
 @dataclass(frozen=True)
 class TrainingSet:
     task: Task
@@ -34,22 +37,35 @@ class TrainingSet:
     split: Split
     fingerprint: str
     window: dict[str, str]
+    # rows whose feature group (a feature view of the service) came back all null, per view;
+    # "restored" counts entity rows the offline store dropped and that were added back
+    missing: dict[str, int] = field(default_factory=dict)
 
     def part(self, name: str) -> pd.DataFrame:
         return self.frame.iloc[getattr(self.split, name)]
 
 
-def service_features(store, service_name: str) -> list[str]:
-    """Feature names a feature service exposes, in a stable order."""
+def feature_service(store, service_name: str):
+    """The registered feature service, or one line saying how to register it."""
     from feast.errors import FeatureServiceNotFoundException
 
     try:
-        service = store.get_feature_service(service_name)
+        return store.get_feature_service(service_name)
     except FeatureServiceNotFoundException:
         raise TaskError(
             f"feature service {service_name!r} is not registered (run `smap features apply`)"
         ) from None
-    return [f.name for proj in service.feature_view_projections for f in proj.features]
+
+
+def feature_groups(service) -> dict[str, list[str]]:
+    """Feature names per feature view of a service, in a stable order."""
+    return {p.name_to_use(): [f.name for f in p.features] for p in service.feature_view_projections}
+
+
+def service_features(store, service_name: str) -> list[str]:
+    """Feature names a feature service exposes, in a stable order."""
+    groups = feature_groups(feature_service(store, service_name))
+    return [name for names in groups.values() for name in names]
 
 
 def time_split(ts: pd.Series, gap_days: int, fractions=SPLIT_FRACTIONS) -> Split:
@@ -100,11 +116,17 @@ def fingerprint(frame: pd.DataFrame) -> str:
 
 def historical_features(
     store, entity_rows: pd.DataFrame, service_name: str, chunk_rows: int, progress=None
-):
-    """Point-in-time join in time-ordered chunks: each chunk spans a short window, so the
-    offline store joins far fewer candidate feature rows per entity row."""
+) -> tuple[pd.DataFrame, int]:
+    """Point-in-time join in time-ordered chunks (bounded memory), one row per entity row.
+
+    Each entity row carries an id through the join; rows the offline store drops (Feast's
+    file store collapses rows sharing a key and timestamp, feast-dev/feast#6787) come back
+    with null features, duplicates are removed. Returns the frame in entity-row order and the
+    number of rows that had to be restored.
+    """
     service = store.get_feature_service(service_name)
     ordered = entity_rows.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+    ordered[ROW_ID] = np.arange(len(ordered), dtype=np.int64)
     starts = range(0, len(ordered), chunk_rows)
     parts = []
     for done, i in enumerate(starts, start=1):
@@ -112,7 +134,25 @@ def historical_features(
         parts.append(store.get_historical_features(entity_df=chunk, features=service).to_df())
         if progress:
             progress(done, len(starts))
-    return pd.concat(parts, ignore_index=True)
+    return complete_rows(ordered, pd.concat(parts, ignore_index=True))
+
+
+def complete_rows(entity_rows: pd.DataFrame, joined: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Entity rows as given (one each, their own values) with the joined features beside them."""
+    features = joined.drop(columns=[c for c in entity_rows.columns if c != ROW_ID])
+    features = features.drop_duplicates(ROW_ID)
+    restored = len(entity_rows) - int(features[ROW_ID].isin(entity_rows[ROW_ID]).sum())
+    frame = entity_rows.merge(features, on=ROW_ID, how="left", validate="one_to_one")
+    return frame.drop(columns=ROW_ID), restored
+
+
+def missing_groups(frame: pd.DataFrame, groups: dict[str, list[str]]) -> dict[str, int]:
+    """Rows whose features of one view are all null: nothing was known within the TTL."""
+    return {
+        view: int(frame[names].isna().all(axis=1).sum())
+        for view, names in groups.items()
+        if names and set(names) <= set(frame.columns)
+    }
 
 
 def build_training_set(settings: Settings, task: Task, store=None, progress=None) -> TrainingSet:
@@ -120,11 +160,12 @@ def build_training_set(settings: Settings, task: Task, store=None, progress=None
     from feature_repo.store import open_store
 
     store = store or open_store(settings)
-    names = service_features(store, task.feature_service)
+    groups = feature_groups(feature_service(store, task.feature_service))
+    names = [name for group in groups.values() for name in group]
     entity_rows = task.label_query(open_warehouse(settings))
     if entity_rows.empty:
         raise TaskError(f"{task.name}: the training window is empty (no labelled rows)")
-    joined = historical_features(
+    joined, restored = historical_features(
         store, entity_rows, task.feature_service, settings.training.retrieval_chunk_rows, progress
     )
     keys = [c for c in entity_rows.columns if c.endswith("_id") or c == "horizon"]
@@ -155,4 +196,5 @@ def build_training_set(settings: Settings, task: Task, store=None, progress=None
         split,
         fingerprint(frame[features + ["event_timestamp", "target"]]),
         window,
+        {**missing_groups(frame, groups), "restored": restored},
     )

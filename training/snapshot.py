@@ -1,0 +1,154 @@
+"""Stored training sets: built once per state of the data, reused by evaluate and promote.
+
+A set is stored as Parquet under `<data_dir>/training_sets/<task>/<key>.parquet` with a JSON
+sidecar. The key is known before anything is built: a hash of the task, its feature service's
+definition and the version of every source table (file sizes and mtimes on local, row counts
+and the newest writing transaction on PostgreSQL). So "has the data changed?" costs a stat or a
+scan, not a rebuild. Training logs the same set as an MLflow dataset input of its run (digest =
+the set's fingerprint); monitoring reads it as its reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as pkg_version
+from pathlib import Path
+
+import pandas as pd
+
+from configs.settings import Settings
+from ingestion.schema import ANALYTICS_TABLES, RAW_TABLES, TRUTH_TABLES
+from training.dataset import TrainingSet, build_training_set, feature_service, time_split
+from training.tasks import Task
+
+# what a label query or a feature view can read; model and prediction tables are left out so
+# that a gate decision or a served prediction does not make the data look changed
+SOURCE_TABLES = tuple(sorted({*RAW_TABLES, *TRUTH_TABLES, *ANALYTICS_TABLES}))
+
+
+@dataclass(frozen=True)
+class StoredSet:
+    training_set: TrainingSet
+    path: Path
+    reused: bool  # True when read back from a set built earlier on the same data
+
+
+def _smap_version() -> str:
+    try:
+        return pkg_version("smap")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def source_key(settings: Settings, task: Task, store) -> str:
+    """A key that changes when the task's inputs could have changed."""
+    from ingestion.warehouse import open_warehouse
+
+    service = feature_service(store, task.feature_service)
+    views = {
+        p.name: [(f.name, str(f.dtype)) for f in p.features]
+        for p in service.feature_view_projections
+    }
+    ttls = {v.name: str(v.ttl) for v in store.list_feature_views() if v.name in views}
+    digest = hashlib.sha256()
+    for part in (
+        task.name,
+        task.feature_service,
+        json.dumps(views, sort_keys=True),
+        json.dumps(ttls, sort_keys=True),
+        str(task.label_days),
+        settings.feast.offline_store,
+        _smap_version(),
+        open_warehouse(settings).version(SOURCE_TABLES),
+    ):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def set_dir(settings: Settings, task: Task) -> Path:
+    return settings.root / "training_sets" / task.name
+
+
+def save(settings: Settings, ts: TrainingSet, key: str) -> Path:
+    """Write the set and its sidecar; write then rename, so a reader never sees half a set."""
+    folder = set_dir(settings, ts.task)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{key}.parquet"
+    meta = {
+        "task": ts.task.name,
+        "feature_service": ts.task.feature_service,
+        "features": ts.features,
+        "categorical": ts.categorical,
+        "fingerprint": ts.fingerprint,
+        "window": ts.window,
+        "missing": ts.missing,
+        "rows": len(ts.frame),
+    }
+    staged = path.with_suffix(f".parquet.{os.getpid()}.tmp")
+    ts.frame.to_parquet(staged, index=False)
+    meta_path = path.with_suffix(".json")
+    staged_meta = meta_path.with_suffix(f".json.{os.getpid()}.tmp")
+    staged_meta.write_text(json.dumps(meta, indent=2))
+    os.replace(staged, path)
+    os.replace(staged_meta, meta_path)  # the sidecar lands last: it marks the set complete
+    return path
+
+
+def load(settings: Settings, task: Task, key: str) -> StoredSet | None:
+    """The stored set for this key, or None when there is none (or it is incomplete)."""
+    path = set_dir(settings, task) / f"{key}.parquet"
+    meta_path = path.with_suffix(".json")
+    if not (path.is_file() and meta_path.is_file()):
+        return None
+    meta = json.loads(meta_path.read_text())
+    frame = pd.read_parquet(path)
+    ts = TrainingSet(
+        task,
+        frame,
+        meta["features"],
+        meta["categorical"],
+        time_split(frame[task.split_on], task.label_days),
+        meta["fingerprint"],
+        meta["window"],
+        meta.get("missing", {}),
+    )
+    return StoredSet(ts, path, reused=True)
+
+
+def training_set(settings: Settings, task: Task, rebuild: bool = False, progress=None) -> StoredSet:
+    """The task's training set on the current data: read back if stored, else built and stored."""
+    from feature_repo.store import open_store
+
+    store = open_store(settings)
+    key = source_key(settings, task, store)
+    if not rebuild:
+        stored = load(settings, task, key)
+        if stored is not None:
+            return stored
+    ts = build_training_set(settings, task, store=store, progress=progress)
+    return StoredSet(ts, save(settings, ts, key), reused=False)
+
+
+def log_training_set(stored: StoredSet) -> None:
+    """Record the set on the active MLflow run: a dataset input (digest = fingerprint, with
+    its window) and the counts of rows that had no value for a feature group."""
+    import mlflow
+
+    ts = stored.training_set
+    dataset = mlflow.data.from_pandas(
+        ts.frame.head(0),
+        source=stored.path.as_uri(),
+        name=f"{ts.task.name}-{ts.task.feature_service}",
+        digest=ts.fingerprint,
+        targets="target",
+    )
+    tags = {f"window.{k}": v for k, v in ts.window.items()}
+    mlflow.log_input(dataset, context="training", tags={**tags, "rows": str(len(ts.frame))})
+    mlflow.log_metrics({f"missing_rows.{name}": count for name, count in ts.missing.items()})
+    mlflow.set_tag("smap.training_set", str(stored.path))
+    mlflow.set_tag("smap.training_set_reused", str(stored.reused).lower())
