@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 CONFIG_DIR = Path(__file__).resolve().parent
 PROFILES = ("local", "services")
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_RESERVED_ENV = {"SMAP_PROFILE", "SMAP_CONFIG", "SMAP_DATABASE"}
+# read directly, not as config keys (SMAP_API_KEY is a secret the service reads at start)
+_RESERVED_ENV = {"SMAP_PROFILE", "SMAP_CONFIG", "SMAP_DATABASE", "SMAP_API_KEY"}
 
 
 class ConfigError(ValueError):
@@ -154,6 +155,18 @@ class TrainingSettings(_Frozen):
     retrieval_chunk_rows: int = Field(100_000, ge=1000)
 
 
+class ServingSettings(_Frozen):
+    """The prediction service: where it listens, how it follows the registry, its log."""
+
+    host: str = "127.0.0.1"  # loopback unless a profile opens it up
+    port: int = Field(3000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    alias_poll_seconds: float = Field(10.0, gt=0)  # how soon a promoted champion serves
+    log_flush_seconds: float = Field(1.0, gt=0)
+    log_batch_rows: int = Field(5_000, ge=1)
+    log_buffer_rows: int = Field(100_000, ge=1)  # past this, log rows are dropped and counted
+
+
 class Settings(_Frozen):
     profile: Literal["local", "services"] = "local"
     telemetry: bool = False  # opt in to MLflow / BentoML / Evidently usage telemetry
@@ -166,6 +179,7 @@ class Settings(_Frozen):
     optuna: OptunaSettings = OptunaSettings()
     simulator: SimulatorSettings = SimulatorSettings()
     training: TrainingSettings = TrainingSettings()
+    serving: ServingSettings = ServingSettings()
 
     @property
     def root(self) -> Path:

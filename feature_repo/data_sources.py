@@ -11,32 +11,46 @@ from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source i
 from feast.infra.offline_stores.file_source import FileSource
 
 from configs.settings import Settings
+from feature_repo.entities import MAX_DRAFT_TAGS
 
 # feature table -> its event timestamp column
 FEATURE_TABLES = {
     "user_engagement_metrics": "event_timestamp",
     "post_features": "event_timestamp",
     "hashtag_daily": "event_timestamp",
+    "author_category_posts": "event_timestamp",
+}
+TABLE_TAG = "smap.table"  # source tag naming the warehouse table a source reads
+
+# hashtag_daily columns a draft's hashtag slot reads, by the name they take in slot i
+SLOT_COLUMNS = {
+    "tag": "tag_{i}",
+    "trend_score": "tag{i}_momentum",
+    "usage_mean_28d": "tag{i}_popularity",
 }
 
 
-def _file(settings: Settings, table: str, ts: str) -> DataSource:
+def _file(settings: Settings, table: str, ts: str, name: str, mapping: dict) -> DataSource:
     return FileSource(
-        name=f"{table}_source",
+        name=name,
         path=str(settings.warehouse_dir / f"{table}.parquet"),
         timestamp_field=ts,
+        field_mapping=mapping,
+        tags={TABLE_TAG: table},
     )
 
 
-def _postgres(settings: Settings, table: str, ts: str) -> DataSource:
+def _postgres(settings: Settings, table: str, ts: str, name: str, mapping: dict) -> DataSource:
     return PostgreSQLSource(
-        name=f"{table}_source",
+        name=name,
         query=f"SELECT * FROM {settings.postgres.db_schema}.{table}",
         timestamp_field=ts,
+        field_mapping=mapping,
+        tags={TABLE_TAG: table},
     )
 
 
-SOURCE_KINDS: dict[str, Callable[[Settings, str, str], DataSource]] = {
+SOURCE_KINDS: dict[str, Callable[[Settings, str, str, str, dict], DataSource]] = {
     "duckdb": _file,  # the DuckDB store reads the same Parquet FileSources
     "file": _file,
     "postgres": _postgres,
@@ -45,4 +59,28 @@ SOURCE_KINDS: dict[str, Callable[[Settings, str, str], DataSource]] = {
 
 def build_sources(settings: Settings) -> dict[str, DataSource]:
     make = SOURCE_KINDS[settings.feast.offline_store]
-    return {table: make(settings, table, ts) for table, ts in FEATURE_TABLES.items()}
+    return {
+        table: make(settings, table, ts, f"{table}_source", {})
+        for table, ts in FEATURE_TABLES.items()
+    }
+
+
+def build_tag_slot_sources(settings: Settings) -> list[DataSource]:
+    """hashtag_daily once per draft hashtag slot, its columns renamed for that slot, so one
+    feature service can look up every hashtag of a draft (Feast joins a view on one key)."""
+    make = SOURCE_KINDS[settings.feast.offline_store]
+    return [
+        make(
+            settings,
+            "hashtag_daily",
+            FEATURE_TABLES["hashtag_daily"],
+            f"hashtag_daily_source_tag_{i}",
+            {column: alias.format(i=i) for column, alias in SLOT_COLUMNS.items()},
+        )
+        for i in range(1, MAX_DRAFT_TAGS + 1)
+    ]
+
+
+def table_of(source: DataSource) -> str:
+    """The warehouse table behind a source."""
+    return source.tags.get(TABLE_TAG) or source.name.removesuffix("_source")

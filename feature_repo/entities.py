@@ -21,4 +21,26 @@ hashtag = Entity(
     description="A hashtag, tracked daily.",
 )
 
-ENTITIES = [user, post, hashtag]
+category = Entity(
+    name="category",
+    join_keys=["category"],
+    value_type=ValueType.STRING,
+    description="A content category; with the author it keys the author's category history.",
+)
+
+MAX_DRAFT_TAGS = 5  # hashtags of a draft that are looked up (a post's first five tags)
+
+
+def tag_slot(i: int) -> Entity:
+    """The i-th hashtag a draft names (1-based), looked up by its text."""
+    return Entity(
+        name=f"tag_{i}",
+        join_keys=[f"tag_{i}"],
+        value_type=ValueType.STRING,
+        description=f"Hashtag number {i} of a draft post, by its text (without '#').",
+    )
+
+
+TAG_SLOTS = [tag_slot(i) for i in range(1, MAX_DRAFT_TAGS + 1)]
+
+ENTITIES = [user, post, hashtag, category, *TAG_SLOTS]

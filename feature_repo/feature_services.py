@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from feast import FeatureService, FeatureView
 
-from feature_repo.feature_views import post_request_features
+from feature_repo.feature_views import draft_features, post_request_features
+
+DRAFT_SERVICES = ("engagement_v2", "virality_v2")  # services a draft post can be scored on
 
 
 def build_feature_services(views: dict[str, FeatureView]) -> dict[str, FeatureService]:
     user, post, tags = views["user_engagement"], views["post_context"], views["hashtag_momentum"]
     post_inputs = [user, post, post_request_features]
+    # v2: only what a draft has: request data, on-demand transforms, lookups by author/hashtags
+    draft_inputs = [user, draft_features, views["author_affinity"], views["draft_hashtags"]]
     return {
         "engagement_v1": FeatureService(
             name="engagement_v1",
@@ -20,6 +24,16 @@ def build_feature_services(views: dict[str, FeatureView]) -> dict[str, FeatureSe
             name="virality_v1",
             features=post_inputs,
             description="Whether a post lands in the top share-rate tail.",
+        ),
+        "engagement_v2": FeatureService(
+            name="engagement_v2",
+            features=draft_inputs,
+            description="Engagement rate of a draft post over its first 7 days.",
+        ),
+        "virality_v2": FeatureService(
+            name="virality_v2",
+            features=draft_inputs,
+            description="Whether a draft post would land in the top share-rate tail.",
         ),
         "churn_v1": FeatureService(
             name="churn_v1",

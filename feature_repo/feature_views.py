@@ -10,7 +10,7 @@ from feast.data_source import DataSource
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64, Int64, String
 
-from feature_repo.entities import hashtag, post, user
+from feature_repo.entities import TAG_SLOTS, category, hashtag, post, user
 
 USER_ENGAGEMENT_FIELDS = [
     Field(name="followers", dtype=Int64),
@@ -85,6 +85,153 @@ def post_request_features(inputs: dict[str, Any]) -> dict[str, Any]:
         "caption_length": [len(c or "") for c in inputs["caption"]],
         "hashtag_count": [len((h or "").split()) for h in inputs["hashtags"]],
     }
+
+
+draft_request = RequestSource(
+    name="draft_request",
+    schema=[
+        Field(name="post_type", dtype=String),
+        Field(name="post_category", dtype=String),
+        Field(name="is_paid", dtype=Int64),
+        Field(name="posted_at", dtype=Int64),
+        Field(name="caption", dtype=String),
+        Field(name="hashtags", dtype=String),
+    ],
+)
+
+
+@on_demand_feature_view(
+    name="draft_features",
+    sources=[draft_request],
+    schema=[
+        Field(name="content_type", dtype=String),
+        Field(name="content_category", dtype=String),
+        Field(name="paid", dtype=Int64),
+        Field(name="posting_hour", dtype=Int64),
+        Field(name="posting_weekday", dtype=Int64),
+        Field(name="caption_length", dtype=Int64),
+        Field(name="hashtag_count", dtype=Int64),
+    ],
+    mode="python",
+)
+def draft_features(inputs: dict[str, Any]) -> dict[str, Any]:
+    """What a draft says about itself: type, category, paid, planned UTC hour and weekday,
+    caption length and hashtag count."""
+    posted = inputs["posted_at"]
+    return {
+        "content_type": [str(t) for t in inputs["post_type"]],
+        "content_category": [str(c) for c in inputs["post_category"]],
+        "paid": [int(p) for p in inputs["is_paid"]],
+        "posting_hour": [int(ts) // 3600 % 24 for ts in posted],
+        "posting_weekday": [(int(ts) // 86400 + 3) % 7 for ts in posted],
+        "caption_length": [len(c or "") for c in inputs["caption"]],
+        "hashtag_count": [len((h or "").split()) for h in inputs["hashtags"]],
+    }
+
+
+def author_affinity(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The author's posts so far and the share of them in the draft's category (an unknown
+    author has 0 posts and no share; a known one with none in the category has share 0).
+    Feast runs the function's source on its own: helpers it needs are defined inside."""
+
+    def _known(value: Any) -> bool:  # a looked-up value is None online and NaN offline
+        return value is not None and value == value
+
+    prior, share = [], []
+    for total, in_category in zip(inputs["posts_all"], inputs["category_posts"], strict=True):
+        n = int(total) if _known(total) else 0
+        prior.append(n)
+        k = int(in_category) if _known(in_category) else 0
+        share.append(k / n if n > 0 else float("nan"))
+    return {"author_prior_posts": prior, "author_category_share": share}
+
+
+def draft_hashtags(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Momentum and popularity of a draft's hashtags (the day before), over the tags found;
+    0 when none of them is known, as for a post without hashtags."""
+    from feature_repo.entities import MAX_DRAFT_TAGS
+
+    def _known(value: Any) -> bool:  # a looked-up value is None online and NaN offline
+        return value is not None and value == value
+
+    slots = range(1, MAX_DRAFT_TAGS + 1)
+    momentum = list(zip(*(inputs[f"tag{i}_momentum"] for i in slots), strict=True))
+    popularity = list(zip(*(inputs[f"tag{i}_popularity"] for i in slots), strict=True))
+    out: dict[str, list] = {
+        "hashtag_momentum_mean": [],
+        "hashtag_momentum_max": [],
+        "hashtag_popularity_mean": [],
+        "hashtags_known": [],
+    }
+    for moms, pops in zip(momentum, popularity, strict=True):
+        m = [float(v) for v in moms if _known(v)]
+        p = [float(v) for v in pops if _known(v)]
+        out["hashtag_momentum_mean"].append(sum(m) / len(m) if m else 0.0)
+        out["hashtag_momentum_max"].append(max(m) if m else 0.0)
+        out["hashtag_popularity_mean"].append(sum(p) / len(p) if p else 0.0)
+        out["hashtags_known"].append(len(m))
+    return out
+
+
+def tag_slot_view(i: int, source: DataSource) -> FeatureView:
+    return FeatureView(
+        name=f"hashtag_slot_{i}",
+        entities=[TAG_SLOTS[i - 1]],
+        ttl=timedelta(days=3),
+        schema=[
+            Field(name=f"tag{i}_momentum", dtype=Float64),
+            Field(name=f"tag{i}_popularity", dtype=Float64),
+        ],
+        source=source,
+        description=f"Trend score and 28-day usage of a draft's hashtag number {i}, by text.",
+    )
+
+
+def build_draft_views(
+    sources: dict[str, DataSource], slot_sources: list[DataSource]
+) -> dict[str, Any]:
+    """Views a draft post reads: author lookups, hashtag slot lookups, and the on-demand views
+    that turn them and the request into model inputs (the same code offline and online)."""
+    history = FeatureView(
+        name="author_history",
+        entities=[user],
+        ttl=timedelta(days=35),
+        schema=[Field(name="posts_all", dtype=Int64)],
+        source=sources["user_engagement_metrics"],
+        description="Posts an account has published so far.",
+    )
+    by_category = FeatureView(
+        name="author_category",
+        entities=[user, category],
+        ttl=timedelta(days=3650),  # one row per day the author posted in it: no expiry
+        schema=[Field(name="category_posts", dtype=Int64)],
+        source=sources["author_category_posts"],
+        description="Posts an account has published so far in one category.",
+    )
+    slots = [tag_slot_view(i, src) for i, src in enumerate(slot_sources, start=1)]
+    affinity = on_demand_feature_view(
+        name="author_affinity",
+        sources=[history, by_category],
+        schema=[
+            Field(name="author_prior_posts", dtype=Int64),
+            Field(name="author_category_share", dtype=Float64),
+        ],
+        mode="python",
+    )(author_affinity)
+    tags = on_demand_feature_view(
+        name="draft_hashtags",
+        sources=slots,
+        schema=[
+            Field(name="hashtag_momentum_mean", dtype=Float64),
+            Field(name="hashtag_momentum_max", dtype=Float64),
+            Field(name="hashtag_popularity_mean", dtype=Float64),
+            Field(name="hashtags_known", dtype=Int64),
+        ],
+        mode="python",
+    )(draft_hashtags)
+    views: dict[str, Any] = {"author_history": history, "author_category": by_category}
+    views |= {v.name: v for v in slots}
+    return views | {"author_affinity": affinity, "draft_hashtags": tags}
 
 
 def build_feature_views(sources: dict[str, DataSource]) -> dict[str, FeatureView]:

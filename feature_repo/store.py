@@ -102,14 +102,23 @@ def open_store(settings: Settings):
 
 def definitions(settings: Settings) -> list:
     """Every Feast object smap defines, built for the profile's data sources."""
-    from feature_repo.data_sources import build_sources
+    from feature_repo.data_sources import build_sources, build_tag_slot_sources
     from feature_repo.entities import ENTITIES
     from feature_repo.feature_services import build_feature_services
-    from feature_repo.feature_views import build_feature_views, post_request_features
+    from feature_repo.feature_views import (
+        build_draft_views,
+        build_feature_views,
+        draft_features,
+        post_request_features,
+    )
 
-    views = build_feature_views(build_sources(settings))
+    sources = build_sources(settings)
+    views = build_feature_views(sources) | build_draft_views(
+        sources, build_tag_slot_sources(settings)
+    )
     services = build_feature_services(views)
-    return [*ENTITIES, *views.values(), post_request_features, *services.values()]
+    on_demand = [post_request_features, draft_features]
+    return [*ENTITIES, *views.values(), *on_demand, *services.values()]
 
 
 def apply(settings: Settings) -> list[str]:
@@ -155,7 +164,9 @@ def _source_timestamps(settings: Settings, view):
 
 
 def _table_of(view) -> str:
-    return view.batch_source.name.removesuffix("_source")
+    from feature_repo.data_sources import table_of
+
+    return table_of(view.batch_source)
 
 
 class OnlineStoreUnreachable(RuntimeError):

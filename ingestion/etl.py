@@ -244,6 +244,7 @@ def user_engagement_metrics(
             "account_age_days": (d_idx - age[u_idx]).astype(np.int64),
             "engagement_rate_all": take(er_all),
             "matured_posts_all": take(matured_all).astype(np.int64),
+            "posts_all": take(_window_sum(posts_m, cal.days)).astype(np.int64),
         }
     )
 
@@ -289,9 +290,11 @@ def hashtag_daily(
 
     hh, dd = np.meshgrid(np.arange(n_h), np.arange(cal.days), indexing="ij")
     dates = cal.dates()[dd.ravel()]
+    tag_of = hashtags.set_index("hashtag_id").tag.reindex(range(n_h)).fillna("").to_numpy()
     return pd.DataFrame(
         {
             "hashtag_id": hh.ravel().astype(np.int64),
+            "tag": tag_of[hh.ravel()],
             "date": dates,
             "event_timestamp": (dates + pd.Timedelta(days=1)).tz_localize("UTC"),
             "usage": usage.ravel().astype(np.int64),
@@ -374,6 +377,23 @@ def _author_history(posts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return by_post.prior.to_numpy().astype(np.int64), by_post.share.to_numpy()
 
 
+def author_category_posts(posts: pd.DataFrame) -> pd.DataFrame:
+    """Per author and category, posts published up to each day they posted in it (stamped at
+    the day's end): the author's category affinity for a draft, keyed by what the draft names."""
+    date = posts.created_at.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
+    daily = (
+        posts.assign(date=date)
+        .groupby(["user_id", "category", "date"])
+        .size()
+        .rename("category_posts")
+        .reset_index()
+        .sort_values(["user_id", "category", "date"])
+    )
+    daily["category_posts"] = daily.groupby(["user_id", "category"]).category_posts.cumsum()
+    daily["event_timestamp"] = (daily.date + pd.Timedelta(days=1)).dt.tz_localize("UTC")
+    return daily.astype({"category_posts": np.int64}).reset_index(drop=True)
+
+
 def build_analytics(raw: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """All analytics tables from the raw tables (no I/O)."""
     posts = raw["content_posts"]
@@ -394,6 +414,7 @@ def build_analytics(raw: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         "content_performance_metrics": content_performance(posts, raw["comments"], terms),
         "hashtag_daily": tags_daily,
         "post_features": post_features(posts, raw["post_hashtags"], tags_daily, metrics, cal),
+        "author_category_posts": author_category_posts(posts),
     }
 
 

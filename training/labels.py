@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from feature_repo.drafts import draft_keys
 from ingestion.simulator import DISENGAGE_TO_CHURN
 from ingestion.warehouse import Warehouse
 from training.errors import TaskError
@@ -30,7 +31,10 @@ def _truth(warehouse: Warehouse, name: str) -> pd.DataFrame | None:
 
 def _matured_posts(warehouse: Warehouse) -> pd.DataFrame:
     perf = warehouse.read("content_performance_metrics")
-    feats = warehouse.read("post_features", columns=["post_id", "posted_at", "caption", "hashtags"])
+    feats = warehouse.read(
+        "post_features",
+        columns=["post_id", "posted_at", "is_paid", "caption", "hashtags"],
+    )
     end = perf.created_at.max()
     start = perf.created_at.min() + pd.Timedelta(days=WARMUP_DAYS)
     perf = perf[(perf.label_available_at <= end) & (perf.created_at >= start)]
@@ -38,16 +42,26 @@ def _matured_posts(warehouse: Warehouse) -> pd.DataFrame:
 
 
 def _post_labels(warehouse: Warehouse, target: pd.Series, posts: pd.DataFrame, oracle: str):
-    """Entity rows of matured posts with request-time inputs, a target and a truth column."""
+    """Entity rows of matured posts, keyed and described as the draft each post was (what
+    serving receives), with a target and a truth column."""
     truth = _truth(warehouse, "truth_posts")
     return pd.DataFrame(
         {
             "post_id": posts.post_id,
             "user_id": posts.user_id,
+            "category": posts.category,
             "event_timestamp": posts.created_at,
+            "post_type": posts.post_type,
+            "is_paid": posts.is_paid,
             "posted_at": posts.posted_at,
             "caption": posts.caption,
             "hashtags": posts.hashtags,
+            **{
+                name: pd.Series(values, index=posts.index)
+                for name, values in draft_keys(
+                    posts.category.tolist(), posts.hashtags.tolist()
+                ).items()
+            },
             "target": target,
             "oracle": posts.post_id.map(truth.set_index("post_id")[oracle])
             if truth is not None

@@ -34,9 +34,9 @@ class Task:
 
 # fmt: off
 TASKS: dict[str, Task] = {t.name: t for t in [
-    Task("engagement", "post", "regression", "engagement_v1", "r2", "maximize",
+    Task("engagement", "post", "regression", "engagement_v2", "r2", "maximize",
          ("linear", "forest", "xgboost", "lightgbm", "mlp"), labels.engagement_labels, 7),
-    Task("virality", "post", "classification", "virality_v1", "pr_auc", "maximize",
+    Task("virality", "post", "classification", "virality_v2", "pr_auc", "maximize",
          ("linear", "forest", "xgboost", "lightgbm", "mlp"), labels.virality_labels, 7),
     Task("churn", "user", "classification", "churn_v1", "roc_auc", "maximize",
          ("linear", "forest", "xgboost", "lightgbm", "mlp"), labels.churn_labels, 28),

@@ -1,0 +1,96 @@
+"""Model inputs from online lookups: entity rows for a request, documented defaults for what the
+online store does not know, and the list of what was defaulted."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from feature_repo.drafts import draft_keys, hashtag_text, parse_hashtags
+from feature_repo.entities import MAX_DRAFT_TAGS
+
+NEVER = 999  # the ETL's "days since" value for something that never happened
+
+# What a brand-new account looks like in the training data: used for an author the online
+# store does not know. Unknown rates stay NaN: the models learned what a missing rate means.
+AUTHOR_DEFAULTS: dict[str, float] = {
+    "followers": 0,
+    "follower_growth_7d": 0,
+    "posts_7d": 0,
+    "posts_28d": 0,
+    "engagement_rate_7d": np.nan,
+    "engagement_rate_28d": np.nan,
+    "avg_reach_28d": np.nan,
+    "active_days_7d": 0,
+    "active_days_28d": 0,
+    "days_since_last_activity": NEVER,
+    "days_since_last_post": NEVER,
+    "likes_given_28d": 0,
+    "comments_given_28d": 0,
+    "account_age_days": 0,
+    "engagement_rate_all": np.nan,
+    "matured_posts_all": 0,
+}
+AUTHOR_PROBE = "followers"  # null only when the author has no row in the online store
+# an unknown hashtag is left out of the draft's hashtag aggregates (0 when none is known)
+SLOT_PROBES = [f"hashtag_slot_{i}:tag{i}_momentum" for i in range(1, MAX_DRAFT_TAGS + 1)]
+
+
+def unix_seconds(when: datetime) -> int:
+    return int(when.timestamp())
+
+
+def draft_rows(
+    user_ids: Sequence[int],
+    post_types: Sequence[str],
+    categories: Sequence[str],
+    hashtags: Sequence[Sequence[str]],
+    captions: Sequence[str],
+    planned: Sequence[datetime],
+    paid: Sequence[bool],
+) -> dict[str, list]:
+    """Columnar entity rows for a draft feature service (the same keys training joined on)."""
+    texts = [hashtag_text(parse_hashtags(" ".join(tags))) for tags in hashtags]
+    return {
+        "user_id": [int(u) for u in user_ids],
+        "category": list(categories),
+        "post_type": list(post_types),
+        "is_paid": [int(p) for p in paid],
+        "posted_at": [unix_seconds(t) for t in planned],
+        "caption": list(captions),
+        "hashtags": texts,
+        **draft_keys(categories, texts),
+    }
+
+
+def missing_per_row(online: dict[str, list], rows: dict[str, list]) -> list[list[str]]:
+    """Per row: `author:<id>` when the author is unknown, `hashtag:<tag>` per unknown tag."""
+    n = len(rows["user_id"])
+    out: list[list[str]] = [[] for _ in range(n)]
+    if AUTHOR_PROBE in online:
+        for i, value in enumerate(online[AUTHOR_PROBE]):
+            if value is None:
+                out[i].append(f"author:{rows['user_id'][i]}")
+    for slot in range(1, MAX_DRAFT_TAGS + 1):
+        values, tags = online.get(f"tag{slot}_momentum"), rows.get(f"tag_{slot}")
+        if values is None or tags is None:
+            continue
+        for i, (value, tag) in enumerate(zip(values, tags, strict=True)):
+            if tag and value is None:
+                out[i].append(f"hashtag:{tag}")
+    return out
+
+
+def model_frame(online: dict[str, list], features: Sequence[str]) -> pd.DataFrame:
+    """The model's input frame: online values, author defaults where the author is unknown."""
+    frame = pd.DataFrame({name: online[name] for name in features})
+    if AUTHOR_PROBE in online:
+        unknown = pd.Series([v is None for v in online[AUTHOR_PROBE]])
+        if unknown.any():
+            for name, default in AUTHOR_DEFAULTS.items():
+                if name in frame:
+                    frame[name] = frame[name].astype(object).where(~unknown, default)
+    return frame

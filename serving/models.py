@@ -1,0 +1,146 @@
+"""Champions loaded from the MLflow registry by alias, kept in their native form (encoder +
+estimator), and swapped in place when the alias moves."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from configs.settings import Settings
+
+ALIAS = "champion"
+SERVED_TASKS = ("engagement", "virality", "churn")
+log = logging.getLogger(__name__)
+
+
+class NoChampion(RuntimeError):
+    """A task has no model to answer with; the message names it."""
+
+
+@dataclass(frozen=True)
+class Champion:
+    task: str
+    version: int
+    run_id: str
+    feature_service: str
+    model: object  # training.packaging.SmapModel
+    window: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def threshold(self) -> float | None:
+        return getattr(self.model, "threshold", None)
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.model.features)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Scores in the task's units, from the native model (no pyfunc signature checks)."""
+        from training.packaging import input_frame
+
+        categorical = list(self.model.encoder.categories)
+        return self.model.predict_frame(input_frame(frame, self.features, categorical))
+
+
+def champion_version(client, task: str):
+    """The registry's model version behind `<task>@champion`, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(task, ALIAS)
+    except MlflowException:
+        return None
+
+
+def load_champion(client, task: str, version) -> Champion:
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(f"models:/{task}/{version.version}").unwrap_python_model()
+    run = client.get_run(version.run_id)
+    service = version.tags.get("smap.feature_service") or run.data.params.get("feature_service")
+    window = {
+        k.removeprefix("window_"): v for k, v in run.data.params.items() if k.startswith("window_")
+    }
+    return Champion(task, int(version.version), version.run_id, service or "", model, window)
+
+
+class Champions:
+    """The current champion of each served task; `refresh` follows the aliases."""
+
+    def __init__(self, settings: Settings, tasks: tuple[str, ...] = SERVED_TASKS):
+        from training.tracking import use_tracking
+
+        self.client = use_tracking(settings)
+        self.tasks = tasks
+        self._current: dict[str, Champion] = {}
+        self._reasons: dict[str, str] = {t: f"{t}: not loaded yet" for t in tasks}
+        self._lock = threading.Lock()
+
+    def get(self, task: str) -> Champion:
+        champion = self._current.get(task)  # one dict read: a swap never shows half a model
+        if champion is None:
+            raise NoChampion(self._reasons.get(task) or f"{task}: not a served task")
+        return champion
+
+    def reason(self, task: str) -> str:
+        return "" if task in self._current else self._reasons.get(task, "")
+
+    def refresh(self) -> list[str]:
+        """Load every champion whose alias points at a version not served yet; returns
+        `task vN` for each swap. A failing load keeps the previous champion serving."""
+        swapped = []
+        with self._lock:
+            for task in self.tasks:
+                try:
+                    version = champion_version(self.client, task)
+                except Exception as exc:  # registry unreachable: keep serving what we have
+                    self._reasons[task] = f"{task}: registry not reachable: {exc}"
+                    continue
+                if version is None:
+                    self._current.pop(task, None)
+                    self._reasons[task] = (
+                        f"{task}: no champion in the registry (train it: `smap train {task}`)"
+                    )
+                    continue
+                current = self._current.get(task)
+                if current is not None and current.version == int(version.version):
+                    continue
+                try:
+                    self._current[task] = load_champion(self.client, task, version)
+                except Exception as exc:
+                    log.exception("loading %s version %s failed", task, version.version)
+                    self._reasons[task] = f"{task}: version {version.version} failed to load: {exc}"
+                    continue
+                swapped.append(f"{task} v{version.version}")
+        return swapped
+
+
+class AliasPoller:
+    """Background thread that refreshes the champions every `seconds`."""
+
+    def __init__(self, champions: Champions, seconds: float):
+        self.champions, self.seconds = champions, seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="alias-poller", daemon=True)
+
+    def start(self) -> AliasPoller:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            started = time.perf_counter()
+            swapped = self.champions.refresh()
+            if swapped:
+                log.info(
+                    "champion swap: %s (%.2fs)", ", ".join(swapped), time.perf_counter() - started
+                )

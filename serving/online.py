@@ -1,0 +1,89 @@
+"""Online feature lookups for a request batch, one Feast call per batch; an unreachable online
+store becomes `OnlineStoreDown` with the reason (the next call simply tries again)."""
+
+from __future__ import annotations
+
+import threading
+
+from configs.settings import Settings
+from serving.features import SLOT_PROBES
+
+
+class OnlineStoreDown(RuntimeError):
+    """The online store did not answer; the message says which and why."""
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    import redis
+
+    errors: list[type[BaseException]] = [redis.exceptions.RedisError, ConnectionError, OSError]
+    try:
+        import sqlite3
+
+        errors.append(sqlite3.OperationalError)
+    except ImportError:  # pragma: no cover - sqlite3 ships with CPython
+        pass
+    return tuple(errors)
+
+
+class OnlineFeatures:
+    """The profile's Feast store, read through feature services by name."""
+
+    def __init__(self, settings: Settings, store=None):
+        from feature_repo.store import open_store
+
+        self.settings = settings
+        self.store = store or open_store(settings)
+        self._refs: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+        self._errors = _connection_errors()
+
+    def where(self) -> str:
+        if self.settings.feast.online_store == "redis":
+            r = self.settings.redis
+            return f"Redis at {r.host}:{r.port}"
+        return f"SQLite online store at {self.settings.root / 'online_store.db'}"
+
+    def refs(self, service_name: str) -> list[str]:
+        """Feature references of a service, plus the hashtag probes for draft services."""
+        with self._lock:
+            if service_name not in self._refs:
+                service = self.store.get_feature_service(service_name, allow_cache=True)
+                refs = [
+                    f"{p.name_to_use()}:{f.name}"
+                    for p in service.feature_view_projections
+                    for f in p.features
+                ]
+                if any(p.name == "draft_hashtags" for p in service.feature_view_projections):
+                    refs += SLOT_PROBES
+                self._refs[service_name] = refs
+            return self._refs[service_name]
+
+    def fetch(self, service_name: str, rows: dict[str, list]) -> dict[str, list]:
+        """Feature values for every row, by feature name (None where the store has none)."""
+        refs = self.refs(service_name)
+        try:
+            response = self.store.get_online_features(features=refs, entity_rows=rows)
+            return response.to_dict()
+        except self._errors as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise OnlineStoreDown(f"{self.where()} is not reachable: {first}") from None
+
+    def ping(self) -> str:
+        """'' when the online store answers, else the reason."""
+        if self.settings.feast.online_store != "redis":
+            path = self.settings.root / "online_store.db"
+            return "" if path.is_file() else f"{self.where()} does not exist (materialize first)"
+        import redis
+
+        r = self.settings.redis
+        client = redis.Redis(
+            host=r.host, port=r.port, db=r.db, socket_connect_timeout=1, socket_timeout=1
+        )
+        try:
+            client.ping()
+            return ""
+        except redis.exceptions.RedisError as exc:
+            return f"{self.where()} is not reachable: {exc}"
+        finally:
+            client.close()

@@ -1,0 +1,221 @@
+"""What the service does for each endpoint, without BentoML: champions + online features +
+rules + the prediction log. The BentoML class is a thin shell around one `Predictor`."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+
+from configs.settings import Settings
+from feature_repo.feature_services import DRAFT_SERVICES
+from serving import rules
+from serving.features import draft_rows, missing_per_row, model_frame
+from serving.models import AliasPoller, Champion, Champions, NoChampion
+from serving.online import OnlineFeatures, OnlineStoreDown
+from serving.prediction_log import PredictionLog, open_prediction_log, prediction_rows
+from serving.schemas import (
+    ChurnPrediction,
+    ChurnResponse,
+    Draft,
+    DraftTemplate,
+    EngagementPrediction,
+    EngagementResponse,
+    Lineage,
+    Metadata,
+    PostingSlot,
+    PostingTimeResponse,
+    TaskStatus,
+    ViralityPrediction,
+    ViralityResponse,
+    utc_now,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Unavailable(RuntimeError):
+    """The answer cannot be given right now (HTTP 503); the message says why."""
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Predictor:
+    def __init__(self, settings: Settings, store=None, background: bool = True):
+        self.settings = settings
+        self.online = OnlineFeatures(settings, store)
+        self.champions = Champions(settings)
+        self.champions.refresh()
+        self.log: PredictionLog = open_prediction_log(settings)
+        self.poller = AliasPoller(self.champions, settings.serving.alias_poll_seconds)
+        if background:
+            self.log.start()
+            self.poller.start()
+
+    def close(self) -> None:
+        self.poller.stop()
+        self.log.close()
+
+    # -- shared steps -------------------------------------------------------------------------
+    def champion(self, task: str, draft: bool = False) -> Champion:
+        try:
+            champion = self.champions.get(task)
+        except NoChampion as exc:
+            raise Unavailable(str(exc)) from None
+        if draft and champion.feature_service not in DRAFT_SERVICES:
+            raise Unavailable(
+                f"{task}: champion v{champion.version} reads {champion.feature_service}, which "
+                f"needs a published post; retrain it on {task}_v2 (`smap train {task}`)"
+            )
+        return champion
+
+    def lookup(self, champion: Champion, rows: dict[str, list]) -> dict[str, list]:
+        try:
+            return self.online.fetch(champion.feature_service, rows)
+        except OnlineStoreDown as exc:
+            raise Unavailable(str(exc)) from None
+
+    def score(self, champion: Champion, rows: dict[str, list], request_id: str, keys: list[dict]):
+        """Look up, default, predict, log: returns predictions and per-row missing lists."""
+        online = self.lookup(champion, rows)
+        frame = model_frame(online, champion.features)
+        predictions = champion.predict(frame)
+        self.log.add(
+            prediction_rows(
+                request_id, champion.task, keys, frame, predictions, self.lineage_dict(champion)
+            )
+        )
+        return predictions, missing_per_row(online, rows)
+
+    @staticmethod
+    def lineage_dict(champion: Champion) -> dict:
+        return {
+            "model": champion.task,
+            "version": champion.version,
+            "run_id": champion.run_id,
+            "feature_service": champion.feature_service,
+        }
+
+    def lineage(self, champion: Champion, request_id: str) -> Lineage:
+        return Lineage(**self.lineage_dict(champion), request_id=request_id)
+
+    @staticmethod
+    def _draft_rows(drafts: Sequence[Draft | DraftTemplate], planned: Sequence[datetime]):
+        return draft_rows(
+            [d.user_id for d in drafts],
+            [d.post_type for d in drafts],
+            [d.category for d in drafts],
+            [d.hashtags for d in drafts],
+            [d.caption for d in drafts],
+            planned,
+            [d.is_paid for d in drafts],
+        )
+
+    # -- endpoints ------------------------------------------------------------------------------
+    def predict_engagement(self, drafts: list[Draft], request_id: str) -> EngagementResponse:
+        champion = self.champion("engagement", draft=True)
+        rows = self._draft_rows(drafts, [d.planned_at for d in drafts])
+        keys = [{"user_id": d.user_id, "planned_at": d.planned_at} for d in drafts]
+        preds, missing = self.score(champion, rows, request_id, keys)
+        return EngagementResponse(
+            predictions=[
+                EngagementPrediction(
+                    user_id=d.user_id, engagement_rate=float(p), missing_features=m
+                )
+                for d, p, m in zip(drafts, preds, missing, strict=True)
+            ],
+            lineage=self.lineage(champion, request_id),
+        )
+
+    def predict_virality(self, drafts: list[Draft], request_id: str) -> ViralityResponse:
+        champion = self.champion("virality", draft=True)
+        rows = self._draft_rows(drafts, [d.planned_at for d in drafts])
+        keys = [{"user_id": d.user_id, "planned_at": d.planned_at} for d in drafts]
+        preds, missing = self.score(champion, rows, request_id, keys)
+        threshold = champion.threshold
+        return ViralityResponse(
+            predictions=[
+                ViralityPrediction(
+                    user_id=d.user_id,
+                    probability=float(p),
+                    viral=rules.is_viral(float(p), threshold),
+                    threshold=rules.DEFAULT_VIRALITY_THRESHOLD if threshold is None else threshold,
+                    missing_features=m,
+                )
+                for d, p, m in zip(drafts, preds, missing, strict=True)
+            ],
+            lineage=self.lineage(champion, request_id),
+        )
+
+    def predict_churn(self, user_ids: list[int], request_id: str) -> ChurnResponse:
+        champion = self.champion("churn")
+        rows = {"user_id": [int(u) for u in user_ids]}
+        preds, missing = self.score(champion, rows, request_id, [{"user_id": u} for u in user_ids])
+        return ChurnResponse(
+            predictions=[
+                ChurnPrediction(
+                    user_id=u, risk=float(p), band=rules.churn_band(float(p)), missing_features=m
+                )
+                for u, p, m in zip(user_ids, preds, missing, strict=True)
+            ],
+            lineage=self.lineage(champion, request_id),
+        )
+
+    def best_posting_time(
+        self, draft: DraftTemplate, request_id: str, start: datetime | None = None
+    ) -> PostingTimeResponse:
+        """Predicted engagement for each hour of the next week, in one batched model call."""
+        champion = self.champion("engagement", draft=True)
+        hours = rules.candidate_hours(start or utc_now())
+        rows = self._draft_rows([draft] * len(hours), hours)
+        keys = [{"user_id": draft.user_id, "planned_at": h} for h in hours]
+        preds, missing = self.score(champion, rows, request_id, keys)
+        slots = [
+            PostingSlot(planned_at=h, engagement_rate=float(p))
+            for h, p in zip(hours, np.asarray(preds), strict=True)
+        ]
+        return PostingTimeResponse(
+            best=[slots[i] for i in rules.best_slots(preds)],
+            slots=slots,
+            missing_features=missing[0],
+            lineage=self.lineage(champion, request_id),
+        )
+
+    # -- status ---------------------------------------------------------------------------------
+    def status(self, task: str) -> TaskStatus:
+        try:
+            c = self.champions.get(task)
+        except NoChampion as exc:
+            return TaskStatus(task=task, serving=False, reason=str(exc))
+        return TaskStatus(
+            task=task,
+            serving=True,
+            model=c.task,
+            version=c.version,
+            run_id=c.run_id,
+            feature_service=c.feature_service,
+            threshold=c.threshold,
+            training_window=c.window,
+        )
+
+    def metadata(self) -> Metadata:
+        reason = self.online.ping()
+        return Metadata(
+            profile=self.settings.profile,
+            online_store=self.online.where(),
+            online_store_ok=not reason,
+            online_store_reason=reason,
+            tasks=[self.status(t) for t in self.champions.tasks],
+            predictions_logged=self.log.written,
+            predictions_dropped=self.log.dropped,
+        )
+
+    def is_ready(self) -> bool:
+        """Ready: the online store answers and at least one champion is loaded."""
+        loaded = any(self.champions.reason(t) == "" for t in self.champions.tasks)
+        return loaded and not self.online.ping()

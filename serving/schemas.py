@@ -1,0 +1,148 @@
+"""Request and response bodies of the prediction API: bounds live here, so bad input is
+rejected before any lookup, with the offending field named."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ingestion.simulator import POST_TYPES
+
+MAX_BATCH = 256  # drafts or users per request
+MAX_HASHTAGS = 30
+MAX_CAPTION = 2200  # the longest caption the big platforms accept
+PostType = Literal[POST_TYPES]  # type: ignore[valid-type]
+Tag = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^#?\w+$")]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Draft(_Body):
+    """A post that is not published yet."""
+
+    user_id: int = Field(ge=0, description="The author.")
+    post_type: PostType
+    category: str = Field(min_length=1, max_length=40, pattern=r"^[\w -]+$")
+    hashtags: list[Tag] = Field(default_factory=list, max_length=MAX_HASHTAGS)
+    caption: str = Field("", max_length=MAX_CAPTION)
+    planned_at: datetime = Field(description="When it would be published (naive means UTC).")
+    is_paid: bool = False
+
+    @field_validator("category")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.strip().lower()
+
+    @field_validator("planned_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class DraftTemplate(_Body):
+    """A draft whose publishing time is what we are looking for."""
+
+    user_id: int = Field(ge=0)
+    post_type: PostType
+    category: str = Field(min_length=1, max_length=40, pattern=r"^[\w -]+$")
+    hashtags: list[Tag] = Field(default_factory=list, max_length=MAX_HASHTAGS)
+    caption: str = Field("", max_length=MAX_CAPTION)
+    is_paid: bool = False
+
+    @field_validator("category")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.strip().lower()
+
+
+Drafts = Annotated[list[Draft], Field(min_length=1, max_length=MAX_BATCH)]
+UserIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class Lineage(_Body):
+    """Which model answered, trained on what, for which request."""
+
+    model: str
+    version: int
+    run_id: str
+    feature_service: str
+    request_id: str
+
+
+class EngagementPrediction(_Body):
+    user_id: int
+    engagement_rate: float
+    missing_features: list[str]
+
+
+class EngagementResponse(_Body):
+    predictions: list[EngagementPrediction]
+    lineage: Lineage
+
+
+class ViralityPrediction(_Body):
+    user_id: int
+    probability: float
+    viral: bool
+    threshold: float
+    missing_features: list[str]
+
+
+class ViralityResponse(_Body):
+    predictions: list[ViralityPrediction]
+    lineage: Lineage
+
+
+class ChurnPrediction(_Body):
+    user_id: int
+    risk: float
+    band: Literal["low", "medium", "high"]
+    missing_features: list[str]
+
+
+class ChurnResponse(_Body):
+    predictions: list[ChurnPrediction]
+    lineage: Lineage
+
+
+class PostingSlot(_Body):
+    planned_at: datetime
+    engagement_rate: float
+
+
+class PostingTimeResponse(_Body):
+    best: list[PostingSlot]
+    slots: list[PostingSlot]
+    missing_features: list[str]
+    lineage: Lineage
+
+
+class TaskStatus(_Body):
+    task: str
+    serving: bool
+    reason: str = ""
+    model: str | None = None
+    version: int | None = None
+    alias: str = "champion"
+    run_id: str | None = None
+    feature_service: str | None = None
+    threshold: float | None = None
+    training_window: dict[str, str] = Field(default_factory=dict)
+
+
+class Metadata(_Body):
+    profile: str
+    online_store: str
+    online_store_ok: bool
+    online_store_reason: str = ""
+    tasks: list[TaskStatus]
+    predictions_logged: int
+    predictions_dropped: int
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

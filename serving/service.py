@@ -1,0 +1,143 @@
+"""The smap prediction service (BentoML): one class, typed endpoints, lineage on every answer.
+
+Run it with `smap serve` (or `bentoml serve serving.service:Smap`). The profile comes from
+SMAP_PROFILE / SMAP_CONFIG like every smap command; SMAP_API_KEY, when set, is required on
+every endpoint but the health probes (header `x-api-key: KEY` or `authorization: Bearer KEY`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from datetime import datetime
+from typing import Any
+
+import bentoml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from serving.schemas import (
+    ChurnResponse,
+    Drafts,
+    DraftTemplate,
+    EngagementResponse,
+    PostingTimeResponse,
+    UserIds,
+    ViralityResponse,
+)
+
+OPEN_PATHS = {"/healthz", "/livez", "/readyz", "/metrics"}
+REQUEST_ID_HEADER = "x-request-id"
+
+
+class ApiKeyMiddleware:
+    """401 for any request without the key, when SMAP_API_KEY is set (health stays open)."""
+
+    def __init__(self, app, key: str | None = None):
+        self.app = app
+        self.key = key if key is not None else os.environ.get("SMAP_API_KEY", "")
+
+    async def __call__(self, scope, receive, send):
+        if not self.key or scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            return await self.app(scope, receive, send)
+        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), self.key.encode()):
+            response = JSONResponse(
+                {"error": "x-api-key: missing or wrong API key"}, status_code=401
+            )
+            return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+def _unavailable(ctx: bentoml.Context, reason: str) -> JSONResponse:
+    ctx.response.status_code = 503
+    return JSONResponse({"error": reason}, status_code=503)
+
+
+async def _metadata(_request: Request) -> JSONResponse:
+    service = bentoml.get_current_service()
+    return JSONResponse(service.predictor.metadata().model_dump(mode="json"))
+
+
+metadata_app = Starlette(routes=[Route("/", _metadata, methods=["GET"])])
+
+
+@bentoml.service(
+    name="smap",
+    logging={"access": {"enabled": False}},
+    traffic={"timeout": 30},
+)
+@bentoml.asgi_app(metadata_app, path="/metadata")
+class Smap:
+    """Engagement, virality, churn and posting-time answers from the registry's champions."""
+
+    def __init__(self) -> None:
+        from configs.settings import load_settings, telemetry_env
+        from serving.predictor import Predictor
+
+        settings = load_settings()
+        for key, value in telemetry_env(settings.telemetry).items():
+            os.environ.setdefault(key, value)
+        self.predictor = Predictor(settings)
+
+    def _call(self, ctx: bentoml.Context, method, *args: Any):
+        from serving.predictor import Unavailable, new_request_id
+
+        request_id = ctx.request.headers.get(REQUEST_ID_HEADER) or new_request_id()
+        ctx.response.headers[REQUEST_ID_HEADER] = request_id
+        try:
+            return method(*args, request_id=request_id)
+        except Unavailable as exc:
+            return _unavailable(ctx, str(exc))
+
+    @bentoml.api
+    async def predict_engagement(self, drafts: Drafts, ctx: bentoml.Context) -> EngagementResponse:
+        """Expected 7-day engagement rate of each draft post."""
+        return self._call(ctx, self.predictor.predict_engagement, drafts)
+
+    @bentoml.api
+    async def predict_virality(self, drafts: Drafts, ctx: bentoml.Context) -> ViralityResponse:
+        """Probability that each draft lands in the top share-rate tail, and the label at the
+        threshold tuned in training."""
+        return self._call(ctx, self.predictor.predict_virality, drafts)
+
+    @bentoml.api
+    async def predict_churn(self, user_ids: UserIds, ctx: bentoml.Context) -> ChurnResponse:
+        """Risk that each account goes quiet for the next 28 days, and its band."""
+        return self._call(ctx, self.predictor.predict_churn, user_ids)
+
+    @bentoml.api
+    async def best_posting_time(
+        self, draft: DraftTemplate, ctx: bentoml.Context, start: datetime | None = None
+    ) -> PostingTimeResponse:
+        """Predicted engagement for every hour of the next week and the best three slots."""
+        from serving.predictor import Unavailable, new_request_id
+
+        request_id = ctx.request.headers.get(REQUEST_ID_HEADER) or new_request_id()
+        ctx.response.headers[REQUEST_ID_HEADER] = request_id
+        try:
+            return self.predictor.best_posting_time(draft, request_id, start)
+        except Unavailable as exc:
+            return _unavailable(ctx, str(exc))
+
+    @bentoml.api
+    async def forecast_trend(self, ctx: bentoml.Context) -> dict:
+        """Hashtag forecasts need a trend model on an online feature service (trend_v2)."""
+        return _unavailable(
+            ctx,
+            "trend: not served yet: the trend champion reads its usage history from the "
+            "warehouse (trend_v1), not from an online feature service",
+        )
+
+    def __is_ready__(self) -> bool:
+        return self.predictor.is_ready()
+
+    @bentoml.on_shutdown
+    def flush_prediction_log(self) -> None:
+        self.predictor.close()
+
+
+Smap.add_asgi_middleware(ApiKeyMiddleware)
