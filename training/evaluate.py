@@ -28,6 +28,27 @@ def naive_baseline(ts: TrainingSet, test: pd.DataFrame) -> np.ndarray:
     return naive_prediction(ts.task, test)
 
 
+def target_definition(settings: Settings, task_name: str) -> str:
+    """What the task's target measures on this warehouse (the engagement denominator)."""
+    from ingestion.etl import ENGAGEMENT_TARGETS, engagement_denominator
+    from ingestion.warehouse import open_warehouse
+
+    if task_name not in ("engagement", "virality"):
+        return task_name
+    warehouse = open_warehouse(settings)
+    definition = (
+        warehouse.read("engagement_definition")
+        if warehouse.exists("engagement_definition")
+        else None
+    )
+    denominator = engagement_denominator(definition)
+    if task_name == "engagement":
+        return ENGAGEMENT_TARGETS[denominator]
+    if denominator == "none":
+        return "top 3% of posts by shares in their first 7 days"
+    return f"top 3% of posts by shares / {denominator} in their first 7 days"
+
+
 def split_summary(ts: TrainingSet) -> dict[str, object]:
     """Rows per part, and how many test accounts the model saw in training: a test part of
     mostly unseen accounts measures something else than one of known accounts."""
@@ -79,6 +100,7 @@ def evaluate(settings: Settings, task_name: str) -> dict[str, object]:
     return {
         "task": task.name,
         "metric": task.metric,
+        "target": target_definition(settings, task.name),
         "model_version": version,
         "champion_value": champion[task.metric],
         "oracle_value": oracle.get(task.metric, float("nan")),
