@@ -1,7 +1,9 @@
 """Candidate model families, each with its search space and a fit that reports per step.
 
 A family's `fit` calls `report(step, loss)` after every boosting round, tree batch or epoch;
-the search turns that into Optuna pruning. Fitted predictors share one interface,
+the search turns that into Optuna pruning. Every family reports the same loss
+(`validation_loss`: MSE or log loss on the validation part), so trials of different families
+compare at the pruner. Fitted predictors share one interface,
 `predict(X: np.ndarray) -> np.ndarray` (scores for classifiers, values otherwise).
 """
 
@@ -75,11 +77,27 @@ class Data:
     sequence: tuple[int, ...] = ()  # columns holding a time-ordered history, oldest first
 
 
-def _loss(kind: str, y: np.ndarray, pred: np.ndarray) -> float:
+def validation_loss(kind: str, y: np.ndarray, pred: np.ndarray) -> float:
+    """The loss every family reports to the pruner: mean squared error, or log loss."""
     if kind == "classification":
         p = np.clip(pred, 1e-7, 1 - 1e-7)
         return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
     return float(np.mean((y - pred) ** 2))
+
+
+# a booster's own validation metric, put on the common loss, so a median over trials of
+# several families compares like with like (XGBoost has RMSE but no MSE metric)
+_AS_COMMON_LOSS: dict[str, Callable[[float], float]] = {
+    "rmse": lambda v: v * v,
+    "l2": lambda v: v,
+    "logloss": lambda v: v,
+    "binary_logloss": lambda v: v,
+}
+
+
+def common_loss(metric: str, value: float) -> float:
+    """`value` of a booster's metric `metric` as the loss of `validation_loss`."""
+    return _AS_COMMON_LOSS[metric](float(value))
 
 
 class Fitted:
@@ -179,7 +197,7 @@ def _fit_linear(params, data: Data, report: Report):
         est = Ridge(alpha=params["alpha"], random_state=data.seed)
     est.fit(data.x_train, data.y_train)
     fitted = Fitted(est, data.kind, "linear")
-    report(0, _loss(data.kind, data.y_val, fitted.predict(data.x_val)))
+    report(0, validation_loss(data.kind, data.y_val, fitted.predict(data.x_val)))
     return fitted
 
 
@@ -201,7 +219,7 @@ def _fit_forest(params, data: Data, report: Report):
     for step, n in enumerate(range(50, params["trees"] + 1, 50)):
         est.set_params(n_estimators=n)
         est.fit(x, data.y_train)
-        report(step, _loss(data.kind, data.y_val, fitted.predict(data.x_val)))
+        report(step, validation_loss(data.kind, data.y_val, fitted.predict(data.x_val)))
     return fitted
 
 
@@ -211,8 +229,8 @@ def _fit_xgboost(params, data: Data, report: Report):
     class Reporter(xgb.callback.TrainingCallback):
         def after_iteration(self, model, epoch, evals_log):
             if epoch % 10 == 9:
-                history = next(iter(evals_log["validation_0"].values()))
-                report(epoch, float(history[-1]))
+                metric, history = next(iter(evals_log["validation_0"].items()))
+                report(epoch, common_loss(metric, history[-1]))
             return False
 
     common = dict(
@@ -242,7 +260,8 @@ def _fit_lightgbm(params, data: Data, report: Report):
 
     def reporter(env):
         if env.iteration % 10 == 9:
-            report(env.iteration, float(env.evaluation_result_list[0][2]))
+            _, metric, value, _ = env.evaluation_result_list[0]
+            report(env.iteration, common_loss(metric, value))
 
     common = dict(
         n_estimators=params["rounds"],

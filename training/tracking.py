@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import optuna
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from configs.settings import Settings
@@ -89,40 +92,128 @@ def log_lineage(ts: TrainingSet, study: optuna.Study, features: list[str]) -> No
 
 
 class TrialLogger:
-    """Optuna callback: one nested MLflow run per finished trial (params, curve, state)."""
+    """Optuna callback: one nested MLflow run per finished trial (params, curve, state, why)."""
 
     def __init__(self, client: MlflowClient, parent_run_id: str, experiment_id: str):
         self.client, self.parent, self.experiment_id = client, parent_run_id, experiment_id
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=f"trial-{trial.number}",
-            tags={
-                "mlflow.parentRunId": self.parent,
-                "smap.trial_state": trial.state.name,
-                "smap.optuna_study": study.study_name,
-            },
-        )
-        stamp = int((trial.datetime_complete or trial.datetime_start).timestamp() * 1000)
-        metrics = [
-            Metric("intermediate", float(v), stamp, int(step))
-            for step, v in trial.intermediate_values.items()
-            if np.isfinite(v)
-        ]
-        if trial.value is not None:
-            metrics.append(Metric("validation_value", float(trial.value), stamp, 0))
-        metrics += [
-            Metric(k, float(v), stamp, 0)
-            for k, v in trial.user_attrs.items()
-            if isinstance(v, float) and np.isfinite(v)
-        ]
-        params = [Param(k, str(v)) for k, v in trial.params.items()]
-        params.append(Param("trial_number", str(trial.number)))
-        tags = [RunTag("smap.trial_id", str(trial._trial_id))]
-        self.client.log_batch(run.info.run_id, metrics=metrics, params=params, tags=tags)
-        status = "FINISHED" if trial.state == optuna.trial.TrialState.COMPLETE else "KILLED"
-        self.client.set_terminated(run.info.run_id, status=status)
+        log_trial(self.client, self.experiment_id, self.parent, study.study_name, trial)
+
+
+TRIAL_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+
+
+def log_trial(
+    client: MlflowClient,
+    experiment_id: str,
+    parent_run_id: str,
+    study_name: str,
+    trial: optuna.trial.FrozenTrial,
+    fail_reason: str | None = None,
+) -> str:
+    """A nested run for one finished trial under `parent_run_id`; FAILED runs say why."""
+    reason = fail_reason or trial.user_attrs.get("fail_reason")
+    tags = {
+        "mlflow.parentRunId": parent_run_id,
+        "smap.trial_state": trial.state.name,
+        "smap.optuna_study": study_name,
+        "smap.trial_id": str(trial._trial_id),
+    }
+    if reason:
+        tags["smap.fail_reason"] = reason
+    run = client.create_run(experiment_id, run_name=f"trial-{trial.number}", tags=tags)
+    stamp = int(
+        (trial.datetime_complete or trial.datetime_start or datetime.now()).timestamp() * 1000
+    )
+    metrics = [
+        Metric("intermediate", float(v), stamp, int(step))
+        for step, v in trial.intermediate_values.items()
+        if np.isfinite(v)
+    ]
+    if trial.value is not None:
+        metrics.append(Metric("validation_value", float(trial.value), stamp, 0))
+    metrics += [
+        Metric(k, float(v), stamp, 0)
+        for k, v in trial.user_attrs.items()
+        if isinstance(v, float) and np.isfinite(v)
+    ]
+    params = [Param(k, str(v)) for k, v in trial.params.items()]
+    params.append(Param("trial_number", str(trial.number)))
+    if "family" in trial.user_attrs:
+        params.append(Param("family", str(trial.user_attrs["family"])))
+    client.log_batch(run.info.run_id, metrics=metrics, params=params)
+    client.set_terminated(run.info.run_id, status=TRIAL_STATUS.get(trial.state.name, "KILLED"))
+    return run.info.run_id
+
+
+# a registered version moves from pending to ready only when its `smap train` run finished;
+# a version left pending (the worker died) or abandoned is never taken as a candidate
+VERSION_STATE = "smap.state"
+PENDING, READY, ABANDONED = "pending", "ready", "abandoned"
+
+
+def worker_tags() -> dict[str, str]:
+    """Which process runs a parent run, so a later worker on this host can tell it died."""
+    return {"smap.host": socket.gethostname(), "smap.pid": str(os.getpid())}
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def fail_run(client: MlflowClient, run_id: str, reason: str) -> None:
+    """Mark a dead worker's run FAILED with why, and its pending versions abandoned."""
+    run = client.get_run(run_id)
+    if run.info.status != "RUNNING":
+        return
+    client.set_tag(run_id, "smap.fail_reason", reason)
+    client.set_terminated(run_id, status="FAILED")
+    for version in client.search_model_versions(f"run_id='{run_id}'"):
+        if version.tags.get(VERSION_STATE) == PENDING:
+            client.set_model_version_tag(version.name, version.version, VERSION_STATE, ABANDONED)
+
+
+def reap_orphaned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
+    """Fail the RUNNING parent runs of workers on this host whose process is gone."""
+    host = socket.gethostname()
+    orphans = []
+    for run in client.search_runs(
+        [experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`smap.host` = '{host}'",
+    ):
+        pid = run.data.tags.get("smap.pid", "")
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+            fail_run(client, run.info.run_id, f"worker {host}:{pid} exited before finishing")
+            orphans.append(run.info.run_id)
+    return orphans
+
+
+class StaleTrialReporter:
+    """Heartbeat-stale trial callback: record the trial as a failed nested run and fail the
+    dead worker's parent run (the worker may have been on another host)."""
+
+    def __init__(self, client: MlflowClient, experiment_id: str, grace_seconds: int):
+        self.client, self.experiment_id, self.grace = client, experiment_id, grace_seconds
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        parent = trial.user_attrs.get("smap.run_id")
+        if not parent:
+            return
+        reason = f"worker stopped: no heartbeat for over {self.grace} s"
+        log_trial(self.client, self.experiment_id, parent, study.study_name, trial, reason)
+        fail_run(self.client, parent, reason)
+
+
+def is_candidate(version) -> bool:
+    """A version a gate may pick by default: its training run finished (or it predates states)."""
+    return version.tags.get(VERSION_STATE, READY) == READY
 
 
 def log_plots(

@@ -10,28 +10,40 @@ import numpy as np
 import optuna
 
 from configs.settings import Settings
-from training.dataset import TrainingSet, build_training_set
+from training.dataset import TrainingSet
 from training.metrics import best_f1_threshold
 from training.models import SCALED_FAMILIES, fit
 from training.packaging import SmapModel, input_frame
 from training.registry import Decision, promote
 from training.search import (
+    FAMILY,
+    GRACE_SECONDS,
     Objective,
+    best_of_run,
     open_study,
     prepare,
+    run_trials,
     score,
     study_name,
     study_storage,
     tune,
 )
+from training.snapshot import StoredSet, log_training_set, training_set
 from training.tasks import Task, TaskError, get_task
 from training.tracking import (
+    PENDING,
+    READY,
+    VERSION_STATE,
+    StaleTrialReporter,
     TrialLogger,
     experiment_for,
+    is_candidate,
     log_json,
     log_lineage,
     log_plots,
+    reap_orphaned_runs,
     use_tracking,
+    worker_tags,
 )
 
 BASE_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scikit-learn", "xgboost", "lightgbm")
@@ -59,7 +71,7 @@ def requirements(family: str) -> list[str]:
 
 
 def refit_best(ts: TrainingSet, prepared, best: optuna.trial.FrozenTrial) -> SmapModel:
-    family = best.params["family"]
+    family = best.user_attrs[FAMILY]
     params = {k.split(".", 1)[1]: v for k, v in best.params.items() if k.startswith(family + ".")}
     scaled = family in SCALED_FAMILIES
     fitted = fit(family, params, prepared.data[scaled], lambda step, loss: None)
@@ -77,6 +89,14 @@ def holdout_scorer(ts: TrainingSet):
     return lambda frame, pred: score(ts, frame, pred)
 
 
+def check_budget(trials: int | None, timeout: float | None) -> None:
+    """Refuse a trial count or timeout that would run nothing (or fall back silently)."""
+    if trials is not None and trials < 1:
+        raise TaskError(f"--trials: must be at least 1 (got {trials})")
+    if timeout is not None and not timeout > 0:
+        raise TaskError(f"--timeout: must be more than 0 seconds (got {timeout})")
+
+
 def train(
     settings: Settings,
     task_name: str,
@@ -85,8 +105,14 @@ def train(
     run_promotion: bool = True,
     families: tuple[str, ...] | None = None,
     progress=None,
+    rebuild: bool = False,
 ) -> TrainResult:
-    """Tune, log, register and gate one task; `progress(done, total)` follows the Feast join."""
+    """Tune, log, register and gate one task; `progress(done, total)` follows the Feast join.
+
+    The version registered is the best trial of this run among `families`, fitted on this
+    run's training set; earlier trials of the study only guide the sampler.
+    """
+    check_budget(trials, timeout)
     task: Task = get_task(task_name)
     if task.kind == "clustering":
         raise TaskError(f"{task.name}: use `smap segment` (clustering has no Optuna target)")
@@ -98,29 +124,32 @@ def train(
             f"(choose from {', '.join(task.families)})"
         )
     client = use_tracking(settings)
-    ts = build_training_set(settings, task, progress=progress)
+    stored = training_set(settings, task, rebuild=rebuild, progress=progress)
+    ts = stored.training_set
     seed = settings.training.seed
     prepared = prepare(ts, seed)
+    experiment_id = mlflow.get_experiment_by_name(experiment_for(settings, task.name)).experiment_id
+    reap_orphaned_runs(client, experiment_id)
     study = open_study(
         study_storage(settings),
         study_name(settings.optuna.study_prefix, task.name, task.feature_service),
         task.direction,
         seed,
+        on_stale=StaleTrialReporter(client, experiment_id, GRACE_SECONDS),
     )
-    experiment_for(settings, task.name)
-    with mlflow.start_run(run_name=f"train-{task.name}") as run:
+    with mlflow.start_run(run_name=f"train-{task.name}", tags=worker_tags()) as run:
+        run_id = run.info.run_id
         log_lineage(ts, study, ts.features)
+        log_training_set(stored)
         tune(
             study,
-            Objective(ts, prepared, tuple(chosen), task.direction),
+            Objective(ts, prepared, tuple(chosen), task.direction, run_id),
             trials or settings.training.trials,
             timeout or settings.training.timeout_seconds,
-            callbacks=[TrialLogger(client, run.info.run_id, run.info.experiment_id)],
+            callbacks=[TrialLogger(client, run_id, experiment_id)],
         )
-        completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        if not completed:
-            raise TaskError(f"{task.name}: no trial completed; nothing to register")
-        best = study.best_trial
+        best = best_of_run(study, run_id, task.name)
+        family = best.user_attrs[FAMILY]
         model = refit_best(ts, prepared, best)
         test = ts.part("test")
         test_input = input_frame(test, ts.features, ts.categorical)
@@ -130,23 +159,24 @@ def train(
         mlflow.log_metric(f"validation_{task.metric}", best.value)
         mlflow.log_params(
             {
-                "best_family": best.params["family"],
+                "best_family": family,
                 "best_trial": best.number,
                 "trials_in_study": len(study.trials),
+                "trials_in_run": len(run_trials(study, run_id)),
                 "seed": seed,
             }
         )
         mlflow.set_tags(
             {"smap.best_trial_id": str(best._trial_id), "smap.best_trial_number": str(best.number)}
         )
-        log_json(best.params, "best_params.json")
+        log_json({"family": family, **best.params}, "best_params.json")
         example = test_input.head(5)
         mlflow.pyfunc.log_model(
             name="model",
             python_model=model,
             signature=mlflow.models.infer_signature(example, model.predict_frame(example)),
             input_example=example,
-            pip_requirements=requirements(best.params["family"]),
+            pip_requirements=requirements(family),
         )
         log_plots(
             study,
@@ -156,26 +186,32 @@ def train(
             pred,
             task.kind,
         )
-        run_id = run.info.run_id
-    registered = mlflow.register_model(f"runs:/{run_id}/model", task.name)
-    version = int(registered.version)
-    client.set_model_version_tag(task.name, str(version), "smap.data_fingerprint", ts.fingerprint)
-    client.set_model_version_tag(
-        task.name, str(version), "smap.feature_service", task.feature_service
-    )
-    decision = None
-    if run_promotion:
-        from ingestion.warehouse import open_warehouse
-
-        decision = promote(
-            client,
-            open_warehouse(settings),
-            task,
-            version,
-            test,
-            holdout_scorer(ts),
-            settings.training.promote_margin,
+        # registered and gated inside the run: a worker killed from here on leaves a RUNNING
+        # run and a pending version, which the next worker marks failed and abandoned
+        registered = mlflow.register_model(
+            f"runs:/{run_id}/model",
+            task.name,
+            tags={
+                VERSION_STATE: PENDING,
+                "smap.data_fingerprint": ts.fingerprint,
+                "smap.feature_service": task.feature_service,
+            },
         )
+        version = int(registered.version)
+        decision = None
+        if run_promotion:
+            from ingestion.warehouse import open_warehouse
+
+            decision = promote(
+                client,
+                open_warehouse(settings),
+                task,
+                version,
+                test,
+                holdout_scorer(ts),
+                settings.training.promote_margin,
+            )
+        client.set_model_version_tag(task.name, str(version), VERSION_STATE, READY)
     return TrainResult(
         task.name,
         run_id,
@@ -190,20 +226,32 @@ def train(
     )
 
 
-def promote_version(settings: Settings, task_name: str, version: int | None = None) -> Decision:
-    """Run the champion gate for `version` (default: the newest) on the current holdout."""
+def promote_version(
+    settings: Settings,
+    task_name: str,
+    version: int | None = None,
+    rebuild: bool = False,
+    stored: StoredSet | None = None,
+) -> Decision:
+    """Run the champion gate for `version` (default: the newest) on the current holdout,
+    read from the stored training set of the current data (`stored`, or looked up)."""
     from ingestion.warehouse import open_warehouse
 
     task = get_task(task_name)
     client = use_tracking(settings)
-    versions = [int(v.version) for v in client.search_model_versions(f"name='{task.name}'")]
-    if not versions:
+    found = client.search_model_versions(f"name='{task.name}'")
+    versions = [int(v.version) for v in found]
+    candidates = [int(v.version) for v in found if is_candidate(v)]
+    if not candidates and version is None:
         raise TaskError(f"{task.name}: no registered versions (run `smap train {task.name}`)")
-    chosen = version or max(versions)
+    chosen = version or max(candidates)
     if chosen not in versions:
         raise TaskError(f"version: {task.name} has no version {chosen}")
-    ts = build_training_set(settings, task)
-    return promote(
+    if chosen not in candidates:
+        raise TaskError(f"version: {task.name} version {chosen} did not finish training")
+    stored = stored or training_set(settings, task, rebuild=rebuild)
+    ts = stored.training_set
+    decision = promote(
         client,
         open_warehouse(settings),
         task,
@@ -212,3 +260,4 @@ def promote_version(settings: Settings, task_name: str, version: int | None = No
         holdout_scorer(ts),
         settings.training.promote_margin,
     )
+    return decision
