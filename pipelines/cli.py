@@ -44,6 +44,20 @@ Profile = Annotated[
 ]
 
 
+Rebuild = Annotated[
+    bool,
+    typer.Option(
+        "--rebuild", help="Build the training set afresh instead of reusing the stored one."
+    ),
+]
+
+
+def say_training_set(reused: bool, path) -> None:
+    """On stderr, so `--json` output stays parseable."""
+    how = "reused (the data has not changed since it was built)" if reused else "built and stored"
+    Console(stderr=True).print(f"training set {how}: {path}")
+
+
 def settings_for(profile: str | None) -> Settings:
     settings = load_settings(profile)
     for key, value in telemetry_env(settings.telemetry).items():
@@ -211,6 +225,7 @@ def train(
         ),
     ] = None,
     no_promote: Annotated[bool, typer.Option("--no-promote", help="Skip the gate.")] = False,
+    rebuild: Rebuild = False,
 ) -> None:
     """Tune candidates with Optuna (resumable study), log to MLflow, register, run the gate."""
     from training.readiness import require_inputs
@@ -218,8 +233,10 @@ def train(
     # before the heavy imports: e.g. trend on an export without hashtags fails at once
     require_inputs(settings_for(profile), task)
     from pipelines.progress import fraction
+    from training.train import check_budget
     from training.train import train as run_train
 
+    check_budget(trials, timeout)  # before any work or progress bar
     settings = settings_for(profile)
     chosen = tuple(f.strip() for f in families.split(",")) if families else None
     with fraction(f"{task}: training set from Feast (chunks)") as update:
@@ -231,6 +248,7 @@ def train(
             run_promotion=not no_promote,
             families=chosen,
             progress=update,
+            rebuild=rebuild,
         )
     summary = {
         "model": result.model_uri,
@@ -251,11 +269,17 @@ def promote(
     task: TaskName,
     profile: Profile = None,
     version: Annotated[int | None, typer.Option(help="Version to gate (default: newest).")] = None,
+    rebuild: Rebuild = False,
 ) -> None:
     """Score a version and the champion on the same recent holdout; move `champion` if it wins."""
+    from training.snapshot import training_set
+    from training.tasks import get_task
     from training.train import promote_version
 
-    decision = promote_version(settings_for(profile), task, version)
+    settings = settings_for(profile)
+    stored = training_set(settings, get_task(task), rebuild=rebuild)
+    say_training_set(stored.reused, stored.path)
+    decision = promote_version(settings, task, version, stored=stored)
     print_counts(f"gate {task}", {k: v for k, v in decision.__dict__.items()})
 
 
@@ -264,11 +288,13 @@ def evaluate(
     task: TaskName,
     profile: Profile = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    rebuild: Rebuild = False,
 ) -> None:
     """The champion's test metrics next to the simulator's oracle and a naive baseline."""
     from training.evaluate import evaluate as run_evaluate
 
-    report = run_evaluate(settings_for(profile), task)
+    report = run_evaluate(settings_for(profile), task, rebuild)
+    say_training_set(report["training_set"]["reused"], report["training_set"]["path"])
     if as_json:
         from training.evaluate import report_json
 

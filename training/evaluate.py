@@ -11,9 +11,10 @@ import pandas as pd
 
 from configs.settings import Settings
 from training.baseline import BASELINES, naive_prediction
-from training.dataset import TrainingSet, build_training_set
+from training.dataset import TrainingSet
 from training.registry import current_champion
 from training.search import score
+from training.snapshot import training_set
 from training.tasks import TaskError, get_task
 from training.tracking import use_tracking
 
@@ -82,7 +83,8 @@ def report_json(report: dict[str, object]) -> str:
     return json.dumps(_json_safe(report), default=str, allow_nan=False, indent=2)
 
 
-def evaluate(settings: Settings, task_name: str) -> dict[str, object]:
+def evaluate(settings: Settings, task_name: str, rebuild: bool = False) -> dict[str, object]:
+    """Score the champion on the stored test split of the current data (built if needed)."""
     task = get_task(task_name)
     if task.kind == "clustering":
         raise TaskError(f"{task.name}: evaluated by silhouette in `smap segment`")
@@ -90,7 +92,9 @@ def evaluate(settings: Settings, task_name: str) -> dict[str, object]:
     version = current_champion(client, task.name)
     if version is None:
         raise TaskError(f"{task.name}: no champion registered yet (run `smap train {task.name}`)")
-    ts = build_training_set(settings, task)
+    stored = training_set(settings, task, rebuild=rebuild)
+    ts = stored.training_set
+    trained_on = client.get_model_version(task.name, str(version)).tags.get("smap.data_fingerprint")
     test = ts.part("test")
     model = mlflow.pyfunc.load_model(f"models:/{task.name}@champion").unwrap_python_model()
     champion = score(ts, test, model.predict_frame(test), model.threshold)
@@ -114,4 +118,10 @@ def evaluate(settings: Settings, task_name: str) -> dict[str, object]:
         "baseline": baseline,
         "test_rows": len(test),
         "test_window": {"start": ts.window["test_start"], "end": ts.window["test_end"]},
+        "training_set": {
+            "path": str(stored.path),
+            "fingerprint": ts.fingerprint,
+            "reused": stored.reused,
+            "champion_trained_on_it": trained_on == ts.fingerprint,
+        },
     }
