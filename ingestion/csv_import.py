@@ -181,7 +181,15 @@ def import_posts(
 
     Raises CsvImportError (one line) when the file or mapping cannot be used at all, before
     anything is written. Running it again is safe: posts already loaded count as duplicates.
+    Imports running at the same time take turns, so none overwrites the rows of another.
     """
+    with warehouse.writing():
+        return _import_locked(path, mapping_path, warehouse, rejects_dir)
+
+
+def _import_locked(
+    path: Path, mapping_path: Path | None, warehouse: Warehouse, rejects_dir: Path
+) -> ImportResult:
     mapping = load_mapping(mapping_path)
     source = _read_source(path)
     columns = _resolve_columns(mapping, source.frame, path.name)

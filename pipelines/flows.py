@@ -34,7 +34,8 @@ def simulate(
             progress=tick,
         )
     counts = {}
-    with steps("write raw tables", len(tables)) as tick:
+    # one lock for all tables: an ETL or import never sees half of a new platform
+    with warehouse.writing(), steps("write raw tables", len(tables)) as tick:
         for name, frame in tables.items():
             counts[name] = warehouse.write(ALL_TABLES[name], frame)
             tick(name)
@@ -47,8 +48,10 @@ def ingest(settings: Settings, since: str | None = None) -> dict[str, int]:
     from ingestion.warehouse import open_warehouse
 
     start = pd.Timestamp(since) if since else None
-    with steps("ingest", len(ANALYTICS_TABLES) + 1) as tick:
-        return run_etl(open_warehouse(settings), since=start, progress=tick)
+    warehouse = open_warehouse(settings)
+    # raw tables read and analytics tables written with no import or simulation in between
+    with warehouse.writing(), steps("ingest", len(ANALYTICS_TABLES) + 1) as tick:
+        return run_etl(warehouse, since=start, progress=tick)
 
 
 def ingest_csv(settings: Settings, path: Path, mapping: Path | None):

@@ -68,7 +68,7 @@ def test_password_never_read_from_yaml(tmp_path):
 def test_password_from_environment_is_secret():
     settings = load_settings("services", env={"SMAP_POSTGRES__PASSWORD": "s3cret"})
     assert "s3cret" not in repr(settings)
-    assert "password=s3cret" in settings.postgres.dsn()
+    assert "password='s3cret'" in settings.postgres.dsn()
 
 
 def test_env_expansion_with_default_and_missing():

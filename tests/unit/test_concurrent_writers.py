@@ -1,0 +1,118 @@
+"""Writers of one warehouse at the same time (imports, the ETL, simulate) lose no rows."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ingestion.csv_import import import_posts
+from ingestion.warehouse import ParquetWarehouse
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def export(path: Path, account: str, rows: int) -> Path:
+    """A post export of `rows` distinct posts by one account, in our own column names."""
+    start = pd.Timestamp("2026-02-01", tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "account": account,
+            "timestamp": [(start + pd.Timedelta(minutes=7 * i)).isoformat() for i in range(rows)],
+            "type": "image",
+            "category": "travel",
+            "text": [f"{account} post {i} #tag{i % 5}" for i in range(rows)],
+            "reach": 1000,
+            "likes": 10,
+            "comments": 1,
+            "shares": 1,
+        }
+    )
+    frame.to_csv(path, index=False)
+    return path
+
+
+def slow_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Widen the window between an import's read and its write, so unserialized imports
+    would surely both read the warehouse before either writes."""
+    read = ParquetWarehouse.read
+
+    def slow(self, name, columns=None):
+        frame = read(self, name, columns)
+        time.sleep(0.3)
+        return frame
+
+    monkeypatch.setattr(ParquetWarehouse, "read", slow)
+
+
+def test_imports_in_two_threads_keep_both_files(tmp_path, monkeypatch):
+    first = export(tmp_path / "a.csv", "alpha", 40)
+    second = export(tmp_path / "b.csv", "beta", 60)
+    seed = export(tmp_path / "seed.csv", "seed", 1)
+    import_posts(seed, None, ParquetWarehouse(tmp_path / "warehouse"), tmp_path / "rejects")
+    slow_reads(monkeypatch)
+    results, errors = {}, []
+
+    def run(path: Path) -> None:
+        try:  # each thread has its own warehouse object, as two processes would
+            warehouse = ParquetWarehouse(tmp_path / "warehouse")
+            results[path.name] = import_posts(path, None, warehouse, tmp_path / "rejects")
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(path,)) for path in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert results["a.csv"].rows_loaded == 40 and results["b.csv"].rows_loaded == 60
+    posts = ParquetWarehouse(tmp_path / "warehouse").read("content_posts")
+    users = ParquetWarehouse(tmp_path / "warehouse").read("users")
+    assert len(posts) == 1 + 40 + 60 and posts.post_id.is_unique
+    assert sorted(users.username) == ["alpha", "beta", "seed"] and users.user_id.is_unique
+    assert set(posts.user_id) == set(users.user_id)
+
+
+def _smap(args: list[str], data_dir: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMAP_")}
+    env["SMAP_DATA_DIR"] = str(data_dir)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipelines", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_smap_ingest_csv_processes_at_once_keep_both_files(tmp_path):
+    data_dir = tmp_path / "smap"
+    files = [export(tmp_path / "a.csv", "alpha", 3000), export(tmp_path / "b.csv", "beta", 3000)]
+
+    runs = [_smap(["ingest", "csv", str(path)], data_dir) for path in files]
+    outcomes = [run.communicate(timeout=300) for run in runs]
+
+    assert [run.returncode for run in runs] == [0, 0], outcomes
+    posts = ParquetWarehouse(data_dir / "warehouse").read("content_posts")
+    assert len(posts) == 6000 and posts.post_id.is_unique
+
+
+def test_a_writer_waits_for_the_lock_holder_and_says_so(tmp_path):
+    data_dir = tmp_path / "smap"
+    holder = ParquetWarehouse(data_dir / "warehouse")
+    with holder.writing():
+        run = _smap(["ingest", "csv", str(export(tmp_path / "a.csv", "alpha", 5))], data_dir)
+        waiting = run.stderr.readline()  # blocks until the importer reports that it waits
+        assert "waiting for another smap writer" in waiting
+        assert not holder.exists("content_posts")  # nothing written while we hold the lock
+    assert run.wait(timeout=120) == 0
+    assert len(holder.read("content_posts")) == 5
