@@ -39,7 +39,6 @@ class PostgresSettings(_Frozen):
     database: str = "smap"
     db_schema: str = Field("smap", pattern=r"^[a-z_][a-z0-9_]*$")
     sslmode: Literal["disable", "prefer", "require"] = "disable"
-
     # libpq counts whole seconds; the read timeout bounds a query whose server went away
     # (TCP keepalives and tcp_user_timeout), so no client waits forever on a dead connection
     connect_timeout_seconds: int = Field(5, ge=1)
@@ -56,6 +55,7 @@ class PostgresSettings(_Frozen):
             "keepalives_count": 3,
             "tcp_user_timeout": read * 1000,
         }
+
     def dsn(self, database: str | None = None) -> str:
         """libpq key/value DSN, for psycopg2 and psycopg 3 (values quoted: a password may hold
         spaces, quotes or '#')."""
@@ -73,8 +73,8 @@ class PostgresSettings(_Frozen):
         return " ".join(f"{key}={_libpq_quote(str(value))}" for key, value in params.items())
 
     def sqlalchemy_url(self, database: str | None = None) -> str:
-        pw = self.password.get_secret_value()
         """URL for SQLAlchemy users (Feast registry, MLflow, Optuna), timeouts included."""
+        pw = self.password.get_secret_value()
         auth = quote(self.user, safe="") + (f":{quote(pw, safe='')}" if pw else "")
         query = urlencode({"sslmode": self.sslmode, **self.timeouts()})
         db = database or self.database
@@ -90,10 +90,10 @@ class RedisSettings(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(6379, ge=1, le=65535)
     db: int = Field(0, ge=0, le=15)
-
     # a Redis that accepts connections but never answers must not hang a job
     connect_timeout_seconds: float = Field(3.0, gt=0)
     read_timeout_seconds: float = Field(30.0, gt=0)
+
     def connection_string(self) -> str:
         """Feast's Redis connection string; Feast passes the options on to redis-py."""
         return (
@@ -128,10 +128,10 @@ class MLflowSettings(_Frozen):
     # null is <data_dir>/mlartifacts
     artifact_location: str | None = None
     experiment_prefix: str = "smap"
-
     # an MLflow tracking server (http URI) that stops answering: per-request bound and retries
     request_timeout_seconds: int = Field(60, ge=1)
     request_max_retries: int = Field(2, ge=0)
+
 
 class OptunaSettings(_Frozen):
     storage: Literal["sqlite", "postgres"] = "sqlite"
@@ -232,20 +232,6 @@ def expand_env(text: str, env: dict[str, str]) -> str:
     return _ENV_PATTERN.sub(fill, text)
 
 
-def _apply_env_overrides(raw: dict, env: dict[str, str]) -> dict:
-    for key, value in env.items():
-        if not key.startswith("SMAP_") or key in _RESERVED_ENV:
-            continue
-        path = key[len("SMAP_") :].lower().split("__")
-        node = raw
-        for part in path[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
-        node[path[-1]] = _env_value(key, value, path)
-    return raw
 def _libpq_quote(value: str) -> str:
     """Quote a libpq DSN value, so spaces, quotes and '#' stay part of it."""
     escaped = value.replace("\\", "\\\\").replace("'", "\\'")
@@ -277,6 +263,20 @@ def _env_value(key: str, value: str, path: list[str]) -> object:
         raise ConfigError(f"config error: {key} is not a valid value: {value!r}") from None
 
 
+def _apply_env_overrides(raw: dict, env: dict[str, str]) -> dict:
+    for key, value in env.items():
+        if not key.startswith("SMAP_") or key in _RESERVED_ENV:
+            continue
+        path = key[len("SMAP_") :].lower().split("__")
+        node = raw
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[path[-1]] = _env_value(key, value, path)
+    return raw
 
 
 def _secret_values(env: dict[str, str]) -> list[str]:

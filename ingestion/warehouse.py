@@ -1,14 +1,21 @@
 """Where tables live: Parquet files (local profile) or a PostgreSQL schema (services profile).
 
 Every write is all-or-nothing: Parquet is written to a temporary file and renamed over the
-old one; PostgreSQL writes run in one transaction (DDL, DELETE and COPY together).
+old one; PostgreSQL writes run in one transaction (DDL, DELETE and COPY together). Writers
+take the warehouse's write lock (a file lock, a PostgreSQL advisory lock), so a writer that
+reads, changes and writes back tables (an import, the ETL) never overwrites another's rows.
 """
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import io
+import logging
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -22,6 +29,64 @@ class WarehouseError(RuntimeError):
     """A warehouse that cannot be reached or a table that cannot be read."""
 
 
+log = logging.getLogger(__name__)
+_held = threading.local()  # write locks this thread holds: lock name -> nesting depth
+
+
+@contextmanager
+def _write_lock(
+    name: str, try_lock: Callable[[], bool], wait: Callable[[], None], release: Callable[[], None]
+) -> Iterator[None]:
+    """Hold the inter-process lock `name`; nested use in the same thread is free, so a writer
+    holding it can call the warehouse's own (locking) write methods."""
+    depths = _held.__dict__.setdefault("depths", {})
+    if depths.get(name):
+        depths[name] += 1
+        try:
+            yield
+        finally:
+            depths[name] -= 1
+        return
+    if not try_lock():
+        log.warning("waiting for another smap writer of %s to finish", name)
+        wait()
+    depths[name] = 1
+    try:
+        yield
+    finally:
+        depths[name] = 0
+        release()
+
+
+def _locked(method):
+    """Run a write method under the warehouse's write lock."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self.writing():
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
+def _server_named(method):
+    """PostgreSQL failing in the middle of a call (gone, hung past the read timeout):
+    one line naming the server instead of the driver's traceback."""
+
+    @functools.wraps(method)
+    def named(self, *args, **kwargs):
+        import psycopg2
+
+        try:
+            return method(self, *args, **kwargs)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            raise WarehouseError(
+                f"PostgreSQL at {self.pg.host}:{self.pg.port} failed: {_first_line(exc)}"
+            ) from None
+
+    return named
+
+
 class Warehouse(Protocol):
     def write(self, table: Table, df: pd.DataFrame) -> int: ...
     def write_many(self, tables: Sequence[tuple[Table, pd.DataFrame]]) -> dict[str, int]: ...
@@ -29,7 +94,7 @@ class Warehouse(Protocol):
     def append(self, table: Table, df: pd.DataFrame) -> int: ...
     def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame: ...
     def exists(self, name: str) -> bool: ...
-    def version(self, names: Sequence[str]) -> str: ...
+    def writing(self) -> AbstractContextManager[None]: ...
 
 
 class ParquetWarehouse:
@@ -44,15 +109,30 @@ class ParquetWarehouse:
     def exists(self, name: str) -> bool:
         return self.path(name).is_file()
 
-    def version(self, names: Sequence[str]) -> str:
-        """Changes whenever one of the tables is rewritten (every write renames a new file in)."""
-        parts = []
-        for name in sorted(names):
-            path = self.path(name)
-            stat = path.stat() if path.is_file() else None
-            parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}" if stat else f"{name}:-")
-        return "|".join(parts)
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the write lock of this folder (other processes' writers wait; the kernel
+        releases it when the holder exits or is killed). The lock file sits beside the
+        folder, so that it is never taken for a table."""
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.root.with_name(f"{self.root.name}.lock"), "a+b") as handle:
 
+            def try_lock() -> bool:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    return False
+
+            with _write_lock(
+                str(self.root),
+                try_lock,
+                lambda: fcntl.flock(handle, fcntl.LOCK_EX),
+                lambda: fcntl.flock(handle, fcntl.LOCK_UN),
+            ):
+                yield
+
+    @_locked
     def write(self, table: Table, df: pd.DataFrame) -> int:
         frame = table.conform(df)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -65,6 +145,7 @@ class ParquetWarehouse:
             tmp.unlink(missing_ok=True)
         return len(frame)
 
+    @_locked
     def write_many(self, tables: Sequence[tuple[Table, pd.DataFrame]]) -> dict[str, int]:
         """Replace several tables as one change: every file is staged before any is swapped in,
         and a failed swap puts back the tables already replaced, so a failure changes nothing."""
@@ -108,6 +189,7 @@ class ParquetWarehouse:
             for backup in backups:
                 backup.unlink(missing_ok=True)
 
+    @_locked
     def replace_partitions(self, table: Table, df: pd.DataFrame) -> int:
         frame = table.conform(df)
         if self.exists(table.name):
@@ -117,6 +199,7 @@ class ParquetWarehouse:
         self.write(table, frame)
         return len(df)
 
+    @_locked
     def append(self, table: Table, df: pd.DataFrame) -> int:
         frame = table.conform(df)
         if self.exists(table.name):
@@ -145,9 +228,33 @@ class PostgresWarehouse:
             ensure_database(self.pg)
             self._database_ready = True
         try:
-            return psycopg2.connect(self.pg.dsn(), connect_timeout=5)
+            return psycopg2.connect(self.pg.dsn())
         except psycopg2.OperationalError as exc:
             raise WarehouseError(_pg_unreachable(self.pg, exc)) from None
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold this schema's write lock: a session advisory lock on a connection of its own
+        (other processes' writers wait; the server releases it if the holder dies)."""
+        conn = self.connect()
+        conn.autocommit = True
+        key = f"smap.warehouse.{self.pg.database}.{self.schema}"
+
+        def call(function: str):
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT {function}(hashtext(%s))", (key,))
+                return cur.fetchone()[0]
+
+        try:
+            with _write_lock(
+                f"PostgreSQL {self.pg.host}:{self.pg.port}/{self.pg.database}.{self.schema}",
+                lambda: call("pg_try_advisory_lock"),
+                lambda: call("pg_advisory_lock"),
+                lambda: call("pg_advisory_unlock"),
+            ):
+                yield
+        finally:
+            conn.close()
 
     def _ddl(self, table: Table) -> list[str]:
         cols = ", ".join(f'"{c}" {TYPES[k][1]}' for c, k in table.columns.items())
@@ -179,6 +286,8 @@ class PostgresWarehouse:
             buf,
         )
 
+    @_server_named
+    @_locked
     def write(self, table: Table, df: pd.DataFrame) -> int:
         frame = table.conform(df)
         with self.connect() as conn, conn.cursor() as cur:
@@ -189,6 +298,8 @@ class PostgresWarehouse:
         conn.close()
         return len(frame)
 
+    @_server_named
+    @_locked
     def write_many(self, tables: Sequence[tuple[Table, pd.DataFrame]]) -> dict[str, int]:
         """Replace several tables in ONE transaction (DDL, TRUNCATE and COPY for all of them),
         so a failure on any table leaves every table as it was."""
@@ -205,6 +316,8 @@ class PostgresWarehouse:
             conn.close()
         return {table.name: len(frame) for table, frame in frames}
 
+    @_server_named
+    @_locked
     def replace_partitions(self, table: Table, df: pd.DataFrame) -> int:
         frame = table.conform(df)
         dates = sorted({d.date() for d in frame[table.partition]})
@@ -219,6 +332,8 @@ class PostgresWarehouse:
         conn.close()
         return len(frame)
 
+    @_server_named
+    @_locked
     def append(self, table: Table, df: pd.DataFrame) -> int:
         frame = table.conform(df)
         with self.connect() as conn, conn.cursor() as cur:
@@ -228,6 +343,7 @@ class PostgresWarehouse:
         conn.close()
         return len(frame)
 
+    @_server_named
     def exists(self, name: str) -> bool:
         with self.connect() as conn, conn.cursor() as cur:
             cur.execute("SELECT to_regclass(%s)", (f"{self.schema}.{name}",))
@@ -235,29 +351,13 @@ class PostgresWarehouse:
         conn.close()
         return found
 
-    def version(self, names: Sequence[str]) -> str:
-        """Changes whenever rows of one of the tables are added, changed or deleted: the row
-        count and the newest writing transaction id (one sequential scan per table)."""
-        parts = []
-        with self.connect() as conn, conn.cursor() as cur:
-            for name in sorted(names):
-                cur.execute("SELECT to_regclass(%s)", (f"{self.schema}.{name}",))
-                if cur.fetchone()[0] is None:
-                    parts.append(f"{name}:-")
-                    continue
-                cur.execute(
-                    f"SELECT count(*), max(xmin::text::bigint) FROM {self.schema}.{name}"  # noqa: S608
-                )
-                rows, newest = cur.fetchone()
-                parts.append(f"{name}:{rows}:{newest}")
-        conn.close()
-        return "|".join(parts)
-
+    @_server_named
     def execute(self, sql: str) -> None:
         with self.connect() as conn, conn.cursor() as cur:
             cur.execute(sql)
         conn.close()
 
+    @_server_named
     def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         if not self.exists(name):
             raise WarehouseError(
@@ -291,9 +391,13 @@ class PostgresWarehouse:
         return frame
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _pg_unreachable(pg: PostgresSettings, exc: Exception) -> str:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"PostgreSQL at {pg.host}:{pg.port} is not reachable: {reason}"
+    return f"PostgreSQL at {pg.host}:{pg.port} is not reachable: {_first_line(exc)}"
 
 
 def retry_on_race(make, attempts: int = 5):
@@ -315,7 +419,7 @@ def ensure_database(pg: PostgresSettings) -> None:
     import psycopg2.errors
 
     try:
-        conn = psycopg2.connect(pg.dsn("postgres"), connect_timeout=5)
+        conn = psycopg2.connect(pg.dsn("postgres"))
     except psycopg2.OperationalError as exc:
         raise WarehouseError(_pg_unreachable(pg, exc)) from None
     conn.autocommit = True
