@@ -95,6 +95,7 @@ class Warehouse(Protocol):
     def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame: ...
     def exists(self, name: str) -> bool: ...
     def writing(self) -> AbstractContextManager[None]: ...
+    def version(self, names: Sequence[str]) -> str: ...
 
 
 class ParquetWarehouse:
@@ -131,6 +132,15 @@ class ParquetWarehouse:
                 lambda: fcntl.flock(handle, fcntl.LOCK_UN),
             ):
                 yield
+
+    def version(self, names: Sequence[str]) -> str:
+        """Changes whenever one of the tables is rewritten (every write renames a new file in)."""
+        parts = []
+        for name in sorted(names):
+            path = self.path(name)
+            stat = path.stat() if path.is_file() else None
+            parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}" if stat else f"{name}:-")
+        return "|".join(parts)
 
     @_locked
     def write(self, table: Table, df: pd.DataFrame) -> int:
@@ -350,6 +360,25 @@ class PostgresWarehouse:
             found = cur.fetchone()[0] is not None
         conn.close()
         return found
+
+    @_server_named
+    def version(self, names: Sequence[str]) -> str:
+        """Changes whenever rows of one of the tables are added, changed or deleted: the row
+        count and the newest writing transaction id (one sequential scan per table)."""
+        parts = []
+        with self.connect() as conn, conn.cursor() as cur:
+            for name in sorted(names):
+                cur.execute("SELECT to_regclass(%s)", (f"{self.schema}.{name}",))
+                if cur.fetchone()[0] is None:
+                    parts.append(f"{name}:-")
+                    continue
+                cur.execute(
+                    f"SELECT count(*), max(xmin::text::bigint) FROM {self.schema}.{name}"  # noqa: S608
+                )
+                rows, newest = cur.fetchone()
+                parts.append(f"{name}:{rows}:{newest}")
+        conn.close()
+        return "|".join(parts)
 
     @_server_named
     def execute(self, sql: str) -> None:
