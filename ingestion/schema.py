@@ -49,6 +49,22 @@ class Table:
                 out[col] = out[col].astype(dtype)
         return out.reset_index(drop=True)
 
+    def arrow_schema(self):
+        """The Parquet schema: typed even when a column holds no value (an export without
+        hashtags writes an empty `hashtag_daily` whose `tag` must still be a string)."""
+        import pyarrow as pa
+
+        types = {
+            "int": pa.int64(),
+            "nint": pa.int64(),
+            "float": pa.float64(),
+            "bool": pa.bool_(),
+            "str": pa.string(),
+            "ts": pa.timestamp("ns", tz="UTC"),
+            "date": pa.timestamp("ns"),
+        }
+        return pa.schema([(col, types[kind]) for col, kind in self.columns.items()])
+
 
 def _t(name, columns, key=(), partition=None, indexes=()):
     return Table(name, columns, tuple(key), partition, tuple(indexes))

@@ -149,7 +149,7 @@ class ParquetWarehouse:
         target = self.path(table.name)
         tmp = target.with_suffix(f".parquet.tmp-{os.getpid()}")
         try:
-            frame.to_parquet(tmp, index=False)
+            frame.to_parquet(tmp, index=False, schema=table.arrow_schema())
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
@@ -167,7 +167,7 @@ class ParquetWarehouse:
                 staged[table.name] = self.path(table.name).with_suffix(
                     f".parquet.tmp-{os.getpid()}"
                 )
-                frame.to_parquet(staged[table.name], index=False)
+                frame.to_parquet(staged[table.name], index=False, schema=table.arrow_schema())
             self._swap_in(staged)
         finally:
             for tmp in staged.values():
