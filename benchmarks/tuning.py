@@ -3,8 +3,8 @@
 What is compared (one run, one training set, one table):
 
 - `A) tpe+median`: the search `smap train` runs. The study is opened with `open_study`, so
-  it gets the same TPESampler (seeded, 5 start-up trials) and MedianPruner (4 start-up
-  trials, 1 warm-up step) as production.
+  it gets the same sampler (TPE reseeded per trial, 5 start-up trials) and median pruner
+  among trials on the same data (4 start-up trials, 1 warm-up step) as production.
 - `B) random`: `RandomSampler(seed)` with `NopPruner()`: the baseline every trial of which
   runs to the end. It tells whether TPE and pruning earn their keep on this data.
 - `C) mlflow logging`: `TrialLogger`, the callback `smap train` gives Optuna, called once per
@@ -183,7 +183,7 @@ def summarize(arm: str, study: optuna.Study, start: datetime, seconds: float) ->
     best = family = to99 = at = None
     if completed:
         maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-        best, family = study.best_value, study.best_trial.params.get("family")
+        best, family = study.best_value, study.best_trial.user_attrs.get("family")
         to99, at = time_to_99(completed, start, best, maximize)
     return ArmResult(
         arm,

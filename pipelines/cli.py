@@ -16,6 +16,7 @@ from rich.table import Table
 
 from configs.errors import SmapError
 from configs.settings import ConfigError, Settings, load_settings, telemetry_env
+from pipelines.logs import log_to_data_dir, route_library_output
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -58,10 +59,21 @@ def say_training_set(reused: bool, path) -> None:
     Console(stderr=True).print(f"training set {how}: {path}")
 
 
+@app.callback()
+def verbosity(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show library warnings and logs here.")
+    ] = False,
+) -> None:
+    """smap: train, serve and monitor social-media engagement models."""
+    route_library_output(verbose)
+
+
 def settings_for(profile: str | None) -> Settings:
     settings = load_settings(profile)
     for key, value in telemetry_env(settings.telemetry).items():
         os.environ.setdefault(key, value)
+    log_to_data_dir(settings.root)
     return settings
 
 

@@ -287,6 +287,10 @@ def open_study(
 ) -> optuna.Study:
     """Create or load the study, with heartbeats so a killed worker's trial is failed and
     retried; `on_stale(study, trial)` runs for each such trial (e.g. to close its MLflow run)."""
+    # Optuna prints to stderr by default; through propagation its records follow the
+    # application's logging (the CLI's log file, or the terminal with -v)
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -209,6 +212,16 @@ class StaleTrialReporter:
         reason = f"worker stopped: no heartbeat for over {self.grace} s"
         log_trial(self.client, self.experiment_id, parent, study.study_name, trial, reason)
         fail_run(self.client, parent, reason)
+
+
+def register_version(model_uri: str, name: str, tags: dict[str, str]) -> int:
+    """Register a logged model; MLflow's notices, which it prints on stderr, go to the log."""
+    notices = io.StringIO()
+    with contextlib.redirect_stderr(notices):
+        registered = mlflow.register_model(model_uri, name, tags=tags)
+    for line in notices.getvalue().splitlines():
+        logging.getLogger("mlflow.registry").info(line)
+    return int(registered.version)
 
 
 def is_candidate(version) -> bool:

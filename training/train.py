@@ -42,6 +42,7 @@ from training.tracking import (
     log_lineage,
     log_plots,
     reap_orphaned_runs,
+    register_version,
     use_tracking,
     worker_tags,
 )
@@ -188,7 +189,7 @@ def train(
         )
         # registered and gated inside the run: a worker killed from here on leaves a RUNNING
         # run and a pending version, which the next worker marks failed and abandoned
-        registered = mlflow.register_model(
+        version = register_version(
             f"runs:/{run_id}/model",
             task.name,
             tags={
@@ -197,7 +198,6 @@ def train(
                 "smap.feature_service": task.feature_service,
             },
         )
-        version = int(registered.version)
         decision = None
         if run_promotion:
             from ingestion.warehouse import open_warehouse
