@@ -216,6 +216,8 @@ def demo(
         "seconds": result["seconds"],
     }
     print_counts("smap demo", summary)
+    if "serve" in result:
+        print_demo_answers(result["serve"])
 
 
 TaskName = Annotated[str, typer.Argument(help="engagement | virality | churn | trend")]
@@ -385,6 +387,82 @@ def models_rollback(task: TaskName, profile: Profile = None) -> None:
     settings = settings_for(profile)
     decision = rollback(use_tracking(settings), open_warehouse(settings), get_task(task))
     out.print(f"{task}: champion is version {decision.champion_after} again ({decision.reason})")
+
+
+@app.command()
+def serve(
+    profile: Profile = None,
+    port: Annotated[int | None, typer.Option(help="Port (default serving.port).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default serving.host: 127.0.0.1).")
+    ] = None,
+) -> None:
+    """Serve the champions over HTTP (BentoML) until interrupted."""
+    from pipelines.serving import serve as run_serve
+
+    settings = settings_for(profile)
+    s = settings.serving
+    out.print(f"serving on http://{host or s.host}:{port or s.port} (Ctrl-C stops)")
+    code = run_serve(settings, host, port, workers)
+    if code not in (0, 130):
+        raise typer.Exit(code)
+
+
+@app.command()
+def predict(
+    task: Annotated[str, typer.Argument(help="engagement | virality | churn")],
+    file: Annotated[Path, typer.Option("--file", "-f", help="CSV or Parquet of drafts/users.")],
+    profile: Profile = None,
+    output: Annotated[
+        Path | None, typer.Option("--out", help="Write the answers as CSV here.")
+    ] = None,
+) -> None:
+    """Score a file of draft posts (or user ids for churn) on the task's champion."""
+    from pipelines.serving import predict_file
+
+    rows, lineage = predict_file(settings_for(profile), task, file)
+    for key, value in lineage.items():
+        rows[key] = value
+    if output:
+        rows.to_csv(output, index=False)
+        out.print(f"wrote {len(rows)} predictions to {output}")
+        return
+    table = Table(
+        title=f"{task}: {lineage['model']} v{lineage['version']} ({lineage['feature_service']})"
+    )
+    shown = [c for c in rows.columns if c not in lineage]
+    for col in shown:
+        table.add_column(col)
+    for row in rows[shown].itertuples(index=False):
+        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
+    out.print(table)
+    out.print(f"run {lineage['run_id']}, request {lineage['request_id']}")
+
+
+def print_demo_answers(served: dict) -> None:
+    """The demo's answers from the running service, with their lineage."""
+    answer, best = served["engagement"], served["best"]
+    lineage = answer["lineage"]
+    table = Table(
+        title=f"service at {served['url']}: engagement {lineage['model']} v{lineage['version']}"
+        f" ({lineage['feature_service']}, run {lineage['run_id'][:8]}, request "
+        f"{lineage['request_id'][:8]})"
+    )
+    for col in ("author", "type", "category", "planned", "engagement rate", "missing"):
+        table.add_column(col)
+    for draft, pred in zip(served["drafts"], answer["predictions"], strict=True):
+        table.add_row(
+            str(draft["user_id"]),
+            draft["post_type"],
+            draft["category"],
+            draft["planned_at"][:16],
+            f"{pred['engagement_rate']:.4f}",
+            ", ".join(pred["missing_features"]) or "-",
+        )
+    out.print(table)
+    slots = ", ".join(f"{s['planned_at'][:16]} ({s['engagement_rate']:.4f})" for s in best["best"])
+    out.print(f"best posting time for author {served['drafts'][0]['user_id']}: {slots}")
 
 
 def _error_line(exc: BaseException) -> str:

@@ -99,5 +99,9 @@ def demo(settings: Settings, preset: str | None = None, trials: int = 6) -> dict
     t0 = time.perf_counter()
     timings: dict[str, object] = prepare_data(settings, preset)
     timings["train"] = train(settings, "engagement", trials=trials, families=DEMO_FAMILIES)
+    if timings["train"].decision and timings["train"].decision.champion_after:
+        from pipelines.serving import demo_serving
+
+        timings["serve"] = demo_serving(settings)  # the champion answers drafts over HTTP
     timings["seconds"] = round(time.perf_counter() - t0, 1)
     return timings

@@ -52,6 +52,18 @@ class ApiKeyMiddleware:
         return await self.app(scope, receive, send)
 
 
+class MetadataPath:
+    """GET /metadata reaches the mounted metadata app (which answers on /metadata/)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/metadata":
+            scope = dict(scope, path="/metadata/", raw_path=b"/metadata/")
+        return await self.app(scope, receive, send)
+
+
 def _unavailable(ctx: bentoml.Context, reason: str) -> JSONResponse:
     ctx.response.status_code = 503
     return JSONResponse({"error": reason}, status_code=503)
@@ -140,4 +152,5 @@ class Smap:
         self.predictor.close()
 
 
+Smap.add_asgi_middleware(MetadataPath)
 Smap.add_asgi_middleware(ApiKeyMiddleware)

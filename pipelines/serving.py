@@ -1,0 +1,192 @@
+"""Serving flows: run the BentoML service, score a file of drafts, and the demo's last step
+(start the service on its champions, send a few drafts, print the answers, stop it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from configs.settings import Settings, telemetry_env
+
+SERVICE = "serving.service:Smap"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def service_env(settings: Settings, workers: int) -> dict[str, str]:
+    """Environment of the service process: the same profile and data, BentoML's home inside
+    the data directory, the worker count, no telemetry."""
+    env = dict(os.environ)
+    env.update(telemetry_env(settings.telemetry))
+    env["SMAP_PROFILE"] = settings.profile
+    env["SMAP_DATA_DIR"] = str(settings.root)
+    env.setdefault("BENTOML_HOME", str(settings.root / "bentoml"))
+    env["BENTOML_CONFIG_OPTIONS"] = f"services.smap.workers={workers}"
+    return env
+
+
+def serve_command(settings: Settings, host: str, port: int) -> list[str]:
+    bentoml = Path(sys.executable).with_name("bentoml")
+    return [str(bentoml), "serve", SERVICE, "--host", host, "--port", str(port),
+            "--working-dir", str(PROJECT_ROOT)]  # fmt: skip
+
+
+def start_service(
+    settings: Settings, host: str | None = None, port: int | None = None, workers: int = 1, **kw
+) -> subprocess.Popen:
+    s = settings.serving
+    cmd = serve_command(settings, host or s.host, port or s.port)
+    return subprocess.Popen(cmd, env=service_env(settings, workers), start_new_session=True, **kw)
+
+
+def serve(settings: Settings, host=None, port=None, workers=None) -> int:
+    """Run the service in the foreground until interrupted; returns its exit code."""
+    process = start_service(settings, host, port, workers or settings.serving.workers)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        stop_service(process)
+        return 130
+
+
+def stop_service(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM to the service's process group (workers flush their prediction log), then wait."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 90) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the service exited with code {process.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"the service at {url} was not ready within {timeout:.0f}s")
+
+
+DRAFT_COLUMNS = ("user_id", "post_type", "category", "hashtags", "caption", "planned_at", "is_paid")
+
+
+def drafts_from_file(path: Path) -> list[dict]:
+    """Draft posts from a CSV or Parquet file (hashtags as "#a #b")."""
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    missing = [c for c in ("user_id", "post_type", "category", "planned_at") if c not in frame]
+    if missing:
+        raise ValueError(f"{path.name}: missing column(s) {', '.join(missing)}")
+    frame = frame.fillna({"hashtags": "", "caption": "", "is_paid": False})
+    return [
+        {
+            "user_id": int(r.user_id),
+            "post_type": str(r.post_type),
+            "category": str(r.category),
+            "hashtags": str(getattr(r, "hashtags", "") or "").replace(",", " ").split(),
+            "caption": str(getattr(r, "caption", "") or ""),
+            "planned_at": str(r.planned_at),
+            "is_paid": bool(getattr(r, "is_paid", False)),
+        }
+        for r in frame.itertuples()
+    ]
+
+
+def predict_file(settings: Settings, task: str, path: Path) -> tuple[pd.DataFrame, dict]:
+    """Score a file in process on the task's champion; returns the answers and their lineage."""
+    from pydantic import TypeAdapter
+
+    from serving.predictor import Predictor, Unavailable, new_request_id
+    from serving.schemas import Drafts, UserIds
+
+    if not path.is_file():
+        raise ValueError(f"--file: {path} does not exist")
+    predictor = Predictor(settings, background=False)
+    try:
+        request_id = new_request_id()
+        if task == "churn":
+            frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+            users = TypeAdapter(UserIds).validate_python(frame.user_id.tolist())
+            answer = predictor.predict_churn(users, request_id)
+        elif task in ("engagement", "virality"):
+            drafts = TypeAdapter(Drafts).validate_python(drafts_from_file(path))
+            method = getattr(predictor, f"predict_{task}")
+            answer = method(drafts, request_id)
+        else:
+            raise ValueError(f"task: {task!r} is not served (choose engagement, virality, churn)")
+    except Unavailable as exc:
+        raise ValueError(str(exc)) from None
+    finally:
+        predictor.close()
+    rows = pd.DataFrame([p.model_dump() for p in answer.predictions])
+    return rows, answer.lineage.model_dump()
+
+
+def demo_drafts(settings: Settings, n: int = 3) -> list[dict]:
+    """A few plausible drafts: active authors, a category and trending tags, tomorrow noon."""
+    from ingestion.warehouse import open_warehouse
+
+    warehouse = open_warehouse(settings)
+    posts = warehouse.read("post_features", columns=["user_id", "category", "hashtags"]).tail(n)
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(hour=12, minute=0, second=0)
+    return [
+        {
+            "user_id": int(r.user_id),
+            "post_type": ("video", "image", "carousel")[i % 3],
+            "category": r.category,
+            "hashtags": r.hashtags.split(),
+            "caption": "our new collection is here",
+            "planned_at": (tomorrow + timedelta(hours=3 * i)).isoformat(),
+            "is_paid": i == 0,
+        }
+        for i, r in enumerate(posts.itertuples())
+    ]
+
+
+def demo_serving(settings: Settings) -> dict:
+    """Start the service on the trained champions, ask it about a few drafts, stop it."""
+    import httpx
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_service(
+        settings, "127.0.0.1", port, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_ready(url, process)
+        drafts = demo_drafts(settings)
+        headers = {"x-api-key": os.environ.get("SMAP_API_KEY", "")}
+        answer = httpx.post(
+            f"{url}/predict_engagement", json={"drafts": drafts}, headers=headers, timeout=30
+        )
+        answer.raise_for_status()
+        template = {k: v for k, v in drafts[0].items() if k != "planned_at"}
+        best = httpx.post(
+            f"{url}/best_posting_time", json={"draft": template}, headers=headers, timeout=30
+        )
+        best.raise_for_status()
+        return {"url": url, "drafts": drafts, "engagement": answer.json(), "best": best.json()}
+    finally:
+        stop_service(process)

@@ -1,0 +1,155 @@
+"""The prediction service on a tiny simulated platform (local profile): training/serving skew,
+the BentoML app over ASGI, bad input, missing entities, lineage and the prediction log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from starlette.testclient import TestClient
+
+from configs.settings import load_settings
+from feature_repo.drafts import parse_hashtags
+from pipelines import flows
+from serving.features import model_frame
+from serving.prediction_log import read_parquet_log
+from serving.predictor import Predictor
+from serving.schemas import Draft
+from training.dataset import build_training_set
+from training.packaging import input_frame
+from training.tasks import get_task
+from training.train import train
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    """Engagement trained on engagement_v2; the online store materialized up to a day T of
+    the test window, so test posts of day T see online what training saw offline."""
+    root = tmp_path_factory.mktemp("serving") / "smap"
+    settings = load_settings("local", env={"SMAP_DATA_DIR": str(root)})
+    flows.simulate(settings)
+    flows.ingest(settings)
+    flows.apply_features(settings)
+    trained = train(settings, "engagement", trials=2, families=("linear", "lightgbm"))
+    ts = build_training_set(settings, get_task("engagement"))
+    day = ts.part("test").event_timestamp.min().normalize() + pd.Timedelta(days=1)
+    flows.materialize_features(settings, end=day.to_pydatetime())
+    return settings, trained, ts, day
+
+
+def _drafts(rows: pd.DataFrame) -> list[Draft]:
+    return [
+        Draft(
+            user_id=int(r.user_id),
+            post_type=r.post_type,
+            category=r.category,
+            hashtags=parse_hashtags(r.hashtags),
+            caption=r.caption,
+            planned_at=datetime.fromtimestamp(int(r.posted_at), UTC),
+            is_paid=bool(r.is_paid),
+        )
+        for r in rows.itertuples()
+    ]
+
+
+def test_served_vector_and_prediction_equal_training(platform):
+    settings, trained, ts, day = platform
+    frame = ts.frame
+    rows = frame[
+        (frame.event_timestamp >= day) & (frame.event_timestamp < day + pd.Timedelta(days=1))
+    ]
+    assert len(rows) >= 5
+    predictor = Predictor(settings, background=False)
+    champion = predictor.champion("engagement", draft=True)
+    assert champion.feature_service == "engagement_v2" and champion.version == trained.version
+    drafts = _drafts(rows)
+    request = predictor._draft_rows(drafts, [d.planned_at for d in drafts])
+    served = model_frame(predictor.online.fetch(champion.feature_service, request), ts.features)
+    expected = rows[ts.features].reset_index(drop=True)
+    for name in ts.features:
+        if name in ts.categorical:
+            assert served[name].astype(str).tolist() == expected[name].astype(str).tolist(), name
+        else:
+            np.testing.assert_allclose(
+                served[name].astype(float), expected[name].astype(float), rtol=1e-9, err_msg=name
+            )
+    offline = mlflow.pyfunc.load_model("models:/engagement@champion").unwrap_python_model()
+    want = offline.predict_frame(input_frame(rows, ts.features, ts.categorical))
+    answer = predictor.predict_engagement(drafts, "skew")
+    np.testing.assert_allclose([p.engagement_rate for p in answer.predictions], want, rtol=1e-9)
+    assert all(p.missing_features == [] for p in answer.predictions)
+    predictor.close()
+
+
+DRAFT = {
+    "user_id": 1,
+    "post_type": "video",
+    "category": "food",
+    "hashtags": ["#no_such_tag"],
+    "planned_at": "2026-06-01T12:00:00Z",
+}
+
+
+def test_http_app_answers_with_lineage_validates_and_logs(platform, monkeypatch):
+    settings, trained, _ts, _day = platform
+    monkeypatch.setenv("SMAP_DATA_DIR", str(settings.root))
+    monkeypatch.setenv("SMAP_API_KEY", "k")
+    from serving.service import Smap
+
+    key = {"x-api-key": "k"}
+    with TestClient(Smap.to_asgi()) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.post("/predict_engagement", json={"drafts": [DRAFT]}).status_code == 401
+
+        ok = client.post("/predict_engagement", json={"drafts": [DRAFT] * 3}, headers=key)
+        assert ok.status_code == 200, ok.text
+        body = ok.json()
+        assert body["lineage"]["version"] == trained.version
+        assert body["lineage"]["run_id"] == trained.run_id
+        assert body["lineage"]["feature_service"] == "engagement_v2"
+        assert body["lineage"]["request_id"] == ok.headers["x-request-id"]
+        assert body["predictions"][0]["missing_features"] == ["hashtag:no_such_tag"]
+
+        unknown = client.post(
+            "/predict_engagement", json={"drafts": [{**DRAFT, "user_id": 10**9}]}, headers=key
+        )
+        assert unknown.status_code == 200
+        assert f"author:{10**9}" in unknown.json()["predictions"][0]["missing_features"]
+
+        best = client.post(
+            "/best_posting_time",
+            json={"draft": {k: v for k, v in DRAFT.items() if k != "planned_at"}},
+            headers=key,
+        )
+        assert best.status_code == 200 and len(best.json()["slots"]) == 168
+        assert len(best.json()["best"]) == 3
+
+        bad = {
+            "post_type": {"drafts": [{**DRAFT, "post_type": "hologram"}]},
+            "user_id": {"drafts": [{**DRAFT, "user_id": "abc"}]},
+            "drafts": {"drafts": []},
+        }
+        for field, payload in bad.items():
+            answer = client.post("/predict_engagement", json=payload, headers=key)
+            assert 400 <= answer.status_code < 500
+            assert field in str(answer.json()["detail"]), field
+        oversize = client.post("/predict_engagement", json={"drafts": [DRAFT] * 257}, headers=key)
+        assert oversize.status_code == 400
+
+        churn = client.post("/predict_churn", json={"user_ids": [1]}, headers=key)
+        assert churn.status_code == 503 and "churn" in churn.json()["error"]
+
+        meta = client.get("/metadata", headers=key).json()
+        tasks = {t["task"]: t for t in meta["tasks"]}
+        assert tasks["engagement"]["version"] == trained.version and not tasks["churn"]["serving"]
+        assert tasks["engagement"]["training_window"]["test_end"]
+    # shutdown flushed the log: one row per prediction (3 + 1 + 168)
+    logged = read_parquet_log(settings.root / "predictions")
+    logged = logged[logged.request_id != "skew"]  # rows of the skew test's predictor
+    assert (logged.task == "engagement").sum() == 172
+    assert logged.feature_service.eq("engagement_v2").all()
