@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from datetime import timedelta
 from typing import Any
 
@@ -129,6 +130,16 @@ def draft_features(inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _fresh(udf):
+    """A copy of a transformation for each build: Feast's decorator rewrites the function's
+    module to `__main__`, after which a second build cannot find its source."""
+    copy = types.FunctionType(
+        udf.__code__, udf.__globals__, udf.__name__, udf.__defaults__, udf.__closure__
+    )
+    copy.__doc__ = udf.__doc__
+    return copy
+
+
 def author_affinity(inputs: dict[str, Any]) -> dict[str, Any]:
     """The author's posts so far and the share of them in the draft's category (an unknown
     author has 0 posts and no share; a known one with none in the category has share 0).
@@ -217,7 +228,7 @@ def build_draft_views(
             Field(name="author_category_share", dtype=Float64),
         ],
         mode="python",
-    )(author_affinity)
+    )(_fresh(author_affinity))
     tags = on_demand_feature_view(
         name="draft_hashtags",
         sources=slots,
@@ -228,7 +239,7 @@ def build_draft_views(
             Field(name="hashtags_known", dtype=Int64),
         ],
         mode="python",
-    )(draft_hashtags)
+    )(_fresh(draft_hashtags))
     views: dict[str, Any] = {"author_history": history, "author_category": by_category}
     views |= {v.name: v for v in slots}
     return views | {"author_affinity": affinity, "draft_hashtags": tags}

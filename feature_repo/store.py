@@ -6,15 +6,39 @@ people who want the `feast` CLI); it is never edited by hand.
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
+from pydantic import SecretStr
 
+from configs.errors import SmapError
 from configs.settings import Settings
 
 REGISTRY_CACHE_TTL_SECONDS = 60
+# what the written feature_store.yaml holds instead of the password: Feast fills ${VAR} from
+# the environment when it reads the file, so the secret never lands on disk
+PASSWORD_REFERENCE = "${SMAP_POSTGRES__PASSWORD}"
+log = logging.getLogger(__name__)
+
+
+class _Quoted(str):
+    """Written single-quoted, so the filled-in password keeps spaces, '#' and ':'."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(
+    _Quoted, lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", text, "'")
+)
 
 
 def _offline_postgres(settings: Settings) -> dict[str, Any]:
@@ -56,11 +80,18 @@ def _registry(settings: Settings) -> dict[str, Any]:
             "path": str(settings.feature_repo_dir / "registry.db"),
             "cache_ttl_seconds": REGISTRY_CACHE_TTL_SECONDS,
         }
+    # the password travels beside the URL, so the written file can hold a reference instead
+    pg = settings.postgres.model_copy(update={"password": SecretStr("")})
+    password = settings.postgres.password.get_secret_value()
     return {
         "registry_type": "sql",
-        "path": settings.postgres.sqlalchemy_url(),
+        "path": pg.sqlalchemy_url(),
         "cache_ttl_seconds": REGISTRY_CACHE_TTL_SECONDS,
-        "sqlalchemy_config_kwargs": {"echo": False, "pool_pre_ping": True},
+        "sqlalchemy_config_kwargs": {
+            "echo": False,
+            "pool_pre_ping": True,
+            "connect_args": {"password": password} if password else {},
+        },
     }
 
 
@@ -77,13 +108,24 @@ def feature_store_config(settings: Settings) -> dict[str, Any]:
 
 
 def write_feature_store_yaml(settings: Settings) -> Path:
-    """Write the generated config next to the registry (password left out)."""
+    """Write the generated config next to the registry for the `feast` CLI, with a reference
+    to the password in place of its value (and readable by its owner only)."""
     config = feature_store_config(settings)
-    if "password" in config["offline_store"]:
-        config["offline_store"]["password"] = "${SMAP_POSTGRES__PASSWORD}"
+    if config["offline_store"].get("password"):
+        config["offline_store"]["password"] = _Quoted(PASSWORD_REFERENCE)
+    connect_args = config["registry"].get("sqlalchemy_config_kwargs", {}).get("connect_args", {})
+    if connect_args.get("password"):
+        connect_args["password"] = _Quoted(PASSWORD_REFERENCE)
     settings.feature_repo_dir.mkdir(parents=True, exist_ok=True)
     path = settings.feature_repo_dir / "feature_store.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    tmp = path.with_suffix(f".yaml.tmp-{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(yaml.dump(config, Dumper=_Dumper, sort_keys=False))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -133,34 +175,56 @@ def apply(settings: Settings) -> list[str]:
 def materialize(
     settings: Settings, end: datetime | None = None, start: datetime | None = None, progress=None
 ) -> dict[str, int]:
-    """Load the latest feature rows up to `end` into the online store, view by view.
+    """Load the latest feature rows up to `end` into the online store, view by view; returns
+    the entity keys each view holds in the online store afterwards.
 
-    The first run of a view covers its whole source (from `start`, or the earliest row);
-    later runs continue incrementally from where the previous one ended.
+    A view is loaded in full (from `start`, or its earliest source row) the first time and
+    whenever the online store lost what the registry says was loaded; otherwise it continues
+    incrementally from where the previous run ended.
     """
+    from feature_repo.online_state import online_state
+
     store = open_store(settings)
+    online = online_state(settings)
     end = end or datetime.now(UTC)
     tick = progress or (lambda _name: None)
-    counts = {}
-    for view in store.list_feature_views():
-        stamps = _source_timestamps(settings, view)
-        if view.materialization_intervals:
-            store.materialize_incremental(end_date=end, feature_views=[view.name])
-        else:
-            first = start or stamps.min().to_pydatetime()
-            store.materialize(start_date=first, end_date=end, feature_views=[view.name])
-        counts[view.name] = len(stamps)
-        tick(view.name)
-    return counts
+    keys = {}
+    with named_server_errors(settings):
+        for view in store.list_feature_views():
+            if _online_is_current(online, view):
+                store.materialize_incremental(end_date=end, feature_views=[view.name])
+            else:
+                if view.materialization_intervals:
+                    log.warning(
+                        "the online store lost %s (emptied, deleted or restored from an older "
+                        "copy): loading its whole history again",
+                        view.name,
+                    )
+                store.apply([view])  # the registry's own view: re-creates its online table
+                first = start or _earliest_row(settings, view)
+                if first is not None:  # an empty source has nothing to load
+                    store.materialize(start_date=first, end_date=end, feature_views=[view.name])
+            online.set_mark(view.name, end.timestamp())
+            keys[view.name] = online.keys(view)
+            tick(view.name)
+    return keys
 
 
-def _source_timestamps(settings: Settings, view):
-    """Event timestamps of a view's source table: its size and earliest row in one read."""
+def _online_is_current(online, view) -> bool:
+    """The online store still holds everything the registry says was loaded into it."""
+    if not view.materialization_intervals:
+        return False
+    loaded_until = max(stop for _start, stop in view.materialization_intervals)
+    mark = online.mark(view.name)
+    return mark is not None and mark >= loaded_until.timestamp() - 1
+
+
+def _earliest_row(settings: Settings, view) -> datetime | None:
     from ingestion.warehouse import open_warehouse
 
-    return (
-        open_warehouse(settings).read(_table_of(view), columns=["event_timestamp"]).event_timestamp
-    )
+    stamps = open_warehouse(settings).read(_table_of(view), columns=["event_timestamp"])
+    first = stamps.event_timestamp.min()
+    return None if pd.isna(first) else first.to_pydatetime()
 
 
 def _table_of(view) -> str:
@@ -169,20 +233,68 @@ def _table_of(view) -> str:
     return table_of(view.batch_source)
 
 
-class OnlineStoreUnreachable(RuntimeError):
-    """The profile's online store cannot be reached."""
+class OnlineStoreUnreachable(SmapError, RuntimeError):
+    """The profile's online store cannot be reached or stopped answering."""
 
 
 def check_online_store(settings: Settings) -> None:
-    """Fail fast with one line when Redis is down, before Feast starts a long job."""
+    """Fail fast with one line when Redis is down or hung, before Feast starts a long job."""
     if settings.feast.online_store != "redis":
         return
     import redis
 
     r = settings.redis
+    client = redis.Redis(
+        host=r.host,
+        port=r.port,
+        db=r.db,
+        socket_connect_timeout=r.connect_timeout_seconds,
+        socket_timeout=r.read_timeout_seconds,
+    )
     try:
-        redis.Redis(host=r.host, port=r.port, db=r.db, socket_connect_timeout=3).ping()
+        client.ping()
     except redis.exceptions.RedisError as exc:
         raise OnlineStoreUnreachable(
-            f"Redis at {r.host}:{r.port} is not reachable: {exc}"
+            f"Redis at {r.host}:{r.port} is not reachable: {_first_line(exc)}"
+        ) from None
+    finally:
+        client.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _postgres_errors() -> tuple[type[BaseException], ...]:
+    """The errors PostgreSQL clients raise when the server goes away (Feast uses several)."""
+    import sqlalchemy.exc
+
+    errors: list[type[BaseException]] = [sqlalchemy.exc.OperationalError]
+    for module in ("psycopg", "psycopg2"):
+        try:
+            errors.append(__import__(module).OperationalError)
+        except ImportError:
+            pass
+    return tuple(errors)
+
+
+@contextmanager
+def named_server_errors(settings: Settings) -> Iterator[None]:
+    """A server that dies or hangs in the middle of a Feast call: one line naming it."""
+    import redis
+
+    from ingestion.warehouse import WarehouseError
+
+    try:
+        yield
+    except redis.exceptions.RedisError as exc:
+        r = settings.redis
+        raise OnlineStoreUnreachable(
+            f"Redis at {r.host}:{r.port} stopped answering: {_first_line(exc)}"
+        ) from None
+    except _postgres_errors() as exc:
+        pg = settings.postgres
+        raise WarehouseError(
+            f"PostgreSQL at {pg.host}:{pg.port} stopped answering: {_first_line(exc)}"
         ) from None

@@ -188,7 +188,7 @@ def features_materialize(profile: Profile = None) -> None:
     from pipelines import flows
 
     settings = settings_for(profile)
-    print_counts("materialized (source rows)", flows.materialize_features(settings))
+    print_counts("materialized (keys in the online store)", flows.materialize_features(settings))
 
 
 @app.command()
@@ -209,7 +209,7 @@ def demo(
         "posts simulated": result["simulate"]["content_posts"],
         "analytics rows": sum(result["ingest"].values()),
         "feast objects": len(result["apply"]),
-        "materialized source rows": sum(result["materialize"].values()),
+        "online store keys": sum(result["materialize"].values()),
         "engagement model": result["train"].model_uri,
         "engagement test r2": round(result["train"].test_metrics["r2"], 4),
         "gate": result["train"].decision.decision if result["train"].decision else "-",

@@ -1,0 +1,75 @@
+"""The PostgreSQL password is taken verbatim from the environment and never printed or written."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from configs.settings import ConfigError, load_settings
+from pipelines.cli import main
+
+AWKWARD = ["abc #def", "123456", "[s3cr3t", "it's a \\ p@ss/w+rd:%20", "true", "null", "{x: 1}"]
+
+
+@pytest.mark.parametrize("password", AWKWARD)
+def test_password_is_taken_verbatim_and_reaches_every_client_intact(password):
+    import psycopg2.extensions
+
+    settings = load_settings("services", env={"SMAP_POSTGRES__PASSWORD": password})
+
+    assert settings.postgres.password.get_secret_value() == password
+    assert psycopg2.extensions.parse_dsn(settings.postgres.dsn())["password"] == password
+    assert make_url(settings.postgres.sqlalchemy_url()).password == password
+    assert password not in repr(settings) and password not in str(settings.model_dump())
+
+
+def test_a_bad_setting_beside_a_password_never_prints_the_password():
+    env = {"SMAP_POSTGRES__PASSWORD": "hunter2", "SMAP_POSTGRES__PORT": "hunter2"}
+    with pytest.raises(ConfigError) as err:
+        load_settings("services", env=env)
+    assert "postgres.port" in str(err.value)
+    assert "hunter2" not in str(err.value)
+
+
+def test_a_password_given_a_structure_is_rejected_without_echoing_it():
+    env = {"SMAP_POSTGRES__PASSWORD": "hunter2", "SMAP_POSTGRES__PASSWORD__X": "1"}
+    with pytest.raises(ConfigError) as err:
+        load_settings("services", env=env)
+    assert "postgres.password" in str(err.value) and "hunter2" not in str(err.value)
+
+
+def test_an_env_value_that_is_not_valid_yaml_is_one_line_naming_the_variable():
+    with pytest.raises(ConfigError, match="SMAP_TRAINING__TRIALS") as err:
+        load_settings("local", env={"SMAP_TRAINING__TRIALS": "[1"})
+    assert "\n" not in str(err.value)
+
+
+def test_feature_store_yaml_holds_a_reference_not_the_password(tmp_path, monkeypatch):
+    from feast.repo_config import load_repo_config
+
+    from feature_repo.store import write_feature_store_yaml
+
+    password = "s3cr3t #with@odd/chars"
+    settings = load_settings(
+        "services",
+        env={"SMAP_POSTGRES__PASSWORD": password, "SMAP_DATA_DIR": str(tmp_path)},
+    )
+
+    path = write_feature_store_yaml(settings)
+
+    assert password not in path.read_text()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    monkeypatch.setenv("SMAP_POSTGRES__PASSWORD", password)
+    config = load_repo_config(path.parent, path)  # what the `feast` CLI does with the file
+    assert config.offline_store.password == password
+    assert config.registry.sqlalchemy_config_kwargs["connect_args"]["password"] == password
+    assert make_url(config.registry.path).password is None
+
+
+def test_config_show_masks_the_password(capsys, monkeypatch):
+    monkeypatch.setenv("SMAP_POSTGRES__PASSWORD", "s3cr3t-value")
+    assert main(["config", "show", "--profile", "services"]) == 0
+    captured = capsys.readouterr()
+    assert "s3cr3t-value" not in captured.out + captured.err
