@@ -123,9 +123,9 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr(RUN_ID, self.run_id)
         trial.set_user_attr(FINGERPRINT, self.ts.fingerprint)
-        family = trial.suggest_categorical(self.family_name, self.families)
-        trial.set_user_attr(FAMILY, family)
         try:
+            family = trial.suggest_categorical(self.family_name, self.families)
+            trial.set_user_attr(FAMILY, family)
             return self.evaluate(trial, family)
         except optuna.TrialPruned:
             raise
