@@ -138,6 +138,8 @@ def open_store(settings: Settings):
         from ingestion.warehouse import ensure_database
 
         ensure_database(settings.postgres)
+        # Feast's PostgreSQL offline store takes no connect timeout; libpq reads this instead
+        os.environ.setdefault("PGCONNECT_TIMEOUT", str(settings.postgres.connect_timeout_seconds))
     config = RepoConfig(repo_path=settings.feature_repo_dir, **feature_store_config(settings))
     return FeatureStore(config=config)
 

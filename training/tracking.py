@@ -17,11 +17,17 @@ import mlflow
 import numpy as np
 import optuna
 from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from configs.errors import SmapError
 from configs.settings import Settings
 from ingestion.warehouse import ensure_database, retry_on_race
 from training.dataset import TrainingSet
+
+
+class TrackingUnreachable(SmapError, RuntimeError):
+    """The profile's MLflow tracking backend cannot be reached or does not answer."""
 
 
 def use_tracking(settings: Settings) -> MlflowClient:
@@ -29,15 +35,38 @@ def use_tracking(settings: Settings) -> MlflowClient:
     settings.root.mkdir(parents=True, exist_ok=True)
     if settings.mlflow.backend == "postgres":
         ensure_database(settings.postgres.companion("mlflow"))
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    uri = settings.mlflow_tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    # a tracking server that stops answering: MLflow reads these on every HTTP request
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(settings.mlflow.request_timeout_seconds)
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.mlflow.request_max_retries)
 
     def connect() -> MlflowClient:
         client = MlflowClient()  # the first client on a fresh database creates the schema
         client.search_experiments(max_results=1)
         return client
 
-    return retry_on_race(connect)
+    try:  # only a fresh database has a schema-creation race to retry
+        return connect() if uri.startswith(("http://", "https://")) else retry_on_race(connect)
+    except (MlflowException, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = f"MLflow at {_masked(uri)} is not reachable: {reason}"
+        password = settings.postgres.password.get_secret_value()
+        if password:
+            message = message.replace(password, "***")
+        raise TrackingUnreachable(message) from None
+
+
+def _masked(uri: str) -> str:
+    """The URI without its password, fit for an error line."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(uri).render_as_string(hide_password=True)
+    except ArgumentError:
+        return uri
 
 
 def experiment_for(settings: Settings, task_name: str) -> str:
