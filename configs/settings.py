@@ -150,8 +150,9 @@ class TrainingSettings(_Frozen):
     timeout_seconds: float | None = Field(None, gt=0)
     promote_margin: float = Field(0.0, ge=0)
     families: tuple[str, ...] | None = None
-    # entity rows per Feast historical query: the file store joins every feature row of an
-    # entity before filtering by time, so unbounded queries exhaust memory on big presets
+    # entity rows per Feast historical query, in time order: bounds the join's memory (the
+    # stores join every feature row within the TTL before keeping the latest); measured with
+    # benchmarks/training_set.py
     retrieval_chunk_rows: int = Field(100_000, ge=1000)
 
 

@@ -12,10 +12,9 @@ from configs.settings import Settings
 from ingestion.warehouse import open_warehouse
 from training.tasks import Task, TaskError
 
-SPLIT_FRACTIONS = (
-    0.6,
-    0.8,
-)  # of the time left after the two gaps: train 60%, validation 20%, test 20%
+# of the rows in time order that the two label-window gaps leave: train 60%, validation 20%,
+# test 20%
+SPLIT_FRACTIONS = (0.6, 0.8)
 
 
 @dataclass(frozen=True)
