@@ -17,7 +17,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from training.search import open_study
-from training.tracking import ABANDONED, VERSION_STATE, is_candidate, reap_orphaned_runs
+from training.tracking import (
+    ABANDONED,
+    VERSION_STATE,
+    StaleTrialReporter,
+    is_candidate,
+    reap_orphaned_runs,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -126,3 +132,25 @@ def test_a_run_killed_after_registering_leaves_no_candidate(tmp_path):
     (version,) = client.search_model_versions("name='engagement'")
     assert version.tags[VERSION_STATE] == ABANDONED and not is_candidate(version)
     assert reap_orphaned_runs(client, experiment) == []  # already closed
+
+
+def test_a_stale_trial_fails_its_dead_workers_run_with_the_reason(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("smap-engagement")
+    parent = client.create_run(experiment).info.run_id  # left RUNNING by a dead worker
+    stale = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL,
+        params={"linear.alpha": 0.1},
+        distributions={"linear.alpha": optuna.distributions.FloatDistribution(1e-4, 10)},
+        user_attrs={"smap.run_id": parent, "family": "linear"},
+    )
+    study = optuna.create_study(study_name="s")
+
+    StaleTrialReporter(client, experiment, grace_seconds=120)(study, stale)
+
+    run = client.get_run(parent)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["smap.fail_reason"] == "worker stopped: no heartbeat for over 120 s"
+    (nested,) = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent}'")
+    assert nested.info.status == "FAILED" and nested.data.params["family"] == "linear"
+    assert nested.data.tags["smap.fail_reason"].startswith("worker stopped")
