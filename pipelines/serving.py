@@ -49,6 +49,11 @@ def start_service(
 def serve(settings: Settings, host=None, port=None, workers=None) -> int:
     """Run the service in the foreground until interrupted; returns its exit code."""
     process = start_service(settings, host, port, workers or settings.serving.workers)
+
+    def interrupt(_signum, _frame):  # SIGTERM stops the service too, never orphans it
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         return process.wait()
     except KeyboardInterrupt:
