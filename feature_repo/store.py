@@ -224,7 +224,10 @@ def _online_is_current(online, view) -> bool:
 def _earliest_row(settings: Settings, view) -> datetime | None:
     from ingestion.warehouse import open_warehouse
 
-    stamps = open_warehouse(settings).read(_table_of(view), columns=["event_timestamp"])
+    warehouse, table = open_warehouse(settings), _table_of(view)
+    if not warehouse.exists(table):  # a source not written yet (no ETL run): nothing to load
+        return None
+    stamps = warehouse.read(table, columns=["event_timestamp"])
     first = stamps.event_timestamp.min()
     return None if pd.isna(first) else first.to_pydatetime()
 

@@ -43,8 +43,9 @@ class Table:
             elif kind == "date":
                 out[col] = pd.to_datetime(out[col]).dt.tz_localize(None).dt.normalize()
                 out[col] = out[col].astype("datetime64[ns]")
-            elif kind == "str":
-                out[col] = out[col].astype("object")
+            elif kind == "str":  # text stays text in Parquet and PostgreSQL (a 0 becomes "0")
+                values = out[col].astype("object")
+                out[col] = values.where(values.isna(), values.astype(str)).astype("object")
             else:
                 out[col] = out[col].astype(dtype)
         return out.reset_index(drop=True)
