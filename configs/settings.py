@@ -111,9 +111,10 @@ class WarehouseSettings(_Frozen):
 
 class FeastSettings(_Frozen):
     project: str = Field("smap", pattern=r"^[a-z][a-z0-9_]*$")
-    # duckdb: Feast's embedded DuckDB store over the Parquet tables (point in time with TTL,
-    # one row per entity row); file: Feast's Dask store, kept for comparison benchmarks
-    offline_store: Literal["duckdb", "file", "postgres"] = "duckdb"
+    # duckdb: Feast's DuckDB store over the Parquet tables with an ASOF point-in-time join
+    # (TTL kept, one row per entity row; feature_repo/offline_store.py); duckdb_window: Feast's
+    # own DuckDB join, file: Feast's Dask store, both kept for benchmarks/training_set.py
+    offline_store: Literal["duckdb", "duckdb_window", "file", "postgres"] = "duckdb"
     online_store: Literal["sqlite", "redis"] = "sqlite"
     registry: Literal["file", "sql"] = "file"
 

@@ -51,7 +51,8 @@ def _postgres(settings: Settings, table: str, ts: str, name: str, mapping: dict)
 
 
 SOURCE_KINDS: dict[str, Callable[[Settings, str, str, str, dict], DataSource]] = {
-    "duckdb": _file,  # the DuckDB store reads the same Parquet FileSources
+    "duckdb": _file,  # the DuckDB stores read the same Parquet FileSources
+    "duckdb_window": _file,
     "file": _file,
     "postgres": _postgres,
 }

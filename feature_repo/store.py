@@ -57,7 +57,9 @@ def _offline_postgres(settings: Settings) -> dict[str, Any]:
 
 # profile value -> the offline_store block of feature_store.yaml
 OFFLINE_STORES = {
-    "duckdb": lambda _settings: {"type": "duckdb"},
+    # Feast's DuckDB store with an ASOF point-in-time join (feature_repo/offline_store.py)
+    "duckdb": lambda _settings: {"type": "feature_repo.offline_store.AsofDuckDBOfflineStore"},
+    "duckdb_window": lambda _settings: {"type": "duckdb"},  # Feast's own join, for comparison
     "file": lambda _settings: {"type": "file"},
     "postgres": _offline_postgres,
 }

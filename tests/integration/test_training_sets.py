@@ -104,3 +104,18 @@ def test_train_logs_its_set_and_evaluate_reuses_it(platform):
     assert report["training_set"]["fingerprint"] == fingerprint
     assert report["training_set"]["champion_trained_on_it"] is True
     assert mlflow.get_tracking_uri() == platform.mlflow_tracking_uri
+
+
+def test_asof_store_gives_feasts_own_point_in_time_answer(platform):
+    """The local store's ASOF join against Feast's DuckDB window join, TTL included: the same
+    values for every entity row of the engagement training set, on every view of its service."""
+    rows = _engagement_rows(platform)
+    rows = rows.iloc[:: max(1, len(rows) // 3000)]
+    window = platform.model_copy(
+        update={"feast": platform.feast.model_copy(update={"offline_store": "duckdb_window"})}
+    )
+    service = get_task("engagement").feature_service
+    asof, _ = historical_features(open_store(platform), rows, service, chunk_rows=100_000)
+    feast, _ = historical_features(open_store(window), rows, service, chunk_rows=100_000)
+    assert len(asof) == len(feast) == len(rows)
+    pd.testing.assert_frame_equal(asof, feast[asof.columns], check_dtype=False)
