@@ -11,8 +11,8 @@ from __future__ import annotations
 import fcntl
 import functools
 import io
-import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -29,7 +29,6 @@ class WarehouseError(RuntimeError):
     """A warehouse that cannot be reached or a table that cannot be read."""
 
 
-log = logging.getLogger(__name__)
 _held = threading.local()  # write locks this thread holds: lock name -> nesting depth
 
 
@@ -48,7 +47,8 @@ def _write_lock(
             depths[name] -= 1
         return
     if not try_lock():
-        log.warning("waiting for another smap writer of %s to finish", name)
+        # straight to stderr, whatever logging a library set up: the user sees why it waits
+        print(f"waiting for another smap writer of {name} to finish", file=sys.stderr, flush=True)
         wait()
     depths[name] = 1
     try:

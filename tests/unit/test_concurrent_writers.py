@@ -106,13 +106,40 @@ def test_two_smap_ingest_csv_processes_at_once_keep_both_files(tmp_path):
     assert len(posts) == 6000 and posts.post_id.is_unique
 
 
+def says_it_waits(run: subprocess.Popen) -> bool:
+    """True once the process reports on stderr that it waits for the lock (bounded wait)."""
+    seen = threading.Event()
+
+    def watch() -> None:
+        for line in run.stderr:
+            if "waiting for another smap writer" in line:
+                seen.set()
+                return
+
+    threading.Thread(target=watch, daemon=True).start()
+    return seen.wait(timeout=120)
+
+
 def test_a_writer_waits_for_the_lock_holder_and_says_so(tmp_path):
     data_dir = tmp_path / "smap"
     holder = ParquetWarehouse(data_dir / "warehouse")
     with holder.writing():
         run = _smap(["ingest", "csv", str(export(tmp_path / "a.csv", "alpha", 5))], data_dir)
-        waiting = run.stderr.readline()  # blocks until the importer reports that it waits
-        assert "waiting for another smap writer" in waiting
+        assert says_it_waits(run)
         assert not holder.exists("content_posts")  # nothing written while we hold the lock
     assert run.wait(timeout=120) == 0
     assert len(holder.read("content_posts")) == 5
+
+
+def test_the_etl_waits_for_a_running_import(tmp_path):
+    """`smap ingest` reads raw tables and writes analytics ones under the same lock."""
+    data_dir = tmp_path / "smap"
+    holder = ParquetWarehouse(data_dir / "warehouse")
+    import_posts(export(tmp_path / "a.csv", "alpha", 30), None, holder, tmp_path / "rejects")
+    with holder.writing():  # as an import in progress would
+        run = _smap(["ingest"], data_dir)
+        assert says_it_waits(run)
+        assert not holder.exists("content_performance_metrics")
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err
+    assert len(holder.read("content_performance_metrics")) == 30
