@@ -6,8 +6,8 @@ people who want the `feast` CLI); it is never edited by hand.
 
 from __future__ import annotations
 
-import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -25,7 +25,6 @@ REGISTRY_CACHE_TTL_SECONDS = 60
 # what the written feature_store.yaml holds instead of the password: Feast fills ${VAR} from
 # the environment when it reads the file, so the secret never lands on disk
 PASSWORD_REFERENCE = "${SMAP_POSTGRES__PASSWORD}"
-log = logging.getLogger(__name__)
 
 
 class _Quoted(str):
@@ -199,10 +198,12 @@ def materialize(
                 store.materialize_incremental(end_date=end, feature_views=[view.name])
             else:
                 if view.materialization_intervals:
-                    log.warning(
-                        "the online store lost %s (emptied, deleted or restored from an older "
-                        "copy): loading its whole history again",
-                        view.name,
+                    # on stderr, whatever logging a library set up: a full load takes longer
+                    print(
+                        f"the online store lost {view.name} (emptied, deleted or restored from "
+                        "an older copy): loading its whole history again",
+                        file=sys.stderr,
+                        flush=True,
                     )
                 store.apply([view])  # the registry's own view: re-creates its online table
                 first = start or _earliest_row(settings, view)

@@ -130,15 +130,17 @@ def _with_redis_port(settings, port: int):
     return settings.model_copy(update={"redis": settings.redis.model_copy(update={"port": port})})
 
 
-def test_deleted_sqlite_online_store_is_loaded_again_in_full(local_settings):
+def test_deleted_sqlite_online_store_is_loaded_again_in_full(local_settings, capsys):
     _write_features(local_settings)
     assert _loaded(materialize(local_settings, end=AFTER_ALL_ROWS)) == EXPECTED_KEYS
     (local_settings.root / "online_store.db").unlink()
+    capsys.readouterr()
 
     keys = materialize(local_settings, end=datetime(2026, 4, 2, tzinfo=UTC))
 
     assert _loaded(keys) == EXPECTED_KEYS
     assert _followers(local_settings) == [250, 40]
+    assert "the online store lost user_engagement" in capsys.readouterr().err
 
 
 def test_online_store_restored_from_an_older_copy_is_loaded_again(local_settings):
