@@ -303,3 +303,20 @@ def test_redis_that_stops_answering_mid_run_is_one_line_naming_it(services_setti
     assert str(err.value).startswith(f"Redis at 127.0.0.1:{proxy.port} stopped answering")
     assert err.value.__cause__ is None and err.value.__suppress_context__
     assert len(proxy.accepted) >= 2  # the failure came after a first connection worked
+
+
+def test_redis_stopped_after_the_check_is_one_line_naming_it(services_settings, private_redis):
+    """Materialize is past its start-up check when the server goes away."""
+    from feature_repo.store import OnlineStoreUnreachable, check_online_store
+
+    settings = _with_redis_port(services_settings, private_redis.port)
+    _write_features(settings)
+    check_online_store(settings)
+    private_redis.stop()
+
+    with pytest.raises(OnlineStoreUnreachable) as err:
+        materialize(settings, end=AFTER_ALL_ROWS)
+
+    message = str(err.value)
+    assert message.startswith(f"Redis at 127.0.0.1:{private_redis.port} stopped answering")
+    assert "\n" not in message and err.value.__cause__ is None

@@ -143,3 +143,32 @@ def test_the_etl_waits_for_a_running_import(tmp_path):
     out, err = run.communicate(timeout=300)
     assert run.returncode == 0, err
     assert len(holder.read("content_performance_metrics")) == 30
+
+
+def test_a_killed_writer_leaves_no_lock_behind(tmp_path):
+    """The kernel drops a SIGKILLed holder's lock: the next writer goes ahead."""
+    root = tmp_path / "smap" / "warehouse"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; "
+            "from ingestion.warehouse import ParquetWarehouse; "
+            f"lock = ParquetWarehouse(Path({str(root)!r})).writing(); lock.__enter__(); "
+            "print('locked', flush=True); time.sleep(600)",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    holder.kill()
+    holder.wait(timeout=30)
+    acquired = threading.Event()
+
+    def write() -> None:
+        with ParquetWarehouse(root).writing():
+            acquired.set()
+
+    threading.Thread(target=write, daemon=True).start()
+    assert acquired.wait(timeout=60)
