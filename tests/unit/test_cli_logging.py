@@ -14,6 +14,7 @@ from pipelines.cli import main
 @pytest.fixture(autouse=True)
 def _noisy_stage(monkeypatch):
     def simulate(*args, **kwargs):
+        warnings.simplefilter("always")  # shown even if an earlier test already triggered it
         warnings.warn("a library deprecation notice", UserWarning, stacklevel=2)
         logging.getLogger("feast.infra").warning("a library log record")
         return {"content_posts": 1}
