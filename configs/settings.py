@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 from urllib.parse import quote, urlencode
 
 import yaml
@@ -240,24 +240,38 @@ def _libpq_quote(value: str) -> str:
     return f"'{escaped}'"
 
 
-def _is_secret(path: list[str]) -> bool:
-    """True when the setting at `path` is typed SecretStr (read verbatim, never printed)."""
+def _annotation(path: list[str]) -> object:
+    """The type of the setting at `path`, or None when there is no such setting."""
     model: type[BaseModel] = Settings
-    for part in path:
+    for depth, part in enumerate(path):
         field = model.model_fields.get(part)
         if field is None:
-            return False
-        if field.annotation is SecretStr:
-            return True
+            return None
+        if depth == len(path) - 1:
+            return field.annotation
         if not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
-            return False
+            return None
         model = field.annotation
-    return False
+    return None
+
+
+def _is_secret(path: list[str]) -> bool:
+    """True when the setting at `path` is typed SecretStr (read verbatim, never printed)."""
+    return _annotation(path) is SecretStr
+
+
+def _is_text(path: list[str]) -> bool:
+    """A text or path setting (optional or not): its value is the variable's exact text."""
+    kinds = set(get_args(_annotation(path))) or {_annotation(path)}
+    return bool(kinds - {type(None)}) and kinds - {type(None)} <= {str, Path, SecretStr}
 
 
 def _env_value(key: str, value: str, path: list[str]) -> object:
-    """A secret is taken verbatim; other values are YAML scalars or lists (`[a, b]`, `null`)."""
+    """Text, path and secret settings take the value verbatim ('abc #def' stays whole, '0123'
+    stays text); other values are YAML scalars or lists (`[a, b]`, `null`)."""
     if value == "" or _is_secret(path):
+        return value
+    if _is_text(path) and value not in ("null", "~"):
         return value
     try:
         return yaml.safe_load(value)

@@ -73,3 +73,19 @@ def test_config_show_masks_the_password(capsys, monkeypatch):
     assert main(["config", "show", "--profile", "services"]) == 0
     captured = capsys.readouterr()
     assert "s3cr3t-value" not in captured.out + captured.err
+
+
+def test_text_settings_are_taken_verbatim_and_typed_ones_parsed():
+    settings = load_settings(
+        "local",
+        env={
+            "SMAP_MLFLOW__TRACKING_URI": "http://mlflow.internal/#team a",
+            "SMAP_FEAST__PROJECT": "p123",
+            "SMAP_TRAINING__FAMILIES": "[linear, xgboost]",
+            "SMAP_TRAINING__TIMEOUT_SECONDS": "null",
+        },
+    )
+    assert settings.mlflow.tracking_uri == "http://mlflow.internal/#team a"
+    assert settings.feast.project == "p123"
+    assert settings.training.families == ("linear", "xgboost")
+    assert settings.training.timeout_seconds is None
