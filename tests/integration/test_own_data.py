@@ -63,4 +63,6 @@ def test_task_without_its_data_says_so(tmp_path, monkeypatch, capsys):
     assert (
         err == "error: trend: the data has no hashtag usage to forecast (import a hashtags column)"
     )
-    assert MlflowClient().search_registered_models() == []
+    # this test's registry, not whichever one an earlier test left as mlflow's current URI
+    settings = load_settings("local", env={"SMAP_DATA_DIR": str(tmp_path / "smap")})
+    assert MlflowClient(settings.mlflow_tracking_uri).search_registered_models() == []
