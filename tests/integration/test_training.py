@@ -220,12 +220,20 @@ def test_every_task_trains_and_evaluates_on_services(services_settings):
 
     flows.prepare_data(services_settings)
     families = {"trend": ("lightgbm",)}
+    crowned = []
     for task in ("engagement", "virality", "churn", "trend"):
         result = train(services_settings, task, trials=1, families=families.get(task, FAST))
-        assert result.decision.decision == "first_champion"
+        # one trial on tiny data may lose to the naive baseline: then the gate refuses it
+        decision = result.decision
+        assert decision.decision in {"first_champion", "below_baseline"}, (task, decision)
+        if decision.decision == "below_baseline":
+            assert decision.champion_after is None and "baseline" in decision.reason
+            continue
+        crowned.append(task)
         report = evaluate(services_settings, task)
         assert report["model_version"] == result.version
         assert np.isfinite(report["champion_value"]) and np.isfinite(report["oracle_value"])
+    assert len(crowned) >= 2, crowned
 
 
 def test_chunked_retrieval_gives_the_same_training_set(platform):
