@@ -129,8 +129,9 @@ def test_a_run_killed_after_registering_leaves_no_candidate(tmp_path):
     run = client.get_run(orphan)
     assert run.info.status == "FAILED"
     assert f":{worker.pid} exited before finishing" in run.data.tags["smap.fail_reason"]
-    (version,) = client.search_model_versions("name='engagement'")
-    assert version.tags[VERSION_STATE] == ABANDONED and not is_candidate(version)
+    versions = client.search_model_versions("name='engagement'")
+    assert versions  # (a loaded machine has been seen to register twice: none may look ready)
+    assert all(v.tags[VERSION_STATE] == ABANDONED and not is_candidate(v) for v in versions)
     assert reap_orphaned_runs(client, experiment) == []  # already closed
 
 
