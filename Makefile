@@ -33,6 +33,7 @@ bench: install
 	mkdir -p .smap/bench
 	$(UV) run python benchmarks/ingest.py --json .smap/bench/ingest.json
 	$(UV) run python benchmarks/tuning.py --json .smap/bench/tuning.json
+	$(UV) run python benchmarks/training_set.py --preset small --json .smap/bench/training_set.json
 
 clean:
 	rm -rf .smap

@@ -6,8 +6,10 @@ publication) joined point in time with the feature views of the task's feature s
 
 - `file`: Feast's file (Dask) offline store, the old local default, in time-ordered chunks of
   `--chunk-rows` entity rows (unchunked it ran out of 24 GB on the default preset).
-- `duckdb`: Feast's DuckDB offline store, the new local default, through smap's own
-  `historical_features` (chunked the same way; every entity row comes back once).
+- `duckdb_window`: Feast's own DuckDB offline store (its point-in-time join is a window over
+  every feature row inside the TTL), through smap's `historical_features`, chunked the same way.
+- `duckdb`: the new local default, Feast's DuckDB store with smap's ASOF point-in-time join
+  (feature_repo/offline_store.py), through the same `historical_features`.
 - `postgres`: Feast's PostgreSQL offline store on the services profile, over the same feature
   tables copied into a fresh database (removed afterwards).
 - `floor`: one DuckDB `ASOF LEFT JOIN` per feature view on its entity keys and timestamp, with no
@@ -44,7 +46,7 @@ os.environ.update(telemetry_env())
 
 out = Console()
 log = Console(stderr=True)
-METHODS = ("file", "duckdb", "postgres", "floor")
+METHODS = ("file", "duckdb_window", "duckdb", "postgres", "floor")
 
 
 @dataclass
@@ -280,7 +282,7 @@ def run(args: argparse.Namespace) -> tuple[list[Result], list[str]]:
             log.print("copying the feature tables into PostgreSQL ...")
             prepare_postgres(args.data_dir, database, project)
             env = services_env(args.data_dir / "services", database, project)
-        elif method in ("file", "duckdb"):
+        elif method in ("file", "duckdb_window", "duckdb"):
             env = local_env(args.data_dir, method)
         else:
             env = local_env(args.data_dir)
@@ -295,6 +297,9 @@ def run(args: argparse.Namespace) -> tuple[list[Result], list[str]]:
                 drop_database(database, project)
                 drop_database(f"{database}_mlflow", project)
         results.append(Result(method, rows, entity_rows, seconds, peak))
+        log.print(
+            f"{method}: {rows:,} of {entity_rows:,} rows in {seconds:.1f} s, peak {peak:,.0f} MB"
+        )
     floor = next((r for r in results if r.method == "floor"), None)
     for r in results:
         if floor:
