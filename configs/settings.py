@@ -7,8 +7,10 @@ Secrets (the PostgreSQL password) are never read from YAML, only from the enviro
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Literal, get_args
 from urllib.parse import quote, urlencode
@@ -21,6 +23,7 @@ PROFILES = ("local", "services")
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # read directly, not as config keys (SMAP_API_KEY is a secret the service reads at start)
 _RESERVED_ENV = {"SMAP_PROFILE", "SMAP_CONFIG", "SMAP_DATABASE", "SMAP_API_KEY"}
+_warned_env: set[str] = set()  # unknown variables already warned about in this process
 
 
 class ConfigError(ValueError):
@@ -279,11 +282,42 @@ def _env_value(key: str, value: str, path: list[str]) -> object:
         raise ConfigError(f"config error: {key} is not a valid value: {value!r}") from None
 
 
-def _apply_env_overrides(raw: dict, env: dict[str, str]) -> dict:
+def _setting_names(model: type[BaseModel] = Settings, prefix: str = "SMAP_") -> list[str]:
+    """Every variable name that sets a leaf setting (SMAP_REDIS__PORT, SMAP_DATA_DIR, ...)."""
+    names = []
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            names += _setting_names(kind, f"{prefix}{name.upper()}__")
+        else:
+            names.append(f"{prefix}{name.upper()}")
+    return names
+
+
+def _warn_unknown(key: str) -> None:
+    """A stray SMAP_* variable (a typo, another tool's) must not block every command: say which
+    setting it probably meant, once per process, on stderr whatever logging is set up."""
+    if key in _warned_env:
+        return
+    _warned_env.add(key)
+    # compared without the shared SMAP_ prefix, which would make every name look close
+    names = {name[len("SMAP_") :]: name for name in [*_setting_names(), *sorted(_RESERVED_ENV)]}
+    close = difflib.get_close_matches(key[len("SMAP_") :], list(names), n=1)
+    hint = f"; did you mean {names[close[0]]}?" if close else ""
+    print(f"warning: {key} is not a smap setting, ignored{hint}", file=sys.stderr, flush=True)
+
+
+def _apply_env_overrides(raw: dict, env: dict[str, str], referenced: set[str]) -> dict:
+    """Apply SMAP_* settings; variables the profile itself references (${SMAP_DATABASE}) are
+    known, others that name no setting are warned about and skipped."""
     for key, value in env.items():
         if not key.startswith("SMAP_") or key in _RESERVED_ENV:
             continue
         path = key[len("SMAP_") :].lower().split("__")
+        if _annotation(path) is None:
+            if key not in referenced:
+                _warn_unknown(key)
+            continue
         node = raw
         for part in path[:-1]:
             child = node.get(part)
@@ -347,8 +381,10 @@ def load_settings(
         path = profile_path(profile or env.get("SMAP_PROFILE", "local"))
     if not path.is_file():
         raise ConfigError(f"config error: profile file {path} does not exist")
+    text = path.read_text()
+    referenced = {match.group(1) for match in _ENV_PATTERN.finditer(text)}
     try:
-        raw = yaml.safe_load(expand_env(path.read_text(), env)) or {}
+        raw = yaml.safe_load(expand_env(text, env)) or {}
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         where = f" line {line + 1}" if line is not None else ""
@@ -360,7 +396,7 @@ def load_settings(
             f"config error in {path.name}: postgres.password: secrets come only from the "
             "environment (SMAP_POSTGRES__PASSWORD)"
         )
-    raw = _apply_env_overrides(raw, env)
+    raw = _apply_env_overrides(raw, env, referenced)
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:

@@ -121,6 +121,14 @@ def simulate(
     if preset is not None and preset not in PRESETS:
         raise SmapError(f"--preset: unknown preset {preset!r} (choose {', '.join(PRESETS)})")
     settings = settings_for(profile)
+    chosen = preset or settings.simulator.preset
+    days = PRESETS[chosen].days
+    if shift_at is not None and not 1 <= shift_at < days:
+        # a shift needs days before and after it, or there is no drift to detect
+        raise SmapError(
+            f"--shift-at: {shift_at} is not a day of preset {chosen} ({days} days); "
+            f"choose 1 to {days - 1}"
+        )
     started = time.perf_counter()
     counts = flows.simulate(settings, preset=preset, seed=seed, shift_at=shift_at)
     seconds = time.perf_counter() - started
