@@ -67,6 +67,9 @@ MAX_COUNT = 10**12  # far above any real post's reach; larger values are typos o
 MAX_TEXT_CHARS = 100_000  # longer captions are rejected per row, never the whole file
 DEFAULT_EARLIEST_DATE = "2004-01-01"
 FUTURE_SLACK = pd.Timedelta(days=1)  # a post may be stamped up to a day ahead (time zones)
+# PostgreSQL text cannot hold U+0000; a cell with one is a reject on both profiles, so the
+# same export loads the same rows whichever warehouse it goes to.
+NUL_REASON = "contains a NUL character (U+0000), which a text column cannot store"
 
 # Names other platforms use for our five post types (compared lower-case, '_' for ' ' and '-').
 TYPE_SYNONYMS = {
@@ -516,6 +519,9 @@ def _parse_row(
     """A post, or one reason naming every bad field (so a user fixes a row in one pass)."""
     values, problems, blanks = {}, [], 0
     for name, column in columns.items():
+        if _has_nul(record[column]):
+            problems.append(f"{name} (column {column!r}): {NUL_REASON}")
+            continue
         if name in BLANK_AS_ZERO and not _text(record[column]):
             values[name], blanks = 0, blanks + 1
             continue
@@ -562,6 +568,10 @@ def _contradictions(
         f"likes (column {columns['likes']!r}): {values['likes']} is above reach "
         f"({reach}); set reach_sampled: true in the mapping if reach is an estimate"
     ]
+
+
+def _has_nul(value: Any) -> bool:
+    return isinstance(value, str) and "\x00" in value
 
 
 def _first_known(value: int | None, default: int) -> int:
