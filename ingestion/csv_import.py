@@ -16,7 +16,7 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -140,6 +140,7 @@ class _Source:
     frame: pd.DataFrame
     rows: list[int]  # 1-based line number in a CSV, 1-based row number in a Parquet file
     problems: list[str | None]  # rows that are broken as a whole (wrong number of fields)
+    delimiter: str | None = None  # the CSV delimiter detected (None for Parquet)
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,73 @@ def import_posts(
     """
     with warehouse.writing():
         return _import_locked(path, mapping_path, warehouse, rejects_dir)
+
+
+@dataclass(frozen=True)
+class ImportPreview:
+    """What an import of a file would do, computed without writing anything (--dry-run)."""
+
+    rows_read: int
+    rows_would_load: int
+    rows_duplicate: int  # already in the warehouse, or repeated within the file
+    rows_rejected: int
+    rejects_by_reason: dict[str, int]  # reason with its values left out -> rows
+    delimiter: str | None
+    first_post: pd.Timestamp | None
+    last_post: pd.Timestamp | None
+    accounts: int
+    accounts_new: int
+    engagement_denominator: str
+
+
+def preview_posts(path: Path, mapping_path: Path | None, warehouse: Warehouse) -> ImportPreview:
+    """Validate a file and its mapping against the warehouse as an import would, writing
+    nothing (no table, no rejects file, no lock). Raises CsvImportError as import_posts does
+    for a file or mapping that cannot be used at all."""
+    mapping = load_mapping(mapping_path)
+    source = _read_source(path)
+    columns = _resolve_columns(mapping, source.frame, path.name)
+    posts, rejects = _parse_rows(source, columns, mapping)
+    existing = {name: _read_or_empty(warehouse, name) for name in ("users", "content_posts")}
+    existing["engagement_definition"] = _read_or_empty(warehouse, "engagement_definition")
+    _engagement_definition(existing, mapping.engagement_denominator, path.name)
+    fresh, duplicates = _new_posts(posts, set(existing["content_posts"].post_id))
+    accounts = {post.account for post in fresh}
+    return ImportPreview(
+        rows_read=len(source.rows),
+        rows_would_load=len(fresh),
+        rows_duplicate=duplicates,
+        rows_rejected=len(rejects),
+        rejects_by_reason=_reasons(rejects.values()),
+        delimiter=source.delimiter,
+        first_post=fresh[0].created_at if fresh else None,
+        last_post=fresh[-1].created_at if fresh else None,
+        accounts=len(accounts),
+        accounts_new=len(accounts - set(existing["users"].username)),
+        engagement_denominator=mapping.engagement_denominator,
+    )
+
+
+# the row's own values in a reason, and what they are replaced with in the summary
+_ROW_VALUES = (
+    (re.compile(r"\s*\(got [^)]*\)"), ""),
+    (re.compile(r"\d[\d,]* is above reach \(\d[\d,]*\)"), "is above reach"),
+    (re.compile(r"is [\d,]+ characters long"), "is too long"),
+)
+_FIELD_REASON = re.compile(r"; (?=\w+ \(column )")  # where one field's reason ends
+
+
+def _reasons(reasons: Iterable[str]) -> dict[str, int]:
+    """Rows per kind of problem: each field's reason without the row's own values, most
+    frequent first, so a summary of 10,000 rejects is a handful of lines."""
+    counts: dict[str, int] = {}
+    for reason in reasons:
+        for part in dict.fromkeys(_FIELD_REASON.split(reason)):
+            kind = part
+            for pattern, replacement in _ROW_VALUES:
+                kind = pattern.sub(replacement, kind)
+            counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
 
 def _import_locked(
@@ -464,7 +532,7 @@ def _csv_cells(path: Path, text: str, delimiter: str) -> _Source:
             if len(fields) == len(header)
             else f"row has {len(fields)} fields, the header has {len(header)}"
         )
-    return _Source(pd.DataFrame(cells, columns=header, dtype=object), rows, problems)
+    return _Source(pd.DataFrame(cells, columns=header, dtype=object), rows, problems, delimiter)
 
 
 def _read_parquet(path: Path) -> _Source:

@@ -167,6 +167,12 @@ def ingest_csv(
     mapping: Annotated[
         Path | None, typer.Option(help="YAML column mapping (see configs/mappings/).")
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Validate the file and mapping and print a summary; write nothing."
+        ),
+    ] = False,
     profile: Profile = None,
 ) -> None:
     """Load your own post export into the raw tables (rejects go to a file with reasons)."""
@@ -175,8 +181,41 @@ def ingest_csv(
     if not path.is_file():
         raise SmapError(f"path: {path} does not exist")
     settings = settings_for(profile or ctx.obj)
+    if dry_run:
+        print_import_preview(path, flows.preview_csv(settings, path, mapping))
+        return
     result = flows.ingest_csv(settings, path, mapping)
     print_counts(f"imported {path.name}", {k: v for k, v in vars(result).items()})
+
+
+def print_import_preview(path: Path, preview) -> None:
+    """The dry run's summary; exits 1 (as the import would) when no row could load."""
+    delimiter = {",": "comma", ";": "semicolon", "\t": "tab"}.get(preview.delimiter, "-")
+    when = (
+        f"{preview.first_post:%Y-%m-%d %H:%M} .. {preview.last_post:%Y-%m-%d %H:%M} UTC"
+        if preview.first_post is not None
+        else "-"
+    )
+    print_counts(
+        f"dry run of {path.name} (nothing written)",
+        {
+            "rows read": preview.rows_read,
+            "rows that would load": preview.rows_would_load,
+            "rows already loaded or repeated": preview.rows_duplicate,
+            "rows rejected": preview.rows_rejected,
+            "delimiter": delimiter,
+            "time range": when,
+            "accounts (new)": f"{preview.accounts} ({preview.accounts_new})",
+            "engagement denominator": preview.engagement_denominator,
+        },
+    )
+    if preview.rejects_by_reason:
+        from rich.markup import escape  # column names such as "Likes [total]" are not markup
+
+        reasons = {escape(reason): rows for reason, rows in preview.rejects_by_reason.items()}
+        print_counts("rejects by reason", reasons)
+    if preview.rows_would_load == 0 and preview.rows_duplicate == 0:
+        raise SmapError(f"{path.name}: no row would load")
 
 
 @features_app.command("apply")

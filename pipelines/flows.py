@@ -62,6 +62,14 @@ def ingest_csv(settings: Settings, path: Path, mapping: Path | None):
     return import_posts(path, mapping, open_warehouse(settings), settings.root / "rejects")
 
 
+def preview_csv(settings: Settings, path: Path, mapping: Path | None):
+    """What importing an export would do, checked against the warehouse, writing nothing."""
+    from ingestion.csv_import import preview_posts
+    from ingestion.warehouse import open_warehouse
+
+    return preview_posts(path, mapping, open_warehouse(settings))
+
+
 def apply_features(settings: Settings) -> list[str]:
     """Register the Feast definitions for the active profile."""
     from feature_repo.store import apply

@@ -1,0 +1,71 @@
+"""`smap ingest csv --dry-run` validates a file and its mapping and writes nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pipelines.cli import main
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+EXPORT = FIXTURES / "posts_export.csv"
+MAPPING = FIXTURES / "posts_mapping.yaml"
+
+
+def _data_files(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under the data dir with its size and mtime, except smap's own log."""
+    found = {}
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            path = Path(folder) / name
+            if path.relative_to(root).parts[0] != "logs":
+                stat = path.stat()
+                found[str(path.relative_to(root))] = (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def test_dry_run_after_an_import_changes_nothing_and_counts_the_loaded_rows(capsys):
+    root = Path(os.environ["SMAP_DATA_DIR"])
+    assert main(["ingest", "csv", str(EXPORT), "--mapping", str(MAPPING)]) == 0
+    before = _data_files(root)
+    capsys.readouterr()
+
+    assert main(["ingest", "csv", str(EXPORT), "--mapping", str(MAPPING), "--dry-run"]) == 0
+
+    text = " ".join(capsys.readouterr().out.split())
+    assert _data_files(root) == before
+    assert "rows that would load │ 0" in text
+    assert "rows already loaded or repeated │ 25" in text and "accounts (new) │ 0 (0)" in text
+
+
+def test_dry_run_on_an_empty_data_dir_prints_the_summary_and_writes_nothing(capsys):
+    root = Path(os.environ["SMAP_DATA_DIR"])
+
+    assert main(["ingest", "csv", str(EXPORT), "--mapping", str(MAPPING), "--dry-run"]) == 0
+
+    assert _data_files(root) == {}
+    text = " ".join(capsys.readouterr().out.split())
+    assert "rows that would load │ 24" in text and "accounts (new) │ 2 (2)" in text
+    assert "rows rejected │ 6" in text and "delimiter │ comma" in text
+    assert "2026-03-01 13:00 .. 2026-03-30 13:23 UTC" in text
+    assert "unknown post type 'Story'" in text  # rejects by reason
+    assert "must be >= 0 │ 1" in text  # the rule is kept, the row's own value is not
+
+
+def test_dry_run_of_a_file_nothing_would_load_from_exits_1(capsys, tmp_path):
+    export = tmp_path / "bad.csv"
+    export.write_text(
+        "timestamp;type;category;reach;likes;comments;shares\n"
+        "yesterday;image;travel;10;1;1;1\n"
+        "1900-01-01;image;travel;10;1;1;1\n",
+        encoding="utf-8",
+    )
+
+    assert main(["ingest", "csv", str(export), "--dry-run"]) == 1
+
+    captured = capsys.readouterr()
+    text = " ".join(captured.out.split())
+    assert "delimiter │ semicolon" in text and "rows rejected │ 2" in text
+    assert "cannot be read as a date" in text and "is before 2004-01-01" in text
+    assert captured.err.strip() == "error: bad.csv: no row would load"
+    assert not (tmp_path / "smap" / "rejects").exists()
