@@ -84,6 +84,47 @@ def missing_per_row(online: dict[str, list], rows: dict[str, list]) -> list[list
     return out
 
 
+def unknown_authors(online: dict[str, list]) -> list[int]:
+    """Rows whose author has no row in the online store."""
+    return [i for i, v in enumerate(online.get(AUTHOR_PROBE, ())) if v is None]
+
+
+def feature_columns(online: dict[str, list], features: Sequence[str]) -> list[list]:
+    """The model's input as plain columns (one list per feature, in `features` order): online
+    values, author defaults where the author is unknown. `model_frame` without pandas."""
+    columns = [online[name] for name in features]
+    unknown = unknown_authors(online)
+    if unknown:
+        for j, name in enumerate(features):
+            if name in AUTHOR_DEFAULTS:
+                column = columns[j] = list(columns[j])
+                for i in unknown:
+                    column[i] = AUTHOR_DEFAULTS[name]
+    return columns
+
+
+def encode(columns: Sequence[Sequence], features: Sequence[str], encoder) -> np.ndarray:
+    """The estimator's float matrix straight from plain columns: what
+    `encoder.transform(training.packaging.input_frame(model_frame(...)))` computes (numbers
+    as float, None as NaN; categories as `str(value)`, one-hot in the encoder's order; then
+    the encoder's impute and scale), without building a DataFrame per request."""
+    position = {name: j for j, name in enumerate(features)}
+    n = len(columns[0]) if columns else 0
+    width = len(encoder.numeric) + sum(len(v) for v in encoder.categories.values())
+    x = np.empty((n, width))
+    for k, name in enumerate(encoder.numeric):
+        x[:, k] = np.asarray(columns[position[name]], dtype=float)
+    k = len(encoder.numeric)
+    for name, values in encoder.categories.items():
+        text = np.asarray([str(v) for v in columns[position[name]]], dtype=object)
+        x[:, k : k + len(values)] = text[:, None] == np.asarray(values, dtype=object)[None, :]
+        k += len(values)
+    if not encoder.scale:
+        return x
+    x = np.where(np.isnan(x), encoder.medians, x)
+    return (x - encoder.means) / encoder.stds
+
+
 def model_frame(online: dict[str, list], features: Sequence[str]) -> pd.DataFrame:
     """The model's input frame: online values, author defaults where the author is unknown."""
     frame = pd.DataFrame({name: online[name] for name in features})

@@ -46,6 +46,17 @@ class Champion:
         categorical = list(self.model.encoder.categories)
         return self.model.predict_frame(input_frame(frame, self.features, categorical))
 
+    def predict_columns(self, columns: list[list]) -> np.ndarray:
+        """`predict` on plain columns in `features` order: encoded straight to the estimator's
+        matrix (no DataFrame); forecasts, which rescale by a frame column, take the frame path."""
+        from serving.features import encode
+
+        features = self.model.features
+        if self.model.kind == "forecast":
+            return self.predict(pd.DataFrame(dict(zip(features, columns, strict=True))))
+        x = encode(columns, features, self.model.encoder)
+        return np.asarray(self.model.fitted.predict(x), dtype=float)
+
 
 def champion_version(client, task: str):
     """The registry's model version behind `<task>@champion`, or None."""

@@ -35,6 +35,7 @@ class OnlineFeatures:
         self.settings = settings
         self.store = store or open_store(settings)
         self._refs: dict[str, list[str]] = {}
+        self._request_views: dict[str, list | None] = {}
         self._lock = threading.Lock()
         self._errors = _connection_errors()
 
@@ -68,6 +69,46 @@ class OnlineFeatures:
         except self._errors as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise OnlineStoreDown(f"{self.where()} is not reachable: {first}") from None
+
+    def request_views(self, service_name: str, varying: set[str]) -> list | None:
+        """(on-demand view, its served feature names) for every view of the service computed
+        from request data alone; None when a view mixes lookups with a `varying` request
+        field (its values then differ per row and only a full lookup is right)."""
+        with self._lock:
+            if service_name not in self._request_views:
+                service = self.store.get_feature_service(service_name, allow_cache=True)
+                odfv_names = {v.name for v in self.store.list_on_demand_feature_views()}
+                views: list | None = []
+                for p in service.feature_view_projections:
+                    if p.name not in odfv_names:
+                        continue
+                    view = self.store.get_on_demand_feature_view(p.name, allow_registry_cache=True)
+                    inputs = {
+                        f.name for s in view.source_request_sources.values() for f in s.schema
+                    }
+                    if not view.source_feature_view_projections:
+                        views.append((view, [f.name for f in p.features]))
+                    elif inputs & varying:
+                        views = None
+                        break
+                self._request_views[service_name] = views
+            return self._request_views[service_name]
+
+    def fetch_varying(self, service_name: str, row: dict[str, list], varying: dict[str, list]):
+        """Feature values of one entity row repeated with each value of the `varying` request
+        fields (a draft at many planned times): one online lookup for the row, the on-demand
+        views of request data run over every variant with Feast's own transformation.
+        Lookups never depend on request data, so every variant shares them."""
+        n = len(next(iter(varying.values())))
+        views = self.request_views(service_name, set(varying))
+        if views is None:  # a lookup-based view reads a varying field: look every row up
+            return self.fetch(service_name, {k: v * n for k, v in row.items()} | varying)
+        online = {k: v * n for k, v in self.fetch(service_name, row).items()}
+        request = {k: v * n for k, v in row.items()} | varying
+        for view, names in views:
+            values = view.transform_dict(request)
+            online.update({name: list(values[name]) for name in names})
+        return online
 
     def ping(self) -> str:
         """'' when the online store answers, else the reason."""

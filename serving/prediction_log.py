@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from configs.settings import Settings
@@ -42,28 +43,62 @@ def prediction_rows(
     request_id: str,
     task: str,
     entities: Sequence[dict],
-    features: pd.DataFrame,
+    features: Sequence[str],
+    columns: Sequence[Sequence],
     predictions: Sequence[float],
     lineage: dict,
 ) -> list[tuple]:
-    """Log rows of one answer: entity keys and the feature vector as JSON text."""
+    """Log rows of one answer, as plain values: the request only pays for the tuples; the
+    flushing thread turns entity keys and feature vectors into JSON text (`as_text`)."""
     now = datetime.now(UTC)
-    vectors = features.astype(object).where(features.notna(), None).to_dict(orient="records")
+    names = tuple(features)
+    model, version = lineage["model"], int(lineage["version"])
+    run_id, service = lineage["run_id"], lineage["feature_service"]
     return [
         (
             request_id,
             now,
             task,
-            json.dumps(entity, default=str),
-            json.dumps(vector, default=str),
-            float(pred),
-            lineage["model"],
-            int(lineage["version"]),
-            lineage["run_id"],
-            lineage["feature_service"],
+            entity,
+            Vector(names, values),
+            pred,
+            model,
+            version,
+            run_id,
+            service,
+        )  # fmt: skip
+        for entity, values, pred in zip(
+            entities,
+            zip(*columns, strict=True),
+            np.asarray(predictions, dtype=float).tolist(),
+            strict=True,
         )
-        for entity, vector, pred in zip(entities, vectors, predictions, strict=True)
     ]
+
+
+class Vector(tuple):
+    """One row's feature values with their names, turned into a JSON object when written."""
+
+    def __new__(cls, names: tuple[str, ...], values: tuple):
+        return super().__new__(cls, (names, values))
+
+    def as_dict(self) -> dict:
+        names, values = self
+        return {n: None if v is None or v != v else v for n, v in zip(names, values, strict=True)}
+
+
+def _json(value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Vector):
+        value = value.as_dict()
+    return json.dumps(value, default=str)
+
+
+def as_text(rows: list[tuple]) -> list[tuple]:
+    """Rows as the table stores them: entity keys and feature vectors as JSON text (NaN as
+    null), predictions as float."""
+    return [(r[0], r[1], r[2], _json(r[3]), _json(r[4]), float(r[5]), *r[6:]) for r in rows]
 
 
 class ParquetParts:
@@ -179,7 +214,7 @@ class PredictionLog:
                 if not batch:
                     return done
                 try:
-                    self.write(batch)
+                    self.write(as_text(batch))
                 except Exception as exc:
                     self.failed_flushes += 1
                     log.warning("prediction log: %d rows not written yet: %s", len(batch), exc)

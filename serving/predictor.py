@@ -13,7 +13,7 @@ import numpy as np
 from configs.settings import Settings
 from feature_repo.feature_services import DRAFT_SERVICES
 from serving import rules
-from serving.features import draft_rows, missing_per_row, model_frame
+from serving.features import draft_rows, feature_columns, missing_per_row
 from serving.models import AliasPoller, Champion, Champions, NoChampion
 from serving.online import OnlineFeatures, OnlineStoreDown
 from serving.prediction_log import PredictionLog, open_prediction_log, prediction_rows
@@ -80,14 +80,25 @@ class Predictor:
         except OnlineStoreDown as exc:
             raise Unavailable(str(exc)) from None
 
-    def score(self, champion: Champion, rows: dict[str, list], request_id: str, keys: list[dict]):
-        """Look up, default, predict, log: returns predictions and per-row missing lists."""
-        online = self.lookup(champion, rows)
-        frame = model_frame(online, champion.features)
-        predictions = champion.predict(frame)
+    def score(
+        self,
+        champion: Champion,
+        rows: dict[str, list],
+        request_id: str,
+        keys: list[dict],
+        online: dict[str, list] | None = None,
+    ):
+        """Look up (unless given), default, predict, log: returns predictions and per-row
+        missing lists."""
+        if online is None:
+            online = self.lookup(champion, rows)
+        features = champion.model.features
+        columns = feature_columns(online, features)
+        predictions = champion.predict_columns(columns)
+        lineage = self.lineage_dict(champion)
         self.log.add(
             prediction_rows(
-                request_id, champion.task, keys, frame, predictions, self.lineage_dict(champion)
+                request_id, champion.task, keys, features, columns, predictions, lineage
             )
         )
         return predictions, missing_per_row(online, rows)
@@ -174,7 +185,14 @@ class Predictor:
         hours = rules.candidate_hours(start or utc_now())
         rows = self._draft_rows([draft] * len(hours), hours)
         keys = [{"user_id": draft.user_id, "planned_at": h} for h in hours]
-        preds, missing = self.score(champion, rows, request_id, keys)
+        first = {k: v[:1] for k, v in rows.items()}
+        try:  # one lookup for the draft; only its planned time varies between candidates
+            online = self.online.fetch_varying(
+                champion.feature_service, first, {"posted_at": rows["posted_at"]}
+            )
+        except OnlineStoreDown as exc:
+            raise Unavailable(str(exc)) from None
+        preds, missing = self.score(champion, rows, request_id, keys, online)
         slots = [
             PostingSlot(planned_at=h, engagement_rate=float(p))
             for h, p in zip(hours, np.asarray(preds), strict=True)

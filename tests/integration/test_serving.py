@@ -17,7 +17,7 @@ from pipelines import flows
 from serving.features import model_frame
 from serving.prediction_log import read_parquet_log
 from serving.predictor import Predictor
-from serving.schemas import Draft
+from serving.schemas import Draft, DraftTemplate
 from training.dataset import build_training_set
 from training.packaging import input_frame
 from training.tasks import get_task
@@ -83,6 +83,21 @@ def test_served_vector_and_prediction_equal_training(platform):
     answer = predictor.predict_engagement(drafts, "skew")
     np.testing.assert_allclose([p.engagement_rate for p in answer.predictions], want, rtol=1e-9)
     assert all(p.missing_features == [] for p in answer.predictions)
+
+    # best posting time looks the draft up once and varies the hour: the same answers as
+    # every hour looked up in full
+    template = DraftTemplate(**drafts[0].model_dump(exclude={"planned_at"}))
+    best = predictor.best_posting_time(template, "best", start=day.to_pydatetime())
+    hours = [s.planned_at for s in best.slots]
+    full = predictor.predict_engagement(
+        [Draft(**template.model_dump(), planned_at=h) for h in hours], "full"
+    )
+    np.testing.assert_allclose(
+        [s.engagement_rate for s in best.slots],
+        [p.engagement_rate for p in full.predictions],
+        rtol=1e-12,
+    )
+    assert len({round(s.engagement_rate, 12) for s in best.slots}) > 1  # the hour matters
     predictor.close()
 
 
@@ -150,6 +165,6 @@ def test_http_app_answers_with_lineage_validates_and_logs(platform, monkeypatch)
         assert tasks["engagement"]["training_window"]["test_end"]
     # shutdown flushed the log: one row per prediction (3 + 1 + 168)
     logged = read_parquet_log(settings.root / "predictions")
-    logged = logged[logged.request_id != "skew"]  # rows of the skew test's predictor
+    logged = logged[~logged.request_id.isin(["skew", "best", "full"])]  # skew test rows
     assert (logged.task == "engagement").sum() == 172
     assert logged.feature_service.eq("engagement_v2").all()

@@ -160,3 +160,31 @@ def test_api_key_is_required_except_on_health():
 def test_feature_frame_keeps_row_order():
     frame = model_frame({"followers": [1, 2, 3]}, ["followers"])
     pd.testing.assert_series_equal(frame.followers, pd.Series([1, 2, 3], name="followers"))
+
+
+@pytest.mark.parametrize("scale", [False, True])
+def test_encoded_matrix_equals_the_training_encoder_on_a_frame(scale):
+    from serving.features import encode, feature_columns
+    from training.models import FeatureEncoder
+    from training.packaging import input_frame
+
+    features = ["followers", "engagement_rate_28d", "content_type", "posting_hour"]
+    train = pd.DataFrame(
+        {
+            "followers": [10.0, 20.0, np.nan, 5.0],
+            "engagement_rate_28d": [0.1, np.nan, 0.3, 0.2],
+            "content_type": ["video", "image", "video", "text"],
+            "posting_hour": [1, 5, 7, 23],
+        }
+    )
+    encoder = FeatureEncoder.fit(train, features, ["content_type"], scale=scale)
+    online = {  # author 2 unknown (defaults), an unseen category, a missing rate
+        "followers": [7, None, 3],
+        "engagement_rate_28d": [None, None, 0.25],
+        "content_type": ["image", "reel", "video"],
+        "posting_hour": [3, 4, 5],
+    }
+    columns = feature_columns(online, features)
+    frame = input_frame(model_frame(online, features), features, ["content_type"])
+    np.testing.assert_array_equal(encode(columns, features, encoder), encoder.transform(frame))
+    assert columns[0] == [7, AUTHOR_DEFAULTS["followers"], 3]
