@@ -244,25 +244,43 @@ def demo(
     preset: Annotated[
         str | None, typer.Option(help="Simulator preset (default from config).")
     ] = None,
+    tasks: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated tasks to train (default: engagement; on imported posts "
+            "engagement,trend). A task whose inputs are absent is skipped with the reason."
+        ),
+    ] = None,
 ) -> None:
-    """Run the main job end to end on the active profile."""
+    """Run the main job end to end on the active profile (on your imported posts if any)."""
     from pipelines import flows
+    from training.tasks import get_task
 
     settings = settings_for(profile)
-    result = flows.demo(settings, preset=preset)
+    chosen = tuple(t.strip() for t in tasks.split(",") if t.strip()) if tasks else None
+    result = flows.demo(settings, preset=preset, tasks=chosen)
+    posts = (
+        {"posts simulated": result["simulate"]["content_posts"]}
+        if "simulate" in result
+        else {"posts": "your imported posts"}
+    )
     summary = {
         "profile": settings.profile,
         "data_dir": str(settings.root),
-        "posts simulated": result["simulate"]["content_posts"],
+        **posts,
         "analytics rows": sum(result["ingest"].values()),
         "feast objects": len(result["apply"]),
         "online store keys": sum(result["materialize"].values()),
-        "engagement model": result["train"].model_uri,
-        "engagement test r2": round(result["train"].test_metrics["r2"], 4),
-        "gate": result["train"].decision.decision if result["train"].decision else "-",
-        "seconds": result["seconds"],
     }
+    for task, trained in result["trained"].items():
+        metric = get_task(task).metric
+        summary[f"{task} model"] = trained.model_uri
+        summary[f"{task} test {metric}"] = round(trained.test_metrics[metric], 4)
+        summary[f"{task} gate"] = trained.decision.decision if trained.decision else "-"
+    summary["seconds"] = result["seconds"]
     print_counts("smap demo", summary)
+    for reason in result["skipped"].values():  # each reason starts with its task
+        out.print(f"skipped {reason}", markup=False, soft_wrap=True)
     if "serve" in result:
         print_demo_answers(result["serve"])
 

@@ -100,14 +100,69 @@ def prepare_data(settings: Settings, preset: str | None = None) -> dict[str, obj
     }
 
 
-def demo(settings: Settings, preset: str | None = None, trials: int = 6) -> dict[str, object]:
-    """The main job on the active profile: prepare the data, then train and gate engagement."""
+DEMO_TASKS = ("engagement",)  # on simulated data
+OWN_DATA_TASKS = ("engagement", "trend")  # on imported posts: trend when the export has hashtags
+
+
+def has_imported_posts(settings: Settings) -> bool:
+    """True when the warehouse holds posts a user imported (only an import writes the
+    engagement definition), which the demo must use rather than simulate over."""
+    from ingestion.warehouse import open_warehouse
+
+    warehouse = open_warehouse(settings)
+    return (
+        warehouse.exists("engagement_definition")
+        and not warehouse.read("engagement_definition").empty
+    )
+
+
+def ready_tasks(settings: Settings, tasks: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+    """Tasks whose inputs are in the warehouse, and why each other one is skipped
+    (a few table reads, no training set built)."""
+    from ingestion.warehouse import open_warehouse
+    from training.readiness import missing_input
+
+    warehouse = open_warehouse(settings)
+    reasons = {task: missing_input(task, warehouse) for task in tasks}
+    return [t for t, why in reasons.items() if why is None], {
+        t: why for t, why in reasons.items() if why
+    }
+
+
+def _demo_families(task_name: str) -> tuple[str, ...]:
+    from training.tasks import get_task
+
+    return tuple(f for f in DEMO_FAMILIES if f in get_task(task_name).families)
+
+
+def demo(
+    settings: Settings,
+    preset: str | None = None,
+    trials: int = 6,
+    tasks: tuple[str, ...] | None = None,
+) -> dict[str, object]:
+    """The main job on the active profile: prepare the data (your imported posts if the
+    warehouse has some, else a simulated platform), then train and gate each task whose
+    inputs are there; the others are skipped with the reason."""
     from training.train import train
 
     t0 = time.perf_counter()
-    timings: dict[str, object] = prepare_data(settings, preset)
-    timings["train"] = train(settings, "engagement", trials=trials, families=DEMO_FAMILIES)
-    if timings["train"].decision and timings["train"].decision.champion_after:
+    if has_imported_posts(settings):
+        timings: dict[str, object] = {
+            "ingest": ingest(settings),
+            "apply": apply_features(settings),
+            "materialize": materialize_features(settings),
+        }
+        tasks = tasks or OWN_DATA_TASKS
+    else:
+        timings = prepare_data(settings, preset)
+        tasks = tasks or DEMO_TASKS
+    ready, timings["skipped"] = ready_tasks(settings, tasks)
+    timings["trained"] = {
+        task: train(settings, task, trials=trials, families=_demo_families(task)) for task in ready
+    }
+    engagement = timings["trained"].get("engagement")
+    if engagement and engagement.decision and engagement.decision.champion_after:
         from pipelines.serving import demo_serving
 
         timings["serve"] = demo_serving(settings)  # the champion answers drafts over HTTP

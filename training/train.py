@@ -14,6 +14,7 @@ from training.dataset import TrainingSet
 from training.metrics import best_f1_threshold
 from training.models import SCALED_FAMILIES, fit
 from training.packaging import SmapModel, input_frame
+from training.readiness import require_inputs
 from training.registry import Decision, promote
 from training.search import (
     FAMILY,
@@ -124,6 +125,7 @@ def train(
             f"families: {', '.join(unknown)} not candidates for {task.name} "
             f"(choose from {', '.join(task.families)})"
         )
+    require_inputs(settings, task.name)  # before any slow work: trend without hashtags
     client = use_tracking(settings)
     stored = training_set(settings, task, rebuild=rebuild, progress=progress)
     ts = stored.training_set
