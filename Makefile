@@ -34,6 +34,7 @@ bench: install
 	$(UV) run python benchmarks/ingest.py --json .smap/bench/ingest.json
 	$(UV) run python benchmarks/tuning.py --json .smap/bench/tuning.json
 	$(UV) run python benchmarks/training_set.py --preset small --json .smap/bench/training_set.json
+	$(UV) run python benchmarks/serving.py --preset quick --json .smap/bench/serving.json
 
 clean:
 	rm -rf .smap

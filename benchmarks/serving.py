@@ -1,0 +1,477 @@
+"""Serving latency and throughput: smap's BentoML service vs `mlflow models serve`, same model.
+
+What is measured (one run, one table, one registered engagement model, the same draft post):
+
+- `smap (own features)`: `smap serve` answering `POST /predict_engagement` with one draft;
+  the service fetches the author and hashtag features online (Feast) itself.
+- `smap (features passed in)`: not measured: the service has no endpoint that takes a
+  finished feature vector (every smap endpoint looks its features up); the row says so.
+- `mlflow models serve`: the same registered model version, the feature vector passed in as
+  `{"inputs": [record]}` (its fastest JSON format), same worker count.
+- `smap best_posting_time`: one draft, 168 candidate hours, one batched model call.
+- `in-process` (the floor): `Predictor.predict_engagement` / `best_posting_time` called in
+  this process, sequentially: online lookup + model, no HTTP.
+
+For each server: requests/s, p50 and p99 latency at 1, 16 and 64 concurrent clients. The load
+comes from a separate process (this file with `--load`: asyncio + httpx, one keep-alive
+connection per client) over loopback, for `--seconds` per cell after a short warm-up. Nothing
+here asserts on timings: it is a benchmark, not a test.
+
+Isolation: a quick simulated platform is built under a temporary SMAP_DATA_DIR (local profile:
+Parquet warehouse, SQLite online store, SQLite MLflow), engagement is trained on it (one
+linear trial), and both servers run on free loopback ports; everything is removed at the end.
+
+    uv run python benchmarks/serving.py --json .smap/bench/serving.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+# run as a script, this file's folder comes first on sys.path and its own name would shadow
+# the `serving` package it measures
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table as RichTable
+
+from configs.settings import Settings, load_settings, telemetry_env  # noqa: E402
+
+os.environ.update(telemetry_env())  # before MLflow, BentoML or Feast are imported
+
+out = Console()
+log = Console(stderr=True)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+NOT_SUPPORTED = "the service has no endpoint taking a finished feature vector"
+
+
+@dataclass
+class Result:
+    target: str
+    endpoint: str
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float | None
+    p99_ms: float | None
+    note: str = ""
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "requests_per_second": round(self.requests_per_second, 1)}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+# ---- the load generator (runs in its own process) --------------------------------------------
+
+
+async def _client(client, url: str, body: bytes, until: float, warm: float, lat: list, err: list):
+    headers = {"content-type": "application/json"}
+    while (now := time.perf_counter()) < until:
+        try:
+            response = await client.post(url, content=body, headers=headers)
+            ok = response.status_code == 200
+        except Exception:
+            ok = False
+        if now >= warm:  # requests started during the warm-up are not counted
+            (lat if ok else err).append((time.perf_counter() - now) * 1000)
+
+
+async def _load(url: str, body: bytes, clients: int, seconds: float, warmup: float) -> dict:
+    import httpx
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        start = time.perf_counter()
+        warm, until = start + warmup, start + warmup + seconds
+        latencies: list[float] = []
+        errors: list[float] = []
+        tasks = [_client(client, url, body, until, warm, latencies, errors) for _ in range(clients)]
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - warm
+    return {
+        "requests": len(latencies),
+        "errors": len(errors),
+        "seconds": elapsed,
+        "p50_ms": percentile(latencies, 0.5),
+        "p99_ms": percentile(latencies, 0.99),
+    }
+
+
+def run_load(url: str, body: dict, clients: int, seconds: float, warmup: float) -> dict:
+    """Drive `url` from a separate process; returns its counts and latency percentiles."""
+    payload = Path(tempfile.mkstemp(suffix=".json")[1])
+    payload.write_text(json.dumps(body))
+    try:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--load",
+            url,
+            "--payload",
+            str(payload),
+            "--clients",
+            str(clients),
+            "--seconds",
+            str(seconds),
+            "--warmup",
+            str(warmup),
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + warmup + 120)
+        if done.returncode != 0:
+            raise RuntimeError(f"load generator failed: {done.stderr.strip()[-500:]}")
+        return json.loads(done.stdout)
+    finally:
+        payload.unlink(missing_ok=True)
+
+
+# ---- the platform, the servers and the in-process floor --------------------------------------
+
+
+@contextlib.contextmanager
+def quiet():
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+def build_platform(root: Path, preset: str) -> tuple[Settings, int]:
+    """A simulated platform with an engagement champion on engagement_v2; returns its version."""
+    from pipelines import flows
+    from training.train import train
+
+    settings = load_settings("local", env={**os.environ, "SMAP_DATA_DIR": str(root)})
+    log.print(f"building a {preset} platform under {root} (simulate, ETL, Feast, one trial)")
+    with quiet():
+        flows.prepare_data(settings, preset=preset)
+        trained = train(settings, "engagement", trials=1, families=("linear",))
+    return settings, int(trained.version)
+
+
+def payloads(settings: Settings) -> dict:
+    """One draft, its template (no time) and the finished feature record the model reads."""
+    from pipelines.serving import demo_drafts
+    from serving.features import feature_columns
+    from serving.predictor import Predictor
+    from serving.schemas import Draft
+    from training.packaging import input_frame
+
+    draft = demo_drafts(settings, n=1)[0]
+    predictor = Predictor(settings, background=False)
+    try:
+        champion = predictor.champion("engagement", draft=True)
+        parsed = Draft.model_validate(draft)
+        rows = predictor._draft_rows([parsed], [parsed.planned_at])
+        online = predictor.online.fetch(champion.feature_service, rows)
+        features = champion.model.features
+        columns = feature_columns(online, features)
+        import pandas as pd
+
+        frame = pd.DataFrame(dict(zip(features, columns, strict=True)))
+        categorical = list(champion.model.encoder.categories)
+        record = input_frame(frame, features, categorical).to_dict(orient="records")[0]
+    finally:
+        predictor.close()
+    template = {k: v for k, v in draft.items() if k != "planned_at"}
+    return {"draft": draft, "template": template, "record": record}
+
+
+def in_process(settings: Settings, bodies: dict, seconds: float) -> list[Result]:
+    """The floor: the service's own code path called sequentially in this process."""
+    from serving.predictor import Predictor
+    from serving.schemas import Draft, DraftTemplate
+
+    predictor = Predictor(settings, background=False)
+    predictor.log.start()  # the log writer runs as in the service, off the measured path
+    draft = Draft.model_validate(bodies["draft"])
+    template = DraftTemplate.model_validate(bodies["template"])
+    calls = {
+        "predict_engagement": lambda: predictor.predict_engagement([draft], "bench"),
+        "best_posting_time": lambda: predictor.best_posting_time(template, "bench"),
+    }
+    results = []
+    try:
+        for endpoint, call in calls.items():
+            for _ in range(5):
+                call()  # warm caches (registry, feature service refs)
+            latencies = []
+            start = time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                t0 = time.perf_counter()
+                call()
+                latencies.append((time.perf_counter() - t0) * 1000)
+            elapsed = time.perf_counter() - start
+            results.append(
+                Result(
+                    "in-process (floor)",
+                    endpoint,
+                    1,
+                    len(latencies),
+                    0,
+                    elapsed,
+                    percentile(latencies, 0.5),
+                    percentile(latencies, 0.99),
+                )
+            )
+    finally:
+        predictor.close()
+    return results
+
+
+@contextlib.contextmanager
+def smap_server(settings: Settings, workers: int):
+    from pipelines.serving import free_port, start_service, stop_service, wait_ready
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_service(
+        settings, "127.0.0.1", port, workers, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_ready(url, process, timeout=180)
+        yield url
+    finally:
+        stop_service(process)
+
+
+@contextlib.contextmanager
+def mlflow_server(settings: Settings, version: int, workers: int):
+    """`mlflow models serve` of the registered version, no new environment (same packages)."""
+    import httpx
+
+    from pipelines.serving import free_port, stop_service
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "MLFLOW_REGISTRY_URI": settings.mlflow_tracking_uri,
+    }
+    cmd = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "models",
+        "serve",
+        "-m",
+        f"models:/engagement/{version}",
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    process = subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=PROJECT_ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"mlflow models serve exited with code {process.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError("mlflow models serve was not ready within 180s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        stop_service(process)
+
+
+def check(url: str, body: dict) -> None:
+    """One request before the clock: a wrong payload fails here, not as a table of errors."""
+    import httpx
+
+    answer = httpx.post(url, json=body, timeout=60)
+    if answer.status_code != 200:
+        raise RuntimeError(f"{url}: {answer.status_code} {answer.text[:300]}")
+
+
+def measure(target: str, endpoint: str, url: str, body: dict, args) -> list[Result]:
+    check(url, body)
+    results = []
+    for clients in args.concurrency:
+        log.print(f"{target} {endpoint}: {clients} client(s) for {args.seconds:g}s")
+        r = run_load(url, body, clients, args.seconds, args.warmup)
+        results.append(
+            Result(
+                target,
+                endpoint,
+                clients,
+                r["requests"],
+                r["errors"],
+                r["seconds"],
+                r["p50_ms"],
+                r["p99_ms"],
+            )
+        )
+    return results
+
+
+def run(args: argparse.Namespace, root: Path) -> list[Result]:
+    settings, version = build_platform(root / "smap", args.preset)
+    bodies = payloads(settings)
+    results = in_process(settings, bodies, args.seconds)
+    with smap_server(settings, args.workers) as url:
+        results += measure(
+            "smap (own features)",
+            "predict_engagement",
+            f"{url}/predict_engagement",
+            {"drafts": [bodies["draft"]]},
+            args,
+        )
+        results += measure(
+            "smap (own features)",
+            "best_posting_time",
+            f"{url}/best_posting_time",
+            {"draft": bodies["template"]},
+            args,
+        )
+    results.append(Result("smap (features passed in)", "-", 0, 0, 0, 0, None, None, NOT_SUPPORTED))
+    with mlflow_server(settings, version, args.workers) as url:
+        results += measure(
+            "mlflow models serve",
+            "invocations",
+            f"{url}/invocations",
+            {"inputs": [bodies["record"]]},
+            args,
+        )
+    return results
+
+
+def render(results: list[Result], args: argparse.Namespace) -> None:
+    title = (
+        f"smap serving benchmark (preset={args.preset}, workers={args.workers}, "
+        f"{args.seconds:g}s per cell, one draft per request)"
+    )
+    table = RichTable(title=title)
+    for name in ("target", "endpoint"):
+        table.add_column(name)
+    for name in ("clients", "requests", "errors", "req/s", "p50 ms", "p99 ms"):
+        table.add_column(name, justify="right")
+
+    def ms(v: float | None) -> str:
+        return "" if v is None else f"{v:.2f}"
+
+    for r in results:
+        if r.note:
+            table.add_row(r.target, r.endpoint, "", "", "", "", "", r.note)
+            continue
+        table.add_row(
+            r.target,
+            r.endpoint,
+            str(r.concurrency),
+            f"{r.requests:,}",
+            str(r.errors),
+            f"{r.requests_per_second:,.1f}",
+            ms(r.p50_ms),
+            ms(r.p99_ms),
+        )
+    out.print(table)
+    smap = {
+        r.concurrency: r
+        for r in results
+        if r.target == "smap (own features)" and r.endpoint == "predict_engagement"
+    }
+    ref = {r.concurrency: r for r in results if r.target == "mlflow models serve"}
+    for clients in sorted(set(smap) & set(ref)):
+        a, b = smap[clients], ref[clients]
+        if b.requests_per_second > 0:
+            out.print(
+                f"{clients} client(s): smap {a.requests_per_second / b.requests_per_second:.2f}x"
+                f" the req/s of mlflow models serve"
+            )
+
+
+def metadata(args: argparse.Namespace) -> dict:
+    import bentoml
+    import feast
+    import mlflow
+
+    return {
+        "preset": args.preset,
+        "workers": args.workers,
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "concurrency": args.concurrency,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "bentoml": bentoml.__version__,
+        "mlflow": mlflow.__version__,
+        "feast": feast.__version__,
+        "platform": platform.platform(),
+        "features_passed_in": NOT_SUPPORTED,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="quick", choices=("quick", "small", "default"))
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per cell")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per cell")
+    parser.add_argument("--concurrency", default="1,16,64", help="comma separated client counts")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    # the load generator's own mode (a separate process started by the benchmark)
+    parser.add_argument("--load", help=argparse.SUPPRESS)
+    parser.add_argument("--payload", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--clients", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    if not args.concurrency or min(args.concurrency) < 1:
+        parser.error("--concurrency: positive client counts, e.g. 1,16,64")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.load:
+        body = args.payload.read_bytes()
+        print(
+            json.dumps(asyncio.run(_load(args.load, body, args.clients, args.seconds, args.warmup)))
+        )
+        return 0
+    with tempfile.TemporaryDirectory(prefix="smap-bench-") as tmp:
+        results = run(args, Path(tmp))
+    render(results, args)
+    if args.json:
+        report = {"metadata": metadata(args), "results": [r.as_dict() for r in results]}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        log.print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
