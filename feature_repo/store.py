@@ -130,11 +130,45 @@ def write_feature_store_yaml(settings: Settings) -> Path:
     return path
 
 
-def open_store(settings: Settings):
+class RegistryUnusable(SmapError):
+    """The Feast registry cannot be read or holds no definitions yet."""
+
+
+def check_registry_file(settings: Settings, rebuild: bool = False) -> None:
+    """A corrupt registry.db must not end every command in a protobuf traceback: `features
+    apply` (rebuild=True) moves it aside and registers the definitions afresh; every other
+    command says to run it."""
+    path = settings.feature_repo_dir / "registry.db"
+    if settings.feast.registry != "file" or not path.is_file():
+        return
+    from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
+    from google.protobuf.message import DecodeError
+
+    try:
+        RegistryProto().ParseFromString(path.read_bytes())
+        return
+    except DecodeError:
+        pass
+    if not rebuild:
+        raise RegistryUnusable(
+            f"the Feast registry {path} is corrupt: run `smap features apply` to rebuild it"
+        )
+    aside = path.with_name(f"registry.db.corrupt-{datetime.now(UTC):%Y%m%dT%H%M%S}")
+    os.replace(path, aside)
+    print(
+        f"the Feast registry {path} was corrupt (kept as {aside.name}): registering smap's "
+        "definitions afresh; the next materialize loads the online store in full",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def open_store(settings: Settings, rebuild_registry: bool = False):
     """A FeatureStore built from the profile (import of feast is deferred: it is slow)."""
     from feast import FeatureStore, RepoConfig
 
     settings.feature_repo_dir.mkdir(parents=True, exist_ok=True)
+    check_registry_file(settings, rebuild=rebuild_registry)
     if settings.feast.registry == "sql" or settings.feast.offline_store == "postgres":
         from ingestion.warehouse import ensure_database
 
@@ -168,7 +202,7 @@ def definitions(settings: Settings) -> list:
 
 def apply(settings: Settings) -> list[str]:
     """Register all definitions; returns their names."""
-    store = open_store(settings)
+    store = open_store(settings, rebuild_registry=True)
     objects = definitions(settings)
     store.apply(objects)
     write_feature_store_yaml(settings)
@@ -192,8 +226,14 @@ def materialize(
     end = end or datetime.now(UTC)
     tick = progress or (lambda _name: None)
     keys = {}
+    views = store.list_feature_views()
+    if not views:  # an empty or new registry: exiting 0 having loaded nothing would mislead
+        raise RegistryUnusable(
+            f"no feature views are registered in Feast project {settings.feast.project} "
+            "(run `smap features apply`)"
+        )
     with named_server_errors(settings):
-        for view in store.list_feature_views():
+        for view in views:
             if _online_is_current(online, view):
                 store.materialize_incremental(end_date=end, feature_views=[view.name])
             else:

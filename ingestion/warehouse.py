@@ -12,6 +12,7 @@ import fcntl
 import functools
 import io
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -99,6 +100,20 @@ class Warehouse(Protocol):
     def version(self, names: Sequence[str]) -> str: ...
 
 
+# what a writer killed mid-write leaves in the folder: its staged copies and swap backups
+_LEFTOVER = re.compile(r"^(?P<table>.+)\.parquet\.(?P<kind>tmp|bak)-(?P<pid>\d+)$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
 class ParquetWarehouse:
     """One Parquet file per table under `root`."""
 
@@ -132,7 +147,34 @@ class ParquetWarehouse:
                 lambda: fcntl.flock(handle, fcntl.LOCK_EX),
                 lambda: fcntl.flock(handle, fcntl.LOCK_UN),
             ):
+                self._clean_leftovers()
                 yield
+
+    def _clean_leftovers(self) -> None:
+        """Undo what a killed writer left (run under the lock, so no live writer is mid-write;
+        files of live processes are never touched): its staged copies are deleted, and the
+        backups of a swap it did not finish are put back, undoing that write as a whole."""
+        if not self.root.is_dir():
+            return
+        removed, restored = 0, []
+        for path in sorted(self.root.iterdir()):
+            found = _LEFTOVER.match(path.name)
+            if found is None or int(found["pid"]) == os.getpid() or _alive(int(found["pid"])):
+                continue
+            if found["kind"] == "bak":
+                os.replace(path, self.path(found["table"]))
+                restored.append(found["table"])
+            else:
+                path.unlink(missing_ok=True)
+                removed += 1
+        if removed or restored:
+            undone = f"; put back {', '.join(restored)} as they were" if restored else ""
+            print(
+                f"cleaned up after a killed smap writer: removed {removed} temporary "
+                f"file(s) from {self.root}{undone}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def version(self, names: Sequence[str]) -> str:
         """Changes whenever one of the tables is rewritten (every write renames a new file in)."""

@@ -14,6 +14,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from configs.data_dir import require_data_dir
 from configs.errors import SmapError
 from configs.settings import ConfigError, Settings, load_settings, telemetry_env
 from pipelines.logs import log_to_data_dir, route_library_output
@@ -69,10 +70,13 @@ def verbosity(
     route_library_output(verbose)
 
 
-def settings_for(profile: str | None) -> Settings:
+def settings_for(profile: str | None, writes: bool = True) -> Settings:
+    """The profile's settings; a command that `writes` first checks its data directory."""
     settings = load_settings(profile)
     for key, value in telemetry_env(settings.telemetry).items():
         os.environ.setdefault(key, value)
+    if writes:
+        require_data_dir(settings.root)
     log_to_data_dir(settings.root)
     return settings
 
@@ -89,7 +93,7 @@ def print_counts(title: str, counts: dict[str, object]) -> None:
 @config_app.command("show")
 def config_show(profile: Profile = None) -> None:
     """Print the effective configuration (profile + env overrides); secrets are masked."""
-    settings = settings_for(profile)
+    settings = settings_for(profile, writes=False)  # also shows a data_dir that is unusable
     data = json.loads(settings.model_dump_json())
     from sqlalchemy.engine import make_url
 
