@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as pkg_version
 from pathlib import Path
@@ -74,6 +74,13 @@ def set_dir(settings: Settings, task: Task) -> Path:
     return settings.root / "training_sets" / task.name
 
 
+def stored_columns(ts: TrainingSet) -> pd.DataFrame:
+    """The frame without raw request text that no model reads (captions, hashtag strings):
+    a third of the file, and the slowest part to read back."""
+    text = [c for c in ts.frame.columns if ts.frame[c].dtype == object and c not in ts.features]
+    return ts.frame.drop(columns=text)
+
+
 def save(settings: Settings, ts: TrainingSet, key: str) -> Path:
     """Write the set and its sidecar; write then rename, so a reader never sees half a set."""
     folder = set_dir(settings, ts.task)
@@ -130,7 +137,8 @@ def training_set(settings: Settings, task: Task, rebuild: bool = False, progress
         stored = load(settings, task, key)
         if stored is not None:
             return stored
-    ts = build_training_set(settings, task, store=store, progress=progress)
+    built = build_training_set(settings, task, store=store, progress=progress)
+    ts = replace(built, frame=stored_columns(built))  # what is stored is what is used
     return StoredSet(ts, save(settings, ts, key), reused=False)
 
 
