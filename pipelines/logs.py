@@ -30,6 +30,9 @@ def _replace_handlers(*handlers: logging.Handler) -> None:
 
 def route_library_output(verbose: bool) -> None:
     """Before any library is imported: send warnings and logs to the terminal or a buffer."""
+    # off then on: a second `main()` in one process (tests) finds warnings.showwarning reset by
+    # whoever caught warnings in between, and `captureWarnings(True)` alone would not re-hook
+    logging.captureWarnings(False)
     logging.captureWarnings(True)
     logging.getLogger().setLevel(logging.INFO)
     if verbose:
