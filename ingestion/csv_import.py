@@ -13,9 +13,11 @@ all-or-nothing, its rows are not (bad rows are rejected with a reason, the rest 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import re
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import pandas as pd
 import yaml
 from dateutil import parser as dateutil_parser
@@ -162,7 +165,7 @@ class _Post:
     followers: int | None = None
     blank_counts: int = 0  # interaction cells that were blank and loaded as 0
 
-    @property
+    @functools.cached_property  # hashed once per post, not at every lookup
     def post_id(self) -> int:
         """Same post, same id: from the platform's id when mapped, else from the content."""
         if self.external_id:
@@ -572,13 +575,41 @@ def _parse_rows(
     """Valid posts in file order, and the reason for each rejected row (by position)."""
     posts, rejects = [], {}
     records = source.frame.to_dict("records")
+    stamps = _timestamps(source.frame[columns["timestamp"]], mapping)
     for position, (record, problem) in enumerate(zip(records, source.problems, strict=True)):
+        if stamps[position] is not None:
+            record[columns["timestamp"]] = stamps[position]  # still checked against the window
         outcome = problem or _parse_row(record, columns, mapping)
         if isinstance(outcome, str):
             rejects[position] = outcome
         else:
             posts.append(outcome)
     return posts, rejects
+
+
+def _timestamps(values: pd.Series, mapping: ColumnMapping) -> list[pd.Timestamp | None]:
+    """The time column parsed at once, in UTC: one format guess for the column instead of one
+    per row (that guess was most of an import's time). None marks a cell left to the per-row
+    parser, which reads other formats and says what is wrong with the cell."""
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind not in ("string", "empty", "datetime64", "datetime"):
+        return [None] * len(values)  # numbers would be read as epoch nanoseconds
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas warns when it falls back to dateutil
+            parsed = pd.to_datetime(values, format=mapping.timestamp_format, errors="coerce")
+        if not isinstance(parsed.dtype, pd.DatetimeTZDtype | np.dtype) or parsed.dtype.kind != "M":
+            return [None] * len(values)  # mixed offsets: left to the per-row parser
+        if parsed.dt.tz is None:
+            parsed = parsed.dt.tz_localize(
+                mapping.timezone,
+                ambiguous=np.ones(len(parsed), dtype=bool),
+                nonexistent="shift_forward",
+            )
+        parsed = parsed.dt.tz_convert("UTC")
+    except (ValueError, TypeError, OverflowError):
+        return [None] * len(values)
+    return [None if pd.isna(stamp) else stamp for stamp in parsed]
 
 
 def _parse_row(

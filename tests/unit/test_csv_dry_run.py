@@ -69,3 +69,32 @@ def test_dry_run_of_a_file_nothing_would_load_from_exits_1(capsys, tmp_path):
     assert "cannot be read as a date" in text and "is before 2004-01-01" in text
     assert captured.err.strip() == "error: bad.csv: no row would load"
     assert not (tmp_path / "smap" / "rejects").exists()
+
+
+def test_a_time_column_in_several_formats_loads_each_row_as_read_alone(tmp_path):
+    from configs.settings import load_settings
+    from ingestion.csv_import import import_posts
+    from ingestion.warehouse import open_warehouse
+
+    export = tmp_path / "mixed.csv"
+    export.write_text(
+        "timestamp,type,category,reach,likes,comments,shares\n"
+        "2026-03-01 08:00,image,a,10,1,1,1\n"
+        "03/02/2026 09:30,image,b,10,1,1,1\n"  # another format than the first row's
+        "2025-11-02 01:30,image,c,10,1,1,1\n"  # ambiguous in New York: first (DST) reading
+        "soon,image,d,10,1,1,1\n",
+        encoding="utf-8",
+    )
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("timezone: America/New_York\n", encoding="utf-8")
+    warehouse = open_warehouse(load_settings("local"))
+
+    result = import_posts(export, mapping, warehouse, tmp_path / "rejects")
+
+    stamps = warehouse.read("content_posts").set_index("category").created_at
+    assert result.rows_loaded == 3 and result.rows_rejected == 1
+    assert str(stamps["a"]) == "2026-03-01 13:00:00+00:00"
+    assert str(stamps["b"]) == "2026-03-02 14:30:00+00:00"
+    assert str(stamps["c"]) == "2025-11-02 05:30:00+00:00"
+    rejects = result.rejects_path.read_text(encoding="utf-8")
+    assert "cannot be read as a date (got 'soon')" in rejects
