@@ -52,7 +52,7 @@ from configs.settings import Settings, load_settings, telemetry_env  # noqa: E40
 
 os.environ.update(telemetry_env())  # before MLflow, BentoML or Feast are imported
 
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 120)  # a readable table in a log file
 log = Console(stderr=True)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOT_SUPPORTED = "the service has no endpoint taking a finished feature vector"
@@ -192,6 +192,7 @@ def payloads(settings: Settings) -> dict:
         frame = pd.DataFrame(dict(zip(features, columns, strict=True)))
         categorical = list(champion.model.encoder.categories)
         record = input_frame(frame, features, categorical).to_dict(orient="records")[0]
+        record = {k: None if v != v else v for k, v in record.items()}  # JSON has no NaN
     finally:
         predictor.close()
     template = {k: v for k, v in draft.items() if k != "planned_at"}
