@@ -13,8 +13,10 @@ export EVIDENTLY_DISABLE_TELEMETRY := 1
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 
+# bytecode compiled once at install: every smap command and test subprocess imports Feast,
+# MLflow and friends, and with PYTHONDONTWRITEBYTECODE set nothing else would cache it
 install: uv
-	@$(UV) sync --frozen --quiet
+	@$(UV) sync --frozen --quiet --compile-bytecode
 
 demo: install
 	$(UV) run smap demo
