@@ -104,7 +104,8 @@ class Warehouse(Protocol):
 _LEFTOVER = re.compile(r"^(?P<table>.+)\.parquet\.(?P<kind>tmp|bak)-(?P<pid>\d+)$")
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host still runs (a lock holder, a writer, a training worker)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -159,7 +160,10 @@ class ParquetWarehouse:
         removed, restored = 0, []
         for path in sorted(self.root.iterdir()):
             found = _LEFTOVER.match(path.name)
-            if found is None or int(found["pid"]) == os.getpid() or _alive(int(found["pid"])):
+            if found is None:
+                continue
+            pid = int(found["pid"])
+            if pid == os.getpid() or process_alive(pid):
                 continue
             if found["kind"] == "bak":
                 os.replace(path, self.path(found["table"]))

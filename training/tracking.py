@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from configs.errors import SmapError
 from configs.settings import Settings
-from ingestion.warehouse import ensure_database, retry_on_race
+from ingestion.warehouse import ensure_database, process_alive, retry_on_race
 from training.dataset import TrainingSet
 
 
@@ -188,16 +188,6 @@ PENDING, READY, ABANDONED = "pending", "ready", "abandoned"
 def worker_tags() -> dict[str, str]:
     """Which process runs a parent run, so a later worker on this host can tell it died."""
     return {"smap.host": socket.gethostname(), "smap.pid": str(os.getpid())}
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's live process
-    return True
 
 
 def fail_run(client: MlflowClient, run_id: str, reason: str) -> None:
