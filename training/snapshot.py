@@ -11,6 +11,7 @@ the set's fingerprint); monitoring reads it as its reference.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 from dataclasses import dataclass, replace
@@ -53,13 +54,20 @@ def source_key(settings: Settings, task: Task, store) -> str:
         p.name: [(f.name, str(f.dtype)) for f in p.features]
         for p in service.feature_view_projections
     }
-    ttls = {v.name: str(v.ttl) for v in store.list_feature_views() if v.name in views}
+    # every view and transformation a service may reach (on-demand views read other views)
+    ttls = {v.name: str(v.ttl) for v in store.list_feature_views()}
+    udfs = {
+        v.name: getattr(v.feature_transformation, "udf_string", "")
+        for v in store.list_on_demand_feature_views()
+    }
     digest = hashlib.sha256()
     for part in (
         task.name,
         task.feature_service,
         json.dumps(views, sort_keys=True),
         json.dumps(ttls, sort_keys=True),
+        json.dumps(udfs, sort_keys=True),
+        inspect.getsource(inspect.getmodule(task.label_query)),  # how labels are made
         str(task.label_days),
         settings.feast.offline_store,
         _smap_version(),
