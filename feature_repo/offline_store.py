@@ -69,12 +69,20 @@ def _feature_table(config, view: FeatureView, i: int, features: list[str], full_
 
 
 def asof_join(config, entity: ibis.Table, views: list[FeatureView], refs: list[str], ts: str,
-              full_names: bool) -> ibis.Table:  # fmt: skip
+              full_names: bool, span: tuple[pd.Timestamp, pd.Timestamp]) -> ibis.Table:  # fmt: skip
     """Each entity row once, beside the newest row of each view at or before its timestamp,
-    or nulls when there is none or it is older than the view's TTL."""
+    or nulls when there is none or it is older than the view's TTL. Only feature rows that can
+    match an entity row of `span` (first, last timestamp) are read: a time-ordered chunk of
+    entity rows then sorts a slice of each view, not all of it."""
     joined, keep = entity, list(entity.columns)
+    first, last = span
     for i, view in enumerate(views):
         table, keys, features = _feature_table(config, view, i, _view_refs(view, refs), full_names)
+        window = table[f"__ts{i}"] <= ibis.literal(last.to_pydatetime())
+        if view.ttl:
+            earliest = (first - view.ttl).to_pydatetime()
+            window &= table[f"__ts{i}"] >= ibis.literal(earliest)
+        table = table.filter(window)
         on = joined[ts] >= table[f"__ts{i}"]
         same_key = [joined[entity_key] == table[f"__k{i}_{k}"] for k, entity_key in keys.items()]
         joined = joined.asof_join(table, on=on, predicates=same_key)
@@ -133,7 +141,10 @@ class AsofDuckDBOfflineStore(DuckDBOfflineStore):
         entity_df = entity_df.copy()
         entity_df[ts] = pd.to_datetime(entity_df[ts], utc=True)
         entity = ibis.memtable(entity_df)
-        joined = asof_join(config, entity, feature_views, feature_refs, ts, full_feature_names)
+        span = (entity_df[ts].min(), entity_df[ts].max())
+        joined = asof_join(
+            config, entity, feature_views, feature_refs, ts, full_feature_names, span
+        )
         odfvs = OnDemandFeatureView.get_requested_odfvs(feature_refs, project, registry)
         return IbisRetrievalJob(
             joined,
