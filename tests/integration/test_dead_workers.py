@@ -122,7 +122,8 @@ def test_a_run_killed_after_registering_leaves_no_candidate(tmp_path):
     _kill(worker)
 
     mlflow.set_tracking_uri(tracking)
-    client = MlflowClient(tracking)
+    mlflow.set_registry_uri(tracking)  # an earlier test may have left another registry current
+    client = MlflowClient(tracking, registry_uri=tracking)
     experiment = client.get_experiment_by_name("smap-engagement").experiment_id
     (orphan,) = reap_orphaned_runs(client, experiment)
 
@@ -136,7 +137,8 @@ def test_a_run_killed_after_registering_leaves_no_candidate(tmp_path):
 
 
 def test_a_stale_trial_fails_its_dead_workers_run_with_the_reason(tmp_path):
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri, registry_uri=uri)
     experiment = client.create_experiment("smap-engagement")
     parent = client.create_run(experiment).info.run_id  # left RUNNING by a dead worker
     stale = optuna.trial.create_trial(

@@ -65,4 +65,5 @@ def test_task_without_its_data_says_so(tmp_path, monkeypatch, capsys):
     )
     # this test's registry, not whichever one an earlier test left as mlflow's current URI
     settings = load_settings("local", env={"SMAP_DATA_DIR": str(tmp_path / "smap")})
-    assert MlflowClient(settings.mlflow_tracking_uri).search_registered_models() == []
+    uri = settings.mlflow_tracking_uri
+    assert MlflowClient(uri, registry_uri=uri).search_registered_models() == []

@@ -53,7 +53,8 @@ def test_a_run_whose_trials_all_fail_exits_non_zero_and_registers_nothing(
 
     monkeypatch.setitem(models.FITTERS, "linear", singular)
     monkeypatch.setenv("SMAP_DATA_DIR", str(platform.root))
-    client = MlflowClient(platform.mlflow_tracking_uri)
+    uri = platform.mlflow_tracking_uri
+    client = MlflowClient(uri, registry_uri=uri)
     before = len(client.search_model_versions("name='engagement'"))
 
     argv = ["train", "engagement", "--families", "linear", "--trials", "2", "--no-promote"]
