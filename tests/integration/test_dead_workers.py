@@ -32,7 +32,9 @@ def _start(script: str, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(script)],
         cwd=Path(__file__).resolve().parents[2],
-        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
+        # mlflow.set_*_uri exports MLFLOW_*_URI: a worker must not inherit an earlier test's
+        env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
