@@ -172,6 +172,57 @@ class ServingSettings(_Frozen):
     log_buffer_rows: int = Field(100_000, ge=1)  # past this, log rows are dropped and counted
 
 
+class DriftThresholds(_Frozen):
+    """When a task's check says drift. Column scores are distances (Wasserstein, normed by the
+    reference's spread, for numbers; Jensen-Shannon for categories), so a large window does
+    not flag a harmless shift the way a p-value would."""
+
+    column: float = Field(0.2, gt=0)  # a column drifts when its distance exceeds this
+    drift_share: float = Field(0.3, gt=0, le=1)  # data drift: this share of features drifted
+    prediction: float = Field(0.15, gt=0)  # prediction drift: distance of the predictions
+    # features that grow with time by nature (an account only gets older): shown in the
+    # report, left out of the drift share, or every window would drift
+    trending: tuple[str, ...] = (
+        "account_age_days",
+        "author_prior_posts",
+        "matured_posts_all",
+        "followers",
+    )
+    quality_drop: float = Field(0.1, ge=0)  # metric worse than the test score by this much
+    min_rows: int = Field(200, ge=1)  # fewer logged rows: not enough to judge
+    min_labelled: int = Field(100, ge=1)  # fewer matured labels: quality is not judged
+
+
+class MonitoringSettings(_Frozen):
+    """Drift checks on the prediction log and the retraining they may start."""
+
+    tasks: tuple[str, ...] = ("engagement", "virality", "churn")  # `smap monitor --all`
+    thresholds: dict[str, DriftThresholds] = {}  # per task; missing tasks use `default`
+    default: DriftThresholds = DriftThresholds()
+    max_rows: int = Field(1_000_000, ge=1_000)  # newest logged rows a check reads at most
+    consecutive: int = Field(2, ge=1)  # drift verdicts in a row before a retrain starts
+    retrain: bool = True  # false: checks only report
+    retrain_days: int = Field(60, ge=14)  # the retrain's window: the newest labelled days
+    retrain_trials: int = Field(6, ge=1)
+    retrain_families: tuple[str, ...] | None = ("linear", "xgboost", "lightgbm")
+
+    def for_task(self, task: str) -> DriftThresholds:
+        return self.thresholds.get(task, self.default)
+
+
+class AnalyticsSettings(_Frozen):
+    """The analytics layer: anomaly alerts, where they are posted, what an engagement is worth."""
+
+    # POST target of `smap alerts --post` (JSON); a chat webhook URL may hold a token, so set
+    # it from the environment (SMAP_ANALYTICS__ALERT_WEBHOOK_URL) rather than a shared file
+    alert_webhook_url: str | None = Field(None, pattern=r"^https?://\S+$")
+    alert_webhook_timeout_seconds: float = Field(10.0, gt=0)
+    alert_threshold: float = Field(3.5, gt=0)  # |robust z| that flags a day (Iglewicz-Hoaglin)
+    alert_window_days: int = Field(28, ge=7)  # the account's own history a day is scored on
+    alert_recent_days: int = Field(7, ge=1)  # only days this close to the newest data alert
+    value_per_engagement: float = Field(0.10, ge=0)  # campaign ROI: what one interaction earns
+
+
 class Settings(_Frozen):
     profile: Literal["local", "services"] = "local"
     telemetry: bool = False  # opt in to MLflow / BentoML / Evidently usage telemetry
@@ -185,6 +236,8 @@ class Settings(_Frozen):
     simulator: SimulatorSettings = SimulatorSettings()
     training: TrainingSettings = TrainingSettings()
     serving: ServingSettings = ServingSettings()
+    analytics: AnalyticsSettings = AnalyticsSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
     @property
     def root(self) -> Path:

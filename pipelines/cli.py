@@ -36,6 +36,10 @@ app.add_typer(features_app, name="features")
 app.add_typer(ingest_app, name="ingest")
 models_app = typer.Typer(no_args_is_help=True, help="Registry: champion history and rollback.")
 app.add_typer(models_app, name="models")
+analytics_app = typer.Typer(
+    no_args_is_help=True, help="Influencers, trends, alerts, segment profiles and campaign KPIs."
+)
+app.add_typer(analytics_app, name="analytics")
 out = Console()
 
 Profile = Annotated[
@@ -421,6 +425,121 @@ def segment(profile: Profile = None) -> None:
     )
 
 
+def print_check(result) -> None:
+    """One check: its verdict, the evidence, and what the trigger did."""
+    table = Table(title=f"{result.task}: champion v{result.version} — {result.verdict.upper()}")
+    table.add_column("item")
+    table.add_column("value")
+    quality = (
+        f"{result.quality_value:.4f} on {result.labelled} labels (test {result.test_value:.4f})"
+        if result.quality_value == result.quality_value
+        else f"not judged ({result.labelled} matured labels)"
+    )
+    drifted = ", ".join(f"{c['column']} {c['score']:.2f}" for c in result.drifted_columns[:6])
+    rows = {
+        "window": f"{result.rows} answers, {result.window_start:%Y-%m-%d %H:%M:%S} .. "
+        f"{result.window_end:%H:%M:%S}",
+        "drifted features": f"{result.drifted_share:.0%}: {drifted or '-'}",
+        "prediction drift": f"{result.prediction_score:.3f}",
+        f"quality ({result.metric})": quality,
+        "why": "; ".join(result.reasons),
+        "report": result.report,
+        "monitoring run": result.monitoring_run,
+    }
+    if result.retrain:
+        r = result.retrain
+        rows["retrain"] = (
+            f"error: {r['error']}"
+            if "error" in r
+            else f"v{r['version']} on data since {r['since'][:10]}: {r['decision']} ({r['reason']})"
+        )
+    for key, value in rows.items():
+        table.add_row(key, str(value))
+    out.print(table, soft_wrap=True)
+
+
+def print_checks_summary(frame) -> None:
+    table = Table(title="recent drift checks")
+    for col in ("checked_at", "task", "version", "rows", "drifted", "prediction", "quality",
+                "verdict", "retrain"):  # fmt: skip
+        table.add_column(col)
+    for r in frame.itertuples():
+        retrain = json.loads(r.retrain).get("decision", "error") if r.retrain else "-"
+        table.add_row(
+            f"{r.checked_at:%Y-%m-%d %H:%M:%S}",
+            r.task,
+            str(r.version),
+            str(r.rows),
+            f"{r.drifted_share:.0%}",
+            f"{r.prediction_score:.3f}",
+            "-" if r.quality_value != r.quality_value else f"{r.quality_value:.3f}",
+            r.verdict,
+            retrain,
+        )
+    out.print(table)
+
+
+@app.command()
+def monitor(
+    task: Annotated[
+        str | None,
+        typer.Argument(help="engagement | virality | churn, or `ui` to browse the reports"),
+    ] = None,
+    profile: Profile = None,
+    all_tasks: Annotated[
+        bool, typer.Option("--all", help="Check every task in monitoring.tasks.")
+    ] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Check again every --interval.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between --watch rounds.")] = 300.0,
+    no_retrain: Annotated[
+        bool, typer.Option("--no-retrain", help="Report drift without retraining.")
+    ] = False,
+    summary: Annotated[
+        bool, typer.Option("--summary", help="Print a table of recent checks and exit.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the check as JSON.")] = False,
+    port: Annotated[int, typer.Option(help="Port of `smap monitor ui`.")] = 8088,
+) -> None:
+    """Evidently drift of the champions' logged answers against their training reference;
+    persistent drift retrains behind the champion gate."""
+    from pipelines import monitoring as flows
+
+    settings = settings_for(profile)
+    if task == "ui":
+        from monitoring.review import serve_reports
+
+        out.print(f"reports on http://127.0.0.1:{port} (Ctrl-C stops)")
+        serve_reports(settings, "127.0.0.1", port)
+        return
+    if summary:
+        from ingestion.warehouse import open_warehouse
+        from monitoring.checks import checks
+
+        print_checks_summary(checks(open_warehouse(settings), task).tail(20))
+        return
+    if interval <= 0:
+        raise typer.BadParameter("must be more than 0 seconds", param_hint="--interval")
+    if task is None and not all_tasks:
+        raise typer.BadParameter("name a task or pass --all", param_hint="TASK")
+    tasks = list(settings.monitoring.tasks) if all_tasks else [task]
+    from training.tasks import get_task
+
+    for name in tasks:
+        get_task(name)  # an unknown task is one line before any work
+    show = (lambda r: out.print_json(data=r.as_json())) if as_json else print_check
+    if watch:
+        flows.watch(settings, tasks, interval, show, lambda why: out.print(f"waiting: {why}"))
+        return
+    if all_tasks:
+        results, problems = flows.monitor_all(settings, not no_retrain, show)
+        for name, why in problems.items():
+            Console(stderr=True).print(f"{name}: {why}", markup=False)
+        if problems and not results:
+            raise typer.Exit(1)
+        return
+    show(flows.monitor(settings, task, retrain=not no_retrain))
+
+
 @models_app.command("history")
 def models_history(task: TaskName, profile: Profile = None) -> None:
     """Every gate decision: which version held `champion` from when."""
@@ -532,6 +651,61 @@ def print_demo_answers(served: dict) -> None:
     out.print(table)
     slots = ", ".join(f"{s['planned_at'][:16]} ({s['engagement_rate']:.4f})" for s in best["best"])
     out.print(f"best posting time for author {served['drafts'][0]['user_id']}: {slots}")
+
+
+@analytics_app.command("run")
+def analytics_run(profile: Profile = None) -> None:
+    """Compute influencers, hashtag trends, post velocity, alerts, KPIs and segment profiles."""
+    from pipelines.analytics import run as run_analytics
+
+    settings = settings_for(profile)
+    print_counts(f"analytics ({settings.profile})", run_analytics(settings))
+
+
+@analytics_app.command("influencers")
+def analytics_influencers(
+    profile: Profile = None,
+    category: Annotated[str | None, typer.Option(help="Only accounts of this category.")] = None,
+    top: Annotated[int, typer.Option(help="How many accounts to list.")] = 10,
+) -> None:
+    """The top influencers (PageRank on the follow graph, weighted by engagement received)."""
+    from analytics.influence import top_influencers
+    from ingestion.warehouse import open_warehouse
+    from pipelines.analytics import influencer_table
+
+    frame = top_influencers(open_warehouse(settings_for(profile, writes=False)), category, top)
+    title = f"top {len(frame)} influencers" + (f" in {category}" if category else "")
+    out.print(influencer_table(frame, title))
+
+
+@app.command()
+def alerts(
+    profile: Profile = None,
+    post: Annotated[
+        bool, typer.Option("--post", help="POST them as JSON to analytics.alert_webhook_url.")
+    ] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="List every alert, notified or not.")
+    ] = False,
+) -> None:
+    """List the engagement anomalies not notified yet (`smap analytics run` detects them)."""
+    from analytics.alerts import notify, pending, webhook_url
+    from ingestion.warehouse import open_warehouse
+    from pipelines.analytics import alert_table
+
+    settings = settings_for(profile)
+    if post:
+        webhook_url(settings.analytics)  # before anything is listed
+    warehouse = open_warehouse(settings)
+    shown = pending(warehouse, everything=show_all)
+    which = "alerts" if show_all else "new alerts"
+    if shown.empty:
+        out.print(f"no {which}")
+    else:
+        out.print(alert_table(shown, f"{len(shown)} {which}"))
+    if post:
+        sent = notify(warehouse, settings.analytics)
+        out.print(f"posted {sent} alert(s) to the webhook")
 
 
 def _error_line(exc: BaseException) -> str:

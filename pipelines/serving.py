@@ -195,3 +195,72 @@ def demo_serving(settings: Settings) -> dict:
         return {"url": url, "drafts": drafts, "engagement": answer.json(), "best": best.json()}
     finally:
         stop_service(process)
+
+
+def as_utc(when) -> pd.Timestamp:
+    stamp = pd.Timestamp(when)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def published_drafts(settings: Settings, since=None, until=None) -> list[dict]:
+    """Posts published in [since, until) described as the drafts they were: what a replay
+    sends, so each answer's outcome is known once the post's label window has passed."""
+    from ingestion.warehouse import open_warehouse
+
+    posts = open_warehouse(settings).read(
+        "post_features",
+        columns=[
+            "user_id",
+            "post_type",
+            "category",
+            "hashtags",
+            "caption",
+            "event_timestamp",
+            "is_paid",
+        ],  # fmt: skip
+    )
+    stamps = pd.to_datetime(posts.event_timestamp, utc=True)
+    keep = pd.Series(True, index=posts.index)
+    if since is not None:
+        keep &= stamps >= as_utc(since)
+    if until is not None:
+        keep &= stamps < as_utc(until)
+    posts = posts[keep].sort_values("event_timestamp", kind="stable")
+    return [
+        {
+            "user_id": int(r.user_id),
+            "post_type": str(r.post_type),
+            "category": str(r.category),
+            "hashtags": str(r.hashtags or "").split()[:30],
+            "caption": str(r.caption or "")[:2200],
+            "planned_at": pd.Timestamp(r.event_timestamp).isoformat(),
+            "is_paid": bool(r.is_paid),
+        }
+        for r in posts.itertuples()
+    ]
+
+
+def send_drafts(url: str, drafts: list[dict], batch: int = 200, on_answer=None) -> dict:
+    """POST drafts to /predict_engagement in batches; counts answers, failures and versions."""
+    import httpx
+
+    headers = {"x-api-key": os.environ.get("SMAP_API_KEY", "")}
+    answered = failed = 0
+    versions: dict[int, int] = {}
+    with httpx.Client(timeout=60) as client:
+        for i in range(0, len(drafts), batch):
+            chunk = drafts[i : i + batch]
+            try:
+                reply = client.post(
+                    f"{url}/predict_engagement", json={"drafts": chunk}, headers=headers
+                )
+                reply.raise_for_status()
+            except httpx.HTTPError:
+                failed += len(chunk)
+                continue
+            version = int(reply.json()["lineage"]["version"])
+            versions[version] = versions.get(version, 0) + len(chunk)
+            answered += len(chunk)
+            if on_answer:
+                on_answer(answered, len(drafts))
+    return {"answered": answered, "failed": failed, "versions": versions}

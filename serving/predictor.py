@@ -184,7 +184,8 @@ class Predictor:
         champion = self.champion("engagement", draft=True)
         hours = rules.candidate_hours(start or utc_now())
         rows = self._draft_rows([draft] * len(hours), hours)
-        keys = [{"user_id": draft.user_id, "planned_at": h} for h in hours]
+        # candidate hours are what-ifs: monitoring leaves them out of its windows
+        keys = [{"user_id": draft.user_id, "planned_at": h, "candidate": True} for h in hours]
         first = {k: v[:1] for k, v in rows.items()}
         try:  # one lookup for the draft; only its planned time varies between candidates
             online = self.online.fetch_varying(

@@ -44,6 +44,35 @@ class TrainingSet:
         return self.frame.iloc[getattr(self.split, name)]
 
 
+@dataclass(frozen=True)
+class DataWindow:
+    """Which labelled rows a training set takes, by event time: `since` inclusive, `until`
+    exclusive; None on a side means no bound (all the data, the default)."""
+
+    since: pd.Timestamp | None = None
+    until: pd.Timestamp | None = None
+
+    def key(self) -> str:
+        return f"{self.since}|{self.until}"
+
+    def select(self, rows: pd.DataFrame) -> pd.DataFrame:
+        stamps = pd.to_datetime(rows.event_timestamp, utc=True)
+        keep = np.ones(len(rows), dtype=bool)
+        if self.since is not None:
+            keep &= (stamps >= _utc(self.since)).to_numpy()
+        if self.until is not None:
+            keep &= (stamps < _utc(self.until)).to_numpy()
+        return rows[keep]
+
+
+def _utc(when) -> pd.Timestamp:
+    stamp = pd.Timestamp(when)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+ALL_DATA = DataWindow()
+
+
 def feature_service(store, service_name: str):
     """The registered feature service, or one line saying how to register it."""
     from feast.errors import FeatureServiceNotFoundException
@@ -154,14 +183,21 @@ def missing_groups(frame: pd.DataFrame, groups: dict[str, list[str]]) -> dict[st
     }
 
 
-def build_training_set(settings: Settings, task: Task, store=None, progress=None) -> TrainingSet:
-    """Label query -> Feast historical join on the task's feature service -> time split."""
+def build_training_set(
+    settings: Settings,
+    task: Task,
+    store=None,
+    progress=None,
+    window: DataWindow = ALL_DATA,
+) -> TrainingSet:
+    """Label query (rows of `window`) -> Feast historical join on the task's feature service
+    -> time split."""
     from feature_repo.store import open_store
 
     store = store or open_store(settings)
     groups = feature_groups(feature_service(store, task.feature_service))
     names = [name for group in groups.values() for name in group]
-    entity_rows = task.label_query(open_warehouse(settings))
+    entity_rows = window.select(task.label_query(open_warehouse(settings)))
     if entity_rows.empty:
         raise TaskError(f"{task.name}: the training window is empty (no labelled rows)")
     joined, restored = historical_features(

@@ -23,7 +23,14 @@ import pandas as pd
 
 from configs.settings import Settings
 from ingestion.schema import ANALYTICS_TABLES, RAW_TABLES, TRUTH_TABLES
-from training.dataset import TrainingSet, build_training_set, feature_service, time_split
+from training.dataset import (
+    ALL_DATA,
+    DataWindow,
+    TrainingSet,
+    build_training_set,
+    feature_service,
+    time_split,
+)
 from training.tasks import Task
 
 # what a label query or a feature view can read; model and prediction tables are left out so
@@ -45,7 +52,7 @@ def _smap_version() -> str:
         return "unknown"
 
 
-def source_key(settings: Settings, task: Task, store) -> str:
+def source_key(settings: Settings, task: Task, store, window: DataWindow = ALL_DATA) -> str:
     """A key that changes when the task's inputs could have changed."""
     from ingestion.warehouse import open_warehouse
 
@@ -72,6 +79,7 @@ def source_key(settings: Settings, task: Task, store) -> str:
         settings.feast.offline_store,
         _smap_version(),
         open_warehouse(settings).version(SOURCE_TABLES),
+        window.key(),
     ):
         digest.update(part.encode())
         digest.update(b"\0")
@@ -135,17 +143,24 @@ def load(settings: Settings, task: Task, key: str) -> StoredSet | None:
     return StoredSet(ts, path, reused=True)
 
 
-def training_set(settings: Settings, task: Task, rebuild: bool = False, progress=None) -> StoredSet:
-    """The task's training set on the current data: read back if stored, else built and stored."""
+def training_set(
+    settings: Settings,
+    task: Task,
+    rebuild: bool = False,
+    progress=None,
+    window: DataWindow = ALL_DATA,
+) -> StoredSet:
+    """The task's training set on the current data (rows of `window`): read back if stored,
+    else built and stored."""
     from feature_repo.store import open_store
 
     store = open_store(settings)
-    key = source_key(settings, task, store)
+    key = source_key(settings, task, store, window)
     if not rebuild:
         stored = load(settings, task, key)
         if stored is not None:
             return stored
-    built = build_training_set(settings, task, store=store, progress=progress)
+    built = build_training_set(settings, task, store=store, progress=progress, window=window)
     ts = replace(built, frame=stored_columns(built))  # what is stored is what is used
     return StoredSet(ts, save(settings, ts, key), reused=False)
 

@@ -10,11 +10,12 @@ import numpy as np
 import optuna
 
 from configs.settings import Settings
-from training.dataset import TrainingSet
+from training.dataset import ALL_DATA, DataWindow, TrainingSet
 from training.metrics import best_f1_threshold
 from training.models import SCALED_FAMILIES, fit
 from training.packaging import SmapModel, input_frame
 from training.readiness import require_inputs
+from training.reference import log_reference
 from training.registry import Decision, promote
 from training.search import (
     FAMILY,
@@ -108,11 +109,13 @@ def train(
     families: tuple[str, ...] | None = None,
     progress=None,
     rebuild: bool = False,
+    window: DataWindow = ALL_DATA,
 ) -> TrainResult:
     """Tune, log, register and gate one task; `progress(done, total)` follows the Feast join.
 
     The version registered is the best trial of this run among `families`, fitted on this
-    run's training set; earlier trials of the study only guide the sampler.
+    run's training set (the labelled rows of `window`); earlier trials of the study only
+    guide the sampler. The gate scores champion and challenger on this set's test part.
     """
     check_budget(trials, timeout)
     task: Task = get_task(task_name)
@@ -127,7 +130,7 @@ def train(
         )
     require_inputs(settings, task.name)  # before any slow work: trend without hashtags
     client = use_tracking(settings)
-    stored = training_set(settings, task, rebuild=rebuild, progress=progress)
+    stored = training_set(settings, task, rebuild=rebuild, progress=progress, window=window)
     ts = stored.training_set
     seed = settings.training.seed
     prepared = prepare(ts, seed)
@@ -160,6 +163,15 @@ def train(
         test_metrics = score(ts, test, pred, model.threshold)
         mlflow.log_metrics({f"test_{k}": v for k, v in test_metrics.items() if np.isfinite(v)})
         mlflow.log_metric(f"validation_{task.metric}", best.value)
+        everything = input_frame(ts.frame, ts.features, ts.categorical)
+        log_reference(
+            task,
+            everything,
+            ts.features,
+            model.predict_frame(everything),
+            test_metrics.get(task.metric, float("nan")),
+            ts.window,
+        )
         mlflow.log_params(
             {
                 "best_family": family,

@@ -1,0 +1,69 @@
+"""Monitoring flows: check a task, retrain when drift persists, publish; loop with --watch."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from configs.settings import Settings
+
+
+def monitor(settings: Settings, task: str, retrain: bool = True, progress=None):
+    """check -> (debounced) retrain behind the gate -> report, run and record."""
+    from ingestion.warehouse import open_warehouse
+    from monitoring.checks import publish, run_check
+    from monitoring.trigger import retrain as run_retrain
+    from monitoring.trigger import should_retrain
+
+    warehouse = open_warehouse(settings)
+    result, snapshot = run_check(settings, task, warehouse)
+    if retrain and should_retrain(settings, warehouse, result):
+        try:
+            outcome = run_retrain(settings, warehouse, task, progress)
+        except Exception as exc:  # recorded with the check, then raised: never lost
+            publish(settings, warehouse, replace(result, retrain={"error": str(exc)}), snapshot)
+            raise
+        result = replace(result, retrain=outcome)
+    return publish(settings, warehouse, result, snapshot)
+
+
+def monitor_all(settings: Settings, retrain: bool = True, on_result: Callable | None = None):
+    """Check every monitored task; a task that cannot be judged is reported, not fatal."""
+    from monitoring.checks import MonitorError
+
+    results, problems = [], {}
+    for task in settings.monitoring.tasks:
+        try:
+            result = monitor(settings, task, retrain)
+        except MonitorError as exc:
+            problems[task] = str(exc)
+            continue
+        results.append(result)
+        if on_result:
+            on_result(result)
+    return results, problems
+
+
+def watch(
+    settings: Settings,
+    tasks: list[str],
+    interval: float,
+    on_result: Callable,
+    on_wait: Callable,
+    rounds: int | None = None,
+) -> None:
+    """Check `tasks` every `interval` seconds (forever, or `rounds` times); windows with too
+    few rows wait for the next round."""
+    from monitoring.checks import NotEnoughRows
+
+    done = 0
+    while rounds is None or done < rounds:
+        for task in tasks:
+            try:
+                on_result(monitor(settings, task))
+            except NotEnoughRows as exc:
+                on_wait(str(exc))
+        done += 1
+        if rounds is None or done < rounds:
+            time.sleep(interval)
