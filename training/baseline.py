@@ -16,6 +16,7 @@ BASELINES = {
     "virality": "the author's engagement rate over the last 28 days",
     "churn": "days since the user's last activity",
     "trend": "seasonal naive (usage on the same weekday before)",
+    "segmentation": "users split into thirds by active days in the last 28 days",
 }
 
 
@@ -32,4 +33,7 @@ def naive_prediction(task: Task, frame: pd.DataFrame) -> np.ndarray:
         return rate.fillna(fallback).to_numpy()
     if task.name == "churn":
         return frame.days_since_last_activity.astype(float).to_numpy()
+    if task.name == "segmentation":  # activity tiers (fewer where ties merge the cut points)
+        active = frame.active_days_28d.astype(float).fillna(0)
+        return pd.qcut(active, 3, labels=False, duplicates="drop").to_numpy(dtype=np.int64)
     return frame.seasonal_naive.astype(float).to_numpy()

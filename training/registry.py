@@ -1,12 +1,39 @@
 """The champion gate: aliases move only when a challenger wins on the same recent holdout.
 
-Every decision is appended to the `champion_history` table (and tagged on the version), so
+It is left alone (a drift-triggered retrain promotes unattended), so it fails closed:
+
+- A registry error is an error. Only MLflow's "registered model ... not found" and "alias ...
+  not found" answers mean "no champion yet"; anything else (a server down or answering 5xx, a
+  locked database) raises `RegistryError` naming the registry, and no alias moves.
+- A challenger, the first one included, is crowned only if it beats the task's naive baseline
+  on the holdout; otherwise it stays `challenger` and the reason says why.
+- The decision and the alias move are recorded together. The `champion` alias is the truth
+  (serving follows it); `champion_history` is its log, whose last row per task names the
+  version holding the alias (None: no champion). The two stores share no transaction, so a
+  decision is committed in this order, under the warehouse's write lock (which serialises the
+  gates of a profile):
+    1. the decision is written to the version as a tag (`smap.gate_record`: the intent);
+    2. the alias moves;
+    3. the history row is appended. If that fails, the alias is moved back and the error
+       raised: neither store changed.
+  What can still leave them apart is a process killed between 2 and 3 (or 2 raising after
+  the server applied it, or the move back failing too). `reconcile` repairs that, under the
+  same lock, at the start of every commit and in `history(..., client)`: when the history's
+  last champion is not the alias's version, it appends that version's gate record if the
+  record explains the move (before = recorded, after = alias), else a `reconciled` row saying
+  what the registry holds. So after every gate call that returns, and after any failure once
+  `reconcile` has run, the history's last champion is the alias's version. (The `challenger`
+  alias is a pointer to the last loser, not part of the history.)
+
 `smap models history` answers which version was champion at any time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import mlflow
@@ -15,19 +42,26 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from configs.errors import SmapError
 from ingestion.schema import MODEL_TABLES
-from ingestion.warehouse import Warehouse
+from ingestion.warehouse import Warehouse, WarehouseError
 from training.baseline import BASELINES, naive_prediction
-from training.tasks import Task, TaskError
+from training.errors import RegistryError
+from training.tasks import Task, TaskError, get_task
+from training.tracking import _masked
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+RECORD_TAG = "smap.gate_record"
+HISTORY = MODEL_TABLES["champion_history"]
+NAN = float("nan")
 
 
 @dataclass(frozen=True)
 class Decision:
     task: str
     version: int
-    decision: str  # first_champion | promoted | kept_champion | below_baseline | rollback
+    # first_champion | promoted | kept_champion | below_baseline | rollback | reconciled
+    decision: str
     champion_before: int | None
     champion_after: int | None  # None: still no champion (the first model lost to the baseline)
     metric: str
@@ -36,15 +70,55 @@ class Decision:
     reason: str
 
 
-def current_champion(client: MlflowClient, task: str) -> int | None:
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+@contextmanager
+def _registry(client: MlflowClient, action: str) -> Iterator[None]:
+    """MLflow failing (unreachable, 5xx, locked database): one line naming the registry."""
     try:
-        return int(client.get_model_version_by_alias(task, CHAMPION).version)
-    except MlflowException:
-        return None
+        yield
+    except (MlflowException, OSError) as exc:
+        uri = _masked(getattr(client, "_registry_uri", None) or mlflow.get_registry_uri())
+        raise RegistryError(
+            f"MLflow registry at {uri}: {action} failed: {_first_line(exc)}"
+        ) from exc
 
 
-def score_version(task: Task, version: int, holdout: pd.DataFrame, scorer) -> float:
-    model = mlflow.pyfunc.load_model(f"models:/{task.name}/{version}")
+def _absent(exc: MlflowException) -> bool:
+    """MLflow's answers (SQL, file and REST stores alike) for a registered model or an alias
+    that does not exist; any other error is a failure, never "no champion"."""
+    text = str(exc).lower()
+    if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+        return "registered model" in text and "not found" in text
+    return exc.error_code == "INVALID_PARAMETER_VALUE" and "alias" in text and "not found" in text
+
+
+def alias_version(client: MlflowClient, task: str, alias: str) -> int | None:
+    """The version `alias` points at; None only when the model or the alias does not exist."""
+    with _registry(client, f"reading {task}@{alias}"):
+        try:
+            return int(client.get_model_version_by_alias(task, alias).version)
+        except MlflowException as exc:
+            if _absent(exc):
+                return None
+            raise
+
+
+def current_champion(client: MlflowClient, task: str) -> int | None:
+    """The champion's version, None if there is none yet; a registry failure raises."""
+    return alias_version(client, task, CHAMPION)
+
+
+def score_version(
+    client: MlflowClient, task: Task, version: int, holdout: pd.DataFrame, scorer
+) -> float:
+    """The version's metric on `holdout`, loaded from `client`'s registry (not the global one)."""
+    with _registry(client, f"loading {task.name} version {version}"):
+        uri = client.get_model_version_download_uri(task.name, str(version))
+        model = mlflow.pyfunc.load_model(uri)
     inner = model.unwrap_python_model()
     return float(scorer(holdout, inner.predict_frame(holdout))[task.metric])
 
@@ -59,13 +133,130 @@ def beats(task: Task, challenger: float, champion: float, margin: float) -> bool
     return challenger < champion - margin
 
 
-def record(warehouse: Warehouse, client: MlflowClient, d: Decision) -> Decision:
-    row = pd.DataFrame([{**d.__dict__, "decided_at": datetime.now(UTC)}])
-    warehouse.append(MODEL_TABLES["champion_history"], row)
-    client.set_model_version_tag(d.task, str(d.version), "smap.gate_decision", d.decision)
-    client.set_model_version_tag(
-        d.task, str(d.version), f"smap.gate_{d.metric}", f"{d.challenger_value:.6g}"
-    )
+def _row(d: Decision, decided_at: datetime) -> pd.DataFrame:
+    return pd.DataFrame([{**asdict(d), "decided_at": decided_at}])
+
+
+def _rows(warehouse: Warehouse, task: str) -> pd.DataFrame:
+    if not warehouse.exists(HISTORY.name):
+        return HISTORY.conform(pd.DataFrame({c: [] for c in HISTORY.columns}))
+    table = warehouse.read(HISTORY.name)
+    table = table[table.task == task]
+    return table.sort_values("decided_at", kind="stable").reset_index(drop=True)
+
+
+def _last_champion(rows: pd.DataFrame) -> int | None:
+    """The champion after the last decision in `rows` (None: none)."""
+    if rows.empty or pd.isna(rows.champion_after.iloc[-1]):
+        return None
+    return int(rows.champion_after.iloc[-1])
+
+
+def _point(client: MlflowClient, task: str, alias: str, version: int | None) -> None:
+    """Point `alias` at `version`, or remove it (None)."""
+    target = "nothing" if version is None else f"version {version}"
+    with _registry(client, f"moving {task}@{alias} to {target}"):
+        if version is None:
+            client.delete_registered_model_alias(task, alias)
+        else:
+            client.set_registered_model_alias(task, alias, str(version))
+
+
+def _gate_record(client: MlflowClient, task: str, version: int):
+    """The last decision a gate took about `version` (from its tag) and when, or None."""
+    with _registry(client, f"reading {task} version {version}"):
+        text = client.get_model_version(task, str(version)).tags.get(RECORD_TAG)
+    try:
+        data = json.loads(text)
+        decided_at = pd.Timestamp(data.pop("decided_at")).to_pydatetime()
+        return Decision(**data), decided_at
+    except (TypeError, ValueError):  # no tag, or not one this module wrote
+        return None
+
+
+def _version_name(version: int | None) -> str:
+    return "no version" if version is None else f"version {version}"
+
+
+def _reconcile(client: MlflowClient, warehouse: Warehouse, task: Task) -> Decision | None:
+    alias = current_champion(client, task.name)
+    recorded = _last_champion(_rows(warehouse, task.name))
+    if alias == recorded:
+        return None
+    found = _gate_record(client, task.name, alias) if alias is not None else None
+    if found and (found[0].champion_before, found[0].champion_after) == (recorded, alias):
+        d, decided_at = found  # a gate moved the alias and was stopped before recording it
+    else:
+        d = Decision(
+            task.name,
+            alias if alias is not None else recorded,
+            "reconciled",
+            recorded,
+            alias,
+            task.metric,
+            NAN,
+            NAN,
+            f"the champion alias was on {_version_name(alias)} while the history said "
+            f"{_version_name(recorded)} (moved outside the gate); recorded as found",
+        )
+        decided_at = datetime.now(UTC)
+    warehouse.append(HISTORY, _row(d, decided_at))
+    return d
+
+
+def reconcile(client: MlflowClient, warehouse: Warehouse, task: Task) -> Decision | None:
+    """Bring the history's last champion back to the alias's version (a gate stopped between
+    moving the alias and recording it); returns the row appended, or None if they agreed."""
+    with warehouse.writing():
+        return _reconcile(client, warehouse, task)
+
+
+def _undo(client: MlflowClient, task: str, alias: str, previous: int | None) -> str:
+    """Move `alias` back after a failed record; say where it stands."""
+    try:
+        _point(client, task, alias, previous)
+    except RegistryError as exc:
+        return (
+            f"moving it back failed too ({exc}); the next gate or `smap models history` "
+            "records what the registry holds"
+        )
+    return f"{task}@{alias} stays on {_version_name(previous)}"
+
+
+def _commit(client: MlflowClient, warehouse: Warehouse, task: Task, d: Decision, alias: str):
+    """Move `alias` (champion: to `champion_after`; challenger: to the version) and append the
+    history row as one change, in the order the module docstring explains."""
+    target = d.champion_after if alias == CHAMPION else d.version
+    with warehouse.writing():
+        _reconcile(client, warehouse, task)
+        now = current_champion(client, task.name)
+        if now != d.champion_before:
+            raise RegistryError(
+                f"{task.name}: the champion moved to {_version_name(now)} while version "
+                f"{d.version} was being gated; run the gate again"
+            )
+        previous = alias_version(client, task.name, alias)
+        decided_at = datetime.now(UTC)
+        record = json.dumps({**asdict(d), "decided_at": decided_at.isoformat()})
+        with _registry(client, f"tagging {task.name} version {d.version}"):
+            client.set_model_version_tag(task.name, str(d.version), RECORD_TAG, record)
+            client.set_model_version_tag(
+                task.name, str(d.version), "smap.gate_decision", d.decision
+            )
+            client.set_model_version_tag(
+                task.name, str(d.version), f"smap.gate_{d.metric}", f"{d.challenger_value:.6g}"
+            )
+        _point(client, task.name, alias, target)
+        try:
+            warehouse.append(HISTORY, _row(d, decided_at))
+        except BaseException as exc:
+            undone = _undo(client, task.name, alias, previous)
+            if isinstance(exc, SmapError | WarehouseError | OSError):
+                raise RegistryError(
+                    f"{task.name}: the champion history could not record version {d.version}'s "
+                    f"{d.decision} ({_first_line(exc)}); {undone}"
+                ) from exc
+            raise
     return d
 
 
@@ -84,106 +275,90 @@ def promote(
     not even as the first champion: it stays `challenger` and the reason says why.
     """
     before = current_champion(client, task.name)
-    new_value = score_version(task, version, holdout, scorer)
-    baseline_value = float(scorer(holdout, naive_prediction(task, holdout))[task.metric])
-    if not beats(task, new_value, baseline_value, 0.0):
-        client.set_registered_model_alias(task.name, CHALLENGER, str(version))
-        return record(
-            warehouse,
-            client,
-            Decision(
-                task.name,
-                version,
-                "below_baseline",
-                before,
-                before,
-                task.metric,
-                new_value,
-                float("nan"),
-                f"{task.metric} {new_value:.4f} does not beat the naive baseline's "
-                f"{baseline_value:.4f} ({BASELINES[task.name]}) on the holdout; "
-                f"version {version} stays challenger",
-            ),
-        )
-    if before is None:
-        client.set_registered_model_alias(task.name, CHAMPION, str(version))
-        return record(
-            warehouse,
-            client,
-            Decision(
-                task.name,
-                version,
-                "first_champion",
-                None,
-                version,
-                task.metric,
-                new_value,
-                float("nan"),
-                "no champion yet",
-            ),
-        )
     if before == version:
         raise TaskError(f"{task.name}: version {version} is already the champion")
-    old_value = score_version(task, before, holdout, scorer)
+    new_value = score_version(client, task, version, holdout, scorer)
+    baseline_value = float(scorer(holdout, naive_prediction(task, holdout))[task.metric])
+    if not beats(task, new_value, baseline_value, 0.0):
+        reason = (
+            f"{task.metric} {new_value:.4f} does not beat the naive baseline's "
+            f"{baseline_value:.4f} ({BASELINES[task.name]}) on the holdout; "
+            f"version {version} stays challenger"
+        )
+        d = Decision(
+            task.name,
+            version,
+            "below_baseline",
+            before,
+            before,
+            task.metric,
+            new_value,
+            NAN,
+            reason,
+        )
+        return _commit(client, warehouse, task, d, CHALLENGER)
+    if before is None:
+        reason = (
+            f"no champion yet; {task.metric} {new_value:.4f} beats the naive baseline's "
+            f"{baseline_value:.4f}"
+        )
+        d = Decision(
+            task.name, version, "first_champion", None, version, task.metric, new_value, NAN, reason
+        )
+        return _commit(client, warehouse, task, d, CHAMPION)
+    old_value = score_version(client, task, before, holdout, scorer)
     if beats(task, new_value, old_value, margin):
-        client.set_registered_model_alias(task.name, CHAMPION, str(version))
-        decision, after = "promoted", version
+        decision, after, alias = "promoted", version, CHAMPION
         reason = f"{task.metric} {new_value:.4f} beats {old_value:.4f} by more than {margin}"
     else:
-        client.set_registered_model_alias(task.name, CHALLENGER, str(version))
-        decision, after = "kept_champion", before
+        decision, after, alias = "kept_champion", before, CHALLENGER
         reason = f"{task.metric} {new_value:.4f} does not beat {old_value:.4f} by {margin}"
-    return record(
-        warehouse,
-        client,
-        Decision(
-            task.name, version, decision, before, after, task.metric, new_value, old_value, reason
-        ),
+    d = Decision(
+        task.name, version, decision, before, after, task.metric, new_value, old_value, reason
     )
+    return _commit(client, warehouse, task, d, alias)
 
 
-def history(warehouse: Warehouse, task: str) -> pd.DataFrame:
-    if not warehouse.exists("champion_history"):
-        return MODEL_TABLES["champion_history"].conform(
-            pd.DataFrame({c: [] for c in MODEL_TABLES["champion_history"].columns})
-        )
-    table = warehouse.read("champion_history")
-    return table[table.task == task].sort_values("decided_at").reset_index(drop=True)
+def history(warehouse: Warehouse, task: str, client: MlflowClient | None = None) -> pd.DataFrame:
+    """Every gate decision of `task`, oldest first; given the registry's `client`, first
+    reconciled with it, so the last row names the version `champion` points at."""
+    if client is not None:
+        reconcile(client, warehouse, get_task(task))
+    return _rows(warehouse, task)
 
 
-def champion_at(warehouse: Warehouse, task: str, when: datetime) -> int | None:
+def champion_at(
+    warehouse: Warehouse, task: str, when: datetime, client: MlflowClient | None = None
+) -> int | None:
     """Which version held `champion` at `when` (None before the first champion)."""
-    past = history(warehouse, task)
-    past = past[(past.decided_at <= pd.Timestamp(when)) & past.champion_after.notna()]
-    return None if past.empty else int(past.champion_after.iloc[-1])
+    past = history(warehouse, task, client)
+    return _last_champion(past[past.decided_at <= pd.Timestamp(when)])
 
 
 def rollback(client: MlflowClient, warehouse: Warehouse, task: Task) -> Decision:
     """Give `champion` back to the version that held it before the current one."""
-    current = current_champion(client, task.name)
-    past = history(warehouse, task.name)
-    past = past[past.champion_after.notna()]
-    changes = past[
-        (past.champion_after == current)
-        & past.champion_before.notna()
-        & (past.champion_before != past.champion_after)
-    ]
-    if current is None or changes.empty:
-        raise TaskError(f"{task.name}: there is no previous champion to roll back to")
-    previous = int(changes.champion_before.iloc[-1])
-    client.set_registered_model_alias(task.name, CHAMPION, str(previous))
-    return record(
-        warehouse,
-        client,
-        Decision(
+    with warehouse.writing():
+        _reconcile(client, warehouse, task)
+        current = current_champion(client, task.name)
+        past = _rows(warehouse, task.name)
+        changes = past[
+            past.champion_after.notna()
+            & (past.champion_after == current)
+            & past.champion_before.notna()
+            & (past.champion_before != past.champion_after)
+        ]
+        if current is None or changes.empty:
+            raise TaskError(f"{task.name}: there is no previous champion to roll back to")
+        previous = int(changes.champion_before.iloc[-1])
+        d = Decision(
             task.name,
             previous,
             "rollback",
             current,
             previous,
             task.metric,
-            float("nan"),
-            float("nan"),
+            NAN,
+            NAN,
             f"rolled back from version {current}",
-        ),
-    )
+        )
+        return _commit(client, warehouse, task, d, CHAMPION)
