@@ -50,16 +50,14 @@ def run(settings: Settings, now: datetime | None = None) -> dict[str, object]:
 def influencer_table(frame: pd.DataFrame, title: str) -> Table:
     """The `smap analytics influencers` table."""
     table = Table(title=title)
-    for col in ("rank", "id", "user", "category", "type", "followers", "engagement", "pagerank"):
-        left = col in ("user", "category", "type")
-        table.add_column(col, justify="left" if left else "right", no_wrap=True)
+    for col in ("rank", "id", "user", "category", "followers", "engagement", "pagerank"):
+        table.add_column(col, justify="left" if col in ("user", "category") else "right")
     for row in frame.itertuples():
         table.add_row(
             str(row.rank),
             str(row.user_id),
             row.username or "-",
             row.category or "-",
-            row.account_type or "-",
             f"{row.followers:,}",
             f"{row.engagement_received:,}",
             f"{row.pagerank:.4f}",
