@@ -94,7 +94,9 @@ def robust_scores(
 def flag_anomalies(series: pd.DataFrame, config: AnalyticsSettings) -> pd.DataFrame:
     """Alerts (without detection times) for the recent days whose |robust z| passes the bar."""
     if series.empty:
-        return pd.DataFrame(columns=["alert_id", "user_id", "date", "metric", "value"])
+        return TABLE.conform(pd.DataFrame({c: [] for c in TABLE.columns})).drop(
+            columns=["detected_at", "notified_at"]
+        )
     since = series.date.max() - pd.Timedelta(days=config.alert_recent_days - 1)
     scored = pd.concat(
         [robust_scores(series, m, since, config.alert_window_days) for m in METRICS],

@@ -202,6 +202,12 @@ def test_robust_z_flags_a_planted_spike_and_nothing_else():
     assert by_metric.loc["interactions", "alert_id"] == "1:2026-03-31:interactions"
 
 
+def test_no_posts_no_alerts(tmp_path):
+    warehouse = _warehouse_with_posts(tmp_path, _posts(_series_posts(1, [1])).iloc[:0])
+    assert alerts.detect(warehouse, AnalyticsSettings()) == 0
+    assert warehouse.exists("alerts") and alerts.pending(warehouse).empty
+
+
 def test_a_planted_drop_is_flagged_as_a_drop():
     posts = _posts(_series_posts(1, [40, 44, 48, 42, 46] * 4 + [5]))
     flagged = alerts.flag_anomalies(alerts.account_series(posts), AnalyticsSettings())

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analytics.alerts import notify, pending
 from analytics.kpis import campaign_kpis, kpi_daily
 from analytics.trends import trend_scores
 from ingestion.schema import RAW_TABLES, SEGMENT_TABLES
@@ -109,15 +112,23 @@ class _Hook(BaseHTTPRequestHandler):
         pass
 
 
-def test_local_run_finds_what_the_simulator_planted(local_settings, monkeypatch, capsys):
-    warehouse, (user, spike_day) = _prepare(local_settings)
+@contextmanager
+def _webhook() -> Iterator[str]:
+    """A local HTTP server thread that keeps what it is posted in `_Hook.bodies`."""
     _Hook.bodies = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv(
-        "SMAP_ANALYTICS__ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook"
-    )
     try:
+        yield f"http://127.0.0.1:{server.server_port}/hook"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_local_run_finds_what_the_simulator_planted(local_settings, monkeypatch, capsys):
+    warehouse, (user, spike_day) = _prepare(local_settings)
+    with _webhook() as url:
+        monkeypatch.setenv("SMAP_ANALYTICS__ALERT_WEBHOOK_URL", url)
         assert main(["analytics", "run"]) == 0
         assert main(["alerts", "--post"]) == 0
         shown = capsys.readouterr().out
@@ -125,9 +136,6 @@ def test_local_run_finds_what_the_simulator_planted(local_settings, monkeypatch,
         assert "no new alerts" in capsys.readouterr().out
         assert main(["analytics", "influencers", "--category", "food", "--top", "3"]) == 0
         influencers_shown = capsys.readouterr().out
-    finally:
-        server.shutdown()
-        server.server_close()
 
     # the planted spike is flagged, printed and posted
     alerts = warehouse.read("alerts")
@@ -174,6 +182,12 @@ def test_services_views_match_pandas_and_sample_queries_return_rows(services_set
 
     alerts = warehouse.read("alerts")
     assert ((alerts.user_id == user) & (alerts.date == spike_day)).any()
+    assert len(pending(warehouse)) == len(alerts)  # NULL notification times read back as NaT
+    with _webhook() as url:
+        config = services_settings.analytics.model_copy(update={"alert_webhook_url": url})
+        assert notify(warehouse, config) == len(alerts)
+    assert len(_Hook.bodies) == 1
+    assert pending(warehouse).empty and warehouse.read("alerts").notified_at.notna().all()
 
     # the views compute what the local profile's pandas code computes
     read = warehouse.read
