@@ -406,7 +406,8 @@ def evaluate(
 
 @app.command()
 def segment(profile: Profile = None) -> None:
-    """Cluster active users (k in 5..7 by silhouette), register the model, write user_segments."""
+    """Cluster active users (k in 5..7 by silhouette), register and gate the model; a crowned
+    model writes user_segments."""
     from training.segmentation import segment as run_segment
 
     result = run_segment(settings_for(profile))
@@ -416,6 +417,7 @@ def segment(profile: Profile = None) -> None:
             "k": result.k,
             "silhouette": round(result.silhouette, 4),
             "model version": result.version,
+            "gate": f"{result.decision.decision}: {result.decision.reason}",
             "users segmented": result.segments_written,
             **{
                 f"segment {r.segment}": f"{r.label} ({r.size})"
@@ -546,9 +548,11 @@ def models_history(task: TaskName, profile: Profile = None) -> None:
     from ingestion.warehouse import open_warehouse
     from training.registry import history
     from training.tasks import get_task
+    from training.tracking import use_tracking
 
     settings = settings_for(profile)
-    frame = history(open_warehouse(settings), get_task(task).name)
+    # reconciled with the registry first: a gate stopped mid-way is recorded as it ended
+    frame = history(open_warehouse(settings), get_task(task).name, use_tracking(settings))
     table = Table(title=f"{task} champion history")
     for col in ("decided_at", "decision", "version", "champion_before", "champion_after", "reason"):
         table.add_column(col)

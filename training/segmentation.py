@@ -6,11 +6,15 @@ log1p-compressed, everything is standardised, and k-means is fitted for each k i
 the k with the best silhouette (on a seeded sample) wins.
 
 One MLflow run per call (params, silhouettes, profile table, pyfunc model). The new version
-is registered as `segmentation` and gets the `champion` alias directly: segmentation has no
-champion gate, because there is no holdout target to compare a challenger against (the
-silhouette of different k or different data is not a like-for-like comparison). Every call
-therefore replaces the champion, and `user_segments` / `segment_profiles` are rewritten
-whole with the new version's assignments.
+is registered as `segmentation` and goes through the same champion gate as the other tasks
+(`training.registry.promote`), with silhouette as the metric and the seeded sample of the
+current snapshot as the holdout. Champion, challenger and the naive baseline (users split
+into thirds by active days) label the same users, and every labelling is scored in one
+feature space, the challenger's (fitted on the current snapshot), so the silhouettes compare
+partitions of the same points under the same distances, whatever their k. The sample is also
+what the challenger was fitted on (k-means has no target to hold out), which favours it a
+little; a tie keeps the champion. Only a crowned version rewrites `user_segments` and
+`segment_profiles`; otherwise they keep the champion's assignments.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from ingestion.warehouse import open_warehouse
 from training.dataset import fingerprint, service_features
 from training.labels import segmentation_labels
 from training.packaging import input_frame
-from training.registry import CHAMPION
+from training.registry import Decision, promote
 from training.tasks import TaskError, get_task
 from training.tracking import experiment_for, git_commit, use_tracking
 
@@ -52,7 +56,8 @@ class SegmentResult:
     k: int
     silhouette: float
     silhouettes: dict[int, float]
-    segments_written: int
+    segments_written: int  # 0 when the gate kept the champion
+    decision: Decision
     profiles: pd.DataFrame = field(repr=False)
 
 
@@ -87,6 +92,19 @@ class SegmentModel(PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
         return self.predict_frame(model_input)
+
+
+def silhouette_scorer(space: SegmentModel):
+    """Score any segment labelling of a frame by silhouette in `space`'s feature space, so
+    champion, challenger and baseline are measured on the same points and distances."""
+
+    def scorer(frame: pd.DataFrame, labels) -> dict[str, float]:
+        labels = np.asarray(labels)
+        if len(np.unique(labels)) < 2:  # one segment has no silhouette
+            return {"silhouette": float("nan")}
+        return {"silhouette": float(silhouette_score(space.transform(frame), labels))}
+
+    return scorer
 
 
 def requirements() -> list[str]:
@@ -182,7 +200,8 @@ def _profiles(raw: pd.DataFrame, segments: np.ndarray, names: list[str]) -> pd.D
 
 
 def segment(settings: Settings, k_range=(5, 6, 7), sample: int = 5000) -> SegmentResult:
-    """Cluster the latest user snapshot, log and register the model, write the segments."""
+    """Cluster the latest user snapshot, log and register the model, gate it, and write the
+    segments if it was crowned."""
     task = get_task(TASK)
     ks = sorted({int(k) for k in k_range})
     if not ks or ks[0] < 2:
@@ -232,7 +251,7 @@ def segment(settings: Settings, k_range=(5, 6, 7), sample: int = 5000) -> Segmen
                 "smap.feature_service": task.feature_service,
                 "smap.data_fingerprint": data_fingerprint,
                 "smap.git_commit": git_commit(),
-                "smap.gate": "none",
+                "smap.gate": "silhouette",
             }
         )
         mlflow.log_params(
@@ -270,8 +289,20 @@ def segment(settings: Settings, k_range=(5, 6, 7), sample: int = 5000) -> Segmen
     version = int(registered.version)
     client.set_model_version_tag(TASK, str(version), "smap.data_fingerprint", data_fingerprint)
     client.set_model_version_tag(TASK, str(version), "smap.feature_service", task.feature_service)
-    client.set_model_version_tag(TASK, str(version), "smap.gate_decision", "no_gate")
-    client.set_registered_model_alias(TASK, CHAMPION, str(version))
+    warehouse = open_warehouse(settings)
+    decision = promote(
+        client,
+        warehouse,
+        task,
+        version,
+        raw.iloc[rows].reset_index(drop=True),
+        silhouette_scorer(model),
+        settings.training.promote_margin,
+    )
+    if decision.champion_after != version:
+        return SegmentResult(
+            run_id, version, best_k, finite[best_k], silhouettes, 0, decision, profiles
+        )
 
     label_of = dict(zip(profiles.segment, profiles.label, strict=True))
     user_segments = pd.DataFrame(
@@ -289,14 +320,21 @@ def segment(settings: Settings, k_range=(5, 6, 7), sample: int = 5000) -> Segmen
             for row in profiles[names].to_dict(orient="records")
         ]
     )
-    written = open_warehouse(settings).write_many(
+    written = warehouse.write_many(
         [
             (SEGMENT_TABLES["user_segments"], user_segments),
             (SEGMENT_TABLES["segment_profiles"], segment_profiles),
         ]
     )
     return SegmentResult(
-        run_id, version, best_k, finite[best_k], silhouettes, written["user_segments"], profiles
+        run_id,
+        version,
+        best_k,
+        finite[best_k],
+        silhouettes,
+        written["user_segments"],
+        decision,
+        profiles,
     )
 
 
