@@ -180,6 +180,7 @@ class DriftThresholds(_Frozen):
     column: float = Field(0.2, gt=0)  # a column drifts when its distance exceeds this
     drift_share: float = Field(0.3, gt=0, le=1)  # data drift: this share of features drifted
     prediction: float = Field(0.15, gt=0)  # prediction drift: distance of the predictions
+    label: float = Field(0.15, gt=0)  # label drift: matured outcomes against training labels
     # features that grow with time by nature (an account only gets older): shown in the
     # report, left out of the drift share, or every window would drift
     trending: tuple[str, ...] = (

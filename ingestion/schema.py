@@ -527,6 +527,7 @@ MONITORING_TABLES: dict[str, Table] = {
             "drifted_share": "float",
             "drifted_columns": "str",
             "prediction_score": "float",
+            "label_score": "float",
             "metric": "str",
             "quality_value": "float",
             "test_value": "float",

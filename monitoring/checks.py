@@ -48,6 +48,7 @@ class CheckResult:
     drifted_share: float
     drifted_columns: list[dict]  # column, method, score, threshold
     prediction_score: float
+    label_score: float  # NaN: too few matured labels
     metric: str
     quality_value: float  # the metric on matured labels (NaN: too few)
     test_value: float  # the champion's test score
@@ -136,6 +137,10 @@ def verdict(
             f"data drift: {drift.drifted_share:.0%} of features drifted (limit "
             f"{limits.drift_share:.0%}): {names}"
         )
+    if drift.label is not None and drift.label.drifted:
+        reasons.append(
+            f"label drift: matured outcomes moved by {drift.label.score:.3f} (limit {limits.label})"
+        )
     if drift.prediction.drifted:
         reasons.append(
             f"prediction drift: distance {drift.prediction.score:.3f} (limit {limits.prediction})"
@@ -193,6 +198,7 @@ def log_monitoring_run(settings: Settings, result: CheckResult, paths: tuple[Pat
             "labelled": result.labelled,
             "drifted_share": result.drifted_share,
             "prediction_drift": result.prediction_score,
+            "label_drift": result.label_score,
             f"quality_{result.metric}": result.quality_value,
             f"test_{result.metric}": result.test_value,
         }
@@ -215,6 +221,7 @@ def record(warehouse, result: CheckResult) -> None:
         "drifted_share": result.drifted_share,
         "drifted_columns": ",".join(c["column"] for c in result.drifted_columns),
         "prediction_score": result.prediction_score,
+        "label_score": result.label_score,
         "metric": result.metric,
         "quality_value": result.quality_value,
         "test_value": result.test_value,
@@ -244,7 +251,7 @@ def run_check(settings: Settings, task_name: str, warehouse=None) -> tuple[Check
             f"{task.name}: {len(window.frame)} logged answers of champion v{version} since the "
             f"last check, fewer than the {limits.min_rows} a check needs"
         )
-    drift, snapshot = run_drift(reference, window.frame, limits)
+    drift, snapshot = run_drift(reference, window.frame, limits, window.labelled)
     value = quality(task, window) if window.labelled >= limits.min_labelled else float("nan")
     said, reasons = verdict(task, drift, value, reference.test_value, window.labelled, limits)
     result = CheckResult(
@@ -260,6 +267,7 @@ def run_check(settings: Settings, task_name: str, warehouse=None) -> tuple[Check
         drifted_share=drift.drifted_share,
         drifted_columns=[asdict(c) for c in drift.drifted_columns],
         prediction_score=drift.prediction.score,
+        label_score=drift.label.score if drift.label else float("nan"),
         metric=task.metric,
         quality_value=value,
         test_value=reference.test_value,

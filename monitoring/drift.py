@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from configs.settings import DriftThresholds
-from training.reference import PREDICTION, Reference, sketch
+from training.reference import PREDICTION, TARGET, Reference, sketch
 
 NUM_METHOD, CAT_METHOD = "wasserstein", "jensenshannon"
 
@@ -36,6 +36,7 @@ class DriftResult:
     drifted_share: float  # as Evidently's DriftedColumnsCount reports it
     prediction: ColumnDrift
     trending: tuple[ColumnDrift, ...] = ()  # features expected to grow: shown, not counted
+    label: ColumnDrift | None = None  # matured labels against the training labels
 
     @property
     def drifted_columns(self) -> list[ColumnDrift]:
@@ -44,19 +45,25 @@ class DriftResult:
 
 def current_frame(window: pd.DataFrame, reference: Reference) -> pd.DataFrame:
     """Logged feature vectors with the reference's column kinds (numbers as float, categories
-    as text, as the model read them)."""
+    as text, as the model read them); the matured label, where known, as `target`."""
     out = pd.DataFrame(index=window.index)
     for column, kind in reference.kinds.items():
-        values = window[column] if column in window else pd.Series(None, index=window.index)
-        if kind == "numerical":
+        source = "label" if column == TARGET else column
+        values = window[source] if source in window else pd.Series(None, index=window.index)
+        if column == TARGET and kind == "categorical":
+            out[column] = pd.to_numeric(values, errors="coerce").map({0.0: "0", 1.0: "1"})
+        elif kind == "numerical":
             out[column] = pd.to_numeric(values, errors="coerce").astype(float)
         else:
             out[column] = values.astype(str)
     return out
 
 
-def run_drift(reference: Reference, current: pd.DataFrame, thresholds: DriftThresholds):
-    """Data drift on every feature and prediction drift; returns (result, Evidently snapshot)."""
+def run_drift(
+    reference: Reference, current: pd.DataFrame, thresholds: DriftThresholds, labelled: int = 0
+):
+    """Data drift on every feature, prediction drift, and label drift when `labelled` reaches
+    the task's `min_labelled`; returns (result, Evidently snapshot)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import DriftedColumnsCount, ValueDrift
     from evidently.presets import DataDriftPreset
@@ -90,7 +97,17 @@ def run_drift(reference: Reference, current: pd.DataFrame, thresholds: DriftThre
         )  # fmt: skip
         for c in trending
     ]
-    snapshot = Report([preset, prediction, *shown]).run(
+    judged = TARGET in kinds and labelled >= thresholds.min_labelled
+    label = (
+        ValueDrift(
+            column=TARGET,
+            method=NUM_METHOD if kinds[TARGET] == "numerical" else CAT_METHOD,
+            threshold=thresholds.label,
+        )  # fmt: skip
+        if judged
+        else None
+    )
+    snapshot = Report([preset, prediction, *shown, *([label] if label else [])]).run(
         Dataset.from_pandas(now, data_definition=definition),
         Dataset.from_pandas(reference.sketch[columns], data_definition=definition),
     )
@@ -115,4 +132,11 @@ def run_drift(reference: Reference, current: pd.DataFrame, thresholds: DriftThre
         ColumnDrift(m.column, str(m.method), float(results[m.metric_id].value), m.threshold)
         for m in shown
     )
-    return DriftResult(tuple(per_column), share, predicted, expected), snapshot
+    labels = (
+        ColumnDrift(
+            TARGET, str(label.method), float(results[label.metric_id].value), label.threshold
+        )
+        if label
+        else None
+    )
+    return DriftResult(tuple(per_column), share, predicted, expected, labels), snapshot

@@ -255,27 +255,93 @@ def demo(
     tasks: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated tasks to train (default: engagement; on imported posts "
-            "engagement,trend). A task whose inputs are absent is skipped with the reason."
+            help="On imported posts: comma-separated tasks to train (default engagement,trend)."
         ),
     ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Engagement only, fewer trials (a few minutes).")
+    ] = False,
+    shift_at: Annotated[
+        int | None,
+        typer.Option("--shift-at", help="Day the simulated behaviour changes (default: 2/3 in)."),
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the summary as JSON here.")
+    ] = None,
 ) -> None:
-    """Run the main job end to end on the active profile (on your imported posts if any)."""
+    """The whole loop end to end: simulate a platform whose behaviour shifts, train, serve,
+    replay the post-shift days through HTTP, detect the drift, retrain, swap the champion.
+    On your imported posts: train and serve them (no replay)."""
     from pipelines import flows
-    from training.tasks import get_task
 
     settings = settings_for(profile)
-    chosen = tuple(t.strip() for t in tasks.split(",") if t.strip()) if tasks else None
-    result = flows.demo(settings, preset=preset, tasks=chosen)
-    posts = (
-        {"posts simulated": result["simulate"]["content_posts"]}
-        if "simulate" in result
-        else {"posts": "your imported posts"}
-    )
+    if flows.has_imported_posts(settings):
+        chosen = tuple(t.strip() for t in tasks.split(",") if t.strip()) if tasks else None
+        result = flows.demo(settings, preset=preset, tasks=chosen)
+        print_own_data_demo(settings, result)
+        return
+    from pipelines.demo import run_loop
+
+    summary = run_loop(settings, preset=preset, shift_at=shift_at, quick=quick)
+    print_loop_summary(settings, summary)
+    if json_path:
+        json_path.write_text(json.dumps(summary, indent=2, default=str))
+        out.print(f"summary written to {json_path}")
+
+
+def print_loop_summary(settings: Settings, summary: dict) -> None:
+    """What the loop did: the champions, each check, the swap, where to look next."""
+    head = {
+        "profile": settings.profile,
+        "data_dir": str(settings.root),
+        "posts simulated": summary["simulate"]["content_posts"],
+        "behaviour shift": f"day {summary['shift_day']} ({summary['shift_date']})"
+        if summary["shift_day"] is not None
+        else "none (control run)",
+    }
+    for task, t in summary["trained"].items():
+        head[f"{task} first champion"] = f"v{t['version']} ({t['gate']})"
+    head["failed requests"] = summary["failed_requests"]
+    head["seconds"] = summary["seconds"]
+    print_counts("smap demo: the loop", head)
+    table = Table(title="drift checks on the replayed post-shift days")
+    for col in ("task", "champion", "rows", "drifted", "prediction", "quality", "verdict",
+                "retrain"):  # fmt: skip
+        table.add_column(col)
+    for c in summary["checks"]:
+        r = c["retrain"]
+        retrain = (
+            f"v{r['version']}: {r['decision']} ({c['metric']} {r['challenger_value']:.3f} vs "
+            f"{r['champion_value']:.3f} on post-shift holdout)"
+            if r and "decision" in r and r["champion_value"] is not None
+            else (r.get("decision") or r.get("error") or "-")
+            if r
+            else "-"
+        )
+        quality = "-" if c["quality_value"] is None else f"{c['quality_value']:.3f}"
+        table.add_row(c["task"], f"v{c['version']}", str(c["rows"]),
+                      f"{c['drifted_share']:.0%}", f"{c['prediction_score']:.3f}",
+                      f"{quality} (test {c['test_value']:.3f})", c["verdict"], retrain)  # fmt: skip
+    out.print(table)
+    for task, swap in summary["after_swap"].items():
+        out.print(
+            f"{task}: the service now answers with v{swap['new_version']} "
+            f"(versions seen: {swap['answered_by']}, failed requests: {swap['failed']})"
+        )
+    for reason in summary["skipped"].values():
+        out.print(f"skipped {reason}", markup=False, soft_wrap=True)
+    out.print(f"drift reports: {summary['reports']}", soft_wrap=True)
+    for what, command in summary["commands"].items():
+        out.print(f"{what}: {command}", markup=False, soft_wrap=True)
+
+
+def print_own_data_demo(settings: Settings, result: dict) -> None:
+    from training.tasks import get_task
+
     summary = {
         "profile": settings.profile,
         "data_dir": str(settings.root),
-        **posts,
+        "posts": "your imported posts",
         "analytics rows": sum(result["ingest"].values()),
         "feast objects": len(result["apply"]),
         "online store keys": sum(result["materialize"].values()),

@@ -39,11 +39,18 @@ def serve_command(settings: Settings, host: str, port: int) -> list[str]:
 
 
 def start_service(
-    settings: Settings, host: str | None = None, port: int | None = None, workers: int = 1, **kw
+    settings: Settings,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    **kw,
 ) -> subprocess.Popen:
+    """The service in its own process group; `env` overrides settings for it alone."""
     s = settings.serving
     cmd = serve_command(settings, host or s.host, port or s.port)
-    return subprocess.Popen(cmd, env=service_env(settings, workers), start_new_session=True, **kw)
+    environment = {**service_env(settings, workers), **(env or {})}
+    return subprocess.Popen(cmd, env=environment, start_new_session=True, **kw)
 
 
 def serve(settings: Settings, host=None, port=None, workers=None) -> int:
@@ -240,8 +247,14 @@ def published_drafts(settings: Settings, since=None, until=None) -> list[dict]:
     ]
 
 
-def send_drafts(url: str, drafts: list[dict], batch: int = 200, on_answer=None) -> dict:
-    """POST drafts to /predict_engagement in batches; counts answers, failures and versions."""
+def send_drafts(
+    url: str,
+    drafts: list[dict],
+    batch: int = 200,
+    on_answer=None,
+    endpoint: str = "predict_engagement",
+) -> dict:
+    """POST drafts to `endpoint` in batches; counts answers, failures and versions."""
     import httpx
 
     headers = {"x-api-key": os.environ.get("SMAP_API_KEY", "")}
@@ -251,9 +264,7 @@ def send_drafts(url: str, drafts: list[dict], batch: int = 200, on_answer=None) 
         for i in range(0, len(drafts), batch):
             chunk = drafts[i : i + batch]
             try:
-                reply = client.post(
-                    f"{url}/predict_engagement", json={"drafts": chunk}, headers=headers
-                )
+                reply = client.post(f"{url}/{endpoint}", json={"drafts": chunk}, headers=headers)
                 reply.raise_for_status()
             except httpx.HTTPError:
                 failed += len(chunk)

@@ -20,6 +20,7 @@ import pandas as pd
 
 SKETCH_ROWS = 2_000
 PREDICTION = "prediction"
+TARGET = "target"  # the labels the model was fitted and tested on: label drift compares them
 ARTIFACT_DIR = "reference"
 
 
@@ -65,19 +66,27 @@ class Reference:
 
     @property
     def features(self) -> list[str]:
-        return [c for c in self.kinds if c != PREDICTION]
+        return [c for c in self.kinds if c not in (PREDICTION, TARGET)]
 
 
-def log_reference(task, frame: pd.DataFrame, features: list[str], predictions, test_value, window):
-    """Sketch features and predictions of the training set; log them to the active run."""
+def log_reference(
+    task, frame: pd.DataFrame, features: list[str], predictions, targets, test_value, window
+):
+    """Sketch features, predictions and labels of the training set; log them to the active
+    run."""
     import mlflow
 
     data = frame[features].copy()
     data[PREDICTION] = np.asarray(predictions, dtype=float)
-    columns = [*features, PREDICTION]
+    data[TARGET] = np.asarray(targets, dtype=float)
+    columns = [*features, PREDICTION, TARGET]
+    kinds = column_kinds(data, columns)
+    if task.kind == "classification":  # a 0/1 label: compare class shares
+        data[TARGET] = data[TARGET].map({0.0: "0", 1.0: "1"})
+        kinds[TARGET] = "categorical"
     meta = {
         "task": task.name,
-        "kinds": column_kinds(data, columns),
+        "kinds": kinds,
         "rows": len(data),
         "metric": task.metric,
         "test_value": float(test_value),

@@ -169,6 +169,7 @@ def train(
             everything,
             ts.features,
             model.predict_frame(everything),
+            ts.frame.target,
             test_metrics.get(task.metric, float("nan")),
             ts.window,
         )

@@ -17,7 +17,7 @@ from training.reference import PREDICTION, Reference, column_kinds, sketch, sket
 from training.tasks import get_task
 
 
-def frame(seed: int, shift: float = 0.0, n: int = 20_000) -> pd.DataFrame:
+def frame(seed: int, shift: float = 0.0, n: int = 6_000) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     data = {f"num_{i}": rng.normal(shift if i < 6 else 0.0, 1.0, n) for i in range(10)}
     data["kind"] = rng.choice(["video", "image", "text"], n, p=[0.3, 0.5, 0.2])
@@ -111,3 +111,30 @@ def test_candidate_hours_are_not_part_of_a_window():
 def test_a_malformed_log_row_is_one_clear_error():
     with pytest.raises(WindowError, match="features is not a JSON object"):
         parse(log_rows([{"user_id": 1}], ["{not json"]))
+
+
+def test_matured_labels_that_moved_are_label_drift():
+    reference_data = frame(1).assign(target=np.random.default_rng(1).normal(0.05, 0.02, 6_000))
+    reference = reference_of(reference_data)
+    limits = DriftThresholds(min_labelled=100)
+    current = frame(2).assign(label=np.random.default_rng(2).normal(0.07, 0.02, 6_000))
+    current.loc[:2_999, "label"] = np.nan  # half not matured yet
+    moved, _ = run_drift(reference, current, limits, labelled=3_000)
+    assert moved.label is not None and moved.label.drifted
+    said, reasons = verdict(get_task("engagement"), moved, float("nan"), 0.5, 3_000, limits)
+    assert said == DRIFT and any(r.startswith("label drift") for r in reasons)
+    same = frame(3).assign(label=np.random.default_rng(3).normal(0.05, 0.02, 6_000))
+    calm, _ = run_drift(reference, same, limits, labelled=6_000)
+    assert not calm.label.drifted
+    few, _ = run_drift(reference, current, limits, labelled=50)
+    assert few.label is None  # too few labels: not judged
+
+
+def test_a_data_window_keeps_rows_of_its_span_only():
+    from training.dataset import DataWindow
+
+    rows = pd.DataFrame({"event_timestamp": pd.date_range("2026-01-01", periods=10, freq="D")})
+    kept = DataWindow(since=pd.Timestamp("2026-01-03"), until=pd.Timestamp("2026-01-06", tz="UTC"))
+    assert kept.select(rows).event_timestamp.dt.day.tolist() == [3, 4, 5]
+    assert len(DataWindow().select(rows)) == 10
+    assert DataWindow().key() != kept.key()

@@ -1,0 +1,169 @@
+"""`smap demo`: the whole loop on a simulated platform whose behaviour changes part-way.
+
+simulate (shift at day S) -> ingest -> apply -> materialize up to S -> train the tasks on the
+days before S -> serve -> replay the posts of the days after S, chunk by chunk, as drafts over
+HTTP (the online store advanced to each chunk's start, as a live one would be) -> after each
+chunk, monitor: drift, and after `monitoring.consecutive` drift verdicts a retrain on the
+newest days behind the champion gate -> the service swaps to the new champion through its
+alias poll while requests keep coming -> a summary.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pandas as pd
+
+from configs.settings import Settings
+from pipelines import flows
+from pipelines.progress import steps
+
+QUICK_TASKS = ("engagement",)
+LOOP_TASKS = ("engagement", "virality", "churn", "trend")
+SERVED = {"engagement": "predict_engagement", "virality": "predict_virality"}
+CHUNKS = 4
+
+
+def shift_day(settings: Settings, preset: str) -> int:
+    """Default: the last third of the simulated days behave differently."""
+    from ingestion.simulator import PRESETS
+
+    return PRESETS[preset].days * 2 // 3
+
+
+def train_before(settings: Settings, tasks, until, trials: int) -> dict:
+    from training.dataset import DataWindow
+    from training.train import train
+
+    window = DataWindow(until=until)
+    trained = {}
+    for task in tasks:
+        trained[task] = train(
+            settings, task, trials=trials, families=flows._demo_families(task), window=window
+        )
+    return trained
+
+
+def replay_chunk(settings: Settings, url: str, tasks, since, until) -> dict:
+    """Advance the online store to `since`, then ask the service about every post of
+    [since, until) before it was published."""
+    from feature_repo.store import materialize
+    from pipelines.serving import published_drafts, send_drafts
+
+    materialize(settings, end=since.to_pydatetime())
+    drafts = published_drafts(settings, since, until)
+    return {task: send_drafts(url, drafts, endpoint=SERVED[task]) for task in tasks}
+
+
+def wait_logged(settings: Settings) -> None:
+    """Give the service's log thread time to flush what it answered."""
+    time.sleep(settings.serving.log_flush_seconds * 2 + 0.5)
+
+
+def run_loop(
+    settings: Settings,
+    preset: str | None = None,
+    shift_at: int | None = None,
+    quick: bool = False,
+    trials: int | None = None,
+    shift: bool = True,
+) -> dict:
+    """The demo's loop on a simulated platform; returns the summary. `shift=False` replays
+    the same days of a platform that did not change (the monitoring's control run)."""
+    from monitoring.checks import NotEnoughRows
+    from pipelines.monitoring import monitor
+    from pipelines.serving import as_utc, free_port, start_service, stop_service, wait_ready
+
+    t0 = time.perf_counter()
+    preset = preset or settings.simulator.preset
+    shift_at = shift_day(settings, preset) if shift_at is None else shift_at
+    tasks = QUICK_TASKS if quick else LOOP_TASKS
+    trials = trials or (4 if quick else 6)
+    start = pd.Timestamp(settings.simulator.start_date, tz="UTC")
+    cut = start + pd.Timedelta(days=shift_at)
+    summary: dict = {
+        "preset": preset,
+        "shift_day": shift_at if shift else None,
+        "shift_date": str(cut.date()),
+    }
+    summary["simulate"] = flows.simulate(
+        settings, preset=preset, shift_at=shift_at if shift else None
+    )
+    summary["ingest"] = flows.ingest(settings)
+    summary["apply"] = flows.apply_features(settings)
+    summary["materialize"] = flows.materialize_features(settings, end=cut.to_pydatetime())
+    ready, skipped = flows.ready_tasks(settings, tasks)
+    summary["skipped"] = skipped
+    trained = train_before(settings, ready, cut, trials)
+    summary["trained"] = {
+        t: {"version": r.version, "test": r.test_metrics, "gate": r.decision.decision}
+        for t, r in trained.items()
+        if r.decision is not None
+    }
+    served = [t for t in SERVED if t in trained and trained[t].decision.champion_after]
+    end = as_utc(newest_post(settings))
+    step = (end - cut) / CHUNKS
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_service(
+        settings, "127.0.0.1", port, env={"SMAP_SERVING__ALIAS_POLL_SECONDS": "2"}
+    )
+    checks, replays = [], []
+    try:
+        wait_ready(url, process)
+        with steps("replay and monitor", CHUNKS) as tick:
+            for k in range(CHUNKS):
+                since, until = cut + k * step, cut + (k + 1) * step
+                replays.append(replay_chunk(settings, url, served, since, until))
+                wait_logged(settings)
+                for task in served:
+                    try:
+                        result = monitor(settings, task)
+                    except NotEnoughRows:
+                        continue
+                    checks.append(result)
+                tick(f"days {since:%m-%d}..{until:%m-%d}")
+        summary["after_swap"] = confirm_swap(settings, url, served, end, checks)
+    finally:
+        stop_service(process)
+    summary["replays"] = replays
+    summary["checks"] = [c.as_json() for c in checks]
+    summary["failed_requests"] = sum(r[t]["failed"] for r in replays for t in r)
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    summary["reports"] = str(settings.reports_dir / "monitoring")
+    summary["commands"] = {
+        "mlflow ui": f"uv run mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}",
+        "drift reports": "uv run smap monitor ui",
+        "recent checks": "uv run smap monitor --summary",
+    }
+    return summary
+
+
+def newest_post(settings: Settings):
+    from ingestion.warehouse import open_warehouse
+
+    return open_warehouse(settings).read("post_features", ["event_timestamp"]).event_timestamp.max()
+
+
+def confirm_swap(settings: Settings, url: str, served, end, checks) -> dict:
+    """After a promotion, ask again until the service answers with the new version (its alias
+    poll), counting any failed request on the way."""
+    from pipelines.serving import published_drafts, send_drafts
+
+    promoted = {
+        c.task: c.retrain["version"] for c in checks if c.retrain.get("decision") == "promoted"
+    }
+    out = {}
+    drafts = published_drafts(settings, end - timedelta(days=2), None)[:100]
+    for task, version in promoted.items():
+        deadline, seen, failed = time.monotonic() + 60, {}, 0
+        while time.monotonic() < deadline:
+            answer = send_drafts(url, drafts, endpoint=SERVED[task])
+            failed += answer["failed"]
+            seen = answer["versions"]
+            if version in seen:
+                break
+            time.sleep(1)
+        out[task] = {"new_version": version, "answered_by": sorted(seen), "failed": failed}
+    return out
