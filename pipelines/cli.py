@@ -330,6 +330,8 @@ def print_loop_summary(settings: Settings, summary: dict) -> None:
         )
     for reason in summary["skipped"].values():
         out.print(f"skipped {reason}", markup=False, soft_wrap=True)
+    if "serve" in summary:
+        print_demo_answers(summary["serve"])
     out.print(f"drift reports: {summary['reports']}", soft_wrap=True)
     for what, command in summary["commands"].items():
         out.print(f"{what}: {command}", markup=False, soft_wrap=True)
@@ -776,6 +778,39 @@ def alerts(
     if post:
         sent = notify(warehouse, settings.analytics)
         out.print(f"posted {sent} alert(s) to the webhook")
+
+
+@app.command()
+def report(
+    profile: Profile = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Folder for index.html and exports/ (default: reports/dashboard)."
+        ),
+    ] = None,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Then serve the folder on 127.0.0.1 until Ctrl-C.")
+    ] = False,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port of --serve.")] = 8089,
+) -> None:
+    """Write the dashboard (one self-contained HTML page) and CSV/Parquet exports for BI tools."""
+    from analytics.report import serve as serve_folder
+    from analytics.report import write_report
+
+    settings = settings_for(profile)
+    done = write_report(settings, out_dir)
+    empty = [s.title for s in done.sections if s.empty]
+    print_counts(
+        "dashboard",
+        {
+            "page": str(done.path),
+            "exports (CSV + Parquet)": f"{len(done.exports)} tables in {done.folder / 'exports'}",
+            "sections without data": ", ".join(empty) or "none",
+        },
+    )
+    if serve:
+        serve_folder(done.folder, port, lambda url: out.print(f"serving {url} (Ctrl-C stops)"))
 
 
 def _error_line(exc: BaseException) -> str:

@@ -10,6 +10,7 @@ alias poll while requests keep coming -> a summary.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from datetime import timedelta
 
@@ -73,7 +74,14 @@ def run_loop(
     the same days of a platform that did not change (the monitoring's control run)."""
     from monitoring.checks import NotEnoughRows
     from pipelines.monitoring import monitor
-    from pipelines.serving import as_utc, free_port, start_service, stop_service, wait_ready
+    from pipelines.serving import (
+        as_utc,
+        ask_service,
+        free_port,
+        start_service,
+        stop_service,
+        wait_ready,
+    )
 
     t0 = time.perf_counter()
     preset = preset or settings.simulator.preset
@@ -107,7 +115,12 @@ def run_loop(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = start_service(
-        settings, "127.0.0.1", port, env={"SMAP_SERVING__ALIAS_POLL_SECONDS": "2"}
+        settings,
+        "127.0.0.1",
+        port,
+        env={"SMAP_SERVING__ALIAS_POLL_SECONDS": "2"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     checks, replays = [], []
     try:
@@ -125,6 +138,8 @@ def run_loop(
                     checks.append(result)
                 tick(f"days {since:%m-%d}..{until:%m-%d}")
         summary["after_swap"] = confirm_swap(settings, url, served, end, checks)
+        if "engagement" in served:  # what a user asks next, answered by today's champion
+            summary["serve"] = ask_service(settings, url)
     finally:
         stop_service(process)
     summary["replays"] = replays

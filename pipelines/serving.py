@@ -177,10 +177,26 @@ def demo_drafts(settings: Settings, n: int = 3) -> list[dict]:
     ]
 
 
-def demo_serving(settings: Settings) -> dict:
-    """Start the service on the trained champions, ask it about a few drafts, stop it."""
+def ask_service(settings: Settings, url: str) -> dict:
+    """A few drafts and a best-posting-time question to a running service, with the answers."""
     import httpx
 
+    drafts = demo_drafts(settings)
+    headers = {"x-api-key": os.environ.get("SMAP_API_KEY", "")}
+    answer = httpx.post(
+        f"{url}/predict_engagement", json={"drafts": drafts}, headers=headers, timeout=30
+    )
+    answer.raise_for_status()
+    template = {k: v for k, v in drafts[0].items() if k != "planned_at"}
+    best = httpx.post(
+        f"{url}/best_posting_time", json={"draft": template}, headers=headers, timeout=30
+    )
+    best.raise_for_status()
+    return {"url": url, "drafts": drafts, "engagement": answer.json(), "best": best.json()}
+
+
+def demo_serving(settings: Settings) -> dict:
+    """Start the service on the trained champions, ask it about a few drafts, stop it."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = start_service(
@@ -188,18 +204,7 @@ def demo_serving(settings: Settings) -> dict:
     )
     try:
         wait_ready(url, process)
-        drafts = demo_drafts(settings)
-        headers = {"x-api-key": os.environ.get("SMAP_API_KEY", "")}
-        answer = httpx.post(
-            f"{url}/predict_engagement", json={"drafts": drafts}, headers=headers, timeout=30
-        )
-        answer.raise_for_status()
-        template = {k: v for k, v in drafts[0].items() if k != "planned_at"}
-        best = httpx.post(
-            f"{url}/best_posting_time", json={"draft": template}, headers=headers, timeout=30
-        )
-        best.raise_for_status()
-        return {"url": url, "drafts": drafts, "engagement": answer.json(), "best": best.json()}
+        return ask_service(settings, url)
     finally:
         stop_service(process)
 

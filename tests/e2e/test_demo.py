@@ -77,6 +77,7 @@ def test_monitor_refuses_what_it_cannot_judge_in_one_line(tmp_path, monkeypatch,
     monkeypatch.setenv("SMAP_DATA_DIR", str(tmp_path / "data"))
     assert main(["monitor", "engagement"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: engagement: no champion to monitor (run `smap train engagement`)"]
+    assert err[-1] == "error: engagement: no champion to monitor (run `smap train engagement`)"
+    assert not any("Traceback" in line for line in err)
     assert main(["monitor", "nosuchtask"]) == 1
     assert "nosuchtask" in capsys.readouterr().err
