@@ -6,10 +6,12 @@ people who want the `feast` CLI); it is never edited by hand.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -209,6 +211,18 @@ def apply(settings: Settings) -> list[str]:
     return [o.name for o in objects]
 
 
+@contextmanager
+def _feast_prints_to_log() -> Iterator[None]:
+    """Feast prints each materialization to stdout; it belongs in the log, not the terminal."""
+    buffer = io.StringIO()
+    try:
+        with redirect_stdout(buffer):
+            yield
+    finally:
+        if buffer.getvalue().strip():
+            logging.getLogger("feast").info(buffer.getvalue().strip())
+
+
 def materialize(
     settings: Settings, end: datetime | None = None, start: datetime | None = None, progress=None
 ) -> dict[str, int]:
@@ -235,7 +249,8 @@ def materialize(
     with named_server_errors(settings):
         for view in views:
             if _online_is_current(online, view):
-                store.materialize_incremental(end_date=end, feature_views=[view.name])
+                with _feast_prints_to_log():
+                    store.materialize_incremental(end_date=end, feature_views=[view.name])
             else:
                 if view.materialization_intervals:
                     # on stderr, whatever logging a library set up: a full load takes longer
@@ -248,7 +263,8 @@ def materialize(
                 store.apply([view])  # the registry's own view: re-creates its online table
                 first = start or _earliest_row(settings, view)
                 if first is not None:  # an empty source has nothing to load
-                    store.materialize(start_date=first, end_date=end, feature_views=[view.name])
+                    with _feast_prints_to_log():
+                        store.materialize(start_date=first, end_date=end, feature_views=[view.name])
             online.set_mark(view.name, end.timestamp())
             keys[view.name] = online.keys(view)
             tick(view.name)
