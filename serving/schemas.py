@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from ingestion.simulator import POST_TYPES
 
@@ -142,6 +142,50 @@ class Metadata(_Body):
     tasks: list[TaskStatus]
     predictions_logged: int
     predictions_dropped: int
+
+
+MAX_TOP = 100  # influencers per answer
+Category = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, to_lower=True, min_length=1, max_length=40, pattern=r"^[\w -]+$"
+    ),
+]
+TopN = Annotated[int, Field(ge=1, le=MAX_TOP)]
+UserId = Annotated[int, Field(ge=0)]
+
+
+class Influencer(_Body):
+    rank: int  # over every account
+    category_rank: int  # within the account's main category
+    user_id: int
+    username: str
+    account_type: str
+    category: str  # the category the account posts most in
+    followers: int
+    following: int
+    engagement_received: int
+    pagerank: float
+
+
+class InfluencersResponse(_Body):
+    """No model answers this: `computed_at` says when `smap analytics run` ranked them."""
+
+    influencers: list[Influencer]
+    category: str | None = None
+    computed_at: datetime
+
+
+class UserSegmentResponse(_Body):
+    """`computed_at`: when `smap segment` assigned the segment; `description` is empty while
+    the profiles belong to another model version than the assignment."""
+
+    user_id: int
+    segment: int
+    name: str
+    description: str
+    model_version: int
+    computed_at: datetime
 
 
 def utc_now() -> datetime:

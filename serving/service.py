@@ -19,12 +19,17 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from serving.schemas import (
+    Category,
     ChurnResponse,
     Drafts,
     DraftTemplate,
     EngagementResponse,
+    InfluencersResponse,
     PostingTimeResponse,
+    TopN,
+    UserId,
     UserIds,
+    UserSegmentResponse,
     ViralityResponse,
 )
 
@@ -88,12 +93,14 @@ class Smap:
 
     def __init__(self) -> None:
         from configs.settings import load_settings, telemetry_env
+        from serving.insights import Insights
         from serving.predictor import Predictor
 
         settings = load_settings()
         for key, value in telemetry_env(settings.telemetry).items():
             os.environ.setdefault(key, value)
         self.predictor = Predictor(settings)
+        self.insights = Insights(settings)
 
     def _call(self, ctx: bentoml.Context, method, *args: Any):
         from serving.predictor import Unavailable, new_request_id
@@ -143,6 +150,35 @@ class Smap:
             "trend: not served yet: the trend champion reads its usage history from the "
             "warehouse (trend_v1), not from an online feature service",
         )
+
+    def _insight(self, ctx: bentoml.Context, method, *args: Any):
+        """An analytics answer; 400/404 naming the field, 503 while its table is not built."""
+        from serving.insights import NotAnswerable, NotBuilt
+        from serving.predictor import new_request_id
+
+        ctx.response.headers[REQUEST_ID_HEADER] = (
+            ctx.request.headers.get(REQUEST_ID_HEADER) or new_request_id()
+        )
+        try:
+            return method(*args)
+        except NotAnswerable as exc:
+            ctx.response.status_code = exc.status
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        except NotBuilt as exc:
+            return _unavailable(ctx, str(exc))
+
+    @bentoml.api
+    async def top_influencers(
+        self, ctx: bentoml.Context, category: Category | None = None, n: TopN = 10
+    ) -> InfluencersResponse:
+        """The best-ranked accounts (PageRank on the follow graph, weighted by engagement),
+        optionally of one category; computed_at says when `smap analytics run` ranked them."""
+        return self._insight(ctx, self.insights.top_influencers, category, n)
+
+    @bentoml.api
+    async def user_segment(self, user_id: UserId, ctx: bentoml.Context) -> UserSegmentResponse:
+        """The segment `smap segment` gave an account, with the segment's readable profile."""
+        return self._insight(ctx, self.insights.user_segment, user_id)
 
     def __is_ready__(self) -> bool:
         return self.predictor.is_ready()
