@@ -197,6 +197,13 @@ TRUTH_TABLES: dict[str, Table] = {
             {"hashtag_id": "int", "date": "date", "expected_usage": "float"},
             key=["hashtag_id", "date"],
         ),
+        # the Bayes classifier's category of each post (caption + hashtags), a table of its own
+        # so that warehouses written before it existed take it without a migration
+        _t(
+            "truth_post_categories",
+            {"post_id": "int", "oracle_category": "str"},
+            key=["post_id"],
+        ),
     ]
 }
 

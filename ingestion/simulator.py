@@ -21,7 +21,27 @@ OBJECTIVES = ("awareness", "engagement", "conversion")
 _WORDS = (
     "love new today best look amazing check this out week vibes day time great fresh "
     "happy tips guide how why top favourite little big moment story win share"
-).split()
+).split()  # the shared (generic) list; on its own a caption from it says nothing of the topic
+# Topic words per category, listed by length: 3 words of 3, 4 and 5 letters, 2 of 6 and 7, one
+# of 9, the lengths of the shared list's words, so a topic word can stand in for a shared word
+# of the same length and leave the caption's length unchanged. Sibling categories share two
+# words (fashion/beauty, food/fitness, tech/gaming, travel/music), so short captions can be
+# ambiguous between them.
+TOPIC_WORDS = {
+    "fashion": "hat zip tee ootd silk glam denim dress style runway blazer outfits couture "
+    "wardrobes",
+    "food": "tea pie jam chef soup meal pasta sushi vegan recipe dinner dessert cooking delicious",
+    "travel": "map sea inn trip hike tour beach hotel arena flight island journey airport "
+    "adventure",
+    "fitness": "gym run abs reps yoga meal squat lifts vegan cardio sprint workout protein "
+    "endurance",
+    "tech": "app api gpu code chip byte cloud robot setup laptop gadget startup android developer",
+    "music": "pop rap mic song beat tour piano drums arena guitar singer concert karaoke orchestra",
+    "gaming": "pvp mmo gpu boss loot raid quest combo setup arcade twitch console respawn "
+    "speedruns",
+    "beauty": "spa gel lip glow nail glam serum blush style makeup lashes mascara haircut "
+    "cosmetics",
+}
 
 # Fixed noise levels and effects; later quality bars are measured against these. Do not tune.
 BASE_LOGIT = -3.4
@@ -37,6 +57,9 @@ DISENGAGE_TO_CHURN = 0.10  # daily probability a disengaging user stops for good
 QUIET_DECAY = 0.85  # daily activity factor while disengaging
 AUDIENCE_PER_FOLLOW = 25  # each simulated follow stands for this many real audience accounts
 EXPLORE_REACH = 80.0  # non-follower reach of an average post (explore / hashtag pages)
+TOPIC_WORD_SHARE = 0.6  # an on-topic caption's word is a topic word with this probability
+OFF_TOPIC_SHARE = 0.10  # share of captions with no topic words at all (generic chatter)
+CAPTION_STREAM = 1234  # caption words come from default_rng([seed, CAPTION_STREAM])
 
 
 @dataclass(frozen=True)
@@ -75,6 +98,94 @@ def hour_effect(hour: np.ndarray) -> np.ndarray:
 
 def caption_effect(length: np.ndarray) -> np.ndarray:
     return -0.15 * ((np.minimum(length, 400) - 100) / 100) ** 2
+
+
+_LENGTHS = (3, 4, 5, 6, 7, 9)  # the word lengths of both lists
+_PICKS = 6  # a multiple of every per-length count (3, 3, 3, 2, 2, 1): uniform by modulo
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Caption words: the shared list first, then each topic word once."""
+
+    words: np.ndarray  # vocabulary id -> word
+    slot: np.ndarray  # shared word id -> index of its length in _LENGTHS
+    topic: np.ndarray  # [category, length slot, pick] -> vocabulary id of a topic word
+    categories: np.ndarray  # vocabulary id -> bitmask of the categories whose list holds it
+
+
+def vocabulary() -> Vocabulary:
+    words = list(_WORDS)
+    topic = np.zeros((len(CATEGORIES), len(_LENGTHS), _PICKS), dtype=np.int64)
+    masks = [(1 << len(CATEGORIES)) - 1] * len(words)  # a shared word fits every category
+    for c, name in enumerate(CATEGORIES):
+        listed = TOPIC_WORDS[name].split()
+        for s, length in enumerate(_LENGTHS):
+            of_length = [w for w in listed if len(w) == length]
+            for j in range(_PICKS):
+                word = of_length[j % len(of_length)]
+                if word not in words:
+                    words.append(word)
+                    masks.append(0)
+                topic[c, s, j] = words.index(word)
+                masks[words.index(word)] |= 1 << c
+    slot = np.array([_LENGTHS.index(len(w)) for w in _WORDS])
+    return Vocabulary(np.array(words), slot, topic, np.array(masks, dtype=np.uint8))
+
+
+def draw_captions(
+    seed: int, generic: np.ndarray, n_words: np.ndarray, category: np.ndarray
+) -> tuple[list[str], np.ndarray]:
+    """Captions and each one's bitmask of categories whose topic list holds all its topic words.
+
+    `generic` holds the shared-list word ids the main stream drew (one row of 60 per post). An
+    off-topic caption keeps them; in an on-topic one each word is, with TOPIC_WORD_SHARE, swapped
+    for a uniform topic word of the post's category of the same length. The swaps come from
+    their own stream, so no other column changes, and lengths stay as the main stream drew them.
+    """
+    vocab = vocabulary()
+    crng = np.random.default_rng([seed, CAPTION_STREAM])
+    used = np.arange(generic.shape[1])[None, :] < n_words[:, None]
+    ids = generic[used].astype(np.int16)  # the words actually used, post by post
+    post = np.repeat(np.arange(len(n_words), dtype=np.int32), n_words)
+    off_topic = crng.random(len(n_words)) < OFF_TOPIC_SHARE
+    swap = (crng.random(len(ids)) < TOPIC_WORD_SHARE) & ~off_topic[post]
+    pick = crng.integers(0, _PICKS, len(ids), dtype=np.int8)
+    ids[swap] = vocab.topic[category[post[swap]], vocab.slot[ids[swap]], pick[swap]]
+    starts = np.concatenate([[0], np.cumsum(n_words)[:-1]])
+    fits = np.bitwise_and.reduceat(vocab.categories[ids], starts)
+    words = vocab.words
+    return [" ".join(words[ids[a : a + n]]) for a, n in zip(starts, n_words, strict=True)], fits
+
+
+def category_oracle(
+    fits: np.ndarray,
+    category: np.ndarray,
+    day_of_post: np.ndarray,
+    post_tags: pd.DataFrame,
+    tag_category: np.ndarray,
+    intensity: np.ndarray,
+) -> np.ndarray:
+    """The Bayes (MAP) category of each post from its caption and distinct hashtags.
+
+    Caption: every category whose topic list holds all of the caption's topic words is equally
+    likely (the lists have equal counts per length), the others impossible; a caption with no
+    topic word says nothing. Hashtags: each distinct tag counts as one draw of P(h | day, c)
+    (the de-duplication of repeated draws is ignored). Prior: the category mix of all posts.
+    Post type is drawn independently of the category and carries nothing.
+    """
+    n_c = len(CATEGORIES)
+    prior = np.log(np.bincount(category, minlength=n_c) / len(category))
+    in_cat = np.zeros((n_c, intensity.shape[1]))
+    np.add.at(in_cat, tag_category, intensity)
+    log_z = np.log(intensity.sum(axis=0)[None, :] + 4.0 * in_cat)  # [category, day]
+    pid, hid = post_tags.post_id.to_numpy(), post_tags.hashtag_id.to_numpy()
+    own = np.zeros((len(category), n_c))
+    np.add.at(own, (pid, tag_category[hid]), 1.0)
+    n_tags = np.bincount(pid, minlength=len(category))[:, None]
+    score = prior + np.log(5.0) * own - n_tags * log_z[:, day_of_post].T
+    possible = (fits[:, None] >> np.arange(n_c)[None, :]) & 1
+    return np.where(possible == 1, score, -np.inf).argmax(axis=1)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -297,8 +408,11 @@ def simulate(
     tags_of_post = post_tags.groupby("post_id").hashtag_id.apply(
         lambda s: " ".join("#" + tag_names[s.to_numpy()])
     )
-    word_idx = rng.integers(0, len(words), (n_p, 60))
-    caption = [" ".join(words[word_idx[i, : caption_len_words[i]]]) for i in range(n_p)]
+    word_idx = rng.integers(0, len(words), (n_p, 60))  # still drawn: the stream goes on as before
+    caption, caption_fits = draw_captions(seed, word_idx, caption_len_words, category)
+    oracle_category = category_oracle(
+        caption_fits, category, day_of_post, post_tags, tag_category, intensity
+    )
     posts = pd.DataFrame(
         {
             "post_id": np.arange(n_p, dtype=np.int64),
@@ -400,6 +514,9 @@ def simulate(
             "expected_share_rate": expected_share_rate,
         }
     )
+    truth_categories = pd.DataFrame(
+        {"post_id": posts.post_id, "oracle_category": cat_names[oracle_category]}
+    )
     truth_users = pd.DataFrame(
         {
             "user_id": users.user_id,
@@ -430,4 +547,5 @@ def simulate(
         "truth_posts": truth_posts,
         "truth_users": truth_users,
         "truth_hashtag_daily": truth_hashtags,
+        "truth_post_categories": truth_categories,
     }
