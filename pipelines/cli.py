@@ -304,25 +304,36 @@ def print_loop_summary(settings: Settings, summary: dict) -> None:
     head["failed requests"] = summary["failed_requests"]
     head["seconds"] = summary["seconds"]
     print_counts("smap demo: the loop", head)
-    table = Table(title="drift checks on the replayed post-shift days")
-    for col in ("task", "champion", "rows", "drifted", "prediction", "quality", "verdict",
-                "retrain"):  # fmt: skip
+    table = Table(title="drift checks of the replayed days after the change")
+    for col in ("task", "model", "answers", "features", "pred", "label", "quality", "verdict"):
         table.add_column(col)
+    retrains = []
     for c in summary["checks"]:
-        r = c["retrain"]
-        retrain = (
-            f"v{r['version']}: {r['decision']} ({c['metric']} {r['challenger_value']:.3f} vs "
-            f"{r['champion_value']:.3f} on post-shift holdout)"
-            if r and "decision" in r and r["champion_value"] is not None
-            else (r.get("decision") or r.get("error") or "-")
-            if r
-            else "-"
-        )
-        quality = "-" if c["quality_value"] is None else f"{c['quality_value']:.3f}"
+        label = "-" if c["label_score"] is None else f"{c['label_score']:.2f}"
+        quality = "-" if c["quality_value"] is None else f"{c['quality_value']:.2f}"
         table.add_row(c["task"], f"v{c['version']}", str(c["rows"]),
-                      f"{c['drifted_share']:.0%}", f"{c['prediction_score']:.3f}",
-                      f"{quality} (test {c['test_value']:.3f})", c["verdict"], retrain)  # fmt: skip
+                      f"{c['drifted_share']:.0%}", f"{c['prediction_score']:.2f}", label,
+                      f"{quality}/{c['test_value']:.2f}", c["verdict"])  # fmt: skip
+        if c["retrain"]:
+            retrains.append((c["task"], c["metric"], c["retrain"]))
     out.print(table)
+    out.print("features: share of drifted features; pred, label: distances; quality: metric on "
+              "matured labels / at test")  # fmt: skip
+
+    def num(value) -> str:
+        return "-" if value is None or value != value else f"{value:.3f}"
+
+    for task, metric, r in retrains:
+        if "error" in r:
+            out.print(f"{task}: retrain failed: {r['error']}", markup=False, soft_wrap=True)
+            continue
+        out.print(
+            f"{task}: retrained v{r['version']} on data since {r['since'][:10]}: {r['decision']}"
+            f" ({metric} {num(r['challenger_value'])} against the old champion's "
+            f"{num(r['champion_value'])} on the same post-change holdout)",
+            markup=False,
+            soft_wrap=True,
+        )
     for task, swap in summary["after_swap"].items():
         out.print(
             f"{task}: the service now answers with v{swap['new_version']} "

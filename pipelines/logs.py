@@ -43,6 +43,7 @@ def route_library_output(verbose: bool) -> None:
     # libraries that print on their own unless told otherwise (read when they are imported)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # tqdm on stderr
     _replace_handlers(logging.handlers.MemoryHandler(capacity=10_000, flushOnClose=False))
 
 

@@ -44,6 +44,13 @@ def test_the_loop_detects_the_shift_retrains_and_swaps_the_champion(tmp_path, mo
     # nothing answered since the last check: one line, exit 1, nothing retrained
     before = champion.version
     assert main(["monitor", "engagement"]) == 1
+    assert main(["monitor", "--all"]) == 1  # no task could be judged: each said why
+    waited = []
+    from pipelines.monitoring import watch
+
+    watch(load_settings(), ["engagement"], 0.01, waited.append, waited.append, rounds=2)
+    assert len(waited) == 2 and "fewer than" in waited[0]
+    assert main(["monitor", "--summary"]) == 0
     # a corrupt part in the prediction log: one line naming it, exit 1, nothing retrained
     (tmp_path / "data" / "predictions" / "part-99999999T000000000000-1-bad.parquet").write_bytes(
         b"not parquet"
