@@ -4,6 +4,7 @@ headless Chromium draws every chart from the local server without a console mess
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -228,3 +229,61 @@ def test_chromium_draws_every_chart_from_the_local_server(dashboard, tmp_path):
     colours = len(np.unique(rgb[:, 0] << 16 | rgb[:, 1] << 8 | rgb[:, 2]))  # packed: fast
     assert float((pixels.min(axis=2) < 240).mean()) > 0.05, "the screenshot is nearly blank"
     assert colours > 200, f"only {colours} distinct colours: charts did not render"
+
+
+@pytest.fixture
+def mlflow_restored(monkeypatch):
+    """MLflow's URIs and the request settings `use_tracking` exports, put back afterwards."""
+    import mlflow
+
+    for name in MLFLOW_ENV:
+        if name in os.environ:
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    yield
+    mlflow.set_tracking_uri(before[0])
+    mlflow.set_registry_uri(before[1])
+
+
+MLFLOW_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+)
+
+
+def test_model_health_names_the_registry_champions_or_why_not(local_settings, mlflow_restored):
+    from analytics.report import champions, health_section, section_html
+    from training.tracking import use_tracking
+
+    client = use_tracking(local_settings)  # the profile's SQLite registry, as training makes it
+    experiment = client.create_experiment(
+        "report-test", artifact_location=(local_settings.root / "artifacts").as_uri()
+    )
+    run = client.create_run(experiment).info.run_id
+    client.log_metric(run, "test_r2", 0.42)
+    client.create_registered_model("engagement")
+    version = client.create_model_version("engagement", f"runs:/{run}/model", run).version
+    client.set_registered_model_alias("engagement", "champion", version)
+
+    found = champions(local_settings)
+    assert found[["task", "version", "run_id", "metric"]].values.tolist() == [
+        ["engagement", 1, run, "r2"]
+    ]
+    assert found.test_value.tolist() == [0.42]
+    html = section_html(health_section(None, found))
+    assert "engagement v1" in html and run in html and "No drift checks recorded yet" in html
+
+    down = local_settings.model_copy(
+        update={
+            "mlflow": local_settings.mlflow.model_copy(
+                update={"tracking_uri": "http://127.0.0.1:9", "request_max_retries": 0}
+            )
+        }
+    )
+    why = champions(down)
+    assert isinstance(why, str) and why.startswith("Registry not readable: MLflow at http")
+    assert why in health_section(None, why).note
