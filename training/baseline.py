@@ -17,6 +17,7 @@ BASELINES = {
     "churn": "days since the user's last activity",
     "trend": "seasonal naive (usage on the same weekday before)",
     "segmentation": "users split into thirds by active days in the last 28 days",
+    "content": "the most frequent category of the training part, for every post",
 }
 
 
@@ -33,6 +34,8 @@ def naive_prediction(task: Task, frame: pd.DataFrame) -> np.ndarray:
         return rate.fillna(fallback).to_numpy()
     if task.name == "churn":
         return frame.days_since_last_activity.astype(float).to_numpy()
+    if task.name == "content":  # carried by each row of the content set
+        return frame.majority_category.astype(str).to_numpy()
     if task.name == "segmentation":  # activity tiers (fewer where ties merge the cut points)
         active = frame.active_days_28d.astype(float).fillna(0)
         return pd.qcut(active, 3, labels=False, duplicates="drop").to_numpy(dtype=np.int64)

@@ -88,6 +88,10 @@ def evaluate(settings: Settings, task_name: str, rebuild: bool = False) -> dict[
     task = get_task(task_name)
     if task.kind == "clustering":
         raise TaskError(f"{task.name}: evaluated by silhouette in `smap segment`")
+    if task.kind == "multiclass":
+        from training.content import evaluate_content
+
+        return evaluate_content(settings)
     client = use_tracking(settings)
     version = current_champion(client, task.name)
     if version is None:

@@ -199,3 +199,53 @@ def segmentation_labels(warehouse: Warehouse) -> pd.DataFrame:
             "oracle": np.nan,
         }
     )
+
+
+def content_labels(warehouse: Warehouse) -> pd.DataFrame:
+    """Every post with a category: its text and type as published; target: the category (known
+    at publication, so no label window). Read from the warehouse, not Feast: all inputs are
+    request data (training/content.py says why)."""
+    posts = warehouse.read(
+        "content_posts",
+        columns=[
+            "post_id",
+            "user_id",
+            "created_at",
+            "post_type",
+            "category",
+            "caption",
+            "hashtags",
+        ],
+    )
+    category = posts.category.fillna("").astype(str).str.strip().str.lower()
+    posts, category = posts[category != ""].reset_index(drop=True), category[category != ""]
+    truth = _truth(warehouse, "truth_post_categories")
+    return pd.DataFrame(
+        {
+            "post_id": posts.post_id,
+            "user_id": posts.user_id,
+            "event_timestamp": posts.created_at,
+            "caption": posts.caption.fillna("").astype(str),
+            "hashtags": posts.hashtags.fillna("").astype(str),
+            "post_type": posts.post_type.fillna("").astype(str),
+            "target": category.to_numpy(),
+            "oracle": posts.post_id.map(truth.set_index("post_id").oracle_category)
+            if truth is not None
+            else np.nan,
+        }
+    )
+
+
+def published_rows(warehouse: Warehouse, post_ids) -> pd.DataFrame:
+    """Entity rows of published posts as the drafts they were, keyed like the engagement
+    label rows (target NaN): what scoring a published post with a post model joins on."""
+    perf = warehouse.read("content_performance_metrics")
+    perf = perf[perf.post_id.isin(pd.Index(post_ids))]
+    feats = warehouse.read(
+        "post_features", columns=["post_id", "posted_at", "is_paid", "caption", "hashtags"]
+    )
+    posts = perf.merge(feats, on="post_id").reset_index(drop=True)
+    rows = _post_labels(
+        warehouse, pd.Series(np.nan, index=posts.index), posts, "expected_share_rate"
+    )
+    return rows.drop(columns=["target", "oracle"])

@@ -12,7 +12,7 @@ from ingestion.warehouse import Warehouse
 from training import labels
 from training.errors import TaskError
 
-Kind = Literal["regression", "classification", "forecast", "clustering"]
+Kind = Literal["regression", "classification", "forecast", "clustering", "multiclass"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,10 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          passthrough=labels.TREND_INPUTS, split_on="target_timestamp"),
     Task("segmentation", "user", "clustering", "segmentation_v1", "silhouette", "maximize",
          ("kmeans",), labels.segmentation_labels, 0),
+    # text in, category out; content_v1 names the request inputs, read from the warehouse
+    # rather than Feast (training/content.py says why)
+    Task("content", "post", "multiclass", "content_v1", "macro_f1", "maximize",
+         ("tfidf_logreg", "tfidf_svc", "keras_text"), labels.content_labels, 0),
 ]}
 # fmt: on
 

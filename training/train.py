@@ -121,6 +121,10 @@ def train(
     task: Task = get_task(task_name)
     if task.kind == "clustering":
         raise TaskError(f"{task.name}: use `smap segment` (clustering has no Optuna target)")
+    if task.kind == "multiclass":  # text from the warehouse, not a Feast training set
+        from training.content import train_content
+
+        return train_content(settings, trials, timeout, run_promotion, families, window)
     chosen = families or settings.training.families or task.families
     unknown = [f for f in chosen if f not in task.families]
     if unknown:
@@ -253,6 +257,10 @@ def promote_version(
     from ingestion.warehouse import open_warehouse
 
     task = get_task(task_name)
+    if task.kind == "multiclass":
+        from training.content import promote_content
+
+        return promote_content(settings, version)
     client = use_tracking(settings)
     found = client.search_model_versions(f"name='{task.name}'")
     versions = [int(v.version) for v in found]

@@ -1,0 +1,596 @@
+"""`smap train content`: caption + hashtags + post type -> content category.
+
+Trained like the other tasks: an Optuna study in the profile's storage, a nested MLflow run
+per trial, the best trial of the run registered as `content` and crowned only through the
+champion gate (`training.registry.promote`), with macro F1 on the newest 20% of posts as the
+metric and "the most frequent category" as the naive baseline.
+
+Why the warehouse and not Feast: every input is the post's own text and type, which a
+serving request carries (a draft has no history to look up), and the target is known at
+publication. A feature service would be an on-demand view passing three request strings
+through, and Feast stores no free text online. So rows come from `content_posts` through
+`labels.content_labels`; `content_v1` names this input contract (caption, hashtags, post type
+as request data) in the lineage, not a Feast FeatureService. Posts are split by time
+(60/20/20, no gap: there is no label window).
+
+Candidates: TF-IDF (caption words and bigrams, hashtags as whole tokens, post type one-hot)
+with a multinomial logistic regression, or with a linear SVM calibrated to probabilities, and
+a small TensorFlow text model (TextVectorization, embedding, average pooling, dense).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import version as pkg_version
+from typing import Any
+
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+from configs.settings import Settings
+from ingestion.warehouse import open_warehouse
+from training.dataset import ALL_DATA, DataWindow, TrainingSet, fingerprint, time_split
+from training.errors import TaskError
+from training.registry import Decision, promote
+from training.search import (
+    FAIL_REASON,
+    FAMILY,
+    FINGERPRINT,
+    GRACE_SECONDS,
+    RUN_ID,
+    best_of_run,
+    failure_line,
+    family_parameter,
+    open_study,
+    run_trials,
+    study_name,
+    study_storage,
+    tune,
+)
+from training.tasks import get_task
+from training.tracking import (
+    PENDING,
+    READY,
+    VERSION_STATE,
+    StaleTrialReporter,
+    TrialLogger,
+    experiment_for,
+    is_candidate,
+    log_json,
+    log_lineage,
+    reap_orphaned_runs,
+    register_version,
+    use_tracking,
+    worker_tags,
+)
+
+TASK = "content"
+INPUTS = ["caption", "hashtags", "post_type"]
+MAJORITY = "majority_category"  # the naive baseline's answer, carried by every row
+KERAS_FAMILIES = {"keras_text"}
+BASE_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scikit-learn")
+MAX_TOKENS = 20_000  # TextVectorization vocabulary
+SEQUENCE_LENGTH = 80  # tokens per post (captions run to 60 words, plus tags and type)
+
+
+# ---- data ---------------------------------------------------------------------------------------
+
+
+def content_set(settings: Settings, window: DataWindow = ALL_DATA) -> TrainingSet:
+    """Posts of `window` in time order, split 60/20/20, each row carrying the train part's
+    most frequent category (the naive baseline)."""
+    task = get_task(TASK)
+    rows = window.select(task.label_query(open_warehouse(settings)))
+    if rows.target.nunique() < 2:
+        raise TaskError(
+            f"{TASK}: needs posts of at least two categories ({len(rows)} posts, "
+            f"{rows.target.nunique()} categories)"
+        )
+    frame = rows.sort_values(["event_timestamp", "post_id"], kind="stable").reset_index(drop=True)
+    split = time_split(frame.event_timestamp, task.label_days)
+    if min(len(split.train), len(split.validation), len(split.test)) == 0:
+        raise TaskError(f"{TASK}: {len(frame)} posts are too few to split by time")
+    frame[MAJORITY] = frame.target.iloc[split.train].value_counts().idxmax()
+    stamp = lambda rows: frame.event_timestamp.iloc[rows]  # noqa: E731
+    window_info = {
+        "train_start": str(stamp(split.train).min()),
+        "train_end": str(stamp(split.train).max()),
+        "validation_end": str(stamp(split.validation).max()),
+        "test_start": str(stamp(split.test).min()),
+        "test_end": str(stamp(split.test).max()),
+    }
+    return TrainingSet(
+        task,
+        frame,
+        list(INPUTS),
+        ["post_type"],
+        split,
+        fingerprint(frame[[*INPUTS, "event_timestamp", "target"]]),
+        window_info,
+    )
+
+
+def score(frame: pd.DataFrame, predicted) -> dict[str, float]:
+    """Macro F1 over the categories present in `frame`, and accuracy."""
+    y, pred = frame.target.astype(str).to_numpy(), np.asarray(predicted).astype(str)
+    labels = np.unique(y)
+    return {
+        "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
+        "accuracy": float(accuracy_score(y, pred)),
+    }
+
+
+def _text(frame: pd.DataFrame) -> np.ndarray:
+    """One string per post for the network: caption, tags without '#', and a type token."""
+    tags = frame.hashtags.fillna("").astype(str).str.replace("#", " ", regex=False)
+    kind = "type_" + frame.post_type.fillna("").astype(str)
+    return (frame.caption.fillna("").astype(str) + " " + tags + " " + kind).to_numpy(dtype=object)
+
+
+# ---- the logged model ---------------------------------------------------------------------------
+
+
+class ContentModel(PythonModel):
+    """A fitted text classifier behind one interface: category labels or probabilities."""
+
+    kind = "multiclass"
+    threshold = None
+
+    def __init__(self, estimator: Any, family: str, classes: list[str]):
+        self.estimator, self.family, self.classes = estimator, family, list(classes)
+        self.features = list(INPUTS)
+
+    def _inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        missing = [c for c in INPUTS if c not in frame.columns]
+        if missing:
+            raise ValueError(f"model input is missing feature(s): {', '.join(missing)}")
+        return frame[INPUTS].fillna("").astype(str)
+
+    def predict_proba_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """(rows, categories) probabilities, columns in `classes` order."""
+        x = self._inputs(frame)
+        if self.family in KERAS_FAMILIES:
+            return np.asarray(self.estimator.predict(_text(x), verbose=0), dtype=float)
+        return np.asarray(self.estimator.predict_proba(x), dtype=float)
+
+    def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.classes, dtype=object)[self.predict_proba_frame(frame).argmax(1)]
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
+        return self.predict_frame(model_input)
+
+
+# ---- families -----------------------------------------------------------------------------------
+
+
+def suggest(trial: optuna.Trial, family: str) -> dict[str, Any]:
+    """All `suggest_*` calls of a family, in one visible block per family."""
+    p = f"{family}."
+    if family == "tfidf_logreg":
+        return {
+            "C": trial.suggest_float(p + "C", 0.1, 100.0, log=True),
+            "ngram_max": trial.suggest_int(p + "ngram_max", 1, 2),
+            "min_df": trial.suggest_int(p + "min_df", 1, 5),
+            "sublinear_tf": trial.suggest_categorical(p + "sublinear_tf", [True, False]),
+        }
+    if family == "tfidf_svc":
+        return {
+            "C": trial.suggest_float(p + "C", 0.01, 10.0, log=True),
+            "ngram_max": trial.suggest_int(p + "ngram_max", 1, 2),
+            "min_df": trial.suggest_int(p + "min_df", 1, 5),
+            "sublinear_tf": trial.suggest_categorical(p + "sublinear_tf", [True, False]),
+        }
+    if family == "keras_text":
+        return {
+            "embedding": trial.suggest_int(p + "embedding", 16, 64, log=True),
+            "units": trial.suggest_int(p + "units", 16, 128, log=True),
+            "dropout": trial.suggest_float(p + "dropout", 0.0, 0.4),
+            "learning_rate": trial.suggest_float(p + "learning_rate", 1e-3, 2e-2, log=True),
+            "epochs": trial.suggest_int(p + "epochs", 4, 16, step=4),
+        }
+    raise ValueError(f"family: unknown content family {family!r}")
+
+
+def _tfidf(params: dict) -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import OneHotEncoder
+
+    return ColumnTransformer(
+        [
+            (
+                "caption",
+                TfidfVectorizer(
+                    ngram_range=(1, params["ngram_max"]),
+                    min_df=params["min_df"],
+                    sublinear_tf=params["sublinear_tf"],
+                ),
+                "caption",
+            ),
+            (  # a tag is one token ("#fashion_12" -> "fashion_12")
+                "hashtags",
+                TfidfVectorizer(token_pattern=r"[^\s#,]+", sublinear_tf=params["sublinear_tf"]),
+                "hashtags",
+            ),
+            ("post_type", OneHotEncoder(handle_unknown="ignore"), ["post_type"]),
+        ]
+    )
+
+
+def _fit_sklearn(family: str, params: dict, x: pd.DataFrame, y: np.ndarray, seed: int):
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.svm import LinearSVC
+
+    if family == "tfidf_logreg":
+        clf = LogisticRegression(C=params["C"], max_iter=2000, random_state=seed)
+    else:  # probabilities from Platt scaling on 3 folds of the training part
+        clf = CalibratedClassifierCV(LinearSVC(C=params["C"], random_state=seed), cv=3)
+    return Pipeline([("tfidf", _tfidf(params)), ("classify", clf)]).fit(x, y)
+
+
+def _fit_keras(params: dict, data: ContentData, report) -> Any:
+    import keras
+
+    keras.utils.set_random_seed(data.seed)
+    vectorize = keras.layers.TextVectorization(
+        max_tokens=MAX_TOKENS, output_sequence_length=SEQUENCE_LENGTH
+    )
+    vectorize.adapt(_text(data.x_train))
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(), dtype="string"),
+            vectorize,
+            keras.layers.Embedding(MAX_TOKENS, params["embedding"], mask_zero=True),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(params["units"], activation="relu"),
+            keras.layers.Dropout(params["dropout"]),
+            keras.layers.Dense(len(data.classes), activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(params["learning_rate"]),
+        loss="sparse_categorical_crossentropy",
+    )
+
+    class Reporter(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            report(epoch, float(logs["val_loss"]))
+
+    model.fit(
+        _text(data.x_train),
+        data.codes(data.y_train),
+        validation_data=(_text(data.x_val), data.codes(data.y_val)),
+        epochs=params["epochs"],
+        batch_size=256,
+        verbose=0,
+        callbacks=[Reporter()],
+    )
+    return model
+
+
+@dataclass(frozen=True)
+class ContentData:
+    x_train: pd.DataFrame
+    y_train: np.ndarray
+    x_val: pd.DataFrame
+    y_val: np.ndarray
+    classes: list[str]
+    seed: int
+
+    @classmethod
+    def of(cls, ts: TrainingSet, seed: int) -> ContentData:
+        train, val = ts.part("train"), ts.part("validation")
+        return cls(
+            train[INPUTS].reset_index(drop=True),
+            train.target.astype(str).to_numpy(),
+            val[INPUTS].reset_index(drop=True),
+            val.target.astype(str).to_numpy(),
+            sorted(ts.frame.target.astype(str).unique()),
+            seed,
+        )
+
+    def codes(self, y: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.classes, y)
+
+
+def fit(family: str, params: dict, data: ContentData, report=lambda step, loss: None):
+    """One candidate fitted on the training part; `report(step, validation loss)` per epoch."""
+    if family in KERAS_FAMILIES:
+        return ContentModel(_fit_keras(params, data, report), family, data.classes)
+    estimator = _fit_sklearn(family, params, data.x_train, data.y_train, data.seed)
+    model = ContentModel(estimator, family, list(estimator.classes_))
+    if model.classes != data.classes:  # a category absent from the training part
+        aligned = _Aligned(estimator, model.classes, data.classes)
+        model = ContentModel(aligned, family, data.classes)
+    return model
+
+
+class _Aligned:
+    """Probabilities over every category of the data (0 for one the training part lacks)."""
+
+    def __init__(self, inner: Any, known: list[str], every: list[str]):
+        self.inner, self.at, self.width = inner, [every.index(c) for c in known], len(every)
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
+        out = np.zeros((len(x), self.width))
+        out[:, self.at] = self.inner.predict_proba(x)
+        return out
+
+
+# ---- search -------------------------------------------------------------------------------------
+
+
+class ContentObjective:
+    """Given its data once; each call fits one candidate and returns validation macro F1.
+    The best model of the run is kept, so the registered version is the one that scored."""
+
+    def __init__(self, ts: TrainingSet, data: ContentData, families: tuple[str, ...], run_id=""):
+        self.ts, self.data, self.run_id = ts, data, run_id
+        self.family_name, self.families = family_parameter(ts.task.families, families)
+        self.best: tuple[float, int, ContentModel] | None = None
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        trial.set_user_attr(RUN_ID, self.run_id)
+        trial.set_user_attr(FINGERPRINT, self.ts.fingerprint)
+        try:
+            family = trial.suggest_categorical(self.family_name, self.families)
+            trial.set_user_attr(FAMILY, family)
+            return self.evaluate(trial, family)
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:
+            trial.set_user_attr(FAIL_REASON, failure_line(exc))
+            raise
+
+    def evaluate(self, trial: optuna.Trial, family: str) -> float:
+        params = suggest(trial, family)
+
+        def report(step: int, loss: float) -> None:
+            trial.report(-loss, step)  # the study maximises: a lower loss is a higher value
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        model = fit(family, params, self.data, report)
+        metrics = score(self.ts.part("validation"), model.predict_frame(self.data.x_val))
+        for name, value in metrics.items():
+            trial.set_user_attr(f"val_{name}", value)
+        value = metrics["macro_f1"]
+        if self.best is None or value > self.best[0]:
+            self.best = (value, trial.number, model)
+        return value
+
+
+def requirements(family: str) -> list[str]:
+    """Pinned pip requirements (skips MLflow's slow inference subprocess)."""
+    names = list(BASE_REQUIREMENTS) + (
+        ["tensorflow-cpu", "keras"] if family in KERAS_FAMILIES else []
+    )
+    return [f"{n}=={pkg_version(n)}" for n in names]
+
+
+def _log_confusion(ts: TrainingSet, predicted: np.ndarray, classes: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    test = ts.part("test")
+    y = test.target.astype(str).to_numpy()
+    matrix = confusion_matrix(y, predicted.astype(str), labels=classes)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("content: confusion (test)")
+    for (i, j), n in np.ndenumerate(matrix):
+        ax.text(j, i, str(n), ha="center", va="center", fontsize=7)
+    fig.tight_layout()
+    mlflow.log_figure(fig, "plots/confusion.png")
+    plt.close(fig)
+    per_class = f1_score(y, predicted.astype(str), labels=classes, average=None, zero_division=0)
+    log_json(dict(zip(classes, map(float, per_class), strict=True)), "per_class_f1.json")
+
+
+def oracle_scores(ts: TrainingSet, part: pd.DataFrame) -> dict[str, float]:
+    """The simulator's Bayes classifier on the same rows (empty on imported data)."""
+    if part.oracle.isna().any():
+        return {}
+    return score(part, part.oracle.to_numpy())
+
+
+def train_content(
+    settings: Settings,
+    trials: int | None = None,
+    timeout: float | None = None,
+    run_promotion: bool = True,
+    families: tuple[str, ...] | None = None,
+    window: DataWindow = ALL_DATA,
+):
+    """Tune, log, register and gate the content classifier; returns a `TrainResult`."""
+    from training.train import TrainResult
+
+    task = get_task(TASK)
+    chosen = families or task.families
+    unknown = [f for f in chosen if f not in task.families]
+    if unknown:
+        raise TaskError(
+            f"families: {', '.join(unknown)} not candidates for {TASK} "
+            f"(choose from {', '.join(task.families)})"
+        )
+    client = use_tracking(settings)
+    ts = content_set(settings, window)
+    seed = settings.training.seed
+    data = ContentData.of(ts, seed)
+    experiment_id = mlflow.get_experiment_by_name(experiment_for(settings, TASK)).experiment_id
+    reap_orphaned_runs(client, experiment_id)
+    study = open_study(
+        study_storage(settings),
+        study_name(settings.optuna.study_prefix, TASK, task.feature_service),
+        task.direction,
+        seed,
+        on_stale=StaleTrialReporter(client, experiment_id, GRACE_SECONDS),
+    )
+    with mlflow.start_run(run_name=f"train-{TASK}", tags=worker_tags()) as run:
+        run_id = run.info.run_id
+        log_lineage(ts, study, ts.features)
+        objective = ContentObjective(ts, data, tuple(chosen), run_id)
+        tune(
+            study,
+            objective,
+            trials or settings.training.trials,
+            timeout or settings.training.timeout_seconds,
+            callbacks=[TrialLogger(client, run_id, experiment_id)],
+        )
+        best = best_of_run(study, run_id, TASK)
+        if objective.best is None or objective.best[1] != best.number:
+            raise TaskError(f"{TASK}: the best trial's model was not kept; nothing registered")
+        model = objective.best[2]
+        family = best.user_attrs[FAMILY]
+        test = ts.part("test")
+        predicted = model.predict_frame(test)
+        test_metrics = score(test, predicted)
+        oracle = oracle_scores(ts, test)
+        mlflow.log_metrics({f"test_{k}": v for k, v in test_metrics.items()})
+        mlflow.log_metrics({f"test_oracle_{k}": v for k, v in oracle.items()})
+        mlflow.log_metric(f"validation_{task.metric}", best.value)
+        mlflow.log_params(
+            {
+                "best_family": family,
+                "best_trial": best.number,
+                "trials_in_study": len(study.trials),
+                "trials_in_run": len(run_trials(study, run_id)),
+                "seed": seed,
+                "classes": ",".join(model.classes),
+            }
+        )
+        mlflow.set_tags(
+            {"smap.best_trial_id": str(best._trial_id), "smap.best_trial_number": str(best.number)}
+        )
+        log_json({"family": family, **best.params}, "best_params.json")
+        _log_confusion(ts, predicted, model.classes)
+        example = test[INPUTS].head(5).reset_index(drop=True)
+        mlflow.pyfunc.log_model(
+            name="model",
+            python_model=model,
+            signature=mlflow.models.infer_signature(example, model.predict_frame(example)),
+            input_example=example,
+            pip_requirements=requirements(family),
+        )
+        version = register_version(
+            f"runs:/{run_id}/model",
+            TASK,
+            tags={
+                VERSION_STATE: PENDING,
+                "smap.data_fingerprint": ts.fingerprint,
+                "smap.feature_service": task.feature_service,
+            },
+        )
+        decision = None
+        if run_promotion:
+            decision = promote(
+                client,
+                open_warehouse(settings),
+                task,
+                version,
+                test,
+                score,
+                settings.training.promote_margin,
+            )
+        client.set_model_version_tag(TASK, str(version), VERSION_STATE, READY)
+    return TrainResult(
+        TASK,
+        run_id,
+        f"models:/{TASK}/{version}",
+        version,
+        study.study_name,
+        best.number,
+        len(study.trials),
+        float(best.value),
+        test_metrics,
+        decision,
+    )
+
+
+def promote_content(settings: Settings, version: int | None = None) -> Decision:
+    """Run the gate for `version` (default: the newest finished) on the current test part."""
+    task = get_task(TASK)
+    client = use_tracking(settings)
+    found = client.search_model_versions(f"name='{TASK}'")
+    candidates = [int(v.version) for v in found if is_candidate(v)]
+    if version is None and not candidates:
+        raise TaskError(f"{TASK}: no registered versions (run `smap train {TASK}`)")
+    chosen = version or max(candidates)
+    if chosen not in candidates:
+        raise TaskError(f"version: {TASK} has no finished version {chosen}")
+    ts = content_set(settings)
+    return promote(
+        client,
+        open_warehouse(settings),
+        task,
+        chosen,
+        ts.part("test"),
+        score,
+        settings.training.promote_margin,
+    )
+
+
+def evaluate_content(settings: Settings) -> dict[str, object]:
+    """The champion's macro F1 on the newest posts next to the oracle and the naive baseline."""
+    from training.baseline import BASELINES, naive_prediction
+    from training.registry import current_champion
+
+    task = get_task(TASK)
+    client = use_tracking(settings)
+    version = current_champion(client, TASK)
+    if version is None:
+        raise TaskError(f"{TASK}: no champion registered yet (run `smap train {TASK}`)")
+    ts = content_set(settings)
+    test = ts.part("test")
+    model = mlflow.pyfunc.load_model(f"models:/{TASK}@champion").unwrap_python_model()
+    predicted = model.predict_frame(test)
+    champion = score(test, predicted)
+    oracle = oracle_scores(ts, test)
+    baseline = score(test, naive_prediction(task, test))
+    trained_on = client.get_model_version(TASK, str(version)).tags.get("smap.data_fingerprint")
+    labels = sorted(test.target.astype(str).unique())
+    per_class = f1_score(
+        test.target.astype(str), predicted.astype(str), labels=labels, average=None
+    )
+    report: dict[str, object] = {
+        "task": TASK,
+        "metric": task.metric,
+        "target": "the post's content category",
+        "model_version": version,
+        "family": getattr(model, "family", ""),
+        "champion_value": champion[task.metric],
+        "oracle_value": oracle.get(task.metric, float("nan")),
+        "baseline_value": baseline[task.metric],
+        "baseline_definition": BASELINES[TASK],
+        "oracle_available": bool(oracle),
+        "champion": champion,
+        "oracle": oracle,
+        "baseline": baseline,
+        "per_class_f1": dict(zip(labels, map(float, per_class), strict=True)),
+        "split": {"rows": {n: len(getattr(ts.split, n)) for n in ("train", "validation", "test")}},
+        "test_rows": len(test),
+        "test_window": {"start": ts.window["test_start"], "end": ts.window["test_end"]},
+        "training_set": {
+            "path": "content_posts (read from the warehouse; not stored)",
+            "fingerprint": ts.fingerprint,
+            "reused": False,
+            "champion_trained_on_it": trained_on == ts.fingerprint,
+        },
+    }
+    if not oracle:
+        from training.evaluate import ORACLE_NOTE
+
+        report["oracle_note"] = ORACLE_NOTE
+    return report
