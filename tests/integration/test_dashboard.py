@@ -256,10 +256,13 @@ MLFLOW_ENV = (
 
 
 def test_model_health_names_the_registry_champions_or_why_not(local_settings, mlflow_restored):
-    from analytics.report import champions, health_section, section_html
-    from training.tracking import use_tracking
+    import mlflow
 
-    client = use_tracking(local_settings)  # the profile's SQLite registry, as training makes it
+    from analytics.report import champions, health_section, section_html
+
+    uri = local_settings.mlflow_tracking_uri  # the profile's SQLite registry file
+    local_settings.root.mkdir(parents=True, exist_ok=True)
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.create_experiment(
         "report-test", artifact_location=(local_settings.root / "artifacts").as_uri()
     )
@@ -269,21 +272,17 @@ def test_model_health_names_the_registry_champions_or_why_not(local_settings, ml
     version = client.create_model_version("engagement", f"runs:/{run}/model", run).version
     client.set_registered_model_alias("engagement", "champion", version)
 
+    client.set_model_version_tag("engagement", version, "smap.feature_service", "engagement_v2")
+
     found = champions(local_settings)
-    assert found[["task", "version", "run_id", "metric"]].values.tolist() == [
-        ["engagement", 1, run, "r2"]
+    assert found[["task", "version", "run_id", "feature_service"]].values.tolist() == [
+        ["engagement", 1, run, "engagement_v2"]
     ]
-    assert found.test_value.tolist() == [0.42]
+    assert found.test_metrics.tolist() == ["r2 0.42"]
     html = section_html(health_section(None, found))
     assert "engagement v1" in html and run in html and "No drift checks recorded yet" in html
 
-    down = local_settings.model_copy(
-        update={
-            "mlflow": local_settings.mlflow.model_copy(
-                update={"tracking_uri": "http://127.0.0.1:9", "request_max_retries": 0}
-            )
-        }
-    )
-    why = champions(down)
-    assert isinstance(why, str) and why.startswith("Registry not readable: MLflow at http")
-    assert why in health_section(None, why).note
+    (local_settings.root / "mlflow.db").write_text("not a database")  # a corrupt registry
+    why = champions(local_settings)
+    assert isinstance(why, str) and why.startswith("Registry not readable: MLflow at sqlite:")
+    assert "file is not a database" in why and why in health_section(None, why).note
