@@ -188,5 +188,52 @@ class UserSegmentResponse(_Body):
     computed_at: datetime
 
 
+class ContentPost(_Body):
+    """A post (draft or published) to classify: its text and type."""
+
+    caption: str = Field("", max_length=MAX_CAPTION)
+    hashtags: list[Tag] = Field(default_factory=list, max_length=MAX_HASHTAGS)
+    post_type: PostType
+
+
+ContentPosts = Annotated[list[ContentPost], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class ContentPrediction(_Body):
+    category: str
+    probabilities: dict[str, float]  # every category the champion knows; they sum to 1
+
+
+class ContentResponse(_Body):
+    predictions: list[ContentPrediction]
+    lineage: Lineage
+
+
+MAX_RECOMMENDED = 100
+RecommendN = Annotated[int, Field(ge=1, le=MAX_RECOMMENDED)]
+
+
+class RecommendedPost(_Body):
+    post_id: int
+    author_id: int
+    category: str
+    post_type: str
+    published_at: datetime
+    predicted_engagement: float
+
+
+class RecommendResponse(_Body):
+    """Fresh posts from accounts the user does not follow, in the user's interest categories
+    (`interests` null: no history, every category), best predicted engagement first;
+    `scored_by` names the engagement champion or the proxy, `lineage` is the champion's."""
+
+    user_id: int
+    interests: list[str] | None
+    at: datetime
+    posts: list[RecommendedPost]
+    scored_by: str
+    lineage: Lineage | None = None
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)

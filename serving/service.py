@@ -21,11 +21,15 @@ from starlette.routing import Route
 from serving.schemas import (
     Category,
     ChurnResponse,
+    ContentPosts,
+    ContentResponse,
     Drafts,
     DraftTemplate,
     EngagementResponse,
     InfluencersResponse,
     PostingTimeResponse,
+    RecommendN,
+    RecommendResponse,
     TopN,
     UserId,
     UserIds,
@@ -101,6 +105,9 @@ class Smap:
             os.environ.setdefault(key, value)
         self.predictor = Predictor(settings)
         self.insights = Insights(settings)
+        from serving.content import ContentAnswers
+
+        self.content = ContentAnswers(self.predictor)
 
     def _call(self, ctx: bentoml.Context, method, *args: Any):
         from serving.predictor import Unavailable, new_request_id
@@ -179,6 +186,20 @@ class Smap:
     async def user_segment(self, user_id: UserId, ctx: bentoml.Context) -> UserSegmentResponse:
         """The segment `smap segment` gave an account, with the segment's readable profile."""
         return self._insight(ctx, self.insights.user_segment, user_id)
+
+    @bentoml.api
+    async def classify_content(self, posts: ContentPosts, ctx: bentoml.Context) -> ContentResponse:
+        """The content category of each post from its caption, hashtags and type, with the
+        probability of every category."""
+        return self._call(ctx, self.content.classify, posts)
+
+    @bentoml.api
+    async def recommend_content(
+        self, user_id: UserId, ctx: bentoml.Context, n: RecommendN = 10
+    ) -> RecommendResponse:
+        """Fresh posts from accounts the user does not follow, in the user's interest
+        categories, best predicted engagement first."""
+        return self._call(ctx, self.content.recommend, user_id, n)
 
     def __is_ready__(self) -> bool:
         return self.predictor.is_ready()
