@@ -372,7 +372,7 @@ def print_own_data_demo(settings: Settings, result: dict) -> None:
         print_demo_answers(result["serve"])
 
 
-TaskName = Annotated[str, typer.Argument(help="engagement | virality | churn | trend")]
+TaskName = Annotated[str, typer.Argument(help="engagement | virality | churn | trend | content")]
 
 
 @app.command()
@@ -387,7 +387,8 @@ def train(
         str | None,
         typer.Option(
             help="Comma-separated subset of: linear, forest, xgboost, lightgbm, mlp "
-            "(trend: lightgbm, xgboost, forest, mlp, lstm)."
+            "(trend: lightgbm, xgboost, forest, mlp, lstm; "
+            "content: tfidf_logreg, tfidf_svc, keras_text)."
         ),
     ] = None,
     no_promote: Annotated[bool, typer.Option("--no-promote", help="Skip the gate.")] = False,
@@ -443,9 +444,12 @@ def promote(
     from training.train import promote_version
 
     settings = settings_for(profile)
-    stored = training_set(settings, get_task(task), rebuild=rebuild)
-    say_training_set(stored.reused, stored.path)
-    decision = promote_version(settings, task, version, stored=stored)
+    if get_task(task).kind == "multiclass":  # text from the warehouse: no stored set
+        decision = promote_version(settings, task, version)
+    else:
+        stored = training_set(settings, get_task(task), rebuild=rebuild)
+        say_training_set(stored.reused, stored.path)
+        decision = promote_version(settings, task, version, stored=stored)
     print_counts(f"gate {task}", {k: v for k, v in decision.__dict__.items()})
 
 
@@ -734,6 +738,66 @@ def print_demo_answers(served: dict) -> None:
     out.print(table)
     slots = ", ".join(f"{s['planned_at'][:16]} ({s['engagement_rate']:.4f})" for s in best["best"])
     out.print(f"best posting time for author {served['drafts'][0]['user_id']}: {slots}")
+
+
+@app.command()
+def recommend(
+    profile: Profile = None,
+    user: Annotated[int | None, typer.Option(help="Recommend fresh posts to this user.")] = None,
+    n: Annotated[int, typer.Option(min=1, max=100, help="How many posts.")] = 10,
+    run_evaluate: Annotated[
+        bool,
+        typer.Option("--evaluate", help="Hit-rate@k on held-out likes against popularity."),
+    ] = False,
+    holdout_days: Annotated[int, typer.Option(min=1, help="Held-out days (--evaluate).")] = 7,
+    k: Annotated[int, typer.Option(min=1, help="Hit-rate@k (--evaluate).")] = 10,
+    proxy: Annotated[
+        bool, typer.Option("--proxy", help="Score by the proxy, not the engagement champion.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Fresh posts from unfollowed accounts in a user's interest categories, ranked by
+    predicted engagement; --evaluate measures hit-rate on held-out likes."""
+    from pipelines import recommend as flow
+
+    settings = settings_for(profile, writes=False)
+    if run_evaluate:
+        report = flow.evaluate(settings, holdout_days, k, use_champion=not proxy)
+        if as_json:
+            from training.evaluate import report_json
+
+            typer.echo(report_json(report))
+            return
+        out.print(f"scored by: {report['scored_by']}", soft_wrap=True, markup=False)
+        table = Table(title=f"hit-rate@{k} on the last {holdout_days} days' interactions")
+        columns = ("held out", "n", "recommender", "chance", "popularity", "chance ", "in pool")
+        for col in columns:
+            table.add_column(col, justify="right")
+        for kind, f in report["by_interaction"].items():
+            reachable = f"{f['recommender_reachable']:.0%} / {f['popularity_reachable']:.0%}"
+            table.add_row(
+                kind + "s",
+                str(f["held_out"]),
+                *(f"{f[name]:.4f}" for name in ("recommender", "recommender_chance")),
+                *(f"{f[name]:.4f}" for name in ("popularity", "popularity_chance")),
+                reachable,
+            )
+        out.print(table)
+        return
+    if user is None:
+        raise typer.BadParameter("give --user ID, or --evaluate", param_hint="--user")
+    answer = flow.recommend_for(settings, user, n, use_champion=not proxy)
+    interests = ", ".join(answer["interests"]) if answer["interests"] else "all (no history)"
+    out.print(f"user {user} at {answer['at']}; interests: {interests}", markup=False)
+    out.print(f"scored by: {answer['scored_by']}", soft_wrap=True, markup=False)
+    table = Table(title=f"{len(answer['posts'])} recommended posts")
+    for col in ("post", "author", "category", "type", "published", "predicted engagement"):
+        table.add_column(col)
+    for r in answer["posts"].itertuples():
+        published = f"{r.created_at:%Y-%m-%d %H:%M}"
+        cells = (str(r.post_id), str(r.user_id), r.category, r.post_type, published)
+        table.add_row(*cells, f"{r.score:.4f}")
+    out.print(table)
 
 
 @analytics_app.command("run")
