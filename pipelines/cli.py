@@ -685,6 +685,20 @@ def serve(
 
 
 @app.command()
+def build(profile: Profile = None) -> None:
+    """Pack the prediction service and smap's code as a Bento (bentofile.yaml); run it from
+    anywhere with `bentoml serve TAG` (BENTOML_HOME as printed)."""
+    from pipelines.serving import build_bento
+
+    settings = settings_for(profile)
+    tag = build_bento(settings)
+    home = os.environ.get("BENTOML_HOME", str(settings.root / "bentoml"))
+    out.print(
+        f"built {tag}; serve it with: BENTOML_HOME={home} bentoml serve {tag}", soft_wrap=True
+    )
+
+
+@app.command()
 def predict(
     task: Annotated[str, typer.Argument(help="engagement | virality | churn")],
     file: Annotated[Path, typer.Option("--file", "-f", help="CSV or Parquet of drafts/users.")],

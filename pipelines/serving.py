@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from configs.errors import SmapError
 from configs.settings import Settings, telemetry_env
 
 SERVICE = "serving.service:Smap"
@@ -280,3 +281,53 @@ def send_drafts(
             if on_answer:
                 on_answer(answered, len(drafts))
     return {"answered": answered, "failed": failed, "versions": versions}
+
+
+def build_bento(settings: Settings) -> str:
+    """A Bento of the service and smap's code (bentofile.yaml), in the data directory's
+    BentoML store; its requirements are the locked environment's (`uv export`)."""
+    import tempfile
+
+    import bentoml
+    import yaml
+
+    os.environ.setdefault("BENTOML_HOME", str(settings.root / "bentoml"))
+    bentofile = PROJECT_ROOT / "bentofile.yaml"
+    if not bentofile.is_file():
+        raise SmapError(f"build: {bentofile} not found (`smap build` runs from a source checkout)")
+    spec = yaml.safe_load(bentofile.read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        requirements = Path(tmp) / "requirements.txt"
+        exported = subprocess.run(
+            [
+                "uv",
+                "export",
+                "--frozen",
+                "--no-dev",
+                "--no-hashes",
+                "--no-emit-project",
+                "--quiet",
+                "-o",
+                str(requirements),
+            ],  # fmt: skip
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+        )
+        python = dict(spec.get("python") or {})
+        if exported.returncode == 0:  # pinned as locked; build_ctx-relative files only
+            python["packages"] = [
+                line.strip()
+                for line in requirements.read_text().splitlines()
+                if line.strip() and not line.lstrip().startswith(("#", "-"))
+            ]
+        bento = bentoml.bentos.build(
+            spec["service"],
+            name=spec["name"],
+            labels=spec.get("labels"),
+            include=spec["include"],
+            exclude=spec.get("exclude"),
+            python=python,
+            build_ctx=str(PROJECT_ROOT),
+        )
+    return str(bento.tag)
