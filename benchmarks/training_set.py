@@ -127,7 +127,8 @@ def prepare_postgres(data_dir: Path, database: str, project: str) -> None:
     local = open_warehouse(load_settings(env=local_env(data_dir)))
     settings = load_settings(env=services_env(data_dir / "services", database, project))
     remote = open_warehouse(settings)
-    tables = [table for table, *_ in service_views(load_settings(env=local_env(data_dir)))]
+    views = service_views(load_settings(env=local_env(data_dir)))
+    tables = list(dict.fromkeys(view.table for view in views))
     remote.write_many([(ALL_TABLES[t], local.read(t)) for t in tables])
     smap("features", "apply", env=services_env(data_dir / "services", database, project))
 
@@ -185,23 +186,48 @@ def child_file_store(entity_path: Path, chunk_rows: int) -> tuple[int, float]:
     return rows, time.perf_counter() - start
 
 
-def service_views(settings) -> list[tuple[str, Path, list[str], list[str]]]:
-    """(table, Parquet path, join keys, features) of each feature view the task's service reads."""
+@dataclass(frozen=True)
+class JoinedView:
+    """A feature view the task's service joins, directly or as the input of an on-demand view."""
+
+    table: str  # the warehouse table behind its source
+    path: Path  # that table's Parquet file
+    keys: dict[str, str]  # entity-row column -> source column
+    features: dict[str, str]  # feature name -> source column
+
+
+def service_views(settings) -> list[JoinedView]:
+    """Every feature view the engagement service reads: its own views and the views its
+    on-demand views take as inputs (author history, author category, the hashtag slots)."""
+    from feature_repo.data_sources import table_of
     from feature_repo.store import open_store
     from training.tasks import get_task
 
     store = open_store(settings)
     service = store.get_feature_service(get_task("engagement").feature_service)
-    views = []
+    names: dict[str, None] = {}
     for projection in service.feature_view_projections:
         try:
-            view = store.get_feature_view(projection.name)
-        except Exception:  # noqa: BLE001 - an on-demand view: computed, not joined
-            continue
-        table = view.batch_source.name.removesuffix("_source")
-        keys = [c.name for c in view.entity_columns]
-        path = settings.warehouse_dir / f"{table}.parquet"
-        views.append((table, path, keys, [f.name for f in projection.features]))
+            store.get_feature_view(projection.name)
+            names[projection.name] = None
+        except Exception:  # noqa: BLE001 - an on-demand view: its inputs are joined
+            odfv = store.get_on_demand_feature_view(projection.name)
+            names.update(dict.fromkeys(odfv.source_feature_view_projections))
+    views = []
+    for name in names:
+        view = store.get_feature_view(name)
+        source = view.batch_source
+        column = {feature: col for col, feature in source.field_mapping.items()}
+        keys = {c.name: column.get(c.name, c.name) for c in view.entity_columns}
+        table = table_of(source)
+        views.append(
+            JoinedView(
+                table,
+                settings.warehouse_dir / f"{table}.parquet",
+                keys,
+                {f.name: column.get(f.name, f.name) for f in view.features},
+            )
+        )
     return views
 
 
@@ -213,16 +239,18 @@ def child_floor(entity_path: Path, warehouse_dir: Path) -> tuple[int, float]:
     start = time.perf_counter()
     con.execute(f"CREATE TABLE e AS SELECT * FROM read_parquet('{entity_path}')")
     ctes, joins, selects = [], [], []
-    for i, (_table, path, keys, features) in enumerate(views):
-        cols = ", ".join([*(f'"{k}"' for k in keys), *(f'"{f}"' for f in features)])
+    for i, view in enumerate(views):
+        cols = ", ".join(
+            f'"{src}" AS "{name}"' for name, src in (view.keys | view.features).items()
+        )
         ctes.append(
-            f"v{i} AS (SELECT {cols}, event_timestamp AS ts{i} FROM read_parquet('{path}'))"
+            f"v{i} AS (SELECT {cols}, event_timestamp AS ts{i} FROM read_parquet('{view.path}'))"
         )
         on = " AND ".join(
-            [*(f'e."{k}" = v{i}."{k}"' for k in keys), f"e.event_timestamp >= v{i}.ts{i}"]
+            [*(f'e."{k}" = v{i}."{k}"' for k in view.keys), f"e.event_timestamp >= v{i}.ts{i}"]
         )
         joins.append(f"ASOF LEFT JOIN v{i} ON {on}")
-        selects.extend(f'v{i}."{f}"' for f in features)
+        selects.extend(f'v{i}."{f}"' for f in view.features)
     frame = con.execute(
         f"WITH {', '.join(ctes)} SELECT e.*, {', '.join(selects)} FROM e {' '.join(joins)}"
     ).df()
