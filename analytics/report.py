@@ -502,6 +502,23 @@ def drift_checks(warehouse: Warehouse) -> pd.DataFrame | None:
     return _read(warehouse, MONITORING_TABLES["drift_checks"].name)
 
 
+def no_registry(settings: Settings) -> bool:
+    """True when the profile's own MLflow store was never created (nothing trained yet), so
+    the page says so at once instead of MLflow retrying a connection for a minute or more."""
+    if settings.mlflow.tracking_uri:
+        return False  # a server or URI of its own: ask it
+    if settings.mlflow.backend != "postgres":
+        return not (settings.root / "mlflow.db").is_file()
+    import psycopg2
+
+    companion = settings.postgres.companion("mlflow").database
+    with psycopg2.connect(settings.postgres.dsn()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (companion,))
+        found = cur.fetchone() is not None
+    conn.close()
+    return not found
+
+
 CHAMPION_COLUMNS = ["task", "version", "run_id", "registered_at", "feature_service", "test_metrics"]
 
 
@@ -511,8 +528,7 @@ def champions(settings: Settings) -> pd.DataFrame | str:
     directly: `training.tracking` and `training.registry` import Feast, some 20 s on a busy
     2-core machine, for one listing. A local profile that never trained has no registry file,
     and none is created here."""
-    local = settings.mlflow.backend != "postgres" and not settings.mlflow.tracking_uri
-    if local and not (settings.root / "mlflow.db").is_file():
+    if no_registry(settings):
         return pd.DataFrame(columns=CHAMPION_COLUMNS)
     import mlflow
 
@@ -550,14 +566,19 @@ def champions(settings: Settings) -> pd.DataFrame | str:
         password = settings.postgres.password.get_secret_value()
         if password:
             line = line.replace(password, "***")
-        return f"Registry not readable: MLflow at {uri.split('@')[-1]}: {line}"
+        where = uri.split("@")[-1].split("?")[0]  # no credentials, no connection options
+        return f"Registry not readable: MLflow at {where}: {line}"
     return pd.DataFrame(rows, columns=CHAMPION_COLUMNS).sort_values("task", ignore_index=True)
 
 
 def sections(settings: Settings, warehouse: Warehouse) -> list[Section]:
     """Every section, in page order, from the warehouse and the registry."""
     read = partial(_read, warehouse)
-    performance = read("content_performance_metrics")
+    performance = read(
+        "content_performance_metrics",
+        ["post_id", "user_id", "created_at", "category", "post_type", "reach", "interactions"]
+        + ["engagement_rate", "share_rate"],
+    )
     users = read("users", ["user_id", "username"])
     return [
         kpi_section(read("kpi_daily"), read("campaign_kpis")),

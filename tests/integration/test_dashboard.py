@@ -286,3 +286,18 @@ def test_model_health_names_the_registry_champions_or_why_not(local_settings, ml
     why = champions(local_settings)
     assert isinstance(why, str) and why.startswith("Registry not readable: MLflow at sqlite:")
     assert "file is not a database" in why and why in health_section(None, why).note
+
+
+def test_services_profile_without_an_mlflow_database_has_no_registry_yet(services_settings):
+    import psycopg2
+
+    from analytics.report import champions, no_registry
+
+    assert no_registry(services_settings)  # nothing trained: its MLflow database is not there
+    assert champions(services_settings).empty  # said at once, no connection retried
+    admin = psycopg2.connect(services_settings.postgres.dsn("postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cur:  # the fixture drops <database>_mlflow afterwards
+        cur.execute(f'CREATE DATABASE "{services_settings.postgres.companion("mlflow").database}"')
+    admin.close()
+    assert not no_registry(services_settings)
