@@ -45,7 +45,8 @@ _Dumper.add_representer(
 def _offline_postgres(settings: Settings) -> dict[str, Any]:
     pg = settings.postgres
     return {
-        "type": "postgres",
+        # Feast's PostgreSQL store, its point-in-time join kept off nested loops
+        "type": "feature_repo.postgres_store.HashJoinPostgreSQLOfflineStore",
         "host": pg.host,
         "port": pg.port,
         "database": pg.database,
