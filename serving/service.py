@@ -61,6 +61,25 @@ class ApiKeyMiddleware:
         return await self.app(scope, receive, send)
 
 
+class BadInputIs422:
+    """Bad input answers 422 (Unprocessable Content) with its JSON naming the field: BentoML
+    says 400 for a body its pydantic types reject, and so do the insight lookups."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def relabel(message):
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                message = {**message, "status": 422}
+            await send(message)
+
+        return await self.app(scope, receive, relabel)
+
+
 class MetadataPath:
     """GET /metadata reaches the mounted metadata app (which answers on /metadata/)."""
 
@@ -210,4 +229,5 @@ class Smap:
 
 
 Smap.add_asgi_middleware(MetadataPath)
+Smap.add_asgi_middleware(BadInputIs422)
 Smap.add_asgi_middleware(ApiKeyMiddleware)

@@ -100,7 +100,7 @@ def test_endpoints_classify_and_recommend_over_http(trained, monkeypatch):
         scores = [p["predicted_engagement"] for p in body["posts"]]
         assert scores == sorted(scores, reverse=True)
         too_many = client.post("/recommend_content", json={"user_id": user, "n": 1000})
-        assert too_many.status_code == 400 and "n" in too_many.text
+        assert too_many.status_code == 422 and "n" in too_many.text
 
         paths = client.get("/docs.json").json()["paths"]
         assert {"/classify_content", "/recommend_content"} <= set(paths)

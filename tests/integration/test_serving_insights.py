@@ -72,7 +72,7 @@ def test_analytics_endpoints_over_http(local_settings, monkeypatch):
         }
         for field, payload in bad.items():
             answer = client.post("/top_influencers", json=payload, headers=key)
-            assert answer.status_code == 400, (field, answer.text)
+            assert answer.status_code == 422, (field, answer.text)
             assert field in answer.text
 
         # segments not written yet: the service says which command builds them
@@ -85,7 +85,7 @@ def test_analytics_endpoints_over_http(local_settings, monkeypatch):
         unknown = client.post("/user_segment", json={"user_id": 42}, headers=key)
         assert unknown.status_code == 404 and unknown.json()["error"].startswith("user_id: 42")
         invalid = client.post("/user_segment", json={"user_id": "x"}, headers=key)
-        assert invalid.status_code == 400 and "user_id" in invalid.text
+        assert invalid.status_code == 422 and "user_id" in invalid.text
 
         paths = client.get("/docs.json", headers=key).json()["paths"]
         assert {"/top_influencers", "/user_segment"} <= set(paths)
