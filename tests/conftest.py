@@ -19,6 +19,10 @@ for _key, _value in {
     "EVIDENTLY_DISABLE_TELEMETRY": "1",
 }.items():
     os.environ[_key] = _value
+# LightGBM and XGBoost threads sleep instead of spinning while they wait for each other: on a
+# busy 2-core machine a spinning thread holds the core its partner needs (one small LightGBM
+# fit: 40 s spinning, 4 s sleeping). Set before either library loads; subprocesses inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 IN_CI = os.environ.get("CI", "").lower() == "true"
