@@ -25,6 +25,19 @@ Isolation: every profile writes under a temporary SMAP_DATA_DIR; the services pr
 fresh PostgreSQL database and Feast project, both removed at the end with their Redis keys.
 
     uv run python benchmarks/ingest.py --preset small --json .smap/bench/ingest.json
+
+With `--import-mb N` it measures `smap ingest csv` instead (and nothing else): a generated post
+export of about N MB (`write_export`: our column names, hashtags in the captions, thousands of
+accounts, ~0.5% bad rows and ~0.2% repeated rows) imported by the real CLI in a child process,
+whose wall time (interpreter start included), CPU time and peak RSS (`os.wait4`) are recorded
+(CPU time is the steadier figure on a shared machine; PostgreSQL's own work is not in it):
+
+- `csv new`: the export into an empty warehouse;
+- `csv again`: the same export again (every row a duplicate, nothing written);
+- `csv +20k`: a 2 MB (~20,000-row) export of new posts into the warehouse now holding the big
+  one (what adding a little to a large warehouse costs).
+
+    uv run python benchmarks/ingest.py --import-mb 50 --json .smap/bench/import.json
 """
 
 from __future__ import annotations
@@ -36,6 +49,7 @@ import json
 import os
 import platform
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +58,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table as RichTable
@@ -64,6 +79,8 @@ class Result:
     seconds: float
     ratio_vs_floor: float | None = None
     keys_written: int | None = None  # online keys, for materialize and the floor
+    peak_rss_mb: float | None = None  # of the child process, for the csv import stages
+    cpu_seconds: float | None = None  # the child's user + system time (less noisy than wall)
 
     @property
     def rows_per_second(self) -> float:
@@ -323,6 +340,123 @@ def services_sandbox(settings: Settings) -> Iterator[None]:
         log.print(f"services: dropped database {database}, removed {removed:,} redis keys")
 
 
+# --- csv import ---------------------------------------------------------------------------
+
+EXPORT_HEADER = "account,timestamp,type,category,text,reach,likes,comments,shares,saves,paid"
+_TYPES = np.array(["image", "Photo", "video", "reel", "carousel", "text", "link"])
+_CATEGORIES = np.array(["travel", "food", "fitness", "tech", "fashion", "music", "gaming"])
+_BAD = np.array(["likes:n/a", "type:hologram", "timestamp:soon", "reach:-5"])
+
+
+def export_block(rng: np.random.Generator, first_row: int, rows: int, tag: str) -> pd.DataFrame:
+    """`rows` posts numbered from `first_row`: ~0.5% with one bad cell, ~0.2% exact repeats."""
+    number = np.arange(first_row, first_row + rows)
+    accounts = np.minimum(rng.zipf(1.3, rows), 5000)
+    seconds = rng.integers(0, 300 * 86400, rows)
+    stamps = pd.Timestamp("2025-01-01", tz="UTC") + pd.to_timedelta(np.sort(seconds), unit="s")
+    category = _CATEGORIES[rng.integers(0, len(_CATEGORIES), rows)]
+    tags = rng.integers(0, 2000, (rows, 2))
+    reach = rng.integers(100, 50_000, rows)
+    likes = (reach * rng.uniform(0.0, 0.08, rows)).astype(np.int64)
+    frame = pd.DataFrame(
+        {
+            "account": pd.Series(accounts).map("acct_{:04d}".format),
+            "timestamp": stamps.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "type": _TYPES[rng.integers(0, len(_TYPES), rows)],
+            "category": category,
+            "text": [
+                f"{tag} {n} on #{c} #t{a} #t{b}"
+                for n, c, a, b in zip(number, category, tags[:, 0], tags[:, 1], strict=True)
+            ],
+            "reach": reach,
+            "likes": likes,
+            "comments": likes // 20,
+            "shares": likes // 30,
+            "saves": np.where(rng.random(rows) < 0.3, "", (likes // 10).astype(str)),
+            "paid": np.where(rng.random(rows) < 0.05, "yes", "no"),
+        }
+    ).astype(str)
+    bad = np.flatnonzero(rng.random(rows) < 0.005)
+    for row, spec in zip(bad, _BAD[rng.integers(0, len(_BAD), len(bad))], strict=True):
+        column, value = spec.split(":")
+        frame.loc[row, column] = value
+    repeats = np.flatnonzero(rng.random(rows) < 0.002)
+    return pd.concat([frame, frame.iloc[repeats]]).sort_index(kind="stable")
+
+
+def write_export(path: Path, megabytes: float, seed: int, tag: str = "bench") -> int:
+    """A post export of about `megabytes` MB (10**6 bytes), written block by block; returns
+    its data rows. The same seed and size give the same file."""
+    rng = np.random.default_rng(seed)
+    path.write_text(EXPORT_HEADER + "\n", encoding="utf-8")
+    rows, block = 0, 10_000
+    while path.stat().st_size < megabytes * 1e6:
+        frame = export_block(rng, rows, block, tag)
+        frame.to_csv(path, mode="a", header=False, index=False)
+        rows += len(frame)
+    return rows
+
+
+def cli_import(export: Path, rows: int, settings: Settings, stage: str) -> Result:
+    """`smap ingest csv` in a child process: wall time and the child's own peak RSS."""
+    env = {
+        **os.environ,
+        "SMAP_DATA_DIR": str(settings.data_dir),
+        "SMAP_DATABASE": settings.postgres.database,
+    }
+    command = [sys.executable, "-m", "pipelines", "ingest", "csv", str(export)]
+    command += ["--profile", settings.profile]
+    log.print(f"{settings.profile}: {stage} ({export.stat().st_size / 1e6:.1f} MB)")
+    with tempfile.TemporaryFile() as errors:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's rusage, not all children's
+        seconds = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode:
+            errors.seek(0)
+            tail = errors.read().decode(errors="replace").strip()[-400:]
+            raise RuntimeError(f"{stage} on {settings.profile} failed: {tail}")
+    peak, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime  # ru_maxrss: kB
+    return Result(stage, settings.profile, rows, seconds, peak_rss_mb=peak, cpu_seconds=cpu)
+
+
+def baseline_rss_mb() -> float:
+    """Peak RSS of a child that imports what the import needs and does nothing else."""
+    modules = "import pandas, pyarrow.parquet, psycopg2, pipelines.cli, ingestion.csv_import"
+    child = subprocess.Popen([sys.executable, "-c", modules])
+    _, _, usage = os.wait4(child.pid, 0)
+    child.returncode = 0
+    return usage.ru_maxrss / 1024
+
+
+def run_imports(args: argparse.Namespace, root: Path) -> tuple[list[Result], list[str]]:
+    """The three csv import stages on each profile, from the same generated files."""
+    big, small = root / "export.csv", root / "more.csv"
+    log.print(f"generate a {args.import_mb:g} MB export (seed {args.seed})")
+    big_rows = write_export(big, args.import_mb, args.seed)
+    small_rows = write_export(small, 1, args.seed + 1, tag="more")
+    stages = [("csv new", big, big_rows), ("csv again", big, big_rows)]
+    stages.append(("csv +20k", small, small_rows))
+    tag, results = secrets.token_hex(4), []
+    notes = [
+        f"{big.name}: {big.stat().st_size / 1e6:.1f} MB, {big_rows:,} rows",
+        f"a child that only imports the modules peaks at {baseline_rss_mb():,.0f} MB RSS",
+    ]
+    for profile in args.profiles:
+        settings = profile_settings(profile, root, tag)
+        if profile != "services":
+            results += [cli_import(path, rows, settings, name) for name, path, rows in stages]
+            continue
+        reason = services_unreachable(settings)
+        if reason:
+            notes.append(f"services rows skipped: {reason}")
+            continue
+        with services_sandbox(settings):
+            results += [cli_import(path, rows, settings, name) for name, path, rows in stages]
+    return results, notes
+
+
 # --- run ----------------------------------------------------------------------------------
 
 
@@ -362,15 +496,20 @@ def run(args: argparse.Namespace, root: Path) -> tuple[list[Result], list[str]]:
 
 
 def render(results: list[Result], notes: list[str], args: argparse.Namespace) -> None:
-    table = RichTable(title=f"smap ingest benchmark (preset={args.preset}, seed={args.seed})")
+    what = f"csv {args.import_mb:g} MB" if args.import_mb else f"preset={args.preset}"
+    table = RichTable(title=f"smap ingest benchmark ({what}, seed={args.seed})")
     for name in ("stage", "profile"):
         table.add_column(name)
-    for name in ("rows", "seconds", "rows/s", "ratio vs floor"):
+    imports = any(r.peak_rss_mb is not None for r in results)
+    last = ("cpu s", "peak RSS MB") if imports else ("ratio vs floor",)
+    for name in ("rows", "seconds", "rows/s", *last):
         table.add_column(name, justify="right")
     for r in results:
-        ratio = "" if r.ratio_vs_floor is None else f"{r.ratio_vs_floor:.3f}"
+        extra = ["" if r.ratio_vs_floor is None else f"{r.ratio_vs_floor:.3f}"]
+        if imports:
+            extra = [f"{r.cpu_seconds:.1f}", f"{r.peak_rss_mb:,.0f}"]
         rate = f"{r.rows_per_second:,.0f}"
-        table.add_row(r.stage, r.profile, f"{r.rows:,}", f"{r.seconds:.2f}", rate, ratio)
+        table.add_row(r.stage, r.profile, f"{r.rows:,}", f"{r.seconds:.2f}", rate, *extra)
     out.print(table)
     for r in results:
         if r.stage == "materialize" and r.ratio_vs_floor:
@@ -390,6 +529,7 @@ def metadata(args: argparse.Namespace, notes: list[str]) -> dict:
         "seed": args.seed,
         "profiles": args.profiles,
         "pipeline": args.pipeline,
+        "import_mb": args.import_mb,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "feast": feast.__version__,
@@ -406,6 +546,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profiles", default=",".join(PROFILES), help="comma separated")
     parser.add_argument("--pipeline", type=int, default=1000, help="commands per floor round trip")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--import-mb", type=float, help="measure `smap ingest csv` on a generated export this big"
+    )
     args = parser.parse_args(argv)
     args.profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
     unknown = sorted(set(args.profiles) - set(PROFILES))
@@ -417,7 +560,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="smap-bench-") as tmp:
-        results, notes = run(args, Path(tmp))
+        measure = run_imports if args.import_mb else run
+        results, notes = measure(args, Path(tmp))
     render(results, notes, args)
     if args.json:
         report = {"metadata": metadata(args, notes), "results": [r.as_dict() for r in results]}

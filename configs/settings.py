@@ -110,6 +110,8 @@ class WarehouseSettings(_Frozen):
     """Where raw and analytics tables live: Parquet files or a PostgreSQL schema."""
 
     type: Literal["parquet", "postgres"] = "parquet"
+    # rows `smap ingest csv` reads, validates and stages at a time: its memory grows with it
+    import_chunk_rows: int = Field(50_000, ge=1)
 
 
 class FeastSettings(_Frozen):

@@ -1,13 +1,18 @@
 """Bring your own data: load a user's exported post table into the raw warehouse tables.
 
-An export (CSV or Parquet) is read through a YAML column mapping (our field -> their column),
-every row is validated on its own, and rows that cannot be loaded go to a rejects CSV with
-the reason, so one bad row never blocks a file. Post ids are hashes of the post's content
-(or of its external id), which makes re-importing the same or an overlapping export a no-op
-for rows already loaded. The tables a post touches (users, content_posts, hashtags,
-post_hashtags, follower_counts, engagement_definition) are rebuilt in memory and written
-with `write_many`, so a failed import leaves the warehouse exactly as it was: a file is
-all-or-nothing, its rows are not (bad rows are rejected with a reason, the rest load).
+An export (CSV or Parquet) is read through a YAML column mapping (our field -> their column)
+in chunks of rows, every row is validated on its own, and rows that cannot be loaded go to a
+rejects CSV with the reason, so one bad row never blocks a file. Post ids are hashes of the
+post's content (or of its external id), which makes re-importing the same or an overlapping
+export a no-op for rows already loaded.
+
+A file is all-or-nothing, its rows are not (bad rows are rejected with a reason, the rest
+load): each chunk's new posts are staged to a Parquet part file on disk, and only when the
+whole file has been read are they added to the tables they touch (users, content_posts,
+hashtags, post_hashtags, follower_counts, engagement_definition) with one `append_many`, so a
+failure anywhere leaves the warehouse exactly as it was. Memory holds one chunk, plus what
+deduplication and ids need for the whole file: 8 bytes per post id already in the warehouse
+or taken from the file, and the accounts and hashtags (known and new).
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ import csv
 import functools
 import hashlib
 import io
+import os
 import re
+import shutil
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,10 +37,11 @@ import numpy as np
 import pandas as pd
 import yaml
 from dateutil import parser as dateutil_parser
+from pandas.tseries.api import guess_datetime_format
 
 from ingestion.schema import RAW_TABLES, Table
 from ingestion.simulator import POST_TYPES
-from ingestion.warehouse import Warehouse
+from ingestion.warehouse import Warehouse, process_alive
 
 # Always required; category is required unless the mapping sets default_category, and the
 # engagement denominator's column (reach or followers) is required when it is the denominator.
@@ -73,6 +82,8 @@ FUTURE_SLACK = pd.Timedelta(days=1)  # a post may be stamped up to a day ahead (
 # PostgreSQL text cannot hold U+0000; a cell with one is a reject on both profiles, so the
 # same export loads the same rows whichever warehouse it goes to.
 NUL_REASON = "contains a NUL character (U+0000), which a text column cannot store"
+CHUNK_ROWS = 50_000  # rows read, validated and staged at a time (warehouse.import_chunk_rows)
+Progress = Callable[[int, int], None]  # (bytes read, file bytes)
 
 # Names other platforms use for our five post types (compared lower-case, '_' for ' ' and '-').
 TYPE_SYNONYMS = {
@@ -137,16 +148,6 @@ class ColumnMapping:
 
 
 @dataclass(frozen=True)
-class _Source:
-    """The export's cells as read (for the rejects file), with each row's location."""
-
-    frame: pd.DataFrame
-    rows: list[int]  # 1-based line number in a CSV, 1-based row number in a Parquet file
-    problems: list[str | None]  # rows that are broken as a whole (wrong number of fields)
-    delimiter: str | None = None  # the CSV delimiter detected (None for Parquet)
-
-
-@dataclass(frozen=True)
 class _Post:
     account: str
     created_at: pd.Timestamp
@@ -182,16 +183,23 @@ def stable_id(*parts: str) -> int:
 
 
 def import_posts(
-    path: Path, mapping_path: Path | None, warehouse: Warehouse, rejects_dir: Path
+    path: Path,
+    mapping_path: Path | None,
+    warehouse: Warehouse,
+    rejects_dir: Path,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: Progress | None = None,
 ) -> ImportResult:
     """Load one export into the raw tables; rejected rows go to `<stem>.rejects.csv`.
 
-    Raises CsvImportError (one line) when the file or mapping cannot be used at all, before
-    anything is written. Running it again is safe: posts already loaded count as duplicates.
-    Imports running at the same time take turns, so none overwrites the rows of another.
+    Raises CsvImportError (one line) when the file or mapping cannot be used at all, and
+    then nothing is written. Running it again is safe: posts already loaded count as
+    duplicates. Imports running at the same time take turns, so none overwrites the rows of
+    another. `progress(bytes_read, file_bytes)` is called after every chunk; the chunk's new
+    posts are staged in a folder beside `rejects_dir` until the file is written.
     """
     with warehouse.writing():
-        return _import_locked(path, mapping_path, warehouse, rejects_dir)
+        return _import_locked(path, mapping_path, warehouse, rejects_dir, chunk_rows, progress)
 
 
 @dataclass(frozen=True)
@@ -211,30 +219,33 @@ class ImportPreview:
     engagement_denominator: str
 
 
-def preview_posts(path: Path, mapping_path: Path | None, warehouse: Warehouse) -> ImportPreview:
+def preview_posts(
+    path: Path,
+    mapping_path: Path | None,
+    warehouse: Warehouse,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: Progress | None = None,
+) -> ImportPreview:
     """Validate a file and its mapping against the warehouse as an import would, writing
     nothing (no table, no rejects file, no lock). Raises CsvImportError as import_posts does
     for a file or mapping that cannot be used at all."""
     mapping = load_mapping(mapping_path)
-    source = _read_source(path)
-    columns = _resolve_columns(mapping, source.frame, path.name)
-    posts, rejects = _parse_rows(source, columns, mapping)
-    existing = {name: _read_or_empty(warehouse, name) for name in ("users", "content_posts")}
-    existing["engagement_definition"] = _read_or_empty(warehouse, "engagement_definition")
-    _engagement_definition(existing, mapping.engagement_denominator, path.name)
-    fresh, duplicates = _new_posts(posts, set(existing["content_posts"].post_id))
-    accounts = {post.account for post in fresh}
+    with _open_source(path, chunk_rows) as source:
+        columns = _resolve_columns(mapping, source.header, path.name)
+        known = _read_known(warehouse)
+        _engagement_definition(known, mapping.engagement_denominator, path.name)
+        scan = _scan(source, columns, mapping, known, progress, keep=lambda *_: None)
     return ImportPreview(
-        rows_read=len(source.rows),
-        rows_would_load=len(fresh),
-        rows_duplicate=duplicates,
-        rows_rejected=len(rejects),
-        rejects_by_reason=_reasons(rejects.values()),
+        rows_read=scan.rows_read,
+        rows_would_load=scan.loaded,
+        rows_duplicate=scan.duplicates,
+        rows_rejected=scan.rejected,
+        rejects_by_reason=dict(sorted(scan.reasons.items(), key=lambda item: -item[1])),
         delimiter=source.delimiter,
-        first_post=fresh[0].created_at if fresh else None,
-        last_post=fresh[-1].created_at if fresh else None,
-        accounts=len(accounts),
-        accounts_new=len(accounts - set(existing["users"].username)),
+        first_post=scan.first_post,
+        last_post=scan.last_post,
+        accounts=len(scan.accounts),
+        accounts_new=len(scan.new_accounts),
         engagement_denominator=mapping.engagement_denominator,
     )
 
@@ -248,98 +259,251 @@ _ROW_VALUES = (
 _FIELD_REASON = re.compile(r"; (?=\w+ \(column )")  # where one field's reason ends
 
 
-def _reasons(reasons: Iterable[str]) -> dict[str, int]:
-    """Rows per kind of problem: each field's reason without the row's own values, most
-    frequent first, so a summary of 10,000 rejects is a handful of lines."""
-    counts: dict[str, int] = {}
-    for reason in reasons:
-        for part in dict.fromkeys(_FIELD_REASON.split(reason)):
-            kind = part
-            for pattern, replacement in _ROW_VALUES:
-                kind = pattern.sub(replacement, kind)
-            counts[kind] = counts.get(kind, 0) + 1
-    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+def _reason_kinds(reason: str) -> list[str]:
+    """Each field's reason without the row's own values, so that a summary of 10,000
+    rejects is a handful of lines."""
+    kinds = []
+    for part in dict.fromkeys(_FIELD_REASON.split(reason)):
+        kind = part
+        for pattern, replacement in _ROW_VALUES:
+            kind = pattern.sub(replacement, kind)
+        kinds.append(kind)
+    return kinds
 
 
 def _import_locked(
-    path: Path, mapping_path: Path | None, warehouse: Warehouse, rejects_dir: Path
+    path: Path,
+    mapping_path: Path | None,
+    warehouse: Warehouse,
+    rejects_dir: Path,
+    chunk_rows: int,
+    progress: Progress | None,
 ) -> ImportResult:
     mapping = load_mapping(mapping_path)
-    source = _read_source(path)
-    columns = _resolve_columns(mapping, source.frame, path.name)
-    posts, rejects = _parse_rows(source, columns, mapping)
-    existing = {name: _read_or_empty(warehouse, name) for name in POST_TABLES + AUDIENCE_TABLES}
-    definition = _engagement_definition(existing, mapping.engagement_denominator, path.name)
-    if not posts:
-        rejects_path = _write_rejects(source, rejects, rejects_dir / f"{path.stem}.rejects.csv")
-        raise CsvImportError(_nothing_loaded(path.name, source, rejects, rejects_path))
-    fresh, duplicates = _new_posts(posts, set(existing["content_posts"].post_id))
-    users, users_added = _users(existing["users"], fresh)
-    hashtags, hashtags_added = _hashtags(existing["hashtags"], fresh)
-    if fresh:
-        tables = {
-            "users": users,
-            "hashtags": hashtags,
-            "content_posts": _append(existing["content_posts"], _post_rows(fresh, users)),
-            "post_hashtags": _append(existing["post_hashtags"], _tag_rows(fresh, hashtags)),
-            "follower_counts": _append(existing["follower_counts"], _follower_rows(fresh, users)),
-            "engagement_definition": definition,
-        }
-        warehouse.write_many(
-            [(RAW_TABLES[name], frame) for name, frame in tables.items()]
-            + _missing_tables(warehouse)
-        )
-    rejects_path = _write_rejects(source, rejects, rejects_dir / f"{path.stem}.rejects.csv")
+    with _open_source(path, chunk_rows) as source:
+        columns = _resolve_columns(mapping, source.header, path.name)
+        known = _read_known(warehouse)
+        definition = _engagement_definition(known, mapping.engagement_denominator, path.name)
+        rejects_file = _RejectsFile(rejects_dir / f"{path.stem}.rejects.csv")
+        with rejects_file as rejects, _Staging(rejects_dir.parent) as staging:
+
+            def keep(chunk: _Chunk, fresh: list[_Post], rejected: dict[int, str]) -> None:
+                staging.add(fresh)
+                rejects.add(chunk, rejected)
+
+            scan = _scan(source, columns, mapping, known, progress, keep)
+            if not scan.loaded + scan.duplicates:
+                raise CsvImportError(_nothing_loaded(path.name, scan, rejects.finish()))
+            if scan.loaded:
+                _commit(warehouse, scan, staging, known, definition)
+            rejects_path = rejects.finish()
     return ImportResult(
-        rows_read=len(source.rows),
-        rows_loaded=len(fresh),
-        rows_rejected=len(rejects),
-        rows_duplicate=duplicates,
+        rows_read=scan.rows_read,
+        rows_loaded=scan.loaded,
+        rows_rejected=scan.rejected,
+        rows_duplicate=scan.duplicates,
         rejects_path=rejects_path,
-        users_added=users_added,
-        hashtags_added=hashtags_added,
-        blank_counts_as_zero=sum(post.blank_counts for post in fresh),
+        users_added=len(scan.new_accounts),
+        hashtags_added=len(scan.new_tags),
+        blank_counts_as_zero=scan.blank_counts,
         engagement_denominator=mapping.engagement_denominator,
     )
 
 
-def _nothing_loaded(
-    name: str, source: _Source, rejects: dict[int, str], rejects_path: Path | None
-) -> str:
+def _nothing_loaded(name: str, scan: _Scan, rejects_path: Path | None) -> str:
     """One line for a file of which no row can be loaded (the caller exits non-zero)."""
-    if not rejects:
+    if scan.first_reject is None:
         return f"{name}: no data rows to import"
-    position, reason = next(iter(rejects.items()))
+    row, reason = scan.first_reject
     return (
-        f"{name}: all {len(rejects)} rows were rejected, nothing loaded "
-        f"(first: row {source.rows[position]}: {reason}; all reasons in {rejects_path})"
+        f"{name}: all {scan.rejected} rows were rejected, nothing loaded "
+        f"(first: row {row}: {reason}; all reasons in {rejects_path})"
     )
 
 
-def _engagement_definition(
-    existing: dict[str, pd.DataFrame], denominator: str, source: str
-) -> pd.DataFrame:
+def _engagement_definition(known: _Known, denominator: str, source: str) -> pd.DataFrame:
     """The warehouse keeps one engagement target; an import asking for another is refused.
 
-    Posts already there without a definition (simulated data) were measured against reach.
+    Returns the definition row this import adds (none when the warehouse has one). Posts
+    already there without a definition (simulated data) were measured against reach.
     """
-    stored = existing["engagement_definition"]
+    stored = known.definition
     if len(stored):
         current = str(stored.denominator.iloc[0])
-    elif len(existing["content_posts"]):
+    elif len(known.post_ids):
         current = "reach"
     else:
-        return pd.DataFrame(
-            {"denominator": [denominator], "defined_at": [pd.Timestamp.now(tz="UTC")]}
-        )
+        current = denominator
     if current != denominator:
         raise CsvImportError(
             f"{source}: engagement_denominator {denominator!r} differs from the warehouse's "
             f"{current!r} (one engagement target per warehouse; use a fresh data_dir)"
         )
     if len(stored):
-        return stored
+        return stored.iloc[:0]
     return pd.DataFrame({"denominator": [current], "defined_at": [pd.Timestamp.now(tz="UTC")]})
+
+
+# --- one pass over an export --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What the warehouse already holds that an import must not add again."""
+
+    user_ids: dict[str, int]  # account -> user_id
+    tag_ids: dict[str, int]  # hashtag -> hashtag_id
+    post_ids: np.ndarray  # sorted
+    definition: pd.DataFrame  # the stored engagement_definition (no row: none stored)
+    missing: tuple[str, ...]  # raw tables that do not exist yet
+
+
+def _read_known(warehouse: Warehouse) -> _Known:
+    """Accounts, hashtags and post ids only (never whole post tables)."""
+    users = _read_or_empty(warehouse, "users", ["user_id", "username"])
+    tags = _read_or_empty(warehouse, "hashtags", ["hashtag_id", "tag"])
+    posts = _read_or_empty(warehouse, "content_posts", ["post_id"])
+    return _Known(
+        user_ids=dict(zip(users.username, users.user_id.astype(int), strict=True)),
+        tag_ids=dict(zip(tags.tag, tags.hashtag_id.astype(int), strict=True)),
+        post_ids=np.unique(posts.post_id.to_numpy(dtype=np.int64)),
+        definition=_read_or_empty(warehouse, "engagement_definition"),
+        missing=tuple(name for name in RAW_TABLES if not warehouse.exists(name)),
+    )
+
+
+def _read_or_empty(
+    warehouse: Warehouse, name: str, columns: list[str] | None = None
+) -> pd.DataFrame:
+    table = RAW_TABLES[name]
+    if warehouse.exists(name):
+        return warehouse.read(name, columns=columns)
+    return _empty(table)[columns or list(table.columns)]
+
+
+def _empty(table: Table) -> pd.DataFrame:
+    return table.conform(pd.DataFrame({column: [] for column in table.columns}))
+
+
+@dataclass
+class _Scan:
+    """What a pass over an export found, kept as the chunks stream by: counts, the post ids
+    already taken, and the first post of each account and hashtag the warehouse lacks."""
+
+    taken: np.ndarray  # sorted ids of posts in the warehouse or already taken from the file
+    known_accounts: set[str]
+    known_tags: set[str]
+    rows_read: int = 0
+    loaded: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    blank_counts: int = 0
+    first_reject: tuple[int, str] | None = None  # (row, reason)
+    reasons: dict[str, int] = field(default_factory=dict)  # kind of reason -> rows
+    first_post: pd.Timestamp | None = None
+    last_post: pd.Timestamp | None = None
+    accounts: set[str] = field(default_factory=set)  # of the posts to load
+    # account -> (its first post's time, that post's row position)
+    new_accounts: dict[str, tuple[pd.Timestamp, int]] = field(default_factory=dict)
+    # tag -> (first use's time, row position, place among the post's tags, post category)
+    new_tags: dict[str, tuple[pd.Timestamp, int, int, str]] = field(default_factory=dict)
+
+    def add(
+        self, chunk: _Chunk, posts: list[tuple[int, _Post]], rejected: dict[int, str]
+    ) -> list[_Post]:
+        """Count a validated chunk; returns its posts not loaded yet (first copy in the file
+        wins), noting the accounts and hashtags they bring."""
+        self.rows_read += len(chunk.rows)
+        self.rejected += len(rejected)
+        for position, reason in rejected.items():
+            if self.first_reject is None:
+                self.first_reject = (chunk.rows[position], reason)
+            for kind in _reason_kinds(reason):
+                self.reasons[kind] = self.reasons.get(kind, 0) + 1
+        ids = np.fromiter((post.post_id for _, post in posts), dtype=np.int64, count=len(posts))
+        first = np.zeros(len(ids), dtype=bool)
+        first[np.unique(ids, return_index=True)[1]] = True
+        keep = first & ~_contains(self.taken, ids)
+        self.taken = np.union1d(self.taken, ids[keep])
+        fresh = [entry for entry, kept in zip(posts, keep, strict=True) if kept]
+        self.duplicates += len(posts) - len(fresh)
+        self.loaded += len(fresh)
+        for position, post in fresh:
+            self._note(position, post)
+        return [post for _, post in fresh]
+
+    def _note(self, position: int, post: _Post) -> None:
+        when = post.created_at
+        self.blank_counts += post.blank_counts
+        self.first_post = when if self.first_post is None else min(self.first_post, when)
+        self.last_post = when if self.last_post is None else max(self.last_post, when)
+        self.accounts.add(post.account)
+        if post.account not in self.known_accounts:
+            seen = self.new_accounts.get(post.account)
+            if seen is None or when < seen[0]:  # ties: the earlier row, already noted
+                self.new_accounts[post.account] = (when, position)
+        for place, tag in enumerate(post.tags):
+            if tag not in self.known_tags:
+                seen = self.new_tags.get(tag)
+                if seen is None or when < seen[0]:
+                    self.new_tags[tag] = (when, position, place, post.category)
+
+
+def _contains(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    if not len(sorted_ids):
+        return np.zeros(len(ids), dtype=bool)
+    found = np.searchsorted(sorted_ids, ids)
+    return sorted_ids[np.minimum(found, len(sorted_ids) - 1)] == ids
+
+
+def _scan(
+    source: _Source,
+    columns: dict[str, str],
+    mapping: ColumnMapping,
+    known: _Known,
+    progress: Progress | None,
+    keep: Callable[[_Chunk, list[_Post], dict[int, str]], None],
+) -> _Scan:
+    """Validate the export chunk by chunk; `keep` gets each chunk's new posts and rejects."""
+    scan = _Scan(known.post_ids, set(known.user_ids), set(known.tag_ids))
+    report = progress or (lambda _done, _total: None)
+    times = _TimeFormat(mapping.timestamp_format)
+    report(0, source.size)
+    for chunk in source.chunks:
+        posts, rejected = _parse_rows(chunk, columns, mapping, times)
+        keep(chunk, scan.add(chunk, posts, rejected), rejected)
+        report(source.position(), source.size)
+    return scan
+
+
+def _commit(
+    warehouse: Warehouse, scan: _Scan, staging: _Staging, known: _Known, definition: pd.DataFrame
+) -> None:
+    """Add the staged posts, their new accounts and hashtags to the warehouse as one change.
+
+    Accounts and hashtags new to the warehouse get the next dense ids (the ETL indexes arrays
+    by them) in the order of their first post; a new account is created at its first post and
+    a new tag takes that post's category.
+    """
+    users = _new_users(scan.new_accounts, _next_id(known.user_ids))
+    tags = _new_tags(scan.new_tags, _next_id(known.tag_ids))
+    user_ids = known.user_ids | dict(zip(users.username, users.user_id, strict=True))
+    tag_ids = known.tag_ids | dict(zip(tags.tag, tags.hashtag_id, strict=True))
+    tables: list[tuple[Table, Iterable[pd.DataFrame]]] = [
+        (RAW_TABLES["users"], [users]),
+        (RAW_TABLES["hashtags"], [tags]),
+        (RAW_TABLES["content_posts"], (_post_rows(part, user_ids) for part in staging.parts())),
+        (RAW_TABLES["post_hashtags"], (_tag_rows(part, tag_ids) for part in staging.parts())),
+        (
+            RAW_TABLES["follower_counts"],
+            (_follower_rows(part, user_ids) for part in staging.parts()),
+        ),
+        (RAW_TABLES["engagement_definition"], [definition]),
+    ]
+    # empty versions of the other raw tables, so that the ETL can run on imported data
+    named = {table.name for table, _ in tables}
+    tables += [(RAW_TABLES[name], []) for name in known.missing if name not in named]
+    warehouse.append_many(tables)
 
 
 # --- mapping ----------------------------------------------------------------------------
@@ -436,13 +600,12 @@ def _optional_text(raw: dict[str, Any], key: str, source: str) -> str | None:
     return value
 
 
-def _resolve_columns(mapping: ColumnMapping, frame: pd.DataFrame, source: str) -> dict[str, str]:
+def _resolve_columns(mapping: ColumnMapping, header: list[str], source: str) -> dict[str, str]:
     """Field -> column actually used: mapped names first, else our own name if present.
 
     A missing required column, or an optional one the mapping names explicitly, is an
     error for the whole file: loading it without that column would be silently wrong.
     """
-    header = list(frame.columns)
     required = mapping.required_fields()
     resolved, missing = {}, []
     for name in REQUIRED_FIELDS + OPTIONAL_FIELDS:
@@ -478,50 +641,103 @@ def _hint(missing: list[str]) -> str:
 # --- reading ----------------------------------------------------------------------------
 
 
-def _read_source(path: Path) -> _Source:
-    readers = {".csv": _read_csv, ".parquet": _read_parquet}
-    reader = readers.get(path.suffix.lower())
-    if reader is None:
+@dataclass(frozen=True)
+class _Chunk:
+    """Consecutive rows of an export: the cells as read (for the rejects file), each row's
+    location, and the rows broken as a whole (wrong number of fields)."""
+
+    frame: pd.DataFrame
+    rows: list[int]  # 1-based line number in a CSV, 1-based row number in a Parquet file
+    problems: list[str | None]
+    start: int  # position of the chunk's first row among the file's data rows
+
+
+@dataclass(frozen=True)
+class _Source:
+    """An open export: its header, and its rows read chunk by chunk on demand."""
+
+    header: list[str]
+    chunks: Iterator[_Chunk]
+    size: int  # bytes
+    position: Callable[[], int]  # bytes read so far (estimated from rows for Parquet)
+    delimiter: str | None = None  # the CSV delimiter detected (None for Parquet)
+
+
+@contextmanager
+def _open_source(path: Path, chunk_rows: int) -> Iterator[_Source]:
+    openers = {".csv": _open_csv, ".parquet": _open_parquet}
+    opener = openers.get(path.suffix.lower())
+    if opener is None:
         raise CsvImportError(f"{path.name}: unsupported file type (use .csv or .parquet)")
     if not path.is_file():
         raise CsvImportError(f"{path}: file not found")
-    return reader(path)
+    with opener(path, max(1, chunk_rows)) as source:
+        yield source
 
 
-def _read_csv(path: Path) -> _Source:
+class _Counted(io.RawIOBase):
+    """A binary file that counts the bytes read from it: a text reader's progress."""
+
+    def __init__(self, raw: io.BufferedReader):
+        self.raw, self.count = raw, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        read = self.raw.readinto(buffer)
+        self.count += read or 0
+        return read
+
+
+@contextmanager
+def _open_csv(path: Path, chunk_rows: int) -> Iterator[_Source]:
     """Read cells as text with exact line numbers (captions may span lines).
 
-    The delimiter is the most frequent of , ; and tab in the header, because spreadsheet
-    exports in many locales use ';'. Rows with the wrong number of fields are kept (padded or
-    cut to the header) so that they can be reported, not silently shifted into other columns.
+    The delimiter is the most frequent of , ; and tab in the first line, because spreadsheet
+    exports in many locales use ';'.
     """
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise CsvImportError(f"{path.name}: not UTF-8 text (export it as CSV UTF-8)") from None
-    first_line = text.split("\n", 1)[0]
+    with path.open(encoding="utf-8-sig", newline="\n") as head:
+        first_line = _utf8(path, head.readline)
     delimiter = max(",;\t", key=first_line.count)
+    size = path.stat().st_size
     # csv's default field limit (128 KiB) would refuse the whole file for one long caption;
     # long cells are judged per row instead (MAX_TEXT_CHARS). The limit is process-wide,
     # so it is restored afterwards.
     limit = csv.field_size_limit()
-    csv.field_size_limit(max(limit, len(text)))
+    csv.field_size_limit(max(limit, size))
     try:
-        return _csv_cells(path, text, delimiter)
+        with path.open("rb", buffering=0) as raw:
+            counted = _Counted(raw)
+            text = io.TextIOWrapper(io.BufferedReader(counted), encoding="utf-8-sig", newline="")
+            reader = csv.reader(text, delimiter=delimiter)
+            header = _utf8(path, lambda: next(reader, None))
+            if not header:
+                raise CsvImportError(f"{path.name}: file is empty")
+            chunks = _csv_chunks(path, reader, header, chunk_rows)
+            yield _Source(header, chunks, size, lambda: counted.count, delimiter)
     finally:
         csv.field_size_limit(limit)
 
 
-def _csv_cells(path: Path, text: str, delimiter: str) -> _Source:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = next(reader, None)
-    if not header:
-        raise CsvImportError(f"{path.name}: file is empty")
-    cells, rows, problems = [], [], []
+def _utf8(path: Path, read: Callable[[], Any]) -> Any:
+    try:
+        return read()
+    except UnicodeDecodeError:
+        raise CsvImportError(f"{path.name}: not UTF-8 text (export it as CSV UTF-8)") from None
+
+
+def _csv_chunks(path: Path, reader, header: list[str], chunk_rows: int) -> Iterator[_Chunk]:
+    """Rows with the wrong number of fields are kept (padded or cut to the header) so that
+    they can be reported, not silently shifted into other columns; blank lines are skipped."""
+    cells: list[list[str]] = []
+    rows: list[int] = []
+    problems: list[str | None] = []
+    start = 0
     while True:
         line = reader.line_num + 1
         try:
-            fields = next(reader)
+            fields = _utf8(path, lambda: next(reader))
         except StopIteration:
             break
         except csv.Error as exc:
@@ -535,69 +751,112 @@ def _csv_cells(path: Path, text: str, delimiter: str) -> _Source:
             if len(fields) == len(header)
             else f"row has {len(fields)} fields, the header has {len(header)}"
         )
-    return _Source(pd.DataFrame(cells, columns=header, dtype=object), rows, problems, delimiter)
+        if len(cells) == chunk_rows:
+            yield _Chunk(pd.DataFrame(cells, columns=header, dtype=object), rows, problems, start)
+            start += len(cells)
+            cells, rows, problems = [], [], []
+    if cells:
+        yield _Chunk(pd.DataFrame(cells, columns=header, dtype=object), rows, problems, start)
 
 
-def _read_parquet(path: Path) -> _Source:
+@contextmanager
+def _open_parquet(path: Path, chunk_rows: int) -> Iterator[_Source]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
-        frame = pd.read_parquet(path)
+        handle = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises many types for a damaged file
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CsvImportError(f"{path.name}: cannot be read as Parquet ({reason})") from None
-    frame = frame.reset_index(drop=True)
-    return _Source(frame, list(range(1, len(frame) + 1)), [None] * len(frame))
+        raise CsvImportError(_not_parquet(path, exc)) from None
+    schema = handle.schema_arrow
+    stored = (schema.pandas_metadata or {}).get("index_columns", [])
+    index = {name for name in stored if isinstance(name, str)}  # a RangeIndex is a dict
+    header = [name for name in schema.names if name not in index]
+    total, size, done = handle.metadata.num_rows, path.stat().st_size, [0]
+
+    def chunks() -> Iterator[_Chunk]:
+        batches = handle.iter_batches(batch_size=chunk_rows)
+        while True:
+            try:
+                batch = next(batches, None)
+                if batch is None:
+                    return
+                frame = pa.Table.from_batches([batch]).to_pandas().reset_index(drop=True)
+            except Exception as exc:  # noqa: BLE001 - a damaged row group, as above
+                raise CsvImportError(_not_parquet(path, exc)) from None
+            rows = list(range(done[0] + 1, done[0] + len(frame) + 1))
+            yield _Chunk(frame, rows, [None] * len(frame), done[0])
+            done[0] += len(frame)
+
+    try:
+        yield _Source(header, chunks(), size, lambda: size * done[0] // max(total, 1))
+    finally:
+        handle.close()
 
 
-def _read_or_empty(warehouse: Warehouse, name: str) -> pd.DataFrame:
-    table = RAW_TABLES[name]
-    return warehouse.read(name) if warehouse.exists(name) else _empty(table)
-
-
-def _empty(table: Table) -> pd.DataFrame:
-    return table.conform(pd.DataFrame({column: [] for column in table.columns}))
-
-
-def _missing_tables(warehouse: Warehouse) -> list[tuple[Table, pd.DataFrame]]:
-    """Empty versions of the other raw tables, so that the ETL can run on imported data."""
-    return [
-        (table, _empty(table))
-        for name, table in RAW_TABLES.items()
-        if name not in POST_TABLES + AUDIENCE_TABLES and not warehouse.exists(name)
-    ]
+def _not_parquet(path: Path, exc: Exception) -> str:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{path.name}: cannot be read as Parquet ({reason})"
 
 
 # --- validation -------------------------------------------------------------------------
 
 
 def _parse_rows(
-    source: _Source, columns: dict[str, str], mapping: ColumnMapping
-) -> tuple[list[_Post], dict[int, str]]:
-    """Valid posts in file order, and the reason for each rejected row (by position)."""
+    chunk: _Chunk, columns: dict[str, str], mapping: ColumnMapping, times: _TimeFormat
+) -> tuple[list[tuple[int, _Post]], dict[int, str]]:
+    """Valid posts in file order with their position in the file, and the reason for each
+    rejected row (by position in the chunk)."""
     posts, rejects = [], {}
-    records = source.frame.to_dict("records")
-    stamps = _timestamps(source.frame[columns["timestamp"]], mapping)
-    for position, (record, problem) in enumerate(zip(records, source.problems, strict=True)):
+    records = chunk.frame.to_dict("records")
+    stamps = _timestamps(chunk.frame[columns["timestamp"]], mapping, times)
+    for position, (record, problem) in enumerate(zip(records, chunk.problems, strict=True)):
         if stamps[position] is not None:
             record[columns["timestamp"]] = stamps[position]  # still checked against the window
         outcome = problem or _parse_row(record, columns, mapping)
         if isinstance(outcome, str):
             rejects[position] = outcome
         else:
-            posts.append(outcome)
+            posts.append((chunk.start + position, outcome))
     return posts, rejects
 
 
-def _timestamps(values: pd.Series, mapping: ColumnMapping) -> list[pd.Timestamp | None]:
+# what pandas skips when it picks the first time to guess a column's format from
+_NOT_A_TIME = frozenset({"", "NaT", "nat", "NAT", "nan", "NaN", "NAN", "now", "today"})
+
+
+class _TimeFormat:
+    """The time column's format: the mapping's, or guessed once from the file's first time
+    (as pandas guesses it for a whole column), so that every chunk reads times alike."""
+
+    def __init__(self, fixed: str | None):
+        self.value, self.settled = fixed, fixed is not None
+
+    def of(self, values: pd.Series) -> str | None:
+        if not self.settled:
+            first = next((v for v in values if isinstance(v, str) and v not in _NOT_A_TIME), None)
+            if first is not None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # "Parsing dates in %d/%m/%Y format..."
+                    self.value = guess_datetime_format(first) or "mixed"  # mixed: per cell
+                self.settled = True
+        return self.value
+
+
+def _timestamps(
+    values: pd.Series, mapping: ColumnMapping, times: _TimeFormat
+) -> list[pd.Timestamp | None]:
     """The time column parsed at once, in UTC: one format guess for the column instead of one
     per row (that guess was most of an import's time). None marks a cell left to the per-row
     parser, which reads other formats and says what is wrong with the cell."""
     kind = pd.api.types.infer_dtype(values, skipna=True)
     if kind not in ("string", "empty", "datetime64", "datetime"):
         return [None] * len(values)  # numbers would be read as epoch nanoseconds
+    fmt = times.of(values) if kind in ("string", "empty") else mapping.timestamp_format
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pandas warns when it falls back to dateutil
-            parsed = pd.to_datetime(values, format=mapping.timestamp_format, errors="coerce")
+            parsed = pd.to_datetime(values, format=fmt, errors="coerce")
         if not isinstance(parsed.dtype, pd.DatetimeTZDtype | np.dtype) or parsed.dtype.kind != "M":
             return [None] * len(values)  # mixed offsets: left to the per-row parser
         if parsed.dt.tz is None:
@@ -813,123 +1072,171 @@ PARSERS: dict[str, Callable[[Any, ColumnMapping], Any]] = {
 }
 
 
-# --- new table versions -----------------------------------------------------------------
+# --- staging and new rows ---------------------------------------------------------------
 
 
-def _new_posts(posts: list[_Post], known: set[int]) -> tuple[list[_Post], int]:
-    """Posts not in the warehouse yet (first copy within the file wins), oldest first."""
-    fresh: dict[int, _Post] = {}
-    for post in posts:
-        if post.post_id not in known and post.post_id not in fresh:
-            fresh[post.post_id] = post
-    ordered = sorted(fresh.values(), key=lambda post: post.created_at)
-    return ordered, len(posts) - len(ordered)
+class _Staging:
+    """Each chunk's new posts as a Parquet part file in `<root>/.import-staging-<pid>/`, so
+    that memory holds one chunk until the file is written. The folder is removed when the
+    import ends; one left by a killed import is removed by the next."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.folder = root / f"{_STAGING}{os.getpid()}"
+        self.files: list[Path] = []
+
+    def __enter__(self) -> _Staging:
+        for stale in self.root.glob(f"{_STAGING}*"):
+            pid = stale.name.removeprefix(_STAGING)
+            if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+                shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def add(self, posts: list[_Post]) -> None:
+        if posts:
+            self.files.append(self.folder / f"part-{len(self.files):06d}.parquet")
+            _staged_rows(posts).to_parquet(self.files[-1], index=False)
+
+    def parts(self) -> Iterator[pd.DataFrame]:
+        """The staged posts, one part at a time."""
+        for path in self.files:
+            yield pd.read_parquet(path)
 
 
-def _next_id(ids: pd.Series) -> int:
-    """Ids are dense from 0 because the ETL indexes arrays by user and hashtag id."""
-    return int(ids.max()) + 1 if len(ids) else 0
+_STAGING = ".import-staging-"
 
 
-def _users(users: pd.DataFrame, posts: list[_Post]) -> tuple[pd.DataFrame, int]:
-    """Known accounts keep their id; a new one starts at its first imported post."""
-    known = set(users.username)
-    first_post: dict[str, pd.Timestamp] = {}
-    for post in posts:  # oldest first
-        if post.account not in known:
-            first_post.setdefault(post.account, post.created_at)
-    start = _next_id(users.user_id)
-    added = pd.DataFrame(
-        {
-            "user_id": range(start, start + len(first_post)),
-            "username": list(first_post),
-            "created_at": list(first_post.values()),
-            "country": "unknown",
-            "account_type": "creator",
-            "is_verified": False,
-        }
-    )
-    return _append(users, added), len(added)
-
-
-def _hashtags(hashtags: pd.DataFrame, posts: list[_Post]) -> tuple[pd.DataFrame, int]:
-    """Known tags keep their id; a new tag takes the category of the first post using it."""
-    known = set(hashtags.tag)
-    first_category: dict[str, str] = {}
-    for post in posts:  # oldest first
-        for tag in post.tags:
-            if tag not in known:
-                first_category.setdefault(tag, post.category)
-    start = _next_id(hashtags.hashtag_id)
-    added = pd.DataFrame(
-        {
-            "hashtag_id": range(start, start + len(first_category)),
-            "tag": list(first_category),
-            "category": list(first_category.values()),
-        }
-    )
-    return _append(hashtags, added), len(added)
-
-
-def _post_rows(posts: list[_Post], users: pd.DataFrame) -> pd.DataFrame:
-    user_ids = dict(zip(users.username, users.user_id, strict=True))
+def _staged_rows(posts: list[_Post]) -> pd.DataFrame:
+    """A post as the raw tables need it, with its account's name (ids are given at commit)."""
     return pd.DataFrame(
         {
-            "post_id": [post.post_id for post in posts],
-            "user_id": [user_ids[post.account] for post in posts],
-            "created_at": [post.created_at for post in posts],
+            "post_id": pd.array([post.post_id for post in posts], dtype="int64"),
+            "account": pd.array([post.account for post in posts], dtype=object),
+            "created_at": pd.to_datetime([post.created_at for post in posts], utc=True),
             "post_type": [post.post_type for post in posts],
             "category": [post.category for post in posts],
             "caption": [post.caption for post in posts],
             "hashtags": [" ".join(f"#{tag}" for tag in post.tags) for post in posts],
-            "campaign_id": pd.array([None] * len(posts), dtype="Int64"),
-            "is_paid": [post.is_paid for post in posts],
+            "is_paid": pd.array([post.is_paid for post in posts], dtype=bool),
             **{
-                metric: [getattr(post, metric) for post in posts]
+                metric: pd.array([getattr(post, metric) for post in posts], dtype="int64")
                 for metric in ("reach", "impressions", "likes", "comments", "shares", "saves")
             },
+            "followers": pd.array([post.followers for post in posts], dtype="Int64"),
         }
     )
 
 
-def _tag_rows(posts: list[_Post], hashtags: pd.DataFrame) -> pd.DataFrame:
-    tag_ids = dict(zip(hashtags.tag, hashtags.hashtag_id, strict=True))
-    pairs = [(post.post_id, tag_ids[tag]) for post in posts for tag in post.tags]
-    return pd.DataFrame(pairs, columns=["post_id", "hashtag_id"], dtype="int64")
+def _next_id(ids: dict[str, int]) -> int:
+    """Ids are dense from 0 because the ETL indexes arrays by user and hashtag id."""
+    return max(ids.values(), default=-1) + 1
 
 
-def _follower_rows(posts: list[_Post], users: pd.DataFrame) -> pd.DataFrame:
-    """The audience each post's export reported, as an observation of its account."""
-    user_ids = dict(zip(users.username, users.user_id, strict=True))
-    known = [post for post in posts if post.followers is not None]
+def _new_users(first_posts: dict[str, tuple[pd.Timestamp, int]], start: int) -> pd.DataFrame:
+    """New accounts in the order of their first post, each created at that post."""
+    ordered = sorted(first_posts.items(), key=lambda item: item[1])
+    return RAW_TABLES["users"].conform(
+        pd.DataFrame(
+            {
+                "user_id": range(start, start + len(ordered)),
+                "username": [account for account, _ in ordered],
+                "created_at": pd.to_datetime([when for _, (when, _) in ordered], utc=True),
+                "country": "unknown",
+                "account_type": "creator",
+                "is_verified": False,
+            }
+        )
+    )
+
+
+def _new_tags(
+    first_uses: dict[str, tuple[pd.Timestamp, int, int, str]], start: int
+) -> pd.DataFrame:
+    """New hashtags in the order of their first use, each with that post's category."""
+    ordered = sorted(first_uses.items(), key=lambda item: item[1][:3])
+    return RAW_TABLES["hashtags"].conform(
+        pd.DataFrame(
+            {
+                "hashtag_id": range(start, start + len(ordered)),
+                "tag": [tag for tag, _ in ordered],
+                "category": [first[3] for _, first in ordered],
+            }
+        )
+    )
+
+
+def _post_rows(part: pd.DataFrame, user_ids: dict[str, int]) -> pd.DataFrame:
+    return part.assign(
+        user_id=part.account.map(user_ids),
+        campaign_id=pd.array([None] * len(part), dtype="Int64"),
+    )
+
+
+def _tag_rows(part: pd.DataFrame, tag_ids: dict[str, int]) -> pd.DataFrame:
+    tags = part.hashtags.str.split(" ").explode()
+    tags = tags[tags.str.len() > 0]
     return pd.DataFrame(
         {
-            "post_id": pd.array([post.post_id for post in known], dtype="int64"),
-            "user_id": pd.array([user_ids[post.account] for post in known], dtype="int64"),
-            "observed_at": pd.to_datetime([post.created_at for post in known], utc=True),
-            "followers": pd.array([post.followers for post in known], dtype="int64"),
+            "post_id": part.post_id.loc[tags.index].to_numpy(dtype=np.int64),
+            "hashtag_id": tags.str[1:].map(tag_ids).to_numpy(dtype=np.int64),
         }
     )
 
 
-def _append(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
-    """Concatenate, skipping empty parts (pandas warns about their dtypes otherwise)."""
-    parts = [part for part in (old, new) if len(part)]
-    return pd.concat(parts, ignore_index=True) if parts else old
+def _follower_rows(part: pd.DataFrame, user_ids: dict[str, int]) -> pd.DataFrame:
+    """The audience each post's export reported, as an observation of its account."""
+    known = part[part.followers.notna()]
+    return pd.DataFrame(
+        {
+            "post_id": known.post_id.to_numpy(dtype=np.int64),
+            "user_id": known.account.map(user_ids).to_numpy(dtype=np.int64),
+            "observed_at": known.created_at,
+            "followers": known.followers.to_numpy(dtype=np.int64),
+        }
+    )
 
 
-def _write_rejects(source: _Source, rejects: dict[int, str], target: Path) -> Path | None:
-    """The rejected rows as they were, plus where (_row) and why (_reason).
+class _RejectsFile:
+    """The rejected rows as they were, plus where (_row) and why (_reason), appended chunk by
+    chunk to a temporary file that becomes `<stem>.rejects.csv` when the import ends. A stale
+    file from an earlier run is removed, so that it is never mistaken for this one's."""
 
-    A stale file from an earlier run is removed so that it is never mistaken for this one's.
-    """
-    if not rejects:
-        target.unlink(missing_ok=True)
-        return None
-    positions = list(rejects)
-    frame = source.frame.iloc[positions].copy()
-    frame["_row"] = [source.rows[position] for position in positions]
-    frame["_reason"] = list(rejects.values())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(target, index=False)
-    return target
+    def __init__(self, target: Path):
+        self.target = target
+        self.tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+        self.handle: io.TextIOWrapper | None = None
+
+    def __enter__(self) -> _RejectsFile:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.handle is not None:  # not finished: the import failed
+            self.handle.close()
+            self.tmp.unlink(missing_ok=True)
+
+    def add(self, chunk: _Chunk, rejects: dict[int, str]) -> None:
+        if not rejects:
+            return
+        header = self.handle is None
+        if self.handle is None:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = self.tmp.open("w", encoding="utf-8", newline="")
+        positions = list(rejects)
+        frame = chunk.frame.iloc[positions].copy()
+        frame["_row"] = [chunk.rows[position] for position in positions]
+        frame["_reason"] = list(rejects.values())
+        frame.to_csv(self.handle, index=False, header=header)
+
+    def finish(self) -> Path | None:
+        if self.handle is None:
+            self.target.unlink(missing_ok=True)
+            return None
+        self.handle.close()
+        self.handle = None
+        os.replace(self.tmp, self.target)
+        return self.target

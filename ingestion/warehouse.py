@@ -1,7 +1,11 @@
 """Where tables live: Parquet files (local profile) or a PostgreSQL schema (services profile).
 
 Every write is all-or-nothing: Parquet is written to a temporary file and renamed over the
-old one; PostgreSQL writes run in one transaction (DDL, DELETE and COPY together). Writers
+old one; PostgreSQL writes run in one transaction (DDL, DELETE and COPY together).
+`append_many` adds rows to several tables as one change without rewriting them where the
+backend allows it (PostgreSQL: staging tables and INSERT ... ON CONFLICT DO NOTHING); a
+Parquet table is one file, which cannot grow in place, so it is rewritten, streamed batch by
+batch from the old file and the new rows, so memory holds one batch. Writers
 take the warehouse's write lock (a file lock, a PostgreSQL advisory lock), so a writer that
 reads, changes and writes back tables (an import, the ETL) never overwrites another's rows.
 """
@@ -11,11 +15,12 @@ from __future__ import annotations
 import fcntl
 import functools
 import io
+import itertools
 import os
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -92,6 +97,9 @@ def _server_named(method):
 class Warehouse(Protocol):
     def write(self, table: Table, df: pd.DataFrame) -> int: ...
     def write_many(self, tables: Sequence[tuple[Table, pd.DataFrame]]) -> dict[str, int]: ...
+    def append_many(
+        self, tables: Sequence[tuple[Table, Iterable[pd.DataFrame]]]
+    ) -> dict[str, int]: ...
     def replace_partitions(self, table: Table, df: pd.DataFrame) -> int: ...
     def append(self, table: Table, df: pd.DataFrame) -> int: ...
     def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame: ...
@@ -247,6 +255,53 @@ class ParquetWarehouse:
                 backup.unlink(missing_ok=True)
 
     @_locked
+    def append_many(self, tables: Sequence[tuple[Table, Iterable[pd.DataFrame]]]) -> dict[str, int]:
+        """Add rows to several tables as one change (each table's rows given as frames, read
+        one at a time); a table is created when missing. The caller gives rows with new keys.
+
+        A Parquet file cannot grow in place, so every table that gets rows is rewritten: a new
+        file is streamed from the old one's batches and the new frames, then all are swapped
+        in as `write_many` does (a failure changes nothing). Memory holds one batch.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        staged: dict[str, Path] = {}
+        added: dict[str, int] = {}
+        try:
+            for table, frames in tables:
+                staged[table.name] = self.path(table.name).with_suffix(
+                    f".parquet.tmp-{os.getpid()}"
+                )
+                added[table.name] = self._stage_append(table, frames, staged[table.name])
+            self._swap_in({name: tmp for name, tmp in staged.items() if tmp.exists()})
+        finally:
+            for tmp in staged.values():
+                tmp.unlink(missing_ok=True)
+        return added
+
+    def _stage_append(self, table: Table, frames: Iterable[pd.DataFrame], tmp: Path) -> int:
+        """Write the old file's rows and then `frames` to `tmp`; no file when nothing changes
+        (no new row for an existing table). Returns the rows added."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        new = (frame for frame in frames if len(frame))
+        first = next(new, None)
+        if first is None and self.exists(table.name):
+            return 0
+        schema = _pandas_schema(table)
+        added = 0
+        with pq.ParquetWriter(tmp, schema) as writer:
+            if self.exists(table.name):
+                for batch in pq.ParquetFile(self.path(table.name)).iter_batches(APPEND_BATCH_ROWS):
+                    writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+            for frame in itertools.chain([first] if first is not None else [], new):
+                writer.write_table(
+                    pa.Table.from_pandas(table.conform(frame), schema=schema, preserve_index=False)
+                )
+                added += len(frame)
+        return added
+
+    @_locked
     def replace_partitions(self, table: Table, df: pd.DataFrame) -> int:
         frame = table.conform(df)
         if self.exists(table.name):
@@ -268,6 +323,18 @@ class ParquetWarehouse:
         if not self.exists(name):
             raise WarehouseError(f"table {name} does not exist in {self.root} (run `smap ingest`)")
         return pd.read_parquet(self.path(name), columns=columns)
+
+
+APPEND_BATCH_ROWS = 100_000  # rows per batch when an append streams an old Parquet file
+
+
+def _pandas_schema(table: Table):
+    """The table's Arrow schema with the pandas metadata `to_parquet` writes, so a file
+    written batch by batch reads back with the same dtypes (Int64 stays Int64)."""
+    import pyarrow as pa
+
+    empty = table.conform(pd.DataFrame({column: [] for column in table.columns}))
+    return pa.Table.from_pandas(empty, schema=table.arrow_schema(), preserve_index=False).schema
 
 
 class PostgresWarehouse:
@@ -327,7 +394,8 @@ class PostgresWarehouse:
             )
         return stmts
 
-    def _copy(self, cur, table: Table, frame: pd.DataFrame) -> None:
+    def _copy(self, cur, table: Table, frame: pd.DataFrame, into: str | None = None) -> None:
+        """COPY `frame` into the table, or into `into` (a staging table of the same columns)."""
         buf = io.StringIO()
         out = frame.copy()
         for col, kind in table.columns.items():
@@ -344,7 +412,7 @@ class PostgresWarehouse:
         texts = ", ".join(f'"{c}"' for c, kind in table.columns.items() if kind == "str")
         keep = f", FORCE_NOT_NULL ({texts})" if texts else ""
         cur.copy_expert(
-            f"COPY {self.schema}.{table.name} ({cols}) FROM STDIN "
+            f"COPY {into or f'{self.schema}.{table.name}'} ({cols}) FROM STDIN "
             f"WITH (FORMAT csv, NULL '\\N'{keep})",
             buf,
         )
@@ -378,6 +446,33 @@ class PostgresWarehouse:
         finally:
             conn.close()
         return {table.name: len(frame) for table, frame in frames}
+
+    @_server_named
+    @_locked
+    def append_many(self, tables: Sequence[tuple[Table, Iterable[pd.DataFrame]]]) -> dict[str, int]:
+        """Add rows to several tables in ONE transaction, rewriting none: each table's frames
+        are copied (one at a time) into a temporary staging table, then inserted with
+        ON CONFLICT DO NOTHING, so a row whose key is already there is skipped, not doubled.
+        A failure on any table leaves every table as it was. Returns the rows inserted."""
+        added: dict[str, int] = {}
+        conn = self.connect()
+        try:
+            with conn, conn.cursor() as cur:
+                for table, frames in tables:
+                    for stmt in self._ddl(table):
+                        cur.execute(stmt)
+                    target, stage = f"{self.schema}.{table.name}", f"smap_stage_{table.name}"
+                    cur.execute(f"CREATE TEMPORARY TABLE {stage} (LIKE {target}) ON COMMIT DROP")
+                    for frame in frames:
+                        if len(frame):
+                            self._copy(cur, table, table.conform(frame), into=stage)
+                    cur.execute(
+                        f"INSERT INTO {target} SELECT * FROM {stage} ON CONFLICT DO NOTHING"  # noqa: S608
+                    )
+                    added[table.name] = cur.rowcount
+        finally:
+            conn.close()
+        return added
 
     @_server_named
     @_locked

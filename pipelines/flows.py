@@ -55,19 +55,35 @@ def ingest(settings: Settings, since: str | None = None) -> dict[str, int]:
 
 
 def ingest_csv(settings: Settings, path: Path, mapping: Path | None):
-    """Load a user's own post export into the raw tables (all-or-nothing per file)."""
+    """Load a user's own post export into the raw tables (all-or-nothing per file), in
+    chunks with a progress bar by bytes read."""
     from ingestion.csv_import import import_posts
     from ingestion.warehouse import open_warehouse
+    from pipelines.progress import transfer
 
-    return import_posts(path, mapping, open_warehouse(settings), settings.root / "rejects")
+    warehouse = open_warehouse(settings)
+    with transfer(f"import {path.name}") as update:
+        return import_posts(
+            path,
+            mapping,
+            warehouse,
+            settings.root / "rejects",
+            chunk_rows=settings.warehouse.import_chunk_rows,
+            progress=update,
+        )
 
 
 def preview_csv(settings: Settings, path: Path, mapping: Path | None):
     """What importing an export would do, checked against the warehouse, writing nothing."""
     from ingestion.csv_import import preview_posts
     from ingestion.warehouse import open_warehouse
+    from pipelines.progress import transfer
 
-    return preview_posts(path, mapping, open_warehouse(settings))
+    warehouse = open_warehouse(settings)
+    with transfer(f"check {path.name}") as update:
+        return preview_posts(
+            path, mapping, warehouse, settings.warehouse.import_chunk_rows, progress=update
+        )
 
 
 def apply_features(settings: Settings) -> list[str]:

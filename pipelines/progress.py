@@ -6,7 +6,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 
 console = Console(stderr=True)
 
@@ -46,3 +53,24 @@ def steps(title: str, total: int) -> Iterator[Callable[[str], None]]:
             bar.update(task, advance=1, part=name)
 
         yield tick
+
+
+@contextmanager
+def transfer(title: str) -> Iterator[Callable[[int, int], None]]:
+    """Yield `update(done_bytes, total_bytes)` for a stage that reads a file in parts. The
+    bar goes when the stage ends (its summary follows; an error stays one line)."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(title, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

@@ -104,10 +104,10 @@ def test_failing_import_leaves_every_table_untouched(warehouse, tmp_path, monkey
     before = contents(warehouse)
     real_copy = PostgresWarehouse._copy
 
-    def copy_then_fail(self, cur, table, frame):
-        if table.name == "post_hashtags":  # users, hashtags, content_posts already replaced
+    def copy_then_fail(self, cur, table, frame, *args, **kwargs):
+        if table.name == "post_hashtags":  # users, hashtags, content_posts already copied
             raise RuntimeError("connection lost")
-        real_copy(self, cur, table, frame)
+        real_copy(self, cur, table, frame, *args, **kwargs)
 
     monkeypatch.setattr(PostgresWarehouse, "_copy", copy_then_fail)
     with pytest.raises(RuntimeError, match="connection lost"):
@@ -116,3 +116,84 @@ def test_failing_import_leaves_every_table_untouched(warehouse, tmp_path, monkey
     after = contents(warehouse)
     for name in POST_TABLES:
         pd.testing.assert_frame_equal(after[name], before[name])
+
+
+CHUNKED = FIXTURES / "posts_chunked.csv"  # 45 rows; read 7 at a time below
+
+
+def _schema_warehouse(database: str, tmp_path: Path, schema: str) -> PostgresWarehouse:
+    settings = load_settings(
+        "services",
+        env={
+            "SMAP_DATABASE": database,
+            "SMAP_DATA_DIR": str(tmp_path),
+            "SMAP_POSTGRES__DB_SCHEMA": schema,
+        },
+    )
+    return PostgresWarehouse(settings.postgres)
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(list(frame.columns[:2])).reset_index(drop=True)
+
+
+def test_many_chunks_load_the_same_rows_and_rejects_as_one(database, tmp_path):
+    one = _schema_warehouse(database, tmp_path, "one")
+    many = _schema_warehouse(database, tmp_path, "many")
+
+    single = import_posts(CHUNKED, None, one, tmp_path / "one", chunk_rows=10_000)
+    chunked = import_posts(CHUNKED, None, many, tmp_path / "many", chunk_rows=7)
+
+    assert (chunked.rows_loaded, chunked.rows_rejected, chunked.rows_duplicate) == (36, 6, 3)
+    assert (single.rows_loaded, single.rows_rejected, single.rows_duplicate) == (36, 6, 3)
+    for name in (*POST_TABLES, "follower_counts"):
+        pd.testing.assert_frame_equal(_sorted(many.read(name)), _sorted(one.read(name)))
+    assert chunked.rejects_path.read_text() == single.rejects_path.read_text()
+
+
+def test_failure_while_writing_a_middle_chunk_leaves_every_table_untouched(
+    warehouse, tmp_path, monkeypatch
+):
+    import_posts(EXPORT, MAPPING, warehouse, tmp_path / "rejects")
+    before = contents(warehouse)
+    real_copy, copied = PostgresWarehouse._copy, []
+
+    def copy_then_fail(self, cur, table, frame, *args, **kwargs):
+        if table.name == "content_posts":
+            copied.append(len(frame))
+            if len(copied) == 4:  # the 4th chunk's posts; users, hashtags and 3 chunks are in
+                raise RuntimeError("connection lost")
+        real_copy(self, cur, table, frame, *args, **kwargs)
+
+    monkeypatch.setattr(PostgresWarehouse, "_copy", copy_then_fail)
+    with pytest.raises(RuntimeError, match="connection lost"):
+        import_posts(CHUNKED, None, warehouse, tmp_path / "rejects", chunk_rows=7)
+
+    assert len(copied) == 4
+    after = contents(warehouse)
+    for name in POST_TABLES:
+        pd.testing.assert_frame_equal(after[name], before[name])
+
+
+def _row_versions(warehouse: PostgresWarehouse, table: str, key: str) -> dict[int, str]:
+    """Each row's key with the transaction that wrote it (xmin): a rewrite changes it."""
+    with warehouse.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT {key}, xmin::text FROM {warehouse.schema}.{table}")  # noqa: S608
+        versions = dict(cur.fetchall())
+    conn.close()
+    return versions
+
+
+def test_an_import_adds_rows_without_rewriting_the_tables(warehouse, tmp_path):
+    import_posts(EXPORT, MAPPING, warehouse, tmp_path / "rejects")
+    keys = {"users": "user_id", "content_posts": "post_id", "hashtags": "hashtag_id"}
+    before = {table: _row_versions(warehouse, table, key) for table, key in keys.items()}
+
+    more = import_posts(MORE, None, warehouse, tmp_path / "rejects")
+
+    assert (more.rows_loaded, more.users_added) == (2, 1)
+    for table, key in keys.items():
+        after = _row_versions(warehouse, table, key)
+        assert {k: after[k] for k in before[table]} == before[table]  # old rows untouched
+        added = set(after) - set(before[table])
+        assert added and {after[k] for k in added}.isdisjoint(before[table].values())

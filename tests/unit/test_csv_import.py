@@ -282,19 +282,20 @@ def test_failed_file_swap_rolls_back_tables_already_replaced(warehouse, rejects_
 def test_failed_staging_writes_no_table(warehouse, rejects_dir, monkeypatch):
     import_posts(EXPORT, MAPPING, warehouse, rejects_dir)
     before = snapshot(warehouse.root)
-    real_to_parquet = pd.DataFrame.to_parquet
-    calls = []
+    real_stage = ParquetWarehouse._stage_append
+    staged = []
 
-    def write_then_fail(frame, path, *args, **kwargs):
-        calls.append(path)
-        if len(calls) == 4:  # post_hashtags
+    def stage_then_fail(self, table, frames, tmp):
+        staged.append(table.name)
+        if table.name == "post_hashtags":  # users, hashtags, content_posts already staged
             raise OSError("disk full")
-        return real_to_parquet(frame, path, *args, **kwargs)
+        return real_stage(self, table, frames, tmp)
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", write_then_fail)
+    monkeypatch.setattr(ParquetWarehouse, "_stage_append", stage_then_fail)
     with pytest.raises(OSError, match="disk full"):
         import_posts(MORE, None, warehouse, rejects_dir)
 
+    assert staged == ["users", "hashtags", "content_posts", "post_hashtags"]
     assert snapshot(warehouse.root) == before
 
 
