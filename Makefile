@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := True
 export EVIDENTLY_DISABLE_TELEMETRY := 1
 
-.PHONY: uv install demo test test-unit lint bench clean
+.PHONY: uv install chromium demo test test-unit lint bench clean
 
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -18,10 +18,15 @@ uv:
 install: uv
 	@$(UV) sync --frozen --quiet --compile-bytecode
 
+# the browser tests render Evidently reports in Debian's headless chromium: installed when it
+# is missing and this can (root with apt-get); otherwise they skip, or fail under CI=true
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1; } || echo "chromium not installed (needs root and apt-get): browser tests skip, or fail under CI=true" >&2
+
 demo: install
 	$(UV) run smap demo
 
-test: install
+test: install chromium
 	$(UV) run pytest
 
 test-unit: install
@@ -37,6 +42,7 @@ bench: install
 	$(UV) run python benchmarks/tuning.py --json .smap/bench/tuning.json
 	$(UV) run python benchmarks/training_set.py --preset small --json .smap/bench/training_set.json
 	$(UV) run python benchmarks/serving.py --preset quick --json .smap/bench/serving.json
+	$(UV) run python benchmarks/drift.py --json .smap/bench/drift.json
 
 clean:
 	rm -rf .smap

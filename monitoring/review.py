@@ -119,6 +119,7 @@ def _row(check, root: Path) -> str:
         f'<span title="{e(str(check.drifted_columns))}">'
         f"{_number(check.drifted_share, '.0%')}</span>",
         _number(check.prediction_score, ".3f"),
+        _number(getattr(check, "label_score", None), ".3f"),
         quality,
         f'<span class="verdict" style="background:{colour}" title="{e(str(check.reason))}">'
         f"{e(verdict)}</span>",
@@ -152,6 +153,7 @@ HEADER = (
     "rows",
     "drifted features",
     "prediction drift",
+    "label drift",
     "quality vs test",
     "verdict",
     "retrain",

@@ -190,7 +190,8 @@ def published(settings, drift_check) -> Path:
         checked_at=now, window_start=now, window_end=now, rows=ROWS, labelled=0,
         drifted_share=drift.drifted_share,
         drifted_columns=[asdict(c) for c in drift.drifted_columns],
-        prediction_score=drift.prediction.score, metric="r2", quality_value=float("nan"),
+        prediction_score=drift.prediction.score, label_score=float("nan"), metric="r2",
+        quality_value=float("nan"),
         test_value=0.4, verdict="drift", reasons=["data drift"],
     )  # fmt: skip
     html, data = write_report(settings, result, snapshot)
