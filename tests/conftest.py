@@ -107,3 +107,21 @@ def any_settings(request: pytest.FixtureRequest):
     """Run a test on both profiles."""
     name = "local_settings" if request.param == "local" else "services_settings"
     return request.getfixturevalue(name)
+
+
+@pytest.fixture
+def service_app():
+    """`Smap.to_asgi()` as many times as tests need in one process: BentoML registers its
+    request metrics with prometheus on every app, and prometheus refuses a second
+    registration of a name, so the previous app's `bentoml_*` collectors are dropped first."""
+    from prometheus_client import REGISTRY
+
+    def make():
+        for collector in list(REGISTRY._collector_to_names):
+            if any(n.startswith("bentoml_") for n in REGISTRY._collector_to_names[collector]):
+                REGISTRY.unregister(collector)
+        from serving.service import Smap
+
+        return Smap.to_asgi()
+
+    return make

@@ -62,15 +62,14 @@ def test_cli_evaluate_prints_json(trained, monkeypatch, capsys):
     assert printed["metric"] == "macro_f1" and printed["model_version"] == result.version
 
 
-def test_endpoints_classify_and_recommend_over_http(trained, monkeypatch):
+def test_endpoints_classify_and_recommend_over_http(trained, monkeypatch, service_app):
     settings, result = trained
     monkeypatch.setenv("SMAP_DATA_DIR", str(settings.root))
-    from serving.service import Smap
 
     platform = rec.read_platform(open_warehouse(settings))
     at = platform.now + pd.Timedelta(seconds=1)
     user = int(platform.posts.user_id.value_counts().index[0])  # the busiest author
-    with TestClient(Smap.to_asgi()) as client:
+    with TestClient(service_app()) as client:
         answer = client.post("/classify_content", json={"posts": [FOOD, {**FOOD, "caption": ""}]})
         assert answer.status_code == 200, answer.text
         body = answer.json()

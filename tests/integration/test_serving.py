@@ -110,14 +110,13 @@ DRAFT = {
 }
 
 
-def test_http_app_answers_with_lineage_validates_and_logs(platform, monkeypatch):
+def test_http_app_answers_with_lineage_validates_and_logs(platform, monkeypatch, service_app):
     settings, trained, _ts, _day = platform
     monkeypatch.setenv("SMAP_DATA_DIR", str(settings.root))
     monkeypatch.setenv("SMAP_API_KEY", "k")
-    from serving.service import Smap
 
     key = {"x-api-key": "k"}
-    with TestClient(Smap.to_asgi()) as client:
+    with TestClient(service_app()) as client:
         assert client.get("/healthz").status_code == 200
         assert client.post("/predict_engagement", json={"drafts": [DRAFT]}).status_code == 401
 

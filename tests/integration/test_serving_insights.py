@@ -46,15 +46,14 @@ def _user_segments() -> pd.DataFrame:
     )
 
 
-def test_analytics_endpoints_over_http(local_settings, monkeypatch):
+def test_analytics_endpoints_over_http(local_settings, monkeypatch, service_app):
     monkeypatch.setenv("SMAP_DATA_DIR", str(local_settings.root))
     monkeypatch.setenv("SMAP_API_KEY", "k")
     warehouse = open_warehouse(local_settings)
     warehouse.write(INSIGHT_TABLES["influencer_network"], _network())
-    from serving.service import Smap
 
     key = {"x-api-key": "k"}
-    with TestClient(Smap.to_asgi()) as client:
+    with TestClient(service_app()) as client:
         assert client.post("/top_influencers", json={}).status_code == 401
 
         top = client.post("/top_influencers", json={"category": "Food", "n": 5}, headers=key)
