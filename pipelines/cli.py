@@ -617,8 +617,8 @@ def monitor(
         return
     if all_tasks:
         results, problems = flows.monitor_all(settings, not no_retrain, show)
-        for name, why in problems.items():
-            Console(stderr=True).print(f"{name}: {why}", markup=False)
+        for why in problems.values():  # each reason starts with its task
+            Console(stderr=True).print(why, markup=False, soft_wrap=True)
         if problems and not results:
             raise typer.Exit(1)
         return
@@ -921,7 +921,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; an expected failure is one line and exit 1, a bug a traceback."""
     known = expected_errors()
     try:
-        app(args=argv, prog_name="smap", standalone_mode=False)
+        # outside standalone mode click returns a command's `typer.Exit(code)` instead of
+        # raising it
+        code = app(args=argv, prog_name="smap", standalone_mode=False)
     except known as exc:
         print(f"error: {_error_line(exc)}", file=sys.stderr)
         return 1
@@ -937,7 +939,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def run() -> None:
