@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,9 +45,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("SMAP_DATA_DIR", str(tmp_path / "smap"))
 
 
-@pytest.fixture
-def pg_database():
-    """A fresh PostgreSQL database, dropped after the test."""
+@contextmanager
+def _fresh_database() -> Iterator[str]:
+    """A new PostgreSQL database, dropped (with its MLflow and Optuna companions) after."""
     import psycopg2
 
     try:
@@ -63,9 +65,8 @@ def pg_database():
     admin.close()
 
 
-@pytest.fixture
-def redis_online():
-    """Redis on 127.0.0.1:6379 (tests use a unique Feast project and clean their keys)."""
+@contextmanager
+def _redis() -> Iterator:
     import redis
 
     client = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=3)
@@ -77,6 +78,36 @@ def redis_online():
     client.close()
 
 
+@contextmanager
+def _services_profile(root: Path, database: str, redis_client) -> Iterator:
+    """Services settings on `database` with a Feast project of their own, whose Redis keys
+    are removed after."""
+    from configs.settings import load_settings
+
+    project = f"t{uuid.uuid4().hex[:10]}"
+    settings = load_settings(
+        "services",
+        env={"SMAP_DATA_DIR": str(root), "SMAP_DATABASE": database, "SMAP_FEAST__PROJECT": project},
+    )
+    yield settings
+    for key in redis_client.scan_iter(match=b"*" + project.encode() + b"*", count=1000):
+        redis_client.delete(key)
+
+
+@pytest.fixture
+def pg_database():
+    """A fresh PostgreSQL database, dropped after the test."""
+    with _fresh_database() as name:
+        yield name
+
+
+@pytest.fixture
+def redis_online():
+    """Redis on 127.0.0.1:6379 (tests use a unique Feast project and clean their keys)."""
+    with _redis() as client:
+        yield client
+
+
 @pytest.fixture
 def local_settings(tmp_path: Path):
     from configs.settings import load_settings
@@ -86,20 +117,18 @@ def local_settings(tmp_path: Path):
 
 @pytest.fixture
 def services_settings(tmp_path: Path, pg_database: str, redis_online):
-    from configs.settings import load_settings
+    with _services_profile(tmp_path / "smap", pg_database, redis_online) as settings:
+        yield settings
 
-    project = f"t{uuid.uuid4().hex[:10]}"
-    settings = load_settings(
-        "services",
-        env={
-            "SMAP_DATA_DIR": str(tmp_path / "smap"),
-            "SMAP_DATABASE": pg_database,
-            "SMAP_FEAST__PROJECT": project,
-        },
-    )
-    yield settings
-    for key in redis_online.scan_iter(match=b"*" + project.encode() + b"*", count=1000):
-        redis_online.delete(key)
+
+@pytest.fixture(scope="module")
+def module_services_settings(tmp_path_factory: pytest.TempPathFactory):
+    """services_settings shared by the tests of one module, for a platform they all read
+    (loading one into PostgreSQL is slow): one database and Feast project for the module."""
+    root = tmp_path_factory.mktemp("services") / "smap"
+    with _redis() as client, _fresh_database() as database:
+        with _services_profile(root, database, client) as settings:
+            yield settings
 
 
 @pytest.fixture(params=["local", "services"])

@@ -27,13 +27,28 @@ pytestmark = pytest.mark.integration
 FAST = ("linear", "lightgbm")
 
 
+def _load_offline(settings) -> None:
+    """What training reads: simulated tables, the ETL and the Feast definitions (training and
+    evaluation never read the online store, so it is not loaded)."""
+    flows.simulate(settings)
+    flows.ingest(settings)
+    flows.apply_features(settings)
+
+
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    """One simulated platform with features applied and materialized (local profile)."""
+    """One simulated platform with features applied (local profile)."""
     root = tmp_path_factory.mktemp("training")
     settings = load_settings("local", env={"SMAP_DATA_DIR": str(root / "smap")})
-    flows.prepare_data(settings)
+    _load_offline(settings)
     return settings
+
+
+@pytest.fixture(scope="module")
+def services_platform(module_services_settings):
+    """One simulated platform on PostgreSQL with features applied, for the services tests."""
+    _load_offline(module_services_settings)
+    return module_services_settings
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +142,7 @@ def test_first_model_below_the_baseline_is_not_crowned_and_history_tells_when(
 ):
     monkeypatch.setenv("SMAP_DATA_DIR", str(tmp_path / "smap"))
     settings = load_settings("local", env={"SMAP_DATA_DIR": str(tmp_path / "smap")})
-    flows.prepare_data(settings)
+    _load_offline(settings)
     weak = _register_constant(settings)
     refused = promote_version(settings, "engagement", weak)
     assert refused.decision == "below_baseline" and refused.champion_after is None
@@ -168,7 +183,7 @@ def test_bad_requests_are_one_line_and_register_nothing(tmp_path, monkeypatch, c
 def test_empty_training_window_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SMAP_DATA_DIR", str(tmp_path / "smap"))
     settings = load_settings("local", env={"SMAP_DATA_DIR": str(tmp_path / "smap")})
-    flows.prepare_data(settings)
+    _load_offline(settings)
     from ingestion.schema import ANALYTICS_TABLES
     from ingestion.warehouse import open_warehouse
 
@@ -180,14 +195,35 @@ def test_empty_training_window_is_one_line(tmp_path, monkeypatch, capsys):
     assert MlflowClient().search_registered_models() == []
 
 
-def test_two_workers_share_one_study_on_postgres(services_settings):
-    flows.prepare_data(services_settings)
+def test_every_task_trains_and_evaluates_on_services(services_platform):
+    from training.evaluate import evaluate
+
+    families = {"trend": ("lightgbm",)}
+    crowned = []
+    for task in ("engagement", "virality", "churn", "trend"):
+        result = train(services_platform, task, trials=1, families=families.get(task, FAST))
+        # one trial on tiny data may lose to the naive baseline: then the gate refuses it
+        decision = result.decision
+        assert decision.decision in {"first_champion", "below_baseline"}, (task, decision)
+        if decision.decision == "below_baseline":
+            assert decision.champion_after is None and "baseline" in decision.reason
+            continue
+        crowned.append(task)
+        report = evaluate(services_platform, task)
+        assert report["model_version"] == result.version
+        assert np.isfinite(report["champion_value"]) and np.isfinite(report["oracle_value"])
+    assert len(crowned) >= 2, crowned
+
+
+def test_two_workers_share_one_study_on_postgres(services_platform):
     env = dict(
         os.environ,
         SMAP_PROFILE="services",
-        SMAP_DATABASE=services_settings.postgres.database,
-        SMAP_FEAST__PROJECT=services_settings.feast.project,
-        SMAP_DATA_DIR=str(services_settings.root),
+        SMAP_DATABASE=services_platform.postgres.database,
+        SMAP_FEAST__PROJECT=services_platform.feast.project,
+        SMAP_DATA_DIR=str(services_platform.root),
+        # a study of their own: the platform's churn study is also trained by another test
+        SMAP_OPTUNA__STUDY_PREFIX="workers",
     )
     cmd = [
         sys.executable,
@@ -208,39 +244,19 @@ def test_two_workers_share_one_study_on_postgres(services_settings):
     outputs = [w.communicate(timeout=600) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], [o[1].decode()[-1500:] for o in outputs]
     study = optuna.load_study(
-        study_name="smap-churn-churn_v1", storage=services_settings.optuna_storage_url
+        study_name="workers-churn-churn_v1", storage=services_platform.optuna_storage_url
     )
     numbers = [t.number for t in study.trials]
     assert sorted(numbers) == list(range(6))
     assert all(t.state.is_finished() for t in study.trials)
 
 
-def test_every_task_trains_and_evaluates_on_services(services_settings):
-    from training.evaluate import evaluate
-
-    flows.prepare_data(services_settings)
-    families = {"trend": ("lightgbm",)}
-    crowned = []
-    for task in ("engagement", "virality", "churn", "trend"):
-        result = train(services_settings, task, trials=1, families=families.get(task, FAST))
-        # one trial on tiny data may lose to the naive baseline: then the gate refuses it
-        decision = result.decision
-        assert decision.decision in {"first_champion", "below_baseline"}, (task, decision)
-        if decision.decision == "below_baseline":
-            assert decision.champion_after is None and "baseline" in decision.reason
-            continue
-        crowned.append(task)
-        report = evaluate(services_settings, task)
-        assert report["model_version"] == result.version
-        assert np.isfinite(report["champion_value"]) and np.isfinite(report["oracle_value"])
-    assert len(crowned) >= 2, crowned
-
-
 def test_chunked_retrieval_gives_the_same_training_set(platform):
     from training.dataset import build_training_set
+    from training.snapshot import training_set
 
     task = get_task("engagement")
-    whole = build_training_set(platform, task)
+    whole = training_set(platform, task).training_set  # stored by training: one unchunked build
     chunked_settings = platform.model_copy(
         update={"training": platform.training.model_copy(update={"retrieval_chunk_rows": 1000})}
     )
