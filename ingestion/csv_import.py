@@ -784,9 +784,8 @@ def _open_parquet(path: Path, chunk_rows: int) -> Iterator[_Source]:
                 frame = pa.Table.from_batches([batch]).to_pandas().reset_index(drop=True)
             except Exception as exc:  # noqa: BLE001 - a damaged row group, as above
                 raise CsvImportError(_not_parquet(path, exc)) from None
-            rows = list(range(done[0] + 1, done[0] + len(frame) + 1))
-            yield _Chunk(frame, rows, [None] * len(frame), done[0])
-            done[0] += len(frame)
+            start, done[0] = done[0], done[0] + len(frame)
+            yield _Chunk(frame, list(range(start + 1, done[0] + 1)), [None] * len(frame), start)
 
     try:
         yield _Source(header, chunks(), size, lambda: size * done[0] // max(total, 1))
