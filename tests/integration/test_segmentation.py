@@ -6,6 +6,7 @@ import mlflow
 import numpy as np
 import pytest
 
+from configs.settings import load_settings
 from ingestion.warehouse import open_warehouse
 from pipelines import flows
 from training.labels import segmentation_labels
@@ -17,8 +18,33 @@ from training.tracking import use_tracking
 pytestmark = pytest.mark.integration
 
 
+def _load_offline(settings):
+    """Simulated tables, the ETL and the Feast definitions: segmentation reads historical
+    features only, so the online store is not loaded."""
+    flows.simulate(settings)
+    flows.ingest(settings)
+    flows.apply_features(settings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def local_platform(tmp_path_factory):
+    root = tmp_path_factory.mktemp("segmentation") / "smap"
+    return _load_offline(load_settings("local", env={"SMAP_DATA_DIR": str(root)}))
+
+
+@pytest.fixture(scope="module")
+def services_platform(module_services_settings):
+    return _load_offline(module_services_settings)
+
+
+@pytest.fixture(params=["local", "services"])
+def any_settings(request: pytest.FixtureRequest):
+    """The test on both profiles, each on a platform loaded once for this module."""
+    return request.getfixturevalue(f"{request.param}_platform")
+
+
 def test_segment_writes_registers_and_reproduces(any_settings):
-    flows.prepare_data(any_settings)
     result = segment(any_settings)
 
     assert result.k in (5, 6, 7)
@@ -56,7 +82,6 @@ def test_segment_writes_registers_and_reproduces(any_settings):
     assert (predicted == written.segment.to_numpy()).all()
 
 
-def test_segment_refuses_too_few_users(local_settings):
-    flows.prepare_data(local_settings)
+def test_segment_refuses_too_few_users(local_platform):
     with pytest.raises(TaskError, match="too few"):
-        segment(local_settings, k_range=(5, 100))
+        segment(local_platform, k_range=(5, 100))  # refused before anything is written
