@@ -95,3 +95,58 @@ def test_sparse_sellers_export_without_reach_category_or_hashtags(tmp_path, monk
     assert report["split"]["test_accounts_seen_in_training"] == report["split"]["test_accounts"]
     # crowned only because it beats the naive baseline on the same test rows
     assert report["champion_value"] > report["baseline_value"]
+
+
+def _pages_export(tmp_path):
+    """Four brand pages with their page likes (audience) but no reach, category or hashtags.
+
+    Interactions grow with the audience and depend on the post type, so engagement per
+    follower is learnable from the type; page likes grow slowly over the months.
+    """
+    rng = np.random.default_rng(11)
+    start = pd.Timestamp("2025-06-01 09:00")
+    rows = []
+    for page in range(4):
+        audience = rng.uniform(2_000, 20_000)
+        for day in np.sort(rng.uniform(0, 150, 110)):
+            kind = rng.choice(list(TYPE_EFFECT))
+            followers = int(audience * (1 + day / 300))
+            total = followers * np.exp(-4 + TYPE_EFFECT[kind] + rng.normal(0, 0.25))
+            rows.append(
+                {
+                    "Page": f"brand_{page}",
+                    "Date": (start + pd.Timedelta(days=float(day))).strftime("%Y-%m-%d %H:%M"),
+                    "Type": kind,
+                    "Page likes": followers,
+                    "Reactions": int(total * 0.85),
+                    "Comments": int(total * 0.1),
+                    "Shares": int(total * 0.05),
+                }
+            )
+    path = tmp_path / "pages.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    mapping = tmp_path / "pages.yaml"
+    mapping.write_text(
+        "columns: {account: Page, timestamp: Date, type: Type, followers: Page likes,"
+        " likes: Reactions, comments: Comments, shares: Shares}\n"
+        "engagement_denominator: followers\ndefault_category: brand\n"
+    )
+    return path, mapping
+
+
+def test_pages_export_trains_engagement_per_follower(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SMAP_DATA_DIR", str(tmp_path / "data"))
+    path, mapping = _pages_export(tmp_path)
+    assert main(["ingest", "csv", str(path), "--mapping", str(mapping)]) == 0
+    assert main(["ingest"]) == 0
+    assert main(["features", "apply"]) == 0
+    assert main(["features", "materialize"]) == 0
+    assert main(["train", "engagement", "--trials", "2", "--families", "linear"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "engagement", "--json"]) == 0
+    report = _strict(capsys.readouterr().out)
+
+    assert "follower" in report["target"]
+    assert report["oracle_value"] is None
+    # the champion is reported next to the naive baseline, and only a better one is crowned
+    assert report["champion_value"] > report["baseline_value"]
