@@ -1,7 +1,8 @@
 """Entity rows of a draft post: the keys and request data its feature services read.
 
 Training (label rows of published posts) and serving (drafts in a request) both build their
-rows here, so a post is looked up the same way in both.
+rows here, so a post is looked up the same way in both. No Feast import: the label queries
+(and so `smap evaluate` on a stored set) read this module without paying for Feast.
 """
 
 from __future__ import annotations
@@ -9,9 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from feature_repo.entities import MAX_DRAFT_TAGS
-
 _TAG = re.compile(r"#?(\w+)")
+MAX_DRAFT_TAGS = 5  # hashtags of a draft that are looked up (a post's first five tags)
 NO_TAG = ""  # an empty slot: never a stored hashtag, so its lookup finds nothing
 
 

@@ -2,6 +2,8 @@
 
 from feast import Entity, ValueType
 
+from feature_repo.drafts import MAX_DRAFT_TAGS
+
 user = Entity(
     name="user",
     join_keys=["user_id"],
@@ -27,8 +29,6 @@ category = Entity(
     value_type=ValueType.STRING,
     description="A content category; with the author it keys the author's category history.",
 )
-
-MAX_DRAFT_TAGS = 5  # hashtags of a draft that are looked up (a post's first five tags)
 
 
 def tag_slot(i: int) -> Entity:

@@ -45,8 +45,8 @@ _Dumper.add_representer(
 def _offline_postgres(settings: Settings) -> dict[str, Any]:
     pg = settings.postgres
     return {
-        # Feast's PostgreSQL store, its point-in-time join kept off nested loops
-        "type": "feature_repo.postgres_store.HashJoinPostgreSQLOfflineStore",
+        # Feast's PostgreSQL store with an as-of point-in-time join (feature_repo/postgres_asof.py)
+        "type": "feature_repo.postgres_asof.AsofPostgreSQLOfflineStore",
         "host": pg.host,
         "port": pg.port,
         "database": pg.database,

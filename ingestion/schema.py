@@ -28,7 +28,8 @@ class Table:
     columns: dict[str, str]
     key: tuple[str, ...] = ()
     partition: str | None = None  # date column that ETL replaces partition by partition
-    indexes: tuple[str, ...] = field(default_factory=tuple)
+    # a column, or several for one composite index
+    indexes: tuple[str | tuple[str, ...], ...] = field(default_factory=tuple)
 
     def conform(self, df: pd.DataFrame) -> pd.DataFrame:
         """Return `df` with exactly this table's columns, in order, with their dtypes."""
@@ -207,6 +208,9 @@ TRUTH_TABLES: dict[str, Table] = {
     ]
 }
 
+# Feature tables carry a (key, event_timestamp) index per way a feature view looks them up: the
+# services offline store asks for the newest row of a key at or before a time, one index probe
+# per entity row (feature_repo/postgres_asof.py)
 ANALYTICS_TABLES: dict[str, Table] = {
     t.name: t
     for t in [
@@ -236,7 +240,7 @@ ANALYTICS_TABLES: dict[str, Table] = {
             },
             key=["user_id", "date"],
             partition="date",
-            indexes=["event_timestamp"],
+            indexes=["event_timestamp", ("user_id", "event_timestamp")],
         ),
         _t(
             "content_performance_metrics",
@@ -301,7 +305,11 @@ ANALYTICS_TABLES: dict[str, Table] = {
             },
             key=["hashtag_id", "date"],
             partition="date",
-            indexes=["event_timestamp"],
+            indexes=[
+                "event_timestamp",
+                ("tag", "event_timestamp"),
+                ("hashtag_id", "event_timestamp"),
+            ],
         ),
         _t(
             "author_category_posts",
@@ -314,7 +322,7 @@ ANALYTICS_TABLES: dict[str, Table] = {
             },
             key=["user_id", "category", "date"],
             partition="date",
-            indexes=["event_timestamp"],
+            indexes=["event_timestamp", ("user_id", "category", "event_timestamp")],
         ),
         _t(
             "user_activity",

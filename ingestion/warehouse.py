@@ -387,10 +387,11 @@ class PostgresWarehouse:
             f"CREATE SCHEMA IF NOT EXISTS {self.schema}",
             f"CREATE TABLE IF NOT EXISTS {self.schema}.{table.name} ({cols}{key})",
         ]
-        for col in table.indexes + ((table.partition,) if table.partition else ()):
+        for index in table.indexes + ((table.partition,) if table.partition else ()):
+            cols = (index,) if isinstance(index, str) else index
             stmts.append(
-                f"CREATE INDEX IF NOT EXISTS {table.name}_{col}_idx "
-                f"ON {self.schema}.{table.name} ({col})"
+                f"CREATE INDEX IF NOT EXISTS {table.name}_{'_'.join(cols)}_idx "
+                f"ON {self.schema}.{table.name} ({', '.join(cols)})"
             )
         return stmts
 

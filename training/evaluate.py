@@ -24,6 +24,21 @@ ORACLE_NOTE = (
 )
 
 
+# what scoring reads of a stored set besides the champion's features: targets, the oracle, the
+# baselines' inputs and the accounts the split summary counts (a set holds sixty columns)
+SCORED_COLUMNS = (
+    "target",
+    "oracle",
+    "event_timestamp",
+    "user_id",
+    "engagement_rate_28d",
+    "days_since_last_activity",
+    "seasonal_naive",
+    "horizon",
+    "majority_category",
+)
+
+
 def naive_baseline(ts: TrainingSet, test: pd.DataFrame) -> np.ndarray:
     """What a person would do without a model (the same definition the gate uses)."""
     return naive_prediction(ts.task, test)
@@ -96,11 +111,12 @@ def evaluate(settings: Settings, task_name: str, rebuild: bool = False) -> dict[
     version = current_champion(client, task.name)
     if version is None:
         raise TaskError(f"{task.name}: no champion registered yet (run `smap train {task.name}`)")
-    stored = training_set(settings, task, rebuild=rebuild)
+    model = mlflow.pyfunc.load_model(f"models:/{task.name}@champion").unwrap_python_model()
+    columns = [*model.features, *SCORED_COLUMNS]
+    stored = training_set(settings, task, rebuild=rebuild, columns=columns)
     ts = stored.training_set
     trained_on = client.get_model_version(task.name, str(version)).tags.get("smap.data_fingerprint")
     test = ts.part("test")
-    model = mlflow.pyfunc.load_model(f"models:/{task.name}@champion").unwrap_python_model()
     champion = score(ts, test, model.predict_frame(test), model.threshold)
     has_oracle = test.oracle.notna().all()
     oracle = score(ts, test, test.oracle.to_numpy()) if has_oracle else {}

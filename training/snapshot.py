@@ -52,28 +52,35 @@ def _smap_version() -> str:
         return "unknown"
 
 
-def source_key(settings: Settings, task: Task, store, window: DataWindow = ALL_DATA) -> str:
-    """A key that changes when the task's inputs could have changed."""
-    from ingestion.warehouse import open_warehouse
-
+def definitions(task: Task, store) -> list[str]:
+    """The task's feature service as the registry holds it: its views' features, every view's
+    TTL and every on-demand transformation (on-demand views read other views)."""
     service = feature_service(store, task.feature_service)
     views = {
         p.name: [(f.name, str(f.dtype)) for f in p.features]
         for p in service.feature_view_projections
     }
-    # every view and transformation a service may reach (on-demand views read other views)
     ttls = {v.name: str(v.ttl) for v in store.list_feature_views()}
     udfs = {
         v.name: getattr(v.feature_transformation, "udf_string", "")
         for v in store.list_on_demand_feature_views()
     }
+    return [json.dumps(part, sort_keys=True) for part in (views, ttls, udfs)]
+
+
+def source_key(settings: Settings, task: Task, store, window: DataWindow = ALL_DATA) -> str:
+    """A key that changes when the task's inputs could have changed."""
+    return _key(settings, task, definitions(task, store), window)
+
+
+def _key(settings: Settings, task: Task, defined: list[str], window: DataWindow) -> str:
+    from ingestion.warehouse import open_warehouse
+
     digest = hashlib.sha256()
     for part in (
         task.name,
         task.feature_service,
-        json.dumps(views, sort_keys=True),
-        json.dumps(ttls, sort_keys=True),
-        json.dumps(udfs, sort_keys=True),
+        *defined,
         inspect.getsource(inspect.getmodule(task.label_query)),  # how labels are made
         str(task.label_days),
         settings.feast.offline_store,
@@ -84,6 +91,46 @@ def source_key(settings: Settings, task: Task, store, window: DataWindow = ALL_D
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()[:16]
+
+
+def _registry_stamp(settings: Settings) -> str | None:
+    """Changes whenever the local Feast registry file is rewritten (apply, materialize); None
+    when there is no file to look at (a SQL registry): then the registry is always read."""
+    path = settings.feature_repo_dir / "registry.db"
+    if settings.feast.registry != "file" or not path.is_file():
+        return None
+    stat = path.stat()
+    return f"{settings.feast.project}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _definitions_path(settings: Settings, task: Task) -> Path:
+    return set_dir(settings, task) / f"{task.feature_service}.definitions.json"
+
+
+def _remembered_definitions(settings: Settings, task: Task) -> list[str] | None:
+    """The definitions read from the registry last time, if the registry is unchanged since:
+    a stored set is then found without importing Feast (seconds of a reused `evaluate`)."""
+    stamp = _registry_stamp(settings)
+    path = _definitions_path(settings, task)
+    if stamp is None or not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return saved["definitions"] if saved.get("registry") == stamp else None
+
+
+def _remember_definitions(
+    settings: Settings, task: Task, stamp: str | None, defined: list[str]
+) -> None:
+    if stamp is None:
+        return
+    path = _definitions_path(settings, task)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_suffix(f".json.{os.getpid()}.tmp")
+    staged.write_text(json.dumps({"registry": stamp, "definitions": defined}))
+    os.replace(staged, path)
 
 
 def set_dir(settings: Settings, task: Task) -> Path:
@@ -122,14 +169,22 @@ def save(settings: Settings, ts: TrainingSet, key: str) -> Path:
     return path
 
 
-def load(settings: Settings, task: Task, key: str) -> StoredSet | None:
-    """The stored set for this key, or None when there is none (or it is incomplete)."""
+def load(
+    settings: Settings, task: Task, key: str, columns: list[str] | None = None
+) -> StoredSet | None:
+    """The stored set for this key, or None when there is none (or it is incomplete); with
+    `columns`, only those of them the set holds are read."""
     path = set_dir(settings, task) / f"{key}.parquet"
     meta_path = path.with_suffix(".json")
     if not (path.is_file() and meta_path.is_file()):
         return None
     meta = json.loads(meta_path.read_text())
-    frame = pd.read_parquet(path)
+    if columns is not None:
+        import pyarrow.parquet as pq
+
+        held = set(pq.read_schema(path).names)
+        columns = [c for c in dict.fromkeys([*columns, task.split_on]) if c in held]
+    frame = pd.read_parquet(path, columns=columns)
     ts = TrainingSet(
         task,
         frame,
@@ -149,15 +204,25 @@ def training_set(
     rebuild: bool = False,
     progress=None,
     window: DataWindow = ALL_DATA,
+    columns: list[str] | None = None,
 ) -> StoredSet:
     """The task's training set on the current data (rows of `window`): read back if stored,
-    else built and stored."""
+    else built and stored. `columns` narrows what a reused set reads (a build has them all)."""
+    if not rebuild:
+        defined = _remembered_definitions(settings, task)
+        if defined is not None:
+            stored = load(settings, task, _key(settings, task, defined, window), columns)
+            if stored is not None:
+                return stored
     from feature_repo.store import open_store
 
+    stamp = _registry_stamp(settings)  # before reading: a later change must not look seen
     store = open_store(settings)
-    key = source_key(settings, task, store, window)
+    defined = definitions(task, store)
+    _remember_definitions(settings, task, stamp, defined)
+    key = _key(settings, task, defined, window)
     if not rebuild:
-        stored = load(settings, task, key)
+        stored = load(settings, task, key, columns)
         if stored is not None:
             return stored
     built = build_training_set(settings, task, store=store, progress=progress, window=window)

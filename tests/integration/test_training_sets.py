@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import mlflow
 import pandas as pd
 import pytest
@@ -88,6 +93,39 @@ def test_stored_set_is_reused_until_the_data_changes(platform):
     assert training_set(platform, task).reused is False
 
 
+READ_BACK = """
+import json, sys
+from configs.settings import load_settings
+from training.snapshot import training_set
+from training.tasks import get_task
+stored = training_set(load_settings(), get_task("engagement"), columns=["target"])
+columns = sorted(stored.training_set.frame.columns)
+print(json.dumps([stored.reused, columns, "feast" in sys.modules]))
+"""
+
+
+def test_a_stored_set_is_read_back_without_feast_while_the_registry_is_unchanged(platform):
+    """Given a stored set, when it is asked for again with the registry as it was, then it is
+    read back without importing Feast (seconds of every reused `smap evaluate`), with only
+    the columns asked for; after `features apply` rewrites the registry, the definitions are
+    read from Feast again before the stored set is trusted."""
+    task = get_task("engagement")
+    training_set(platform, task)
+    env = {**os.environ, "SMAP_PROFILE": "local", "SMAP_DATA_DIR": str(platform.root)}
+
+    def read_back() -> list:
+        done = subprocess.run(
+            [sys.executable, "-c", READ_BACK], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-1500:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert read_back() == [True, ["event_timestamp", "target"], False]
+    flows.apply_features(platform)
+    assert read_back() == [True, ["event_timestamp", "target"], True]
+    assert read_back() == [True, ["event_timestamp", "target"], False]
+
+
 def test_train_logs_its_set_and_evaluate_reuses_it(platform):
     result = train(platform, "engagement", trials=2, families=("linear",))
     client = use_tracking(platform)
@@ -118,4 +156,32 @@ def test_asof_store_gives_feasts_own_point_in_time_answer(platform):
     asof, _ = historical_features(open_store(platform), rows, service, chunk_rows=100_000)
     feast, _ = historical_features(open_store(window), rows, service, chunk_rows=100_000)
     assert len(asof) == len(feast) == len(rows)
+    pd.testing.assert_frame_equal(asof, feast[asof.columns], check_dtype=False)
+
+
+def test_postgres_asof_store_gives_feasts_own_point_in_time_answer(services_settings):
+    """The services store's as-of join against Feast's own PostgreSQL join (every feature row
+    inside the TTL, ranked), TTL included: the same values for every sampled entity row of
+    the engagement training set, on every view of its service, hashtag slots and the author's
+    ten-year category history among them."""
+    from feast import FeatureStore, RepoConfig
+
+    from feature_repo.store import feature_store_config
+
+    flows.simulate(services_settings)
+    flows.ingest(services_settings)
+    flows.apply_features(services_settings)
+    rows = _engagement_rows(services_settings)
+    rows = rows.iloc[:: max(1, len(rows) // 300)]
+    config = feature_store_config(services_settings)
+    assert (
+        config["offline_store"]["type"] == "feature_repo.postgres_asof.AsofPostgreSQLOfflineStore"
+    )
+    config["offline_store"]["type"] = "postgres"
+    feasts = FeatureStore(config=RepoConfig(repo_path=services_settings.feature_repo_dir, **config))
+    service = get_task("engagement").feature_service
+    asof, _ = historical_features(open_store(services_settings), rows, service, 100_000)
+    feast, _ = historical_features(feasts, rows, service, 100_000)
+    assert len(asof) == len(feast) == len(rows)
+    assert asof[["tag1_momentum", "author_category_share"]].notna().any().all()
     pd.testing.assert_frame_equal(asof, feast[asof.columns], check_dtype=False)

@@ -46,3 +46,15 @@ def test_entity_values_are_the_callers_not_the_stores():
     frame, restored = complete_rows(entity, joined)
     assert restored == 0
     assert frame.user_id.tolist() == [7, 7, 8]
+
+
+def test_a_complete_answer_in_any_order_lines_up_with_its_entity_rows():
+    """Given every row back once but out of order (a store may return them so), then each
+    entity row gets its own features, and the frame is the one a key merge would give."""
+    entity = _entity_rows()
+    joined = entity.assign(followers=[10.0, 20.0, 30.0]).iloc[[2, 0, 1]]
+    frame, restored = complete_rows(entity, joined)
+    assert restored == 0
+    merged = entity.merge(joined[[ROW_ID, "followers"]], on=ROW_ID).drop(columns=ROW_ID)
+    pd.testing.assert_frame_equal(frame, merged)
+    assert frame.followers.tolist() == [10.0, 20.0, 30.0]
