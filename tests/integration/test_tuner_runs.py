@@ -23,7 +23,9 @@ COMPLETE = optuna.trial.TrialState.COMPLETE
 def platform(tmp_path_factory):
     root = tmp_path_factory.mktemp("tuner")
     settings = load_settings("local", env={"SMAP_DATA_DIR": str(root / "smap")})
-    flows.prepare_data(settings)
+    flows.simulate(settings)  # what training reads; it never reads the online store
+    flows.ingest(settings)
+    flows.apply_features(settings)
     return settings
 
 
