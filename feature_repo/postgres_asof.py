@@ -108,6 +108,20 @@ def _csv(table: pa.Table) -> bytes:
     return out.getvalue().to_pybytes()
 
 
+def _read_csv(data: bytes, names: list[str], types: dict) -> pa.Table:
+    """The COPY output as typed columns: NULL marked `\\N`, an empty quoted string kept."""
+    return pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(column_names=names),
+        convert_options=pacsv.ConvertOptions(
+            column_types=types,
+            null_values=[NULL],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+
+
 class AsofRetrievalJob(RetrievalJob):
     """Runs the as-of join on one connection: upload keys and times, join, COPY features out."""
 
@@ -189,16 +203,10 @@ class AsofRetrievalJob(RetrievalJob):
             with cur.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, NULL '{NULL}')") as copy:
                 for block in copy:
                     out.write(block)
-        joined = pacsv.read_csv(
-            io.BytesIO(out.getvalue()),
-            read_options=pacsv.ReadOptions(column_names=names),
-            convert_options=pacsv.ConvertOptions(
-                column_types=types,
-                null_values=[NULL],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        if not out.getvalue():  # no entity rows: Arrow reads no table from an empty CSV
+            joined = pa.table({n: pa.array([], types[n]) for n in names})
+        else:
+            joined = _read_csv(out.getvalue(), names, types)
         if joined.num_rows != len(entity):  # one row per entity row, by construction
             raise RuntimeError(f"the as-of join gave {joined.num_rows} rows for {len(entity)}")
         rows = joined[ROW].to_numpy()
