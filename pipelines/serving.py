@@ -87,7 +87,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_ready(url: str, process: subprocess.Popen, timeout: float = 90) -> None:
+def wait_ready(
+    url: str, process: subprocess.Popen, timeout: float = 90, probe: str = "/readyz"
+) -> None:
+    """Poll `probe` until it answers 200; `/healthz` when no champion need be loaded."""
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -95,7 +98,7 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 90) -> None
         if process.poll() is not None:
             raise RuntimeError(f"the service exited with code {process.returncode}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{probe}", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from pipelines.cli import main
-from pipelines.serving import free_port, stop_service
+from pipelines.serving import free_port, stop_service, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ def test_a_built_bento_serves_from_another_directory(tmp_path, monkeypatch, caps
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_live(url, process)
+        wait_ready(url, process, timeout=120, probe="/healthz")
         meta = httpx.get(f"{url}/metadata", timeout=10).json()
         engagement = next(t for t in meta["tasks"] if t["task"] == "engagement")
         assert engagement["serving"] is False and "champion" in engagement["reason"]
@@ -48,18 +48,3 @@ def test_a_built_bento_serves_from_another_directory(tmp_path, monkeypatch, caps
         assert answer.status_code == 503 and "churn" in answer.json()["error"]
     finally:
         stop_service(process)
-
-
-def _wait_live(url: str, process, timeout: float = 120) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"the Bento exited with code {process.returncode}"
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"the Bento at {url} did not come up within {timeout:.0f}s")
