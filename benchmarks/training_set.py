@@ -18,7 +18,7 @@ publication) joined point in time with the feature views of the task's feature s
   TTL and no Feast: the least any point-in-time join of these tables can cost here.
 
 Each path runs in a child process of its own, so `peak MB` is that process's maximum resident
-set size (from `wait4`), imports included. `rows` is what came back; the entity row count is
+set size (its VmHWM), imports included. `rows` is what came back; the entity row count is
 printed beside it, so a store that loses rows shows. A benchmark, not a test: nothing here
 asserts on timings.
 
@@ -274,12 +274,22 @@ def run_child(args: argparse.Namespace) -> int:
         rows, seconds = child_file_store(args.entity_path, args.chunk_rows)
     else:
         rows, seconds = child_feast(args.entity_path, args.chunk_rows)
-    print(json.dumps({"rows": rows, "seconds": seconds}))
+    print(json.dumps({"rows": rows, "seconds": seconds, "peak_mb": own_peak_mb()}))
     return 0
 
 
+def own_peak_mb() -> float | None:
+    """This process's own peak RSS (VmHWM of its address space). Not `wait4`'s ru_maxrss: on
+    Linux a child's counts the parent's RSS at the fork (exec carries the old high-water mark
+    over), so every path looked as large as the driver holding the entity rows."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
 def measure(method: str, env: dict[str, str], args: argparse.Namespace, entity_path: Path):
-    """Run one path in a child process; its time from inside, its peak memory from wait4."""
+    """Run one path in a child process; its time and peak memory from inside."""
     command = [
         sys.executable,
         __file__,
@@ -301,7 +311,8 @@ def measure(method: str, env: dict[str, str], args: argparse.Namespace, entity_p
             tail = stderr.read().decode(errors="replace").strip().splitlines()[-3:]
             raise RuntimeError(f"{method} failed: {' / '.join(tail)}")
         figures = json.loads(stdout.read().decode().strip().splitlines()[-1])
-    return figures["rows"], figures["seconds"], usage.ru_maxrss / 1024
+    peak = figures.get("peak_mb") or usage.ru_maxrss / 1024  # no /proc: an upper bound
+    return figures["rows"], figures["seconds"], peak
 
 
 # --- run ----------------------------------------------------------------------------------

@@ -172,6 +172,9 @@ class ServingSettings(_Frozen):
     log_flush_seconds: float = Field(1.0, gt=0)
     log_batch_rows: int = Field(5_000, ge=1)
     log_buffer_rows: int = Field(100_000, ge=1)  # past this, log rows are dropped and counted
+    # direct: read Feast's online tables for a batch in one query / pipeline
+    # (serving/online_reader.py); feast: through FeatureStore.get_online_features
+    online_reads: Literal["direct", "feast"] = "direct"
 
 
 class DriftThresholds(_Frozen):

@@ -35,6 +35,15 @@ class OnlineFeatures:
         self.settings = settings
         self.store = store or open_store(settings)
         self._refs: dict[str, list[str]] = {}
+        self._plans: dict[str, object] = {}
+        self.reader = None
+        if settings.serving.online_reads == "direct":
+            from serving.online_reader import DirectOnlineReader
+
+            config = self.store.config
+            self.reader = DirectOnlineReader(
+                settings, config.project, config.entity_key_serialization_version
+            )
         self._request_views: dict[str, list | None] = {}
         self._lock = threading.Lock()
         self._errors = _connection_errors()
@@ -60,10 +69,25 @@ class OnlineFeatures:
                 self._refs[service_name] = refs
             return self._refs[service_name]
 
+    def plan(self, service_name: str):
+        """What the direct reader reads for a service (built once per service)."""
+        from serving.online_reader import service_plan
+
+        with self._lock:
+            if service_name not in self._plans:
+                service = self.store.get_feature_service(service_name, allow_cache=True)
+                drafts = any(p.name == "draft_hashtags" for p in service.feature_view_projections)
+                self._plans[service_name] = service_plan(
+                    self.store, service_name, SLOT_PROBES if drafts else ()
+                )
+            return self._plans[service_name]
+
     def fetch(self, service_name: str, rows: dict[str, list]) -> dict[str, list]:
         """Feature values for every row, by feature name (None where the store has none)."""
-        refs = self.refs(service_name)
         try:
+            if self.reader is not None:
+                return rows | self.reader.read(self.plan(service_name), rows)
+            refs = self.refs(service_name)
             response = self.store.get_online_features(features=refs, entity_rows=rows)
             return response.to_dict()
         except self._errors as exc:

@@ -24,6 +24,7 @@ from serving.schemas import (
     DraftTemplate,
     EngagementPrediction,
     EngagementResponse,
+    FeaturesResponse,
     Lineage,
     Metadata,
     PostingSlot,
@@ -39,6 +40,10 @@ log = logging.getLogger(__name__)
 
 class Unavailable(RuntimeError):
     """The answer cannot be given right now (HTTP 503); the message says why."""
+
+
+class BadRequest(ValueError):
+    """The request is well formed but cannot be scored (HTTP 422); the message names the field."""
 
 
 def new_request_id() -> str:
@@ -205,6 +210,40 @@ class Predictor:
             lineage=self.lineage(champion, request_id),
         )
 
+    def predict_features(self, task: str, records: list[dict], request_id: str) -> FeaturesResponse:
+        """Scores for finished feature vectors (a caller that has its own features): no
+        lookup, the same champion, encoding and prediction log as every other answer."""
+        champion = self.champion(task)
+        encoder = champion.model.encoder
+        features = list(champion.model.features)
+        categorical = set(encoder.categories)
+        known = set(features)
+        for i, record in enumerate(records):
+            missing = [name for name in features if name not in record]
+            unknown = sorted(set(record) - known)
+            if missing or unknown:
+                what = (f"missing {', '.join(missing)}" if missing else "") + (
+                    f"{'; ' if missing else ''}unknown {', '.join(unknown)}" if unknown else ""
+                )
+                raise BadRequest(f"records[{i}]: {what} (v{champion.version} reads: "
+                                 f"{', '.join(features)})")  # fmt: skip
+            for name in features:
+                value = record[name]
+                if name not in categorical and isinstance(value, str):
+                    raise BadRequest(f"records[{i}].{name}: a number or null, not text")
+        columns = [[record[name] for record in records] for name in features]
+        predictions = champion.predict_columns(columns)
+        lineage = self.lineage_dict(champion)
+        keys = [{"record": i} for i in range(len(records))]
+        self.log.add(
+            prediction_rows(request_id, task, keys, features, columns, predictions, lineage)
+        )
+        return FeaturesResponse(
+            task=task,
+            predictions=[float(p) for p in predictions],
+            lineage=self.lineage(champion, request_id),
+        )
+
     # -- status ---------------------------------------------------------------------------------
     def status(self, task: str) -> TaskStatus:
         try:
@@ -220,6 +259,7 @@ class Predictor:
             feature_service=c.feature_service,
             threshold=c.threshold,
             training_window=c.window,
+            features=list(c.model.features),
         )
 
     def metadata(self) -> Metadata:

@@ -63,6 +63,13 @@ Drafts = Annotated[list[Draft], Field(min_length=1, max_length=MAX_BATCH)]
 UserIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=MAX_BATCH)]
 
 
+ScoredTask = Literal["engagement", "virality", "churn"]
+FeatureName = Annotated[str, Field(min_length=1, max_length=100)]
+# a finished feature vector, by the model's own feature names (numbers, category text, null)
+FeatureRecord = dict[FeatureName, float | str | None]
+FeatureRecords = Annotated[list[FeatureRecord], Field(min_length=1, max_length=MAX_BATCH)]
+
+
 class Lineage(_Body):
     """Which model answered, trained on what, for which request."""
 
@@ -109,6 +116,15 @@ class ChurnResponse(_Body):
     lineage: Lineage
 
 
+class FeaturesResponse(_Body):
+    """Scores in the task's units (engagement rate, virality probability, churn risk), in
+    the order of the records."""
+
+    task: str
+    predictions: list[float]
+    lineage: Lineage
+
+
 class PostingSlot(_Body):
     planned_at: datetime
     engagement_rate: float
@@ -132,6 +148,7 @@ class TaskStatus(_Body):
     feature_service: str | None = None
     threshold: float | None = None
     training_window: dict[str, str] = Field(default_factory=dict)
+    features: list[str] = Field(default_factory=list)  # what `/predict_features` takes
 
 
 class Metadata(_Body):

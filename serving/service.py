@@ -26,10 +26,13 @@ from serving.schemas import (
     Drafts,
     DraftTemplate,
     EngagementResponse,
+    FeatureRecords,
+    FeaturesResponse,
     InfluencersResponse,
     PostingTimeResponse,
     RecommendN,
     RecommendResponse,
+    ScoredTask,
     TopN,
     UserId,
     UserIds,
@@ -129,7 +132,7 @@ class Smap:
         self.content = ContentAnswers(self.predictor)
 
     def _call(self, ctx: bentoml.Context, method, *args: Any):
-        from serving.predictor import Unavailable, new_request_id
+        from serving.predictor import BadRequest, Unavailable, new_request_id
 
         request_id = ctx.request.headers.get(REQUEST_ID_HEADER) or new_request_id()
         ctx.response.headers[REQUEST_ID_HEADER] = request_id
@@ -137,6 +140,9 @@ class Smap:
             return method(*args, request_id=request_id)
         except Unavailable as exc:
             return _unavailable(ctx, str(exc))
+        except BadRequest as exc:
+            ctx.response.status_code = 422
+            return JSONResponse({"error": str(exc)}, status_code=422)
 
     @bentoml.api
     async def predict_engagement(self, drafts: Drafts, ctx: bentoml.Context) -> EngagementResponse:
@@ -153,6 +159,14 @@ class Smap:
     async def predict_churn(self, user_ids: UserIds, ctx: bentoml.Context) -> ChurnResponse:
         """Risk that each account goes quiet for the next 28 days, and its band."""
         return self._call(ctx, self.predictor.predict_churn, user_ids)
+
+    @bentoml.api
+    async def predict_features(
+        self, task: ScoredTask, records: FeatureRecords, ctx: bentoml.Context
+    ) -> FeaturesResponse:
+        """Scores for finished feature vectors (by the champion's feature names, as
+        `/metadata` lists them), for callers that bring their own features: no lookup."""
+        return self._call(ctx, self.predictor.predict_features, task, records)
 
     @bentoml.api
     async def best_posting_time(

@@ -6,6 +6,9 @@ engagement rate, a virality or churn probability, a usage count for trend.
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
@@ -34,6 +37,22 @@ class SmapModel(PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
         return self.predict_frame(model_input)
+
+
+# the smap modules a pickled SmapModel imports (the estimator wrappers live in models.py)
+MODEL_MODULES = ("__init__.py", "models.py", "packaging.py")
+
+
+def model_code(folder: Path) -> list[str]:
+    """A copy of the `training` modules the model unpickles with, as a package under `folder`:
+    logged as the model's `code_paths`, so `models:/...` loads wherever MLflow runs (another
+    folder, `mlflow models serve`, a machine without smap), not only inside this checkout."""
+    package = folder / "training"
+    package.mkdir(parents=True, exist_ok=True)
+    here = Path(__file__).parent
+    for name in MODEL_MODULES:
+        shutil.copy2(here / name, package / name)
+    return [str(package)]
 
 
 FORECAST_BASE = "same_dow_mean_4w"

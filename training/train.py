@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from importlib.metadata import version as pkg_version
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -13,7 +15,7 @@ from configs.settings import Settings
 from training.dataset import ALL_DATA, DataWindow, TrainingSet
 from training.metrics import best_f1_threshold
 from training.models import SCALED_FAMILIES, fit
-from training.packaging import SmapModel, input_frame
+from training.packaging import SmapModel, input_frame, model_code
 from training.readiness import require_inputs
 from training.reference import log_reference
 from training.registry import Decision, promote
@@ -191,13 +193,15 @@ def train(
         )
         log_json({"family": family, **best.params}, "best_params.json")
         example = test_input.head(5)
-        mlflow.pyfunc.log_model(
-            name="model",
-            python_model=model,
-            signature=mlflow.models.infer_signature(example, model.predict_frame(example)),
-            input_example=example,
-            pip_requirements=requirements(family),
-        )
+        with tempfile.TemporaryDirectory() as code:
+            mlflow.pyfunc.log_model(
+                name="model",
+                python_model=model,
+                signature=mlflow.models.infer_signature(example, model.predict_frame(example)),
+                input_example=example,
+                pip_requirements=requirements(family),
+                code_paths=model_code(Path(code)),
+            )
         log_plots(
             study,
             model.encoder.names,

@@ -167,3 +167,78 @@ def test_http_app_answers_with_lineage_validates_and_logs(platform, monkeypatch,
     logged = logged[~logged.request_id.isin(["skew", "best", "full"])]  # skew test rows
     assert (logged.task == "engagement").sum() == 172
     assert logged.feature_service.eq("engagement_v2").all()
+
+
+def test_features_passed_in_score_as_the_lookup_does(platform, monkeypatch, service_app):
+    """`/predict_features` takes the vector the service would have looked up and gives the
+    same score; a record missing a feature or naming an unknown one is a 422 naming it."""
+    settings, trained, ts, day = platform
+    monkeypatch.setenv("SMAP_DATA_DIR", str(settings.root))
+    frame = ts.frame
+    next_day = day + pd.Timedelta(days=1)
+    rows = frame[(frame.event_timestamp >= day) & (frame.event_timestamp < next_day)].head(4)
+    with TestClient(service_app()) as client:
+        meta = client.get("/metadata").json()
+        features = next(t for t in meta["tasks"] if t["task"] == "engagement")["features"]
+        assert sorted(features) == sorted(ts.features)
+        drafts = [d.model_dump(mode="json") for d in _drafts(rows)]
+        looked_up = client.post("/predict_engagement", json={"drafts": drafts})
+        assert looked_up.status_code == 200, looked_up.text
+        records = [
+            {k: (None if v is None or v != v else v) for k, v in r.items()}
+            for r in rows[features].to_dict(orient="records")
+        ]
+        answer = client.post("/predict_features", json={"task": "engagement", "records": records})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["lineage"]["version"] == trained.version
+        np.testing.assert_allclose(
+            body["predictions"],
+            [p["engagement_rate"] for p in looked_up.json()["predictions"]],
+            rtol=1e-9,
+        )
+        short = [{k: v for k, v in records[0].items() if k != features[0]}]
+        bad = client.post("/predict_features", json={"task": "engagement", "records": short})
+        assert bad.status_code == 422 and features[0] in bad.json()["error"], bad.text
+        extra = [{**records[0], "shoe_size": 42}]
+        bad = client.post("/predict_features", json={"task": "engagement", "records": extra})
+        assert bad.status_code == 422 and "shoe_size" in bad.json()["error"], bad.text
+        bad = client.post("/predict_features", json={"task": "weather", "records": records})
+        assert bad.status_code == 422 and "task" in bad.text
+
+
+def test_registered_model_loads_where_smap_is_not_importable(platform, tmp_path):
+    """The model carries the `training` modules it unpickles with (`code_paths`): another
+    folder, a Python where the checkout is not on the path, still loads and predicts it."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    settings, trained, ts, _day = platform
+    rows = ts.part("test").head(20)
+    frame = input_frame(rows, ts.features, ts.categorical)
+    frame.to_parquet(tmp_path / "rows.parquet")
+    root = str(Path(__file__).resolve().parents[2])
+    script = f"""
+import json, sys
+sys.path = [p for p in sys.path if p not in ({root!r}, "")]
+try:
+    import training
+    sys.exit("smap's training package is importable: the test proves nothing")
+except ModuleNotFoundError:
+    pass
+import mlflow, pandas as pd
+mlflow.set_tracking_uri({settings.mlflow_tracking_uri!r})
+model = mlflow.pyfunc.load_model("models:/engagement/{trained.version}")
+print(json.dumps(model.predict(pd.read_parquet("rows.parquet")).tolist()))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    here = mlflow.pyfunc.load_model(f"models:/engagement/{trained.version}")
+    np.testing.assert_allclose(loaded, here.predict(frame), rtol=1e-12)
