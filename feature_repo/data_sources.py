@@ -18,6 +18,7 @@ FEATURE_TABLES = {
     "user_engagement_metrics": "event_timestamp",
     "post_features": "event_timestamp",
     "hashtag_daily": "event_timestamp",
+    "hashtag_history": "event_timestamp",
     "author_category_posts": "event_timestamp",
 }
 TABLE_TAG = "smap.table"  # source tag naming the warehouse table a source reads

@@ -30,6 +30,13 @@ category = Entity(
     description="A content category; with the author it keys the author's category history.",
 )
 
+hashtag_tag = Entity(
+    name="tag",
+    join_keys=["tag"],
+    value_type=ValueType.STRING,
+    description="A hashtag by its text (lower case, without '#'), as requests name it.",
+)
+
 
 def tag_slot(i: int) -> Entity:
     """The i-th hashtag a draft names (1-based), looked up by its text."""
@@ -43,4 +50,4 @@ def tag_slot(i: int) -> Entity:
 
 TAG_SLOTS = [tag_slot(i) for i in range(1, MAX_DRAFT_TAGS + 1)]
 
-ENTITIES = [user, post, hashtag, category, *TAG_SLOTS]
+ENTITIES = [user, post, hashtag, category, hashtag_tag, *TAG_SLOTS]

@@ -7,6 +7,7 @@ from feast import FeatureService, FeatureView
 from feature_repo.feature_views import draft_features, post_request_features
 
 DRAFT_SERVICES = ("engagement_v2", "virality_v2")  # services a draft post can be scored on
+TREND_SERVICES = ("trend_v2",)  # services a hashtag forecast can be served from (by tag text)
 
 
 def build_feature_services(views: dict[str, FeatureView]) -> dict[str, FeatureService]:
@@ -44,6 +45,11 @@ def build_feature_services(views: dict[str, FeatureView]) -> dict[str, FeatureSe
             name="trend_v1",
             features=[tags],
             description="Daily hashtag usage 1..30 days ahead.",
+        ),
+        "trend_v2": FeatureService(
+            name="trend_v2",
+            features=[views["trend_inputs"]],
+            description="Daily hashtag usage 1..30 days ahead, from the history by tag text.",
         ),
         "segmentation_v1": FeatureService(
             name="segmentation_v1",

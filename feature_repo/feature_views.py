@@ -11,7 +11,8 @@ from feast.data_source import DataSource
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64, Int64, String
 
-from feature_repo.entities import TAG_SLOTS, category, hashtag, post, user
+from feature_repo.entities import TAG_SLOTS, category, hashtag, hashtag_tag, post, user
+from ingestion.schema import HISTORY_DAYS
 
 USER_ENGAGEMENT_FIELDS = [
     Field(name="followers", dtype=Int64),
@@ -272,3 +273,96 @@ def build_feature_views(sources: dict[str, DataSource]) -> dict[str, FeatureView
             description="Daily usage, lags and trend score per hashtag.",
         ),
     }
+
+
+trend_request = RequestSource(
+    name="trend_request",
+    schema=[
+        Field(name="horizon", dtype=Int64),  # days after the origin the forecast is for
+        Field(name="origin_day", dtype=Int64),  # the last day of known usage, days since 1970
+    ],
+)
+
+# the trend model's inputs: what `trend_inputs` computes, plus `horizon` from the request
+TREND_FEATURES = [
+    Field(name="target_dow", dtype=Int64),
+    Field(name="seasonal_naive", dtype=Float64),
+    Field(name="same_dow_mean_4w", dtype=Float64),
+    *[Field(name=f"lag_{k}", dtype=Float64) for k in range(1, HISTORY_DAYS + 1)],
+    # what `hashtag_momentum` gave trend_v1, recomputed from the same history
+    Field(name="usage", dtype=Int64),
+    Field(name="engagement", dtype=Int64),
+    Field(name="usage_lag_1", dtype=Float64),
+    Field(name="usage_lag_7", dtype=Float64),
+    Field(name="usage_mean_7d", dtype=Float64),
+    Field(name="usage_mean_28d", dtype=Float64),
+    Field(name="trend_score", dtype=Float64),
+    Field(name="dow", dtype=Int64),
+]
+
+
+def trend_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    """A hashtag's forecast inputs for one horizon from its last 28 days of usage, as the
+    trend label query defines them: usage `lag_k` (k-1 days before the origin), the
+    seasonal-naive value (the same weekday, whole weeks before the target day), the mean of
+    four such weeks, the target's weekday, and the momentum figures of the origin day. A
+    hashtag without history reads as zero usage. Helpers live inside: Feast runs the source."""
+    import math
+
+    def _count(value: Any) -> int:  # a looked-up value is None online and NaN offline
+        return int(value) if value is not None and value == value else 0
+
+    days = 28
+    history = list(zip(*(inputs[f"usage_d{k}"] for k in range(1, days + 1)), strict=True))
+    names = ["target_dow", "seasonal_naive", "same_dow_mean_4w"] + [
+        f"lag_{k}" for k in range(1, days + 1)
+    ]
+    names += ["usage", "engagement", "usage_lag_1", "usage_lag_7", "usage_mean_7d"]
+    names += ["usage_mean_28d", "trend_score", "dow"]
+    out: dict[str, list] = {name: [] for name in names}
+    rows = zip(
+        history, inputs["engagement_d1"], inputs["horizon"], inputs["origin_day"], strict=True
+    )
+    for used, engaged, horizon, origin in rows:
+        u = [float(_count(v)) for v in used]  # u[k - 1]: usage k - 1 days before the origin
+        h, day = int(horizon), int(origin)
+        back = 7 * math.ceil(h / 7) - h  # days before the origin of the same weekday
+        out["target_dow"].append((day + h + 3) % 7)  # 1970-01-01 was a Thursday (3)
+        out["seasonal_naive"].append(u[back])
+        out["same_dow_mean_4w"].append(sum(u[back + 7 * w] for w in range(4)) / 4)
+        for k in range(1, days + 1):
+            out[f"lag_{k}"].append(u[k - 1])
+        mean7, mean28 = sum(u[:7]) / 7.0, sum(u) / 28.0
+        out["usage"].append(int(u[0]))
+        out["engagement"].append(_count(engaged))
+        out["usage_lag_1"].append(u[1])
+        out["usage_lag_7"].append(u[7])
+        out["usage_mean_7d"].append(mean7)
+        out["usage_mean_28d"].append(mean28)
+        out["trend_score"].append((mean7 - mean28) / math.sqrt(mean28 + 1.0))
+        out["dow"].append((day + 3) % 7)
+    return out
+
+
+def build_trend_views(sources: dict[str, DataSource]) -> dict[str, Any]:
+    """The hashtag history by text and the on-demand view that turns it and the request
+    (horizon, origin) into the trend model's inputs, offline and online alike."""
+    history = FeatureView(
+        name="hashtag_history",
+        entities=[hashtag_tag],
+        ttl=timedelta(days=3),
+        schema=[
+            Field(name="usage_day", dtype=Int64),
+            Field(name="engagement_d1", dtype=Int64),
+            *[Field(name=f"usage_d{k}", dtype=Int64) for k in range(1, HISTORY_DAYS + 1)],
+        ],
+        source=sources["hashtag_history"],
+        description="A hashtag's daily usage over the last 28 days, by its text.",
+    )
+    inputs = on_demand_feature_view(
+        name="trend_inputs",
+        sources=[history, trend_request],
+        schema=TREND_FEATURES,
+        mode="python",
+    )(_fresh(trend_inputs))
+    return {"hashtag_history": history, "trend_inputs": inputs}

@@ -190,13 +190,16 @@ def definitions(settings: Settings) -> list:
     from feature_repo.feature_views import (
         build_draft_views,
         build_feature_views,
+        build_trend_views,
         draft_features,
         post_request_features,
     )
 
     sources = build_sources(settings)
-    views = build_feature_views(sources) | build_draft_views(
-        sources, build_tag_slot_sources(settings)
+    views = (
+        build_feature_views(sources)
+        | build_draft_views(sources, build_tag_slot_sources(settings))
+        | build_trend_views(sources)
     )
     services = build_feature_services(views)
     on_demand = [post_request_features, draft_features]

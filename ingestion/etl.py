@@ -12,10 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ingestion.schema import ANALYTICS_TABLES, RAW_TABLES
+from ingestion.schema import ANALYTICS_TABLES, HISTORY_DAYS, RAW_TABLES
 from ingestion.warehouse import Warehouse, WarehouseError
 
 LABEL_DAYS = 7  # engagement is counted over a post's first 7 days
+EPOCH = pd.Timestamp("1970-01-01")
 NEVER = 999  # days-since value for "never happened"
 
 POSTGRES_VIEWS = {
@@ -309,6 +310,34 @@ def hashtag_daily(
     )
 
 
+def hashtag_history(daily: pd.DataFrame, days: int = HISTORY_DAYS) -> pd.DataFrame:
+    """Per hashtag with a text and day: its usage on each of the last `days` days (`usage_d1`
+    is the day itself, `usage_dk` the day k-1 before; 0 before the data starts), the day's
+    engagement and the day's number since 1970-01-01, stamped like `hashtag_daily` (the day
+    after). What a forecast made at the end of the day reads online."""
+    daily = daily[daily.tag.fillna("") != ""]
+    usage = daily.pivot(index="hashtag_id", columns="date", values="usage").sort_index(axis=1)
+    engagement = daily.pivot(index="hashtag_id", columns="date", values="engagement")
+    n_h, n_d = usage.shape
+    matrix = usage.to_numpy(dtype=np.int64)
+    padded = np.concatenate([np.zeros((n_h, days - 1), np.int64), matrix], axis=1)
+    hh, dd = np.meshgrid(np.arange(n_h), np.arange(n_d), indexing="ij")
+    hh, dd = hh.ravel(), dd.ravel()
+    dates = usage.columns[dd]
+    tags = daily.drop_duplicates("hashtag_id").set_index("hashtag_id").tag.reindex(usage.index)
+    return pd.DataFrame(
+        {
+            "hashtag_id": usage.index.to_numpy()[hh].astype(np.int64),
+            "tag": tags.to_numpy()[hh],
+            "date": dates,
+            "event_timestamp": (dates + pd.Timedelta(days=1)).tz_localize("UTC"),
+            "usage_day": ((dates - EPOCH) // pd.Timedelta(days=1)).to_numpy().astype(np.int64),
+            "engagement_d1": engagement.reindex_like(usage).to_numpy(dtype=np.int64)[hh, dd],
+            **{f"usage_d{k}": padded[hh, dd + days - k] for k in range(1, days + 1)},
+        }
+    )
+
+
 def post_features(
     posts: pd.DataFrame,
     post_hashtags: pd.DataFrame,
@@ -413,6 +442,7 @@ def build_analytics(raw: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         "user_engagement_metrics": metrics,
         "content_performance_metrics": content_performance(posts, raw["comments"], terms),
         "hashtag_daily": tags_daily,
+        "hashtag_history": hashtag_history(tags_daily),
         "post_features": post_features(posts, raw["post_hashtags"], tags_daily, metrics, cal),
         "author_category_posts": author_category_posts(posts),
     }

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+HISTORY_DAYS = 28  # days of usage a `hashtag_history` row carries (the trend model's lags)
+
 # logical type -> (pandas dtype, PostgreSQL type)
 TYPES: dict[str, tuple[str, str]] = {
     "int": ("int64", "BIGINT"),
@@ -310,6 +312,21 @@ ANALYTICS_TABLES: dict[str, Table] = {
                 ("tag", "event_timestamp"),
                 ("hashtag_id", "event_timestamp"),
             ],
+        ),
+        _t(
+            "hashtag_history",
+            {
+                "hashtag_id": "int",
+                "tag": "str",
+                "date": "date",
+                "event_timestamp": "ts",
+                "usage_day": "int",
+                "engagement_d1": "int",
+                **{f"usage_d{k}": "int" for k in range(1, HISTORY_DAYS + 1)},
+            },
+            key=["hashtag_id", "date"],
+            partition="date",
+            indexes=["event_timestamp", ("tag", "event_timestamp")],
         ),
         _t(
             "author_category_posts",

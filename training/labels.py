@@ -11,16 +11,15 @@ import numpy as np
 import pandas as pd
 
 from feature_repo.drafts import draft_keys
+from ingestion.schema import HISTORY_DAYS
 from ingestion.simulator import DISENGAGE_TO_CHURN
 from ingestion.warehouse import Warehouse
 from training.errors import TaskError
 
 CHURN_DAYS = 28
 TREND_HORIZONS = (1, 7, 14, 30)
-TREND_LAGS = 28  # daily usage history handed to the forecasters (the LSTM reads it as a sequence)
-TREND_INPUTS = ("horizon", "target_dow", "seasonal_naive", "same_dow_mean_4w") + tuple(
-    f"lag_{k}" for k in range(1, TREND_LAGS + 1)
-)
+# daily usage history handed to the forecasters (the LSTM reads it as a sequence)
+TREND_LAGS = HISTORY_DAYS
 VIRAL_QUANTILE = 0.97
 WARMUP_DAYS = 7  # skip the first days: no feature history exists yet
 
@@ -138,15 +137,19 @@ def churn_labels(warehouse: Warehouse, every_days: int = 3) -> pd.DataFrame:
 
 
 def trend_labels(warehouse: Warehouse, horizons=TREND_HORIZONS) -> pd.DataFrame:
-    """(hashtag, day, horizon) rows; target: usage `horizon` days later (log1p-scale fit)."""
+    """(hashtag, day, horizon) rows keyed by the hashtag's text; target: usage `horizon` days
+    later (log1p-scale fit). The usage history is a feature (trend_v2 computes the inputs
+    from `hashtag_history`); rows carry the horizon and the origin day it needs."""
     daily = warehouse.read(
-        "hashtag_daily", columns=["hashtag_id", "date", "event_timestamp", "usage"]
+        "hashtag_daily", columns=["hashtag_id", "tag", "date", "event_timestamp", "usage"]
     )
     if daily.empty or daily.usage.sum() == 0:
         raise TaskError(
             "trend: the data has no hashtag usage to forecast (import a hashtags column)"
         )
+    daily = daily[daily.tag.fillna("") != ""]
     usage = daily.pivot(index="hashtag_id", columns="date", values="usage").sort_index(axis=1)
+    tags = daily.drop_duplicates("hashtag_id").set_index("hashtag_id").tag.reindex(usage.index)
     dates = usage.columns
     matrix = usage.to_numpy(dtype=float)
     truth = _truth(warehouse, "truth_hashtag_daily")
@@ -158,25 +161,21 @@ def trend_labels(warehouse: Warehouse, horizons=TREND_HORIZONS) -> pd.DataFrame:
         else None
     )
     frames = []
-    first = 28
+    first = TREND_LAGS  # every row has a full 28-day history inside the data
+    epoch_days = ((dates - pd.Timestamp("1970-01-01")) // pd.Timedelta(days=1)).to_numpy()
     for h in horizons:
         days = np.arange(first, len(dates) - h)
-        season_lag = 7 * int(np.ceil(h / 7))
         hh, dd = np.meshgrid(np.arange(len(usage.index)), days, indexing="ij")
         hh, dd = hh.ravel(), dd.ravel()
-        same_dow = np.mean([matrix[hh, dd + h - season_lag - 7 * k] for k in range(4)], axis=0)
-        lags = {f"lag_{k}": matrix[hh, dd - k + 1] for k in range(1, TREND_LAGS + 1)}
         frames.append(
             pd.DataFrame(
                 {
+                    "tag": tags.to_numpy()[hh],
                     "hashtag_id": usage.index.to_numpy()[hh],
                     "event_timestamp": (dates[dd] + pd.Timedelta(days=1)).tz_localize("UTC"),
-                    "horizon": h,
+                    "horizon": np.full(len(hh), h, dtype=np.int64),
+                    "origin_day": epoch_days[dd].astype(np.int64),
                     "target_timestamp": (dates[dd] + pd.Timedelta(days=h + 1)).tz_localize("UTC"),
-                    "target_dow": ((dates[dd] + pd.Timedelta(days=h)).dayofweek).to_numpy(),
-                    "seasonal_naive": matrix[hh, dd + h - season_lag],
-                    "same_dow_mean_4w": same_dow,
-                    **lags,
                     "target": matrix[hh, dd + h],
                     "oracle": expected[hh, dd + h] if expected is not None else np.nan,
                 }

@@ -40,9 +40,10 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          ("linear", "forest", "xgboost", "lightgbm", "mlp"), labels.virality_labels, 7),
     Task("churn", "user", "classification", "churn_v1", "roc_auc", "maximize",
          ("linear", "forest", "xgboost", "lightgbm", "mlp"), labels.churn_labels, 28),
-    Task("trend", "hashtag", "forecast", "trend_v1", "mase", "minimize",
+    # trend_v2 computes the inputs from the hashtag's history; the horizon is request data
+    Task("trend", "hashtag", "forecast", "trend_v2", "mase", "minimize",
          ("lightgbm", "xgboost", "forest", "mlp", "lstm"), labels.trend_labels, 30,
-         passthrough=labels.TREND_INPUTS, split_on="target_timestamp"),
+         passthrough=("horizon",), split_on="target_timestamp"),
     Task("segmentation", "user", "clustering", "segmentation_v1", "silhouette", "maximize",
          ("kmeans",), labels.segmentation_labels, 0),
     # text in, category out; content_v1 names the request inputs, read from the warehouse

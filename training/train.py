@@ -15,7 +15,13 @@ from configs.settings import Settings
 from training.dataset import ALL_DATA, DataWindow, TrainingSet
 from training.metrics import best_f1_threshold
 from training.models import SCALED_FAMILIES, fit
-from training.packaging import SmapModel, input_frame, model_code
+from training.packaging import (
+    INTERVAL_LEVEL,
+    SmapModel,
+    forecast_intervals,
+    input_frame,
+    model_code,
+)
 from training.readiness import require_inputs
 from training.reference import log_reference
 from training.registry import Decision, promote
@@ -81,6 +87,11 @@ def refit_best(ts: TrainingSet, prepared, best: optuna.trial.FrozenTrial) -> Sma
     scaled = family in SCALED_FAMILIES
     fitted = fit(family, params, prepared.data[scaled], lambda step, loss: None)
     model = SmapModel(prepared.encoders[scaled], fitted, ts.task.kind, ts.features)
+    if ts.task.kind == "forecast":  # intervals from residuals on rows the fit never saw
+        val = ts.part("validation")
+        pred = model.predict_frame(input_frame(val, ts.features, ts.categorical))
+        model.intervals = forecast_intervals(val.target, pred, val.horizon, INTERVAL_LEVEL)
+        model.interval_level = INTERVAL_LEVEL
     if ts.task.kind == "classification":
         val = ts.part("validation")
         model.threshold, _ = best_f1_threshold(
@@ -167,6 +178,14 @@ def train(
         test_input = input_frame(test, ts.features, ts.categorical)
         pred = model.predict_frame(test_input)
         test_metrics = score(ts, test, pred, model.threshold)
+        if model.intervals:  # how often the test target falls inside its interval
+            lower, upper = model.bounds(pred, test.horizon.to_numpy())
+            y = test.target.to_numpy()
+            test_metrics["interval_coverage"] = float(np.mean((y >= lower) & (y <= upper)))
+            log_json(
+                {"level": model.interval_level, "log1p_residual_quantiles": model.intervals},
+                "intervals.json",
+            )
         mlflow.log_metrics({f"test_{k}": v for k, v in test_metrics.items() if np.isfinite(v)})
         mlflow.log_metric(f"validation_{task.metric}", best.value)
         everything = input_frame(ts.frame, ts.features, ts.categorical)
