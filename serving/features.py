@@ -4,7 +4,7 @@ online store does not know, and the list of what was defaulted."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -135,3 +135,49 @@ def model_frame(online: dict[str, list], features: Sequence[str]) -> pd.DataFram
                 if name in frame:
                     frame[name] = frame[name].astype(object).where(~unknown, default)
     return frame
+
+
+EPOCH = date(1970, 1, 1)  # `origin_day` and `usage_day` count days from it
+
+
+class StartPassed(ValueError):
+    """A forecast asked to start on or before the last day of usage the store holds."""
+
+
+class ForecastPlan:
+    """The request rows of a hashtag forecast, as `OnlineFeatures.fetch_expanded` wants
+    them: per hashtag, one row per day from `start` (default: the day after the last day of
+    usage the online store holds; today for a hashtag it does not know), its horizon counted
+    from that last day (which the history's lags end on) and that day as the origin. A
+    hashtag without history forecasts from zero usage with the origin the day before `start`."""
+
+    def __init__(self, tags: Sequence[str], horizon: int, start: date | None, today: date):
+        self.tags, self.horizon, self.start, self.today = list(tags), horizon, start, today
+        self.days: list[date] = []  # the forecast day of every row, filled by the call
+
+    def __call__(self, found: dict[str, list]) -> tuple[list[int], dict[str, list]]:
+        index, horizons, origins, self.days = [], [], [], []
+        for i, (tag, known) in enumerate(zip(self.tags, found["usage_day"], strict=True)):
+            if known is None:
+                first = self.start or self.today
+                origin = (first - EPOCH).days - 1
+            else:
+                origin = int(known)
+                first = self.start or EPOCH + timedelta(days=origin + 1)
+                if (first - EPOCH).days <= origin:
+                    raise StartPassed(
+                        f"start: the online store holds usage of #{tag} up to "
+                        f"{EPOCH + timedelta(days=origin)}; a forecast starts after that day"
+                    )
+            for j in range(self.horizon):
+                day = first + timedelta(days=j)
+                index.append(i)
+                self.days.append(day)
+                horizons.append((day - EPOCH).days - origin)
+                origins.append(origin)
+        return index, {"horizon": horizons, "origin_day": origins}
+
+
+def missing_history(tags: Sequence[str], usage_days: Sequence) -> list[list[str]]:
+    """Per hashtag: `hashtag:<tag>` when the online store holds no usage history for it."""
+    return [[f"hashtag:{t}"] if d is None else [] for t, d in zip(tags, usage_days, strict=True)]

@@ -14,7 +14,7 @@ import pandas as pd
 from configs.settings import Settings
 
 ALIAS = "champion"
-SERVED_TASKS = ("engagement", "virality", "churn", "content")
+SERVED_TASKS = ("engagement", "virality", "churn", "content", "trend")
 log = logging.getLogger(__name__)
 
 

@@ -94,6 +94,30 @@ class OnlineFeatures:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise OnlineStoreDown(f"{self.where()} is not reachable: {first}") from None
 
+    def fetch_expanded(self, service_name: str, keys: dict[str, list], expand) -> dict[str, list]:
+        """One online lookup of the entity rows `keys`, then the service's on-demand views run
+        over the rows `expand(looked_up)` returns as (the key row each new row copies, request
+        fields per new row): request data that depends on what the store holds (a forecast
+        starts the day after the history it finds) still costs one lookup."""
+        from serving.online_reader import ServicePlan, _null_nan
+
+        plan = self.plan(service_name)
+        try:
+            if self.reader is not None:
+                found = keys | self.reader.read(ServicePlan(plan.views, ()), keys)
+            else:
+                refs = [f"{v.name}:{f}" for v in plan.views for f in v.features]
+                found = self.store.get_online_features(features=refs, entity_rows=keys).to_dict()
+        except self._errors as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise OnlineStoreDown(f"{self.where()} is not reachable: {first}") from None
+        index, request = expand(found)
+        out = {name: [values[i] for i in index] for name, values in found.items()} | request
+        for odfv in plan.on_demand:
+            values = odfv.view.transform_dict({name: out[name] for name in odfv.inputs})
+            out.update({name: [_null_nan(v) for v in values[name]] for name in odfv.outputs})
+        return out
+
     def request_views(self, service_name: str, varying: set[str]) -> list | None:
         """(on-demand view, its served feature names) for every view of the service computed
         from request data alone; None when a view mixes lookups with a `varying` request

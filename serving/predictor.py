@@ -6,30 +6,42 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import numpy as np
 
 from configs.settings import Settings
-from feature_repo.feature_services import DRAFT_SERVICES
+from feature_repo.drafts import parse_hashtags
+from feature_repo.feature_services import DRAFT_SERVICES, TREND_SERVICES
 from serving import rules
-from serving.features import draft_rows, feature_columns, missing_per_row
+from serving.features import (
+    EPOCH,
+    ForecastPlan,
+    StartPassed,
+    draft_rows,
+    feature_columns,
+    missing_history,
+    missing_per_row,
+)
 from serving.models import AliasPoller, Champion, Champions, NoChampion
 from serving.online import OnlineFeatures, OnlineStoreDown
 from serving.prediction_log import PredictionLog, open_prediction_log, prediction_rows
 from serving.schemas import (
     ChurnPrediction,
     ChurnResponse,
+    DayForecast,
     Draft,
     DraftTemplate,
     EngagementPrediction,
     EngagementResponse,
     FeaturesResponse,
+    HashtagForecast,
     Lineage,
     Metadata,
     PostingSlot,
     PostingTimeResponse,
     TaskStatus,
+    TrendResponse,
     ViralityPrediction,
     ViralityResponse,
     utc_now,
@@ -44,6 +56,10 @@ class Unavailable(RuntimeError):
 
 class BadRequest(ValueError):
     """The request is well formed but cannot be scored (HTTP 422); the message names the field."""
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
 
 
 def new_request_id() -> str:
@@ -207,6 +223,67 @@ class Predictor:
             best=[slots[i] for i in rules.best_slots(preds)],
             slots=slots,
             missing_features=missing[0],
+            lineage=self.lineage(champion, request_id),
+        )
+
+    def forecast_trend(
+        self, hashtags: list[str], horizon: int, start: date | None, request_id: str
+    ) -> TrendResponse:
+        """Daily usage of each hashtag for `horizon` days from `start` (default: the day after
+        the last day of usage the online store holds), with prediction bounds; one lookup."""
+        champion = self.champion("trend")
+        if champion.feature_service not in TREND_SERVICES:
+            raise Unavailable(
+                f"trend: champion v{champion.version} reads {champion.feature_service}, which "
+                "is not served online; retrain it on trend_v2 (`smap train trend`)"
+            )
+        tags = [parse_hashtags(h)[0] for h in hashtags]
+        plan = ForecastPlan(tags, horizon, start, utc_now().date())
+        try:
+            online = self.online.fetch_expanded(champion.feature_service, {"tag": tags}, plan)
+        except OnlineStoreDown as exc:
+            raise Unavailable(str(exc)) from None
+        except StartPassed as exc:
+            raise BadRequest(str(exc)) from None
+        features = champion.model.features
+        columns = feature_columns(online, features)
+        predictions = np.asarray(champion.predict_columns(columns), dtype=float)
+        lower, upper = champion.model.bounds(predictions, np.asarray(online["horizon"]))
+        keys = [
+            {"hashtag": tag, "day": str(day), "horizon": int(h)}
+            for tag, day, h in zip(online["tag"], plan.days, online["horizon"], strict=True)
+        ]
+        lineage = self.lineage_dict(champion)
+        self.log.add(
+            prediction_rows(request_id, "trend", keys, features, columns, predictions, lineage)
+        )
+        usage_days = online["usage_day"][::horizon]  # one per hashtag: rows come per hashtag
+        missing = missing_history(tags, usage_days)
+        forecasts = []
+        for i, tag in enumerate(tags):
+            rows = range(i * horizon, (i + 1) * horizon)
+            forecasts.append(
+                HashtagForecast(
+                    hashtag=tag,
+                    history_until=None
+                    if usage_days[i] is None
+                    else EPOCH + timedelta(days=int(usage_days[i])),
+                    days=[
+                        DayForecast(
+                            day=plan.days[r],
+                            horizon=int(online["horizon"][r]),
+                            usage=float(predictions[r]),
+                            lower=_finite(lower[r]),
+                            upper=_finite(upper[r]),
+                        )
+                        for r in rows
+                    ],
+                    missing_features=missing[i],
+                )
+            )
+        return TrendResponse(
+            forecasts=forecasts,
+            interval_level=getattr(champion.model, "interval_level", None),
             lineage=self.lineage(champion, request_id),
         )
 

@@ -3,7 +3,7 @@ rejected before any lookup, with the offending field named."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -254,3 +254,36 @@ class RecommendResponse(_Body):
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+MAX_FORECAST_TAGS = 50
+MAX_HORIZON = 30  # days ahead a trend forecast reaches
+ForecastTags = Annotated[list[Tag], Field(min_length=1, max_length=MAX_FORECAST_TAGS)]
+Horizon = Annotated[int, Field(ge=1, le=MAX_HORIZON)]
+
+
+class DayForecast(_Body):
+    """Expected usage of a hashtag on one day, with the prediction interval's bounds (null
+    when the model carries no interval)."""
+
+    day: date
+    horizon: int  # days after the last day of usage the forecast starts from
+    usage: float
+    lower: float | None
+    upper: float | None
+
+
+class HashtagForecast(_Body):
+    hashtag: str  # lower case, without '#'
+    history_until: date | None  # the last day of usage the online store holds (null: none)
+    days: list[DayForecast]
+    missing_features: list[str]
+
+
+class TrendResponse(_Body):
+    """`interval_level`: the central coverage the bounds were calibrated for (on held-out
+    days in training)."""
+
+    forecasts: list[HashtagForecast]
+    interval_level: float | None
+    lineage: Lineage

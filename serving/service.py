@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import os
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import bentoml
@@ -28,12 +28,15 @@ from serving.schemas import (
     EngagementResponse,
     FeatureRecords,
     FeaturesResponse,
+    ForecastTags,
+    Horizon,
     InfluencersResponse,
     PostingTimeResponse,
     RecommendN,
     RecommendResponse,
     ScoredTask,
     TopN,
+    TrendResponse,
     UserId,
     UserIds,
     UserSegmentResponse,
@@ -183,13 +186,16 @@ class Smap:
             return _unavailable(ctx, str(exc))
 
     @bentoml.api
-    async def forecast_trend(self, ctx: bentoml.Context) -> dict:
-        """Hashtag forecasts need a trend model on an online feature service (trend_v2)."""
-        return _unavailable(
-            ctx,
-            "trend: not served yet: the trend champion reads its usage history from the "
-            "warehouse (trend_v1), not from an online feature service",
-        )
+    async def forecast_trend(
+        self,
+        hashtags: ForecastTags,
+        horizon: Horizon,
+        ctx: bentoml.Context,
+        start: date | None = None,
+    ) -> TrendResponse:
+        """Daily usage of each hashtag for the next `horizon` days (from `start`, default the
+        day after the last day of usage the online store holds), with prediction bounds."""
+        return self._call(ctx, self.predictor.forecast_trend, hashtags, horizon, start)
 
     def _insight(self, ctx: bentoml.Context, method, *args: Any):
         """An analytics answer; 400/404 naming the field, 503 while its table is not built."""
