@@ -107,7 +107,9 @@ def test_smap_serve_on_services_survives_a_redis_outage(
         ):
             answer = httpx.post(f"{url}/{endpoint}", json=payload, timeout=30)
             assert answer.status_code == 503 and endpoint.split("_")[1] in answer.json()["error"]
-        assert httpx.post(f"{url}/forecast_trend", json={}, timeout=30).status_code == 503
+        trend = {"hashtags": ["#x"], "horizon": 7}  # only engagement is trained here
+        answer = httpx.post(f"{url}/forecast_trend", json=trend, timeout=30)
+        assert answer.status_code == 503 and "trend: no champion" in answer.json()["error"]
         meta = httpx.get(f"{url}/metadata", timeout=30).json()
         assert meta["profile"] == "services" and meta["online_store_ok"]
 
