@@ -46,6 +46,7 @@ from serving.schemas import (
     ViralityResponse,
     utc_now,
 )
+from training.packaging import interval_bounds
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +249,9 @@ class Predictor:
         features = champion.model.features
         columns = feature_columns(online, features)
         predictions = np.asarray(champion.predict_columns(columns), dtype=float)
-        lower, upper = champion.model.bounds(predictions, np.asarray(online["horizon"]))
+        # a model pickled before intervals existed has none: its bounds are null
+        intervals = getattr(champion.model, "intervals", None) or {}
+        lower, upper = interval_bounds(intervals, predictions, np.asarray(online["horizon"]))
         keys = [
             {"hashtag": tag, "day": str(day), "horizon": int(h)}
             for tag, day, h in zip(online["tag"], plan.days, online["horizon"], strict=True)
