@@ -4,8 +4,8 @@ What is measured (one run, one table, one registered engagement model, the same 
 
 - `smap (own features)`: `smap serve` answering `POST /predict_engagement` with one draft;
   the service fetches the author and hashtag features online (Feast) itself.
-- `smap (features passed in)`: not measured: the service has no endpoint that takes a
-  finished feature vector (every smap endpoint looks its features up); the row says so.
+- `smap (features passed in)`: `POST /predict_features` with the same draft's finished
+  feature vector (no lookup): what the service costs besides its online read.
 - `mlflow models serve`: the same registered model version, the feature vector passed in as
   `{"inputs": [record]}` (its fastest JSON format), same worker count.
 - `smap best_posting_time`: one draft, 168 candidate hours, one batched model call.
@@ -13,9 +13,9 @@ What is measured (one run, one table, one registered engagement model, the same 
   this process, sequentially: online lookup + model, no HTTP.
 
 For each server: requests/s, p50 and p99 latency at 1, 16 and 64 concurrent clients. The load
-comes from a separate process (this file with `--load`: asyncio + httpx, one keep-alive
-connection per client) over loopback, for `--seconds` per cell after a short warm-up. Nothing
-here asserts on timings: it is a benchmark, not a test.
+comes from a separate process (this file with `--load`: asyncio streams, one keep-alive
+connection per client, the request bytes built once) over loopback, for `--seconds` per cell
+after a short warm-up. Nothing here asserts on timings: it is a benchmark, not a test.
 
 Isolation: a quick simulated platform is built under a temporary SMAP_DATA_DIR (local profile:
 Parquet warehouse, SQLite online store, SQLite MLflow), engagement is trained on it (one
@@ -39,6 +39,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 # run as a script, this file's folder comes first on sys.path and its own name would shadow
 # the `serving` package it measures
@@ -55,7 +56,6 @@ os.environ.update(telemetry_env())  # before MLflow, BentoML or Feast are import
 out = Console(width=None if sys.stdout.isatty() else 120)  # a readable table in a log file
 log = Console(stderr=True)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-NOT_SUPPORTED = "the service has no endpoint taking a finished feature vector"
 
 
 @dataclass
@@ -88,30 +88,70 @@ def percentile(values: list[float], q: float) -> float | None:
 # ---- the load generator (runs in its own process) --------------------------------------------
 
 
-async def _client(client, url: str, body: bytes, until: float, warm: float, lat: list, err: list):
-    headers = {"content-type": "application/json"}
-    while (now := time.perf_counter()) < until:
-        try:
-            response = await client.post(url, content=body, headers=headers)
-            ok = response.status_code == 200
-        except Exception:
-            ok = False
-        if now >= warm:  # requests started during the warm-up are not counted
-            (lat if ok else err).append((time.perf_counter() - now) * 1000)
+class _Connection:
+    """One keep-alive HTTP/1.1 connection with the request bytes built once: the load
+    generator must cost far less than the servers it measures (httpx spent about as much CPU
+    per request as the server, on the same 2 cores, and capped every server alike)."""
+
+    def __init__(self, url: str, body: bytes):
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname, parts.port or 80
+        self.request = (
+            f"POST {parts.path or '/'} HTTP/1.1\r\nhost: {parts.netloc}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        self.reader = self.writer = None
+
+    async def post(self) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.writer.write(self.request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+        if "content-length" in headers:
+            await self.reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding") == "chunked":
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
+                await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+        if headers.get("connection") == "close":
+            self.close()
+        return status
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def _client(url: str, body: bytes, until: float, warm: float, lat: list, err: list):
+    connection = _Connection(url, body)
+    try:
+        while (now := time.perf_counter()) < until:
+            try:
+                ok = await connection.post() == 200
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                connection.close()
+                ok = False
+            if now >= warm:  # requests started during the warm-up are not counted
+                (lat if ok else err).append((time.perf_counter() - now) * 1000)
+    finally:
+        connection.close()
 
 
 async def _load(url: str, body: bytes, clients: int, seconds: float, warmup: float) -> dict:
-    import httpx
-
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        start = time.perf_counter()
-        warm, until = start + warmup, start + warmup + seconds
-        latencies: list[float] = []
-        errors: list[float] = []
-        tasks = [_client(client, url, body, until, warm, latencies, errors) for _ in range(clients)]
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - warm
+    start = time.perf_counter()
+    warm, until = start + warmup, start + warmup + seconds
+    latencies: list[float] = []
+    errors: list[float] = []
+    await asyncio.gather(
+        *(_client(url, body, until, warm, latencies, errors) for _ in range(clients))
+    )
+    elapsed = time.perf_counter() - warm
     return {
         "requests": len(latencies),
         "errors": len(errors),
@@ -199,12 +239,17 @@ def payloads(settings: Settings) -> dict:
     return {"draft": draft, "template": template, "record": record}
 
 
-def in_process(settings: Settings, bodies: dict, seconds: float) -> list[Result]:
-    """The floor: the service's own code path called sequentially in this process."""
+def in_process(
+    settings: Settings, bodies: dict, seconds: float, reads: str = "direct"
+) -> list[Result]:
+    """The floor: the service's own code path called sequentially in this process; with
+    `reads="feast"`, the same through Feast's `get_online_features` (the path before)."""
     from serving.predictor import Predictor
     from serving.schemas import Draft, DraftTemplate
 
-    predictor = Predictor(settings, background=False)
+    serving = settings.serving.model_copy(update={"online_reads": reads})
+    predictor = Predictor(settings.model_copy(update={"serving": serving}), background=False)
+    target = "in-process (floor)" if reads == "direct" else "in-process, Feast online reads"
     predictor.log.start()  # the log writer runs as in the service, off the measured path
     draft = Draft.model_validate(bodies["draft"])
     template = DraftTemplate.model_validate(bodies["template"])
@@ -226,7 +271,7 @@ def in_process(settings: Settings, bodies: dict, seconds: float) -> list[Result]
             elapsed = time.perf_counter() - start
             results.append(
                 Result(
-                    "in-process (floor)",
+                    target,
                     endpoint,
                     1,
                     len(latencies),
@@ -270,6 +315,8 @@ def mlflow_server(settings: Settings, version: int, workers: int):
         **os.environ,
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
         "MLFLOW_REGISTRY_URI": settings.mlflow_tracking_uri,
+        # it starts `uvicorn` by name: this interpreter's scripts first, with or without `uv run`
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     cmd = [
         str(Path(sys.executable).with_name("mlflow")),
@@ -286,19 +333,24 @@ def mlflow_server(settings: Settings, version: int, workers: int):
         "--workers",
         str(workers),
     ]
+    errors = tempfile.TemporaryFile()  # its last lines explain a failed start
     process = subprocess.Popen(
         cmd,
         env=env,
-        cwd=PROJECT_ROOT,
+        cwd=tempfile.gettempdir(),  # not the checkout: the model brings its own code
         start_new_session=True,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=errors,
     )
     try:
         deadline = time.monotonic() + 180
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"mlflow models serve exited with code {process.returncode}")
+                errors.seek(0)
+                tail = errors.read().decode(errors="replace").strip().splitlines()[-5:]
+                raise RuntimeError(
+                    f"mlflow models serve exited with code {process.returncode}: {' / '.join(tail)}"
+                )
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
                     break
@@ -308,6 +360,7 @@ def mlflow_server(settings: Settings, version: int, workers: int):
         yield url
     finally:
         stop_service(process)
+        errors.close()
 
 
 def check(url: str, body: dict) -> None:
@@ -344,6 +397,15 @@ def run(args: argparse.Namespace, root: Path) -> list[Result]:
     settings, version = build_platform(root / "smap", args.preset)
     bodies = payloads(settings)
     results = in_process(settings, bodies, args.seconds)
+    results += in_process(settings, bodies, args.seconds, reads="feast")
+    with mlflow_server(settings, version, args.workers) as url:
+        results += measure(
+            "mlflow models serve",
+            "invocations",
+            f"{url}/invocations",
+            {"inputs": [bodies["record"]]},
+            args,
+        )
     with smap_server(settings, args.workers) as url:
         results += measure(
             "smap (own features)",
@@ -353,19 +415,17 @@ def run(args: argparse.Namespace, root: Path) -> list[Result]:
             args,
         )
         results += measure(
+            "smap (features passed in)",
+            "predict_features",
+            f"{url}/predict_features",
+            {"task": "engagement", "records": [bodies["record"]]},
+            args,
+        )
+        results += measure(
             "smap (own features)",
             "best_posting_time",
             f"{url}/best_posting_time",
             {"draft": bodies["template"]},
-            args,
-        )
-    results.append(Result("smap (features passed in)", "-", 0, 0, 0, 0, None, None, NOT_SUPPORTED))
-    with mlflow_server(settings, version, args.workers) as url:
-        results += measure(
-            "mlflow models serve",
-            "invocations",
-            f"{url}/invocations",
-            {"inputs": [bodies["record"]]},
             args,
         )
     return results
@@ -432,7 +492,6 @@ def metadata(args: argparse.Namespace) -> dict:
         "mlflow": mlflow.__version__,
         "feast": feast.__version__,
         "platform": platform.platform(),
-        "features_passed_in": NOT_SUPPORTED,
     }
 
 

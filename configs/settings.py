@@ -175,6 +175,10 @@ class ServingSettings(_Frozen):
     # direct: read Feast's online tables for a batch in one query / pipeline
     # (serving/online_reader.py); feast: through FeatureStore.get_online_features
     online_reads: Literal["direct", "feast"] = "direct"
+    # BentoML's OpenTelemetry spans (no exporter is configured: they cost ~15% of a request
+    # and go nowhere) and its Prometheus request metrics on /metrics
+    tracing: bool = False
+    metrics: bool = True
 
 
 class DriftThresholds(_Frozen):

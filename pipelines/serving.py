@@ -29,7 +29,12 @@ def service_env(settings: Settings, workers: int) -> dict[str, str]:
     env["SMAP_PROFILE"] = settings.profile
     env["SMAP_DATA_DIR"] = str(settings.root)
     env.setdefault("BENTOML_HOME", str(settings.root / "bentoml"))
-    env["BENTOML_CONFIG_OPTIONS"] = f"services.smap.workers={workers}"
+    options = [f"services.smap.workers={workers}"]
+    if not settings.serving.tracing:  # every URL excluded: the span middleware passes through
+        options.append("services.smap.tracing.excluded_urls=.")
+    if not settings.serving.metrics:
+        options.append("services.smap.metrics.enabled=false")
+    env["BENTOML_CONFIG_OPTIONS"] = " ".join(options)
     return env
 
 

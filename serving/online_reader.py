@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from configs.settings import Settings
 
+KEY_CACHE_SIZE = 100_000  # serialized entity keys remembered per view
+
 
 @dataclass(frozen=True)
 class ViewRead:
@@ -34,9 +36,18 @@ class ViewRead:
 
 @dataclass(frozen=True)
 class OnDemandRead:
-    view: object  # feast OnDemandFeatureView: run through its own transform_dict
+    view: object  # feast OnDemandFeatureView
     inputs: tuple[str, ...]  # source features and request fields it reads
     outputs: tuple[str, ...]  # the features the service asks of it
+
+    def transform(self, inputs: dict[str, list]) -> dict[str, list]:
+        """The view's own function on a dict of lists, as Feast runs a batch python-mode view
+        (its `transform_dict` adds full-name copies of every input first, which ours never
+        read); any other mode goes through `transform_dict`."""
+        view = self.view
+        if view.mode == "python" and not view.singleton:
+            return view.feature_transformation.udf(inputs)
+        return view.transform_dict(inputs)
 
 
 @dataclass(frozen=True)
@@ -109,9 +120,20 @@ class DirectOnlineReader:
         self._local = threading.local()  # one SQLite connection per thread
         self._redis = None
         self._redis_lock = threading.Lock()
+        self._keys: dict[str, dict[tuple, bytes]] = {}
 
     # -- keys --------------------------------------------------------------------------------
     def _entity_key(self, view: ViewRead, values: tuple) -> bytes:
+        """Feast's serialized entity key, remembered (authors and tags come back often)."""
+        cache = self._keys.setdefault(view.name, {})
+        key = cache.get(values)
+        if key is None:
+            if len(cache) >= KEY_CACHE_SIZE:
+                cache.clear()
+            key = cache[values] = self._serialize(view, values)
+        return key
+
+    def _serialize(self, view: ViewRead, values: tuple) -> bytes:
         from feast.infra.key_encoding_utils import serialize_entity_key
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
@@ -217,7 +239,7 @@ class DirectOnlineReader:
                 out[feature] = [None if s is None else s.get(feature) for s in stored]
         for odfv in plan.on_demand:
             inputs = {name: out[name] if name in out else rows[name] for name in odfv.inputs}
-            values = odfv.view.transform_dict(inputs)
+            values = odfv.transform(inputs)
             out.update({name: [_null_nan(v) for v in values[name]] for name in odfv.outputs})
         return out
 

@@ -1,5 +1,6 @@
-"""One real `smap serve` on the services profile (PostgreSQL + a private Redis): every endpoint
-answers, a Redis outage gives 503 with the reason and the service recovers by itself, and the
+"""One real `smap serve --workers 2` on the services profile (PostgreSQL + a private Redis):
+every endpoint answers, a burst of concurrent requests over both workers is logged row for row,
+a Redis outage gives 503 with the reason and the service recovers by itself, and the
 prediction log lands in PostgreSQL."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import psycopg2
@@ -22,6 +24,12 @@ from training.train import train
 
 pytestmark = pytest.mark.integration
 DRAFT = {"user_id": 1, "post_type": "image", "category": "food", "hashtags": ["#x"]}
+
+
+def _post_drafts(url: str, draft: dict, n: int) -> int:
+    return httpx.post(
+        f"{url}/predict_engagement", json={"drafts": [draft] * n}, timeout=60
+    ).status_code
 
 
 class PrivateRedis:
@@ -86,7 +94,7 @@ def test_smap_serve_on_services_survives_a_redis_outage(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     serve = subprocess.Popen(
-        [sys.executable, "-m", "pipelines", "serve", "--port", str(port)],
+        [sys.executable, "-m", "pipelines", "serve", "--port", str(port), "--workers", "2"],
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -98,6 +106,11 @@ def test_smap_serve_on_services_survives_a_redis_outage(
         ok = httpx.post(f"{url}/predict_engagement", json={"drafts": [draft, draft]}, timeout=30)
         assert ok.status_code == 200 and ok.json()["lineage"]["version"] == trained.version
         made += 2
+        # a burst from 8 clients at once, spread over both workers: every prediction logged
+        with ThreadPoolExecutor(8) as pool:
+            burst = list(pool.map(lambda _: _post_drafts(url, draft, 3), range(48)))
+        assert all(code == 200 for code in burst), burst
+        made += 3 * len(burst)
         best = httpx.post(f"{url}/best_posting_time", json={"draft": DRAFT}, timeout=30)
         assert best.status_code == 200 and len(best.json()["best"]) == 3
         made += 168
@@ -138,4 +151,4 @@ def test_smap_serve_on_services_survives_a_redis_outage(
         cur.execute(f"SELECT count(*), count(DISTINCT request_id) FROM {table}")
         rows, requests = cur.fetchone()
     conn.close()
-    assert (rows, requests) == (made, 3)
+    assert (rows, requests) == (made, 3 + 48)
