@@ -19,7 +19,8 @@ after a short warm-up. Nothing here asserts on timings: it is a benchmark, not a
 
 Isolation: a quick simulated platform is built under a temporary SMAP_DATA_DIR (local profile:
 Parquet warehouse, SQLite online store, SQLite MLflow), engagement is trained on it (one
-linear trial), and both servers run on free loopback ports; everything is removed at the end.
+trial of `--family`, linear by default), and both servers run on free loopback ports;
+everything is removed at the end.
 
     uv run python benchmarks/serving.py --json .smap/bench/serving.json
 """
@@ -197,8 +198,9 @@ def quiet():
         yield
 
 
-def build_platform(root: Path, preset: str) -> tuple[Settings, int]:
-    """A simulated platform with an engagement champion on engagement_v2; returns its version."""
+def build_platform(root: Path, preset: str, family: str = "linear") -> tuple[Settings, int]:
+    """A simulated platform with an engagement champion on engagement_v2 (one trial of
+    `family`); returns its version."""
     from pipelines import flows
     from training.train import train
 
@@ -206,7 +208,7 @@ def build_platform(root: Path, preset: str) -> tuple[Settings, int]:
     log.print(f"building a {preset} platform under {root} (simulate, ETL, Feast, one trial)")
     with quiet():
         flows.prepare_data(settings, preset=preset)
-        trained = train(settings, "engagement", trials=1, families=("linear",))
+        trained = train(settings, "engagement", trials=1, families=(family,))
     return settings, int(trained.version)
 
 
@@ -394,7 +396,7 @@ def measure(target: str, endpoint: str, url: str, body: dict, args) -> list[Resu
 
 
 def run(args: argparse.Namespace, root: Path) -> list[Result]:
-    settings, version = build_platform(root / "smap", args.preset)
+    settings, version = build_platform(root / "smap", args.preset, args.family)
     bodies = payloads(settings)
     results = in_process(settings, bodies, args.seconds)
     results += in_process(settings, bodies, args.seconds, reads="feast")
@@ -433,7 +435,7 @@ def run(args: argparse.Namespace, root: Path) -> list[Result]:
 
 def render(results: list[Result], args: argparse.Namespace) -> None:
     title = (
-        f"smap serving benchmark (preset={args.preset}, workers={args.workers}, "
+        f"smap serving benchmark (preset={args.preset}, {args.family}, workers={args.workers}, "
         f"{args.seconds:g}s per cell, one draft per request)"
     )
     table = RichTable(title=title)
@@ -482,6 +484,7 @@ def metadata(args: argparse.Namespace) -> dict:
 
     return {
         "preset": args.preset,
+        "family": args.family,
         "workers": args.workers,
         "seconds": args.seconds,
         "warmup": args.warmup,
@@ -502,6 +505,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per cell")
     parser.add_argument("--concurrency", default="1,16,64", help="comma separated client counts")
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    parser.add_argument(
+        "--family",
+        default="linear",
+        choices=("linear", "lightgbm", "xgboost", "forest"),
+        help="the champion's model family (one trial)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     # the load generator's own mode (a separate process started by the benchmark)
     parser.add_argument("--load", help=argparse.SUPPRESS)
