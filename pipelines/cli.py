@@ -752,6 +752,19 @@ def print_demo_answers(served: dict) -> None:
     out.print(table)
     slots = ", ".join(f"{s['planned_at'][:16]} ({s['engagement_rate']:.4f})" for s in best["best"])
     out.print(f"best posting time for author {served['drafts'][0]['user_id']}: {slots}")
+    trend = served.get("trend")
+    if trend:
+        lineage = trend["lineage"]
+        for forecast in trend["forecasts"]:
+            days = ", ".join(
+                f"{d['day'][5:]} {d['usage']:.0f}"
+                + (f" [{d['lower']:.0f}-{d['upper']:.0f}]" if d["lower"] is not None else "")
+                for d in forecast["days"][:3]
+            )
+            out.print(
+                f"#{forecast['hashtag']} usage, next days (trend v{lineage['version']}, "
+                f"{trend['interval_level'] or 0:.0%} interval): {days}, ..."
+            )
 
 
 @app.command()

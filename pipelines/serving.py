@@ -187,7 +187,8 @@ def demo_drafts(settings: Settings, n: int = 3) -> list[dict]:
 
 
 def ask_service(settings: Settings, url: str) -> dict:
-    """A few drafts and a best-posting-time question to a running service, with the answers."""
+    """A few drafts, a best-posting-time question and (with a trend champion) a week's
+    forecast of their hashtags, asked of a running service, with the answers."""
     import httpx
 
     drafts = demo_drafts(settings)
@@ -201,7 +202,18 @@ def ask_service(settings: Settings, url: str) -> dict:
         f"{url}/best_posting_time", json={"draft": template}, headers=headers, timeout=30
     )
     best.raise_for_status()
-    return {"url": url, "drafts": drafts, "engagement": answer.json(), "best": best.json()}
+    served = {"url": url, "drafts": drafts, "engagement": answer.json(), "best": best.json()}
+    tags = [t for d in drafts for t in d["hashtags"]][:2]
+    if tags:  # a trend champion answers; without one the 503 says so and the demo goes on
+        trend = httpx.post(
+            f"{url}/forecast_trend",
+            json={"hashtags": tags, "horizon": 7},
+            headers=headers,
+            timeout=30,
+        )
+        if trend.status_code == 200:
+            served["trend"] = trend.json()
+    return served
 
 
 def demo_serving(settings: Settings) -> dict:
