@@ -125,6 +125,15 @@ def test_smap_serve_on_services_survives_a_redis_outage(
         assert answer.status_code == 503 and "trend: no champion" in answer.json()["error"]
         meta = httpx.get(f"{url}/metadata", timeout=30).json()
         assert meta["profile"] == "services" and meta["online_store_ok"]
+        features = next(t for t in meta["tasks"] if t["task"] == "engagement")["features"]
+        record = {name: None for name in features}  # nothing known: the model's NaN handling
+        given = httpx.post(
+            f"{url}/predict_features",
+            json={"task": "engagement", "records": [record]},
+            timeout=30,
+        )
+        assert given.status_code == 200 and len(given.json()["predictions"]) == 1, given.text
+        made += 1
 
         private_redis.stop()
         down = httpx.post(f"{url}/predict_engagement", json={"drafts": [draft]}, timeout=30)
@@ -151,4 +160,4 @@ def test_smap_serve_on_services_survives_a_redis_outage(
         cur.execute(f"SELECT count(*), count(DISTINCT request_id) FROM {table}")
         rows, requests = cur.fetchone()
     conn.close()
-    assert (rows, requests) == (made, 3 + 48)
+    assert (rows, requests) == (made, 4 + 48)
