@@ -99,7 +99,7 @@ class OnlineFeatures:
         over the rows `expand(looked_up)` returns as (the key row each new row copies, request
         fields per new row): request data that depends on what the store holds (a forecast
         starts the day after the history it finds) still costs one lookup."""
-        from serving.online_reader import ServicePlan, _null_nan
+        from serving.online_reader import ServicePlan, null_nan
 
         plan = self.plan(service_name)
         try:
@@ -114,8 +114,8 @@ class OnlineFeatures:
         index, request = expand(found)
         out = {name: [values[i] for i in index] for name, values in found.items()} | request
         for odfv in plan.on_demand:
-            values = odfv.view.transform_dict({name: out[name] for name in odfv.inputs})
-            out.update({name: [_null_nan(v) for v in values[name]] for name in odfv.outputs})
+            values = odfv.transform({name: out[name] for name in odfv.inputs})
+            out.update({name: [null_nan(v) for v in values[name]] for name in odfv.outputs})
         return out
 
     def request_views(self, service_name: str, varying: set[str]) -> list | None:

@@ -64,7 +64,7 @@ def _value(proto) -> object:
     return getattr(proto, kind)
 
 
-def _null_nan(value: object) -> object:
+def null_nan(value: object) -> object:
     """NaN out of an on-demand view is null, as Feast's proto round trip makes it."""
     return None if isinstance(value, float) and value != value else value
 
@@ -240,7 +240,7 @@ class DirectOnlineReader:
         for odfv in plan.on_demand:
             inputs = {name: out[name] if name in out else rows[name] for name in odfv.inputs}
             values = odfv.transform(inputs)
-            out.update({name: [_null_nan(v) for v in values[name]] for name in odfv.outputs})
+            out.update({name: [null_nan(v) for v in values[name]] for name in odfv.outputs})
         return out
 
     def close(self) -> None:

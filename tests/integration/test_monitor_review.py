@@ -270,6 +270,9 @@ def test_monitor_ui_serves_until_ctrl_c(local_settings):
         cwd=Path(__file__).parents[2],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # Ctrl-C reaches it as from a terminal, also when the test run itself was started in
+        # the background (which leaves SIGINT ignored in every child)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline, status, page = time.monotonic() + 120, None, b""

@@ -98,6 +98,8 @@ def test_smap_serve_on_services_survives_a_redis_outage(
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # SIGINT stops it as Ctrl-C would, also under a test run started in the background
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     made = 0
     try:

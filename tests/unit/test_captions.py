@@ -19,14 +19,30 @@ from ingestion.simulator import (
 
 SHARED = set(simulator._WORDS)
 # content_posts without captions and every other table of simulate("quick", seed=7), hashed
-# before captions had topic words (the generator of commit e2cfac2)
-BEFORE_TOPICS = "cf926f036e7e1bb8"
+# before captions had topic words (the generator of commit e2cfac2, run on this kind of
+# machine: the exact digest of that generator differed between two machines' CPUs, in the
+# last bits of numpy's exp/log, so floats are hashed at 10 significant digits and times
+# at the millisecond)
+BEFORE_TOPICS = "2ed253867d8746ad"
+
+
+def _stable(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with floats rounded to 10 significant digits and times to the millisecond."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if pd.api.types.is_float_dtype(values):
+            mantissa, exponent = np.frexp(values.to_numpy())
+            out[column] = np.ldexp(np.round(mantissa, 10), exponent)
+        elif pd.api.types.is_datetime64_any_dtype(values):
+            out[column] = values.dt.round("ms")
+    return out
 
 
 def _digest(tables: dict[str, pd.DataFrame]) -> str:
     h = hashlib.sha256()
     for name in sorted(set(tables) - {"truth_post_categories"}):
-        frame = tables[name].drop(columns=["caption"], errors="ignore")
+        frame = _stable(tables[name].drop(columns=["caption"], errors="ignore"))
         h.update(name.encode())
         h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return h.hexdigest()[:16]
