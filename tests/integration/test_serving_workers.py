@@ -1,0 +1,57 @@
+"""`smap serve --workers 2` on the local profile: a burst of concurrent requests spread over
+both worker processes is in the Parquet prediction log row for row, each worker writing part
+files of its own (append-only, nothing rewritten), flushed when the service stops."""
+
+from __future__ import annotations
+
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from pipelines import flows
+from pipelines.serving import free_port, start_service, stop_service, wait_ready
+from serving.prediction_log import read_parquet_log
+from training.train import train
+
+pytestmark = pytest.mark.integration
+DRAFT = {
+    "user_id": 1,
+    "post_type": "video",
+    "category": "food",
+    "hashtags": ["#x"],
+    "planned_at": "2026-06-01T12:00:00Z",
+}
+REQUESTS, DRAFTS_PER_REQUEST = 60, 3
+
+
+def test_two_workers_log_every_prediction_of_a_burst(local_settings):
+    settings = local_settings
+    flows.prepare_data(settings)
+    train(settings, "engagement", trials=1, families=("linear",))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_service(
+        settings, "127.0.0.1", port, workers=2, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_ready(url, process, timeout=120)
+
+        def post(_):
+            body = {"drafts": [DRAFT] * DRAFTS_PER_REQUEST}
+            return httpx.post(f"{url}/predict_engagement", json=body, timeout=60)
+
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(post, range(REQUESTS)))
+        assert [a.status_code for a in answers] == [200] * REQUESTS
+    finally:
+        stop_service(process)  # SIGTERM: each worker flushes what it still holds
+    folder = settings.root / "predictions"
+    logged = read_parquet_log(folder)
+    sent = {a.json()["lineage"]["request_id"] for a in answers}
+    burst = logged[logged.request_id.isin(sent)]
+    assert len(burst) == REQUESTS * DRAFTS_PER_REQUEST
+    assert burst.groupby("request_id").size().eq(DRAFTS_PER_REQUEST).all()
+    writers = {p.name.split("-")[2] for p in folder.glob("part-*.parquet")}
+    assert len(writers) == 2, writers  # both worker processes wrote part files of their own
