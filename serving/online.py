@@ -7,6 +7,7 @@ import threading
 
 from configs.settings import Settings
 from serving.features import SLOT_PROBES
+from serving.online_reader import OnDemandRead
 
 
 class OnlineStoreDown(RuntimeError):
@@ -154,7 +155,7 @@ class OnlineFeatures:
         online = {k: v * n for k, v in self.fetch(service_name, row).items()}
         request = {k: v * n for k, v in row.items()} | varying
         for view, names in views:
-            values = view.transform_dict(request)
+            values = OnDemandRead(view, (), tuple(names)).transform(request)
             online.update({name: list(values[name]) for name in names})
         return online
 

@@ -5,7 +5,7 @@ store: entity rows turned into protos, a response proto assembled field by field
 Python, the on-demand views fed through the same conversions again. This reader asks the same
 tables for the same keys (Feast's own key encoding and table layout: one SQL query per batch on
 SQLite, one pipeline of HMGETs per batch on Redis), decodes each stored value once, and runs
-the service's on-demand views through Feast's own `transform_dict`. A test holds its answers
+the service's on-demand views' own functions as Feast runs them. A test holds its answers
 equal to `get_online_features` on both online stores; `serving.online_reads: feast` switches
 back to Feast's path.
 """

@@ -22,6 +22,7 @@ from serving.features import (
     feature_columns,
     missing_history,
     missing_per_row,
+    unix_seconds,
 )
 from serving.models import AliasPoller, Champion, Champions, NoChampion
 from serving.online import OnlineFeatures, OnlineStoreDown
@@ -205,11 +206,13 @@ class Predictor:
         """Predicted engagement for each hour of the next week, in one batched model call."""
         champion = self.champion("engagement", draft=True)
         hours = rules.candidate_hours(start or utc_now())
-        rows = self._draft_rows([draft] * len(hours), hours)
+        # the draft's row once (its hashtags parsed once); only the planned time varies
+        first = self._draft_rows([draft], hours[:1])
+        rows = {k: v * len(hours) for k, v in first.items()}
+        rows["posted_at"] = [unix_seconds(h) for h in hours]
         # candidate hours are what-ifs: monitoring leaves them out of its windows
         keys = [{"user_id": draft.user_id, "planned_at": h, "candidate": True} for h in hours]
-        first = {k: v[:1] for k, v in rows.items()}
-        try:  # one lookup for the draft; only its planned time varies between candidates
+        try:  # one lookup for the draft
             online = self.online.fetch_varying(
                 champion.feature_service, first, {"posted_at": rows["posted_at"]}
             )
