@@ -147,12 +147,21 @@ class DirectOnlineReader:
 
     # -- stores ------------------------------------------------------------------------------
     def _sqlite(self) -> sqlite3.Connection:
+        """This thread's connection to the online store file; a new one when the file was
+        replaced (a deleted store loaded again in full), which an open connection would
+        never see."""
+        path = self.settings.root / "online_store.db"
+        try:
+            inode = path.stat().st_ino
+        except FileNotFoundError:  # connecting would create an empty file
+            raise sqlite3.OperationalError(f"unable to open database file {path}") from None
         conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.inode != inode:
+            conn.close()
+            conn = None
         if conn is None:
-            path = self.settings.root / "online_store.db"
-            if not path.is_file():  # connecting would create an empty file
-                raise sqlite3.OperationalError(f"unable to open database file {path}")
             conn = self._local.conn = sqlite3.connect(str(path), check_same_thread=False)
+            self._local.inode = inode
         return conn
 
     def _read_sqlite(self, reads: list[tuple[ViewRead, list[bytes]]]) -> list[dict[bytes, dict]]:

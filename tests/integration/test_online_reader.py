@@ -80,3 +80,30 @@ def test_direct_reads_equal_feast_online_features(materialized):
     got = direct.fetch("engagement_v2", rows)
     assert any(v is not None for v in got["tag1_momentum"])  # stored hashtags found
     assert 0 < sum(got["hashtags_known"]) < sum(len(h) for h in hashtags)  # unknown ones not
+
+
+def test_a_replaced_sqlite_store_is_read_from_the_new_file(local_settings):
+    """An open connection keeps reading a deleted file: the reader reconnects when the
+    online store file was replaced (a store loaded again in full while serving)."""
+    import shutil
+    import sqlite3
+
+    settings = local_settings
+    flows.prepare_data(settings, preset="quick")
+    online = OnlineFeatures(settings)
+    user = {"user_id": [int(v) for v in range(1, 200)]}
+    before = online.fetch("churn_v1", user)["followers"]
+    known = next(i for i, v in enumerate(before) if v is not None)
+    path = settings.root / "online_store.db"
+    copy = path.with_name("replacement.db")
+    shutil.copy(path, copy)
+    with sqlite3.connect(copy) as db:  # the replacement no longer knows that author
+        table = f"{settings.feast.project}_user_engagement"
+        key = online.reader._entity_key(online.plan("churn_v1").views[0], (user["user_id"][known],))
+        db.execute(f'DELETE FROM "{table}" WHERE entity_key = ?', (key,))
+    copy.replace(path)
+    after = online.fetch("churn_v1", user)["followers"]
+    assert after[known] is None
+    assert [v for i, v in enumerate(after) if i != known] == [
+        v for i, v in enumerate(before) if i != known
+    ]
