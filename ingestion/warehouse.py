@@ -8,6 +8,8 @@ Parquet table is one file, which cannot grow in place, so it is rewritten, strea
 batch from the old file and the new rows, so memory holds one batch. Writers
 take the warehouse's write lock (a file lock, a PostgreSQL advisory lock), so a writer that
 reads, changes and writes back tables (an import, the ETL) never overwrites another's rows.
+A named lock (`exclusive`) is the same kind of lock taken without waiting: one process at a
+time does a job (a retrain), the others learn that it is being done.
 """
 
 from __future__ import annotations
@@ -105,7 +107,18 @@ class Warehouse(Protocol):
     def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame: ...
     def exists(self, name: str) -> bool: ...
     def writing(self) -> AbstractContextManager[None]: ...
+    def exclusive(self, name: str) -> AbstractContextManager[bool]: ...
     def version(self, names: Sequence[str]) -> str: ...
+
+
+_LOCK_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def _lock_name(name: str) -> str:
+    """A lock's name as part of a file name: letters, digits, `_`, `.` and `-` only."""
+    if not _LOCK_NAME.match(name):
+        raise ValueError(f"lock name {name!r}: use letters, digits, _, . and - only")
+    return name
 
 
 # what a writer killed mid-write leaves in the folder: its staged copies and swap backups
@@ -158,6 +171,25 @@ class ParquetWarehouse:
             ):
                 self._clean_leftovers()
                 yield
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Take the lock `name` of this folder if nobody holds it, without waiting: yields
+        whether this holder got it (another process, or another `with` in this one, already
+        holds it: False). A `fcntl.flock` file beside the folder; the kernel releases it when
+        the holder exits or is killed."""
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        path = self.root.with_name(f"{self.root.name}.{_lock_name(name)}.lock")
+        with open(path, "a+b") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _clean_leftovers(self) -> None:
         """Undo what a killed writer left (run under the lock, so no live writer is mid-write;
@@ -377,6 +409,23 @@ class PostgresWarehouse:
                 lambda: call("pg_advisory_unlock"),
             ):
                 yield
+        finally:
+            conn.close()
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Take the lock `name` of this schema if nobody holds it, without waiting: yields
+        whether this holder got it (another process, or another `with` in this one, already
+        holds it: False). A session advisory lock on a connection of its own, released when
+        that connection closes; the server closes it if the holder dies."""
+        conn = self.connect()
+        conn.autocommit = True
+        key = f"smap.warehouse.{self.pg.database}.{self.schema}.{_lock_name(name)}"
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))
+                held = bool(cur.fetchone()[0])
+            yield held
         finally:
             conn.close()
 

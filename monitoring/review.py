@@ -89,6 +89,8 @@ def _retrain(raw: str) -> tuple[str, str]:
         return "?", raw
     if "error" in record:
         return "error", str(record["error"])
+    if "skipped" in record:
+        return "skipped", str(record["skipped"])
     outcome = f"v{record.get('version', '?')}: {record.get('decision', '?')}"
     return outcome, str(record.get("reason", ""))
 

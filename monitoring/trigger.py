@@ -30,6 +30,23 @@ def should_retrain(settings: Settings, warehouse, result: CheckResult) -> bool:
     return earlier + 1 >= settings.monitoring.consecutive
 
 
+def retrains(warehouse, task: str) -> frozenset[str]:
+    """Ids of the task's checks that carry a retrain record (done, failed or skipped)."""
+    past = checks(warehouse, task)
+    return frozenset(past.check_id[past.retrain != ""])
+
+
+def skip_reason(warehouse, task: str, held: bool, seen: frozenset[str]) -> str:
+    """Why a due retrain must not run in this process, or "": another process holds the
+    task's retrain lock, or recorded a retrain since this check began (`seen`: the retrain
+    records before it), which answered the same drift."""
+    if not held:
+        return f"another process is retraining {task}"
+    if retrains(warehouse, task) - seen:
+        return f"another process retrained {task} while this check ran"
+    return ""
+
+
 def retrain_window(settings: Settings, warehouse, task_name: str) -> DataWindow:
     """The newest `retrain_days` of labelled rows: after a drift, older behaviour would
     outvote what the model must learn now."""

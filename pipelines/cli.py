@@ -324,8 +324,9 @@ def print_loop_summary(settings: Settings, summary: dict) -> None:
         return "-" if value is None or value != value else f"{value:.3f}"
 
     for task, metric, r in retrains:
-        if "error" in r:
-            out.print(f"{task}: retrain failed: {r['error']}", markup=False, soft_wrap=True)
+        if "error" in r or "skipped" in r:
+            why = f"failed: {r['error']}" if "error" in r else f"skipped: {r['skipped']}"
+            out.print(f"{task}: retrain {why}", markup=False, soft_wrap=True)
             continue
         out.print(
             f"{task}: retrained v{r['version']} on data since {r['since'][:10]}: {r['decision']}"
@@ -533,14 +534,22 @@ def print_check(result) -> None:
     }
     if result.retrain:
         r = result.retrain
-        rows["retrain"] = (
-            f"error: {r['error']}"
-            if "error" in r
-            else f"v{r['version']} on data since {r['since'][:10]}: {r['decision']} ({r['reason']})"
-        )
+        if "error" in r:
+            rows["retrain"] = f"error: {r['error']}"
+        elif "skipped" in r:
+            rows["retrain"] = f"skipped: {r['skipped']}"
+        else:
+            rows["retrain"] = (
+                f"v{r['version']} on data since {r['since'][:10]}: {r['decision']} ({r['reason']})"
+            )
     for key, value in rows.items():
         table.add_row(key, str(value))
     out.print(table, soft_wrap=True)
+
+
+def retrain_outcome(record: dict) -> str:
+    """One word for a check's retrain: the gate's decision, skipped or error."""
+    return "skipped" if "skipped" in record else record.get("decision", "error")
 
 
 def print_checks_summary(frame) -> None:
@@ -549,7 +558,7 @@ def print_checks_summary(frame) -> None:
                 "verdict", "retrain"):  # fmt: skip
         table.add_column(col)
     for r in frame.itertuples():
-        retrain = json.loads(r.retrain).get("decision", "error") if r.retrain else "-"
+        retrain = retrain_outcome(json.loads(r.retrain)) if r.retrain else "-"
         table.add_row(
             f"{r.checked_at:%Y-%m-%d %H:%M:%S}",
             r.task,

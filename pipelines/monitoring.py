@@ -10,22 +10,31 @@ from configs.settings import Settings
 
 
 def monitor(settings: Settings, task: str, retrain: bool = True, progress=None):
-    """check -> (debounced) retrain behind the gate -> report, run and record."""
+    """check -> (debounced) retrain behind the gate -> report, run and record. One process
+    at a time retrains a task: the others record the retrain as skipped."""
     from ingestion.warehouse import open_warehouse
     from monitoring.checks import publish, run_check
     from monitoring.trigger import retrain as run_retrain
-    from monitoring.trigger import should_retrain
+    from monitoring.trigger import retrains, should_retrain, skip_reason
 
     warehouse = open_warehouse(settings)
+    seen = retrains(warehouse, task) if retrain else frozenset()
     result, snapshot = run_check(settings, task, warehouse)
-    if retrain and should_retrain(settings, warehouse, result):
-        try:
-            outcome = run_retrain(settings, warehouse, task, progress)
-        except Exception as exc:  # recorded with the check, then raised: never lost
-            publish(settings, warehouse, replace(result, retrain={"error": str(exc)}), snapshot)
-            raise
-        result = replace(result, retrain=outcome)
-    return publish(settings, warehouse, result, snapshot)
+    if not (retrain and should_retrain(settings, warehouse, result)):
+        return publish(settings, warehouse, result, snapshot)
+    # published under the lock too: the next holder reads this retrain, which ends the streak
+    with warehouse.exclusive(f"retrain.{task}") as held:
+        skipped = skip_reason(warehouse, task, held, seen)
+        if skipped:
+            result = replace(result, retrain={"skipped": skipped})
+        elif should_retrain(settings, warehouse, result):  # another check may end the streak
+            try:
+                outcome = run_retrain(settings, warehouse, task, progress)
+            except Exception as exc:  # recorded with the check, then raised: never lost
+                publish(settings, warehouse, replace(result, retrain={"error": str(exc)}), snapshot)
+                raise
+            result = replace(result, retrain=outcome)
+        return publish(settings, warehouse, result, snapshot)
 
 
 def monitor_all(settings: Settings, retrain: bool = True, on_result: Callable | None = None):
