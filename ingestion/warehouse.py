@@ -96,6 +96,10 @@ def _server_named(method):
     return named
 
 
+# rows whose `column` lies in [low, high], bounds included (None: unbounded on that side)
+Between = tuple[str, object, object]
+
+
 class Warehouse(Protocol):
     def write(self, table: Table, df: pd.DataFrame) -> int: ...
     def write_many(self, tables: Sequence[tuple[Table, pd.DataFrame]]) -> dict[str, int]: ...
@@ -104,7 +108,9 @@ class Warehouse(Protocol):
     ) -> dict[str, int]: ...
     def replace_partitions(self, table: Table, df: pd.DataFrame) -> int: ...
     def append(self, table: Table, df: pd.DataFrame) -> int: ...
-    def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame: ...
+    def read(
+        self, name: str, columns: list[str] | None = None, between: Between | None = None
+    ) -> pd.DataFrame: ...
     def exists(self, name: str) -> bool: ...
     def writing(self) -> AbstractContextManager[None]: ...
     def exclusive(self, name: str) -> AbstractContextManager[bool]: ...
@@ -351,10 +357,17 @@ class ParquetWarehouse:
         self.write(table, frame)
         return len(df)
 
-    def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    def read(
+        self, name: str, columns: list[str] | None = None, between: Between | None = None
+    ) -> pd.DataFrame:
         if not self.exists(name):
             raise WarehouseError(f"table {name} does not exist in {self.root} (run `smap ingest`)")
-        return pd.read_parquet(self.path(name), columns=columns)
+        if between is None:
+            return pd.read_parquet(self.path(name), columns=columns)
+        column, low, high = between
+        bounds = [(column, op, v) for op, v in ((">=", low), ("<=", high)) if v is not None]
+        frame = pd.read_parquet(self.path(name), columns=columns, filters=bounds or None)
+        return frame.reset_index(drop=True)
 
 
 APPEND_BATCH_ROWS = 100_000  # rows per batch when an append streams an old Parquet file
@@ -585,7 +598,9 @@ class PostgresWarehouse:
         conn.close()
 
     @_server_named
-    def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    def read(
+        self, name: str, columns: list[str] | None = None, between: Between | None = None
+    ) -> pd.DataFrame:
         """Typed values straight from the driver (no CSV re-parsing: text stays text, so
         `007` and a literal `\\N` come back as written), fetched in chunks."""
         if not self.exists(name):
@@ -601,7 +616,8 @@ class PostgresWarehouse:
             # a server-side cursor streams the rows, so memory holds one chunk of tuples
             with conn.cursor(name=f"smap_read_{name}") as cur:
                 cur.itersize = READ_CHUNK_ROWS
-                cur.execute(f"SELECT {select} FROM {self.schema}.{name}")  # noqa: S608
+                where, bounds = _where(between)
+                cur.execute(f"SELECT {select} FROM {self.schema}.{name}{where}", bounds)  # noqa: S608
                 while rows := cur.fetchmany(READ_CHUNK_ROWS):
                     parts.append(pd.DataFrame.from_records(rows, columns=_names(cur)))
                 names = _names(cur)
@@ -611,6 +627,19 @@ class PostgresWarehouse:
 
 
 READ_CHUNK_ROWS = 100_000  # rows per round trip when reading a PostgreSQL table
+
+
+def _where(between: Between | None) -> tuple[str, tuple | None]:
+    """A WHERE clause and its parameters keeping rows inside `between` (None: all rows)."""
+    if between is None:
+        return "", None
+    column, low, high = between
+    bounds = [(op, v) for op, v in ((">=", low), ("<=", high)) if v is not None]
+    if not bounds:
+        return "", None
+    where = " AND ".join(f'"{column}" {op} %s' for op, _ in bounds)
+    values = tuple(v.to_pydatetime() if isinstance(v, pd.Timestamp) else v for _, v in bounds)
+    return f" WHERE {where}", values
 
 
 def _select_expr(column: str, kind: str | None) -> str:
