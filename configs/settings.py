@@ -97,6 +97,18 @@ class RedisSettings(_Frozen):
     connect_timeout_seconds: float = Field(3.0, gt=0)
     read_timeout_seconds: float = Field(30.0, gt=0)
 
+    def client(self):
+        """A redis-py client on this server, with the profile's connect and read timeouts."""
+        import redis
+
+        return redis.Redis(
+            host=self.host,
+            port=self.port,
+            db=self.db,
+            socket_connect_timeout=self.connect_timeout_seconds,
+            socket_timeout=self.read_timeout_seconds,
+        )
+
     def connection_string(self) -> str:
         """Feast's Redis connection string; Feast passes the options on to redis-py."""
         return (

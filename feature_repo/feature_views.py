@@ -290,14 +290,7 @@ TREND_FEATURES = [
     Field(name="same_dow_mean_4w", dtype=Float64),
     *[Field(name=f"lag_{k}", dtype=Float64) for k in range(1, HISTORY_DAYS + 1)],
     # what `hashtag_momentum` gave trend_v1, recomputed from the same history
-    Field(name="usage", dtype=Int64),
-    Field(name="engagement", dtype=Int64),
-    Field(name="usage_lag_1", dtype=Float64),
-    Field(name="usage_lag_7", dtype=Float64),
-    Field(name="usage_mean_7d", dtype=Float64),
-    Field(name="usage_mean_28d", dtype=Float64),
-    Field(name="trend_score", dtype=Float64),
-    Field(name="dow", dtype=Int64),
+    *HASHTAG_MOMENTUM_FIELDS,
 ]
 
 

@@ -64,17 +64,8 @@ class RedisOnline:
     """Marks and key counts in the Redis online store (Feast: one hash per entity key)."""
 
     def __init__(self, settings: Settings):
-        import redis
-
-        r = settings.redis
         self.project = settings.feast.project
-        self.client = redis.Redis(
-            host=r.host,
-            port=r.port,
-            db=r.db,
-            socket_connect_timeout=r.connect_timeout_seconds,
-            socket_timeout=r.read_timeout_seconds,
-        )
+        self.client = settings.redis.client()
 
     def mark(self, view: str) -> float | None:
         value = self.client.hget(_marks_key(self.project), view)

@@ -312,13 +312,7 @@ def check_online_store(settings: Settings) -> None:
     import redis
 
     r = settings.redis
-    client = redis.Redis(
-        host=r.host,
-        port=r.port,
-        db=r.db,
-        socket_connect_timeout=r.connect_timeout_seconds,
-        socket_timeout=r.read_timeout_seconds,
-    )
+    client = r.client()
     try:
         client.ping()
     except redis.exceptions.RedisError as exc:

@@ -4,6 +4,8 @@ store becomes `OnlineStoreDown` with the reason (the next call simply tries agai
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from configs.settings import Settings
 from serving.features import SLOT_PROBES
@@ -85,12 +87,17 @@ class OnlineFeatures:
 
     def fetch(self, service_name: str, rows: dict[str, list]) -> dict[str, list]:
         """Feature values for every row, by feature name (None where the store has none)."""
-        try:
+        with self._reachable():
             if self.reader is not None:
                 return rows | self.reader.read(self.plan(service_name), rows)
             refs = self.refs(service_name)
-            response = self.store.get_online_features(features=refs, entity_rows=rows)
-            return response.to_dict()
+            return self.store.get_online_features(features=refs, entity_rows=rows).to_dict()
+
+    @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """A connection error of the online store as `OnlineStoreDown` naming the store."""
+        try:
+            yield
         except self._errors as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise OnlineStoreDown(f"{self.where()} is not reachable: {first}") from None
@@ -103,15 +110,12 @@ class OnlineFeatures:
         from serving.online_reader import ServicePlan, null_nan
 
         plan = self.plan(service_name)
-        try:
+        with self._reachable():
             if self.reader is not None:
                 found = keys | self.reader.read(ServicePlan(plan.views, ()), keys)
             else:
                 refs = [f"{v.name}:{f}" for v in plan.views for f in v.features]
                 found = self.store.get_online_features(features=refs, entity_rows=keys).to_dict()
-        except self._errors as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise OnlineStoreDown(f"{self.where()} is not reachable: {first}") from None
         index, request = expand(found)
         out = {name: [values[i] for i in index] for name, values in found.items()} | request
         for odfv in plan.on_demand:

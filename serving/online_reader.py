@@ -184,16 +184,7 @@ class DirectOnlineReader:
     def _redis_client(self):
         with self._redis_lock:
             if self._redis is None:
-                import redis
-
-                r = self.settings.redis
-                self._redis = redis.Redis(
-                    host=r.host,
-                    port=r.port,
-                    db=r.db,
-                    socket_connect_timeout=r.connect_timeout_seconds,
-                    socket_timeout=r.read_timeout_seconds,
-                )
+                self._redis = self.settings.redis.client()
             return self._redis
 
     def _read_redis(self, reads: list[tuple[ViewRead, list[bytes]]]) -> list[dict[bytes, dict]]:
