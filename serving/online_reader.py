@@ -12,6 +12,7 @@ back to Feast's path.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import struct
 import threading
@@ -62,6 +63,14 @@ def _value(proto) -> object:
     if kind is None or kind == "null_val":
         return None
     return getattr(proto, kind)
+
+
+@functools.cache
+def _redis_fields(view: str, features: tuple[str, ...]) -> list[bytes]:
+    """The hash fields Feast stores a view's features under (murmur3 of "view:feature")."""
+    import mmh3
+
+    return [struct.pack("<I", mmh3.hash(f"{view}:{f}", signed=False)) for f in features]
 
 
 def null_nan(value: object) -> object:
@@ -190,16 +199,12 @@ class DirectOnlineReader:
     def _read_redis(self, reads: list[tuple[ViewRead, list[bytes]]]) -> list[dict[bytes, dict]]:
         """One pipeline of HMGETs for every view (Feast's layout: a hash per entity key and
         project, a field per murmur3 of "view:feature")."""
-        import mmh3
         from feast.protos.feast.types.Value_pb2 import Value
 
         project = self.project.encode()
         pipe = self._redis_client().pipeline(transaction=False)
         for view, keys in reads:
-            fields = [
-                struct.pack("<I", mmh3.hash(f"{view.name}:{f}", signed=False))
-                for f in view.features
-            ]
+            fields = _redis_fields(view.name, view.features)
             for key in keys:
                 pipe.hmget(key + project, fields)
         replies = iter(pipe.execute())
