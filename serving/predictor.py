@@ -304,12 +304,11 @@ class Predictor:
         for i, record in enumerate(records):
             missing = [name for name in features if name not in record]
             unknown = sorted(set(record) - known)
-            if missing or unknown:
-                what = (f"missing {', '.join(missing)}" if missing else "") + (
-                    f"{'; ' if missing else ''}unknown {', '.join(unknown)}" if unknown else ""
-                )
-                raise BadRequest(f"records[{i}]: {what} (v{champion.version} reads: "
-                                 f"{', '.join(features)})")  # fmt: skip
+            named = (("missing", missing), ("unknown", unknown))
+            problems = [f"{word} {', '.join(names)}" for word, names in named if names]
+            if problems:
+                raise BadRequest(f"records[{i}]: {'; '.join(problems)} (v{champion.version} "
+                                 f"reads: {', '.join(features)})")  # fmt: skip
             for name in features:
                 value = record[name]
                 if name not in categorical and isinstance(value, str):
