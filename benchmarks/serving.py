@@ -202,7 +202,7 @@ def build_platform(root: Path, preset: str, family: str = "linear") -> tuple[Set
     """A simulated platform with an engagement champion on engagement_v2 (one trial of
     `family`); returns its version."""
     from pipelines import flows
-    from training.train import train
+    from pipelines.training import train
 
     settings = load_settings("local", env={**os.environ, "SMAP_DATA_DIR": str(root)})
     log.print(f"building a {preset} platform under {root} (simulate, ETL, Feast, one trial)")

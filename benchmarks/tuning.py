@@ -341,7 +341,7 @@ def metadata(args: argparse.Namespace, data: dict) -> dict:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from training.tasks import TASKS
 
-    tasks = [name for name, t in TASKS.items() if t.kind != "clustering"]
+    tasks = [name for name, t in TASKS.items() if t.trainer.trainable]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="engagement", choices=tasks)
     parser.add_argument("--trials", type=int, default=30, help="trial budget of each arm")

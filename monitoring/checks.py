@@ -18,7 +18,6 @@ from configs.settings import DriftThresholds, Settings
 from ingestion.schema import MONITORING_TABLES
 from monitoring.drift import DriftResult, run_drift
 from monitoring.window import Window, current_window
-from training.metrics import classification_report, regression_report
 from training.reference import Reference, load_reference
 from training.tasks import Task, get_task
 
@@ -115,10 +114,7 @@ def quality(task: Task, window: Window) -> float:
     """The task's metric on the window's matured labels."""
     rows = window.frame[window.frame.label.notna()]
     y, pred = rows.label.to_numpy(dtype=float), rows.prediction.to_numpy(dtype=float)
-    report = (
-        regression_report(y, pred) if task.kind == "regression" else classification_report(y, pred)
-    )
-    return float(report.get(task.metric, float("nan")))
+    return float(task.trainer.quality(y, pred).get(task.metric, float("nan")))
 
 
 def verdict(

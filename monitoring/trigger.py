@@ -1,5 +1,5 @@
-"""When drift starts a retrain, and the retrain itself: fresh trials on the newest labelled
-days (post-drift data included), then the champion gate on that window's recent holdout."""
+"""When drift starts a retrain, and on which window: the newest labelled days (post-drift
+data included); `pipelines.training.retrain` runs the stages on it."""
 
 from __future__ import annotations
 
@@ -53,33 +53,3 @@ def retrain_window(settings: Settings, warehouse, task_name: str) -> DataWindow:
     rows = get_task(task_name).label_query(warehouse)
     newest = pd.to_datetime(rows.event_timestamp, utc=True).max()
     return DataWindow(since=newest - pd.Timedelta(days=settings.monitoring.retrain_days))
-
-
-def retrain(settings: Settings, warehouse, task_name: str, progress=None) -> dict:
-    """Tune on the retrain window with this run's own trials, register, and gate against the
-    champion on the same window's holdout; returns what happened, for the check's record."""
-    from training.train import train
-
-    window = retrain_window(settings, warehouse, task_name)
-    m = settings.monitoring
-    candidates = get_task(task_name).families
-    families = tuple(f for f in m.retrain_families or () if f in candidates) or None
-    result = train(
-        settings,
-        task_name,
-        trials=m.retrain_trials,
-        families=families,
-        window=window,
-        progress=progress,
-    )
-    decision = result.decision
-    return {
-        "since": str(window.since),
-        "version": result.version,
-        "run_id": result.run_id,
-        "decision": decision.decision if decision else "not_gated",
-        "champion_after": decision.champion_after if decision else None,
-        "challenger_value": decision.challenger_value if decision else None,
-        "champion_value": decision.champion_value if decision else None,
-        "reason": decision.reason if decision else "",
-    }

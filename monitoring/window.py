@@ -13,13 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from configs.errors import SmapError
 from configs.settings import Settings
 from serving.prediction_log import COLUMNS, TABLE
-from training.labels import CHURN_DAYS
 from training.tasks import Task
 
 
@@ -116,85 +114,11 @@ def parse(rows: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _post_labels(warehouse, task: Task, frame: pd.DataFrame) -> pd.Series:
-    """A draft's outcome is the post its author published at the planned time."""
-    label = pd.Series(float("nan"), index=frame.index)
-    if "key_planned_at" not in frame:
-        return label
-    truth = task.label_query(warehouse)[["user_id", "event_timestamp", "target"]]
-    truth = truth.assign(
-        event_timestamp=pd.to_datetime(truth.event_timestamp, utc=True)
-    ).drop_duplicates(["user_id", "event_timestamp"])
-    keys = pd.DataFrame(
-        {
-            "user_id": pd.to_numeric(frame["key_user_id"], errors="coerce"),
-            "event_timestamp": pd.to_datetime(frame["key_planned_at"], utc=True, errors="coerce"),
-        }
-    )
-    merged = keys.merge(truth, on=["user_id", "event_timestamp"], how="left")
-    return pd.Series(merged["target"].to_numpy(dtype=float), index=frame.index)
-
-
-def snapshot_days(logged_at: pd.Series) -> pd.Series:
-    """The day whose metrics a request at `logged_at` sees: a `user_engagement_metrics` row
-    of day d is stamped at d + 1 day 00:00 UTC, as `churn_labels` snapshots are."""
-    stamps = pd.to_datetime(logged_at, utc=True).dt.tz_localize(None)
-    return (stamps - pd.Timedelta(days=1)).dt.floor("D")
-
-
-def churn_outcomes(
-    activity: pd.DataFrame, users: np.ndarray, days: pd.Series, last_day: pd.Timestamp | None
-) -> np.ndarray:
-    """1.0 when user u has no `user_activity` row on days d+1 .. d+28 after snapshot day d,
-    0.0 when it has one, NaN when day d+28 is past `last_day` (the outcome has not matured):
-    `churn_labels`' target, for any (user, day)."""
-    out = np.full(len(users), np.nan)
-    if last_day is None or not len(users):
-        return out
-    epoch = pd.Timestamp("1970-01-01")
-    day = ((pd.to_datetime(days) - epoch) // pd.Timedelta(days=1)).to_numpy()
-    act_day = ((pd.to_datetime(activity.date) - epoch) // pd.Timedelta(days=1)).to_numpy()
-    # one sorted key per (user, day) with activity: a range count per prediction
-    span = 1 << 20  # more days than any epoch day number
-    keys = np.sort(activity.user_id.to_numpy(dtype=np.int64) * span + act_day)
-    base = np.asarray(users, dtype=np.int64) * span + day
-    after = np.searchsorted(keys, base + CHURN_DAYS, "right") - np.searchsorted(keys, base + 1)
-    matured = day + CHURN_DAYS <= (last_day - epoch) // pd.Timedelta(days=1)
-    out[matured] = (after[matured] == 0).astype(float)
-    return out
-
-
-def _churn_labels(warehouse, task: Task, frame: pd.DataFrame) -> pd.Series:
-    """A request's outcome is whether its user was active in the 28 days after it."""
-    label = pd.Series(float("nan"), index=frame.index)
-    if "key_user_id" not in frame or not warehouse.exists("user_activity"):
-        return label
-    users = pd.to_numeric(frame["key_user_id"], errors="coerce")
-    known = users.notna() & frame.logged_at.notna()
-    if not known.any():
-        return label
-    days = snapshot_days(frame.logged_at[known])
-    # from the first day some request counts to the data's end, which says what has matured:
-    # the table holds every user's every active day since the data began
-    first = days.min() + pd.Timedelta(days=1)
-    activity = warehouse.read(
-        "user_activity", columns=["user_id", "date"], between=("date", first, None)
-    )
-    last_day = pd.to_datetime(activity.date).max() if len(activity) else None
-    label[known] = churn_outcomes(activity, users[known].to_numpy(), days, last_day)
-    return label
-
-
-# how a task's logged answers get their outcome; other tasks' answers stay unlabelled
-LABELLERS = {"engagement": _post_labels, "virality": _post_labels, "churn": _churn_labels}
-
-
 def matured_labels(warehouse, task: Task, frame: pd.DataFrame) -> pd.Series:
     """The actual outcome of each logged row where it is known by now, else NaN."""
-    labeller = LABELLERS.get(task.name)
-    if frame.empty or labeller is None:
+    if frame.empty or task.matured_labels is None:
         return pd.Series(float("nan"), index=frame.index)
-    return labeller(warehouse, task, frame)
+    return task.matured_labels(warehouse, task, frame)
 
 
 def current_window(settings: Settings, warehouse, task: Task, version: int, after=None) -> Window:

@@ -391,9 +391,9 @@ def train(
     families: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated subset of: linear, forest, xgboost, lightgbm, mlp "
-            "(trend: lightgbm, xgboost, forest, mlp, lstm; "
-            "content: tfidf_logreg, tfidf_svc, keras_text)."
+            help="Comma-separated families: the task's own by default (linear, forest, "
+            "xgboost, lightgbm, mlp; trend adds lstm; content: tfidf_logreg, tfidf_svc, "
+            "keras_text), or any registered tabular family (hist_gradient_boosting)."
         ),
     ] = None,
     no_promote: Annotated[bool, typer.Option("--no-promote", help="Skip the gate.")] = False,
@@ -405,8 +405,8 @@ def train(
     # before the heavy imports: e.g. trend on an export without hashtags fails at once
     require_inputs(settings_for(profile), task)
     from pipelines.progress import fraction
-    from training.train import check_budget
-    from training.train import train as run_train
+    from pipelines.training import train as run_train
+    from training.tune import check_budget
 
     check_budget(trials, timeout)  # before any work or progress bar
     settings = settings_for(profile)
@@ -437,25 +437,26 @@ def train(
 
 
 @app.command()
-def promote(
+def gate(
     task: TaskName,
     profile: Profile = None,
     version: Annotated[int | None, typer.Option(help="Version to gate (default: newest).")] = None,
     rebuild: Rebuild = False,
 ) -> None:
     """Score a version and the champion on the same recent holdout; move `champion` if it wins."""
-    from training.snapshot import training_set
+    from ingestion.warehouse import open_warehouse
+    from training.gate import gate_version
     from training.tasks import get_task
-    from training.train import promote_version
 
     settings = settings_for(profile)
-    if get_task(task).kind == "multiclass":  # text from the warehouse: no stored set
-        decision = promote_version(settings, task, version)
-    else:
-        stored = training_set(settings, get_task(task), rebuild=rebuild)
-        say_training_set(stored.reused, stored.path)
-        decision = promote_version(settings, task, version, stored=stored)
+    chosen = get_task(task)
+    stored = chosen.trainer.build(settings, chosen, rebuild=rebuild)
+    say_training_set(stored.reused, stored.path)
+    decision = gate_version(settings, open_warehouse(settings), chosen, version, stored=stored)
     print_counts(f"gate {task}", {k: v for k, v in decision.__dict__.items()})
+
+
+app.command("promote", hidden=True, help="Same as `smap gate`.")(gate)
 
 
 @app.command()
@@ -467,8 +468,9 @@ def evaluate(
 ) -> None:
     """The champion's test metrics next to the simulator's oracle and a naive baseline."""
     from training.evaluate import evaluate as run_evaluate
+    from training.tasks import get_task
 
-    report = run_evaluate(settings_for(profile), task, rebuild)
+    report = run_evaluate(settings_for(profile), get_task(task), rebuild)
     say_training_set(report["training_set"]["reused"], report["training_set"]["path"])
     if as_json:
         from training.evaluate import report_json
@@ -648,7 +650,7 @@ def models_history(task: TaskName, profile: Profile = None) -> None:
 
     settings = settings_for(profile)
     # reconciled with the registry first: a gate stopped mid-way is recorded as it ended
-    frame = history(open_warehouse(settings), get_task(task).name, use_tracking(settings))
+    frame = history(open_warehouse(settings), get_task(task), use_tracking(settings))
     table = Table(title=f"{task} champion history")
     for col in ("decided_at", "decision", "version", "champion_before", "champion_after", "reason"):
         table.add_column(col)

@@ -35,8 +35,8 @@ def shift_day(settings: Settings, preset: str) -> int:
 
 
 def train_before(settings: Settings, tasks, until, trials: int) -> dict:
+    from pipelines.training import train
     from training.dataset import DataWindow
-    from training.train import train
 
     window = DataWindow(until=until)
     trained = {}

@@ -160,7 +160,7 @@ def demo(
     """The main job on the active profile: prepare the data (your imported posts if the
     warehouse has some, else a simulated platform), then train and gate each task whose
     inputs are there; the others are skipped with the reason."""
-    from training.train import train
+    from pipelines.training import train
 
     t0 = time.perf_counter()
     if has_imported_posts(settings):

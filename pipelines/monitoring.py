@@ -14,8 +14,8 @@ def monitor(settings: Settings, task: str, retrain: bool = True, progress=None):
     at a time retrains a task: the others record the retrain as skipped."""
     from ingestion.warehouse import open_warehouse
     from monitoring.checks import publish, run_check
-    from monitoring.trigger import retrain as run_retrain
     from monitoring.trigger import retrains, should_retrain, skip_reason
+    from pipelines.training import retrain as run_retrain
 
     warehouse = open_warehouse(settings)
     seen = retrains(warehouse, task) if retrain else frozenset()

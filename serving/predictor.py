@@ -41,13 +41,17 @@ from serving.schemas import (
     Metadata,
     PostingSlot,
     PostingTimeResponse,
+    TaskPrediction,
+    TaskResponse,
     TaskStatus,
     TrendResponse,
     ViralityPrediction,
     ViralityResponse,
     utc_now,
 )
+from training.errors import TaskError
 from training.packaging import interval_bounds
+from training.tasks import TASKS, get_task
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +72,19 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def served_tasks() -> tuple[str, ...]:
+    """Every registered task with a serving binding: the champions the service follows."""
+    return tuple(name for name, task in TASKS.items() if task.serving is not None)
+
+
+GENERIC_REQUESTS = ("drafts", "users")  # what `POST /predict` answers for any task
+
+
 class Predictor:
     def __init__(self, settings: Settings, store=None, background: bool = True):
         self.settings = settings
         self.online = OnlineFeatures(settings, store)
-        self.champions = Champions(settings)
+        self.champions = Champions(settings, served_tasks())
         self.champions.refresh()
         self.log: PredictionLog = open_prediction_log(settings)
         self.poller = AliasPoller(self.champions, settings.serving.alias_poll_seconds)
@@ -182,6 +194,50 @@ class Predictor:
                     missing_features=m,
                 )
                 for d, p, m in zip(drafts, preds, missing, strict=True)
+            ],
+            lineage=self.lineage(champion, request_id),
+        )
+
+    def predict(
+        self,
+        task_name: str,
+        drafts: list[Draft] | None,
+        user_ids: list[int] | None,
+        request_id: str,
+    ) -> TaskResponse:
+        """Any served task whose requests are drafts or user ids, by its serving binding."""
+        try:
+            task = get_task(task_name)
+        except TaskError as exc:
+            raise BadRequest(str(exc)) from None
+        binding = task.serving
+        if binding is None or binding.request not in GENERIC_REQUESTS:
+            raise BadRequest(f"task: {task.name} is not answered by /predict")
+        if binding.request == "drafts":
+            if not drafts or user_ids:
+                raise BadRequest(f"drafts: {task.name} answers drafts (and no user_ids)")
+            champion = self.champion(task.name, draft=True)
+            rows = self._draft_rows(drafts, [d.planned_at for d in drafts])
+            keys = [{"user_id": d.user_id, "planned_at": d.planned_at} for d in drafts]
+            users = [d.user_id for d in drafts]
+        else:
+            if not user_ids or drafts:
+                raise BadRequest(f"user_ids: {task.name} answers user ids (and no drafts)")
+            champion = self.champion(task.name)
+            users = [int(u) for u in user_ids]
+            rows, keys = {"user_id": users}, [{"user_id": u} for u in users]
+        preds, missing = self.score(champion, rows, request_id, keys)
+        threshold = champion.threshold
+        return TaskResponse(
+            task=task.name,
+            predictions=[
+                TaskPrediction(
+                    user_id=u,
+                    value=float(p),
+                    label=None if threshold is None else bool(p >= threshold),
+                    missing_features=m,
+                )
+                for u, p, m in zip(users, preds, missing, strict=True)
             ],
             lineage=self.lineage(champion, request_id),
         )

@@ -91,6 +91,25 @@ class EngagementResponse(_Body):
     lineage: Lineage
 
 
+TaskName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+class TaskPrediction(_Body):
+    """One answer of a task served by `POST /predict`: its score, and where the champion has a
+    tuned threshold (a probability), the label at that threshold."""
+
+    user_id: int
+    value: float
+    label: bool | None = None
+    missing_features: list[str]
+
+
+class TaskResponse(_Body):
+    task: str
+    predictions: list[TaskPrediction]
+    lineage: Lineage
+
+
 class ViralityPrediction(_Body):
     user_id: int
     probability: float

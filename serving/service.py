@@ -36,6 +36,8 @@ from serving.schemas import (
     RecommendN,
     RecommendResponse,
     ScoredTask,
+    TaskName,
+    TaskResponse,
     TopN,
     TrendResponse,
     UserId,
@@ -168,6 +170,18 @@ class Smap:
     async def predict_churn(self, user_ids: UserIds, ctx: bentoml.Context) -> ChurnResponse:
         """Risk that each account goes quiet for the next 28 days, and its band."""
         return self._call(ctx, self.predictor.predict_churn, user_ids)
+
+    @bentoml.api
+    async def predict(
+        self,
+        task: TaskName,
+        ctx: bentoml.Context,
+        drafts: Drafts | None = None,
+        user_ids: UserIds | None = None,
+    ) -> TaskResponse:
+        """Any served task by name, from drafts or user ids as its binding says: the score,
+        the label at the champion's tuned threshold where it has one, and lineage."""
+        return self._call(ctx, self.predictor.predict, task, drafts, user_ids)
 
     @bentoml.api
     async def predict_features(

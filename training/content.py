@@ -21,7 +21,6 @@ a small TensorFlow text model (TextVectorization, embedding, average pooling, de
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import version as pkg_version
 from typing import Any
 
 import mlflow
@@ -35,38 +34,18 @@ from configs.settings import Settings
 from ingestion.warehouse import open_warehouse
 from training.dataset import ALL_DATA, DataWindow, TrainingSet, fingerprint, time_split
 from training.errors import TaskError
-from training.registry import Decision, promote
 from training.search import (
     FAIL_REASON,
     FAMILY,
     FINGERPRINT,
-    GRACE_SECONDS,
     RUN_ID,
-    best_of_run,
     failure_line,
     family_parameter,
-    open_study,
-    run_trials,
-    study_name,
-    study_storage,
-    tune,
 )
-from training.tasks import get_task
-from training.tracking import (
-    PENDING,
-    READY,
-    VERSION_STATE,
-    StaleTrialReporter,
-    TrialLogger,
-    experiment_for,
-    is_candidate,
-    log_json,
-    log_lineage,
-    reap_orphaned_runs,
-    register_version,
-    use_tracking,
-    worker_tags,
-)
+from training.snapshot import StoredSet
+from training.task import Task
+from training.tracking import log_json
+from training.trainers import pinned
 
 TASK = "content"
 INPUTS = ["caption", "hashtags", "post_type"]
@@ -80,10 +59,9 @@ SEQUENCE_LENGTH = 80  # tokens per post (captions run to 60 words, plus tags and
 # ---- data ---------------------------------------------------------------------------------------
 
 
-def content_set(settings: Settings, window: DataWindow = ALL_DATA) -> TrainingSet:
+def content_set(settings: Settings, task: Task, window: DataWindow = ALL_DATA) -> TrainingSet:
     """Posts of `window` in time order, split 60/20/20, each row carrying the train part's
     most frequent category (the naive baseline)."""
-    task = get_task(TASK)
     rows = window.select(task.label_query(open_warehouse(settings)))
     if rows.target.nunique() < 2:
         raise TaskError(
@@ -371,7 +349,7 @@ def requirements(family: str) -> list[str]:
     names = list(BASE_REQUIREMENTS) + (
         ["tensorflow-cpu", "keras"] if family in KERAS_FAMILIES else []
     )
-    return [f"{n}=={pkg_version(n)}" for n in names]
+    return pinned(names)
 
 
 def _log_confusion(ts: TrainingSet, predicted: np.ndarray, classes: list[str]) -> None:
@@ -406,77 +384,57 @@ def oracle_scores(ts: TrainingSet, part: pd.DataFrame) -> dict[str, float]:
     return score(part, part.oracle.to_numpy())
 
 
-def train_content(
-    settings: Settings,
-    trials: int | None = None,
-    timeout: float | None = None,
-    run_promotion: bool = True,
-    families: tuple[str, ...] | None = None,
-    window: DataWindow = ALL_DATA,
-):
-    """Tune, log, register and gate the content classifier; returns a `TrainResult`."""
-    from training.train import TrainResult
+PARTS = ("train", "validation", "test")
 
-    task = get_task(TASK)
-    chosen = families or task.families
-    unknown = [f for f in chosen if f not in task.families]
-    if unknown:
-        raise TaskError(
-            f"families: {', '.join(unknown)} not candidates for {TASK} "
-            f"(choose from {', '.join(task.families)})"
-        )
-    client = use_tracking(settings)
-    ts = content_set(settings, window)
-    seed = settings.training.seed
-    data = ContentData.of(ts, seed)
-    experiment_id = mlflow.get_experiment_by_name(experiment_for(settings, TASK)).experiment_id
-    reap_orphaned_runs(client, experiment_id)
-    study = open_study(
-        study_storage(settings),
-        study_name(settings.optuna.study_prefix, TASK, task.feature_service),
-        task.direction,
-        seed,
-        on_stale=StaleTrialReporter(client, experiment_id, GRACE_SECONDS),
-    )
-    with mlflow.start_run(run_name=f"train-{TASK}", tags=worker_tags()) as run:
-        run_id = run.info.run_id
-        log_lineage(ts, study, ts.features)
-        objective = ContentObjective(ts, data, tuple(chosen), run_id)
-        tune(
-            study,
-            objective,
-            trials or settings.training.trials,
-            timeout or settings.training.timeout_seconds,
-            callbacks=[TrialLogger(client, run_id, experiment_id)],
-        )
-        best = best_of_run(study, run_id, TASK)
+
+class TextTrainer:
+    """The content task through the common stages: a set read from the warehouse, the text
+    families' search, the best model of the run kept as fitted (no refit)."""
+
+    name = "text"
+    trainable = True
+    binary_label = False
+
+    def candidates(self, task: Task) -> tuple[str, ...]:
+        return task.families
+
+    def build(
+        self, settings, task, window=ALL_DATA, rebuild=False, progress=None, columns=None
+    ) -> StoredSet:
+        """Read afresh every time (text is not stored as a set): `rebuild` changes nothing."""
+        ts = content_set(settings, task, window)
+        return StoredSet(ts, (settings.warehouse_dir / "content_posts").resolve(), reused=False)
+
+    def objective(self, ts, families, run_id, seed) -> ContentObjective:
+        return ContentObjective(ts, ContentData.of(ts, seed), families, run_id)
+
+    def best_model(self, ts, objective: ContentObjective, best) -> ContentModel:
         if objective.best is None or objective.best[1] != best.number:
-            raise TaskError(f"{TASK}: the best trial's model was not kept; nothing registered")
-        model = objective.best[2]
-        family = best.user_attrs[FAMILY]
+            raise TaskError(
+                f"{ts.task.name}: the best trial's model was not kept; nothing registered"
+            )
+        return objective.best[2]
+
+    def model_input(self, ts, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[INPUTS].reset_index(drop=True)
+
+    def score(self, ts, frame, pred, threshold=None) -> dict[str, float]:
+        return score(frame, pred)
+
+    def quality(self, y, pred) -> dict[str, float]:
+        raise TaskError("content: answers are not monitored")
+
+    def test_extras(self, ts, model, pred) -> dict[str, float]:
+        """The simulator's Bayes classifier on the test rows, as `oracle_<metric>`."""
+        oracle = oracle_scores(ts, ts.part("test"))
+        return {f"oracle_{k}": v for k, v in oracle.items()}
+
+    def log_extras(self, ts, model: ContentModel, study, test_metrics) -> None:
+        mlflow.log_param("classes", ",".join(model.classes))
         test = ts.part("test")
-        predicted = model.predict_frame(test)
-        test_metrics = score(test, predicted)
-        oracle = oracle_scores(ts, test)
-        mlflow.log_metrics({f"test_{k}": v for k, v in test_metrics.items()})
-        mlflow.log_metrics({f"test_oracle_{k}": v for k, v in oracle.items()})
-        mlflow.log_metric(f"validation_{task.metric}", best.value)
-        mlflow.log_params(
-            {
-                "best_family": family,
-                "best_trial": best.number,
-                "trials_in_study": len(study.trials),
-                "trials_in_run": len(run_trials(study, run_id)),
-                "seed": seed,
-                "classes": ",".join(model.classes),
-            }
-        )
-        mlflow.set_tags(
-            {"smap.best_trial_id": str(best._trial_id), "smap.best_trial_number": str(best.number)}
-        )
-        log_json({"family": family, **best.params}, "best_params.json")
-        _log_confusion(ts, predicted, model.classes)
-        example = test[INPUTS].head(5).reset_index(drop=True)
+        _log_confusion(ts, model.predict_frame(self.model_input(ts, test)), model.classes)
+
+    def log_model(self, model, example, family) -> None:
         mlflow.pyfunc.log_model(
             name="model",
             python_model=model,
@@ -484,113 +442,20 @@ def train_content(
             input_example=example,
             pip_requirements=requirements(family),
         )
-        version = register_version(
-            f"runs:/{run_id}/model",
-            TASK,
-            tags={
-                VERSION_STATE: PENDING,
-                "smap.data_fingerprint": ts.fingerprint,
-                "smap.feature_service": task.feature_service,
-            },
+
+    def evaluate_extras(self, ts, model, predicted) -> dict[str, object]:
+        test = ts.part("test")
+        labels = sorted(test.target.astype(str).unique())
+        per_class = f1_score(
+            test.target.astype(str), np.asarray(predicted).astype(str), labels=labels, average=None
         )
-        decision = None
-        if run_promotion:
-            decision = promote(
-                client,
-                open_warehouse(settings),
-                task,
-                version,
-                test,
-                score,
-                settings.training.promote_margin,
-            )
-        client.set_model_version_tag(TASK, str(version), VERSION_STATE, READY)
-    return TrainResult(
-        TASK,
-        run_id,
-        f"models:/{TASK}/{version}",
-        version,
-        study.study_name,
-        best.number,
-        len(study.trials),
-        float(best.value),
-        test_metrics,
-        decision,
-    )
+        return {
+            "family": getattr(model, "family", ""),
+            "per_class_f1": dict(zip(labels, map(float, per_class), strict=True)),
+            "split": {
+                "rows": {n: len(getattr(ts.split, n)) for n in ("train", "validation", "test")}
+            },
+        }
 
 
-def promote_content(settings: Settings, version: int | None = None) -> Decision:
-    """Run the gate for `version` (default: the newest finished) on the current test part."""
-    task = get_task(TASK)
-    client = use_tracking(settings)
-    found = client.search_model_versions(f"name='{TASK}'")
-    candidates = [int(v.version) for v in found if is_candidate(v)]
-    if version is None and not candidates:
-        raise TaskError(f"{TASK}: no registered versions (run `smap train {TASK}`)")
-    chosen = version or max(candidates)
-    if chosen not in candidates:
-        raise TaskError(f"version: {TASK} has no finished version {chosen}")
-    ts = content_set(settings)
-    return promote(
-        client,
-        open_warehouse(settings),
-        task,
-        chosen,
-        ts.part("test"),
-        score,
-        settings.training.promote_margin,
-    )
-
-
-def evaluate_content(settings: Settings) -> dict[str, object]:
-    """The champion's macro F1 on the newest posts next to the oracle and the naive baseline."""
-    from training.baseline import BASELINES, naive_prediction
-    from training.registry import current_champion
-
-    task = get_task(TASK)
-    client = use_tracking(settings)
-    version = current_champion(client, TASK)
-    if version is None:
-        raise TaskError(f"{TASK}: no champion registered yet (run `smap train {TASK}`)")
-    ts = content_set(settings)
-    test = ts.part("test")
-    model = mlflow.pyfunc.load_model(f"models:/{TASK}@champion").unwrap_python_model()
-    predicted = model.predict_frame(test)
-    champion = score(test, predicted)
-    oracle = oracle_scores(ts, test)
-    baseline = score(test, naive_prediction(task, test))
-    trained_on = client.get_model_version(TASK, str(version)).tags.get("smap.data_fingerprint")
-    labels = sorted(test.target.astype(str).unique())
-    per_class = f1_score(
-        test.target.astype(str), predicted.astype(str), labels=labels, average=None
-    )
-    report: dict[str, object] = {
-        "task": TASK,
-        "metric": task.metric,
-        "target": "the post's content category",
-        "model_version": version,
-        "family": getattr(model, "family", ""),
-        "champion_value": champion[task.metric],
-        "oracle_value": oracle.get(task.metric, float("nan")),
-        "baseline_value": baseline[task.metric],
-        "baseline_definition": BASELINES[TASK],
-        "oracle_available": bool(oracle),
-        "champion": champion,
-        "oracle": oracle,
-        "baseline": baseline,
-        "per_class_f1": dict(zip(labels, map(float, per_class), strict=True)),
-        "split": {"rows": {n: len(getattr(ts.split, n)) for n in ("train", "validation", "test")}},
-        "test_rows": len(test),
-        "test_window": {"start": ts.window["test_start"], "end": ts.window["test_end"]},
-        "training_set": {
-            "path": "content_posts (read from the warehouse; not stored)",
-            "fingerprint": ts.fingerprint,
-            "reused": False,
-            "champion_trained_on_it": trained_on == ts.fingerprint,
-        },
-    }
-    if not oracle:
-        from training.evaluate import ORACLE_NOTE
-
-        report["oracle_note"] = ORACLE_NOTE
-    return report
+TEXT = TextTrainer()

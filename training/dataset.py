@@ -10,7 +10,8 @@ import pandas as pd
 
 from configs.settings import Settings
 from ingestion.warehouse import open_warehouse
-from training.tasks import Task, TaskError
+from training.errors import TaskError
+from training.task import Task
 
 # of the rows in time order that the two label-window gaps leave: train 60%, validation 20%,
 # test 20%

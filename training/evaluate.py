@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 
 from configs.settings import Settings
-from training.baseline import BASELINES, naive_prediction
+from ingestion.etl import ENGAGEMENT_TARGETS, engagement_denominator
+from ingestion.warehouse import open_warehouse
+from training.baseline import naive_prediction
 from training.dataset import TrainingSet
+from training.errors import TaskError
 from training.registry import current_champion
-from training.search import score
-from training.snapshot import training_set
-from training.tasks import TaskError, get_task
+from training.task import Task
 from training.tracking import use_tracking
 
 ORACLE_NOTE = (
@@ -44,13 +45,11 @@ def naive_baseline(ts: TrainingSet, test: pd.DataFrame) -> np.ndarray:
     return naive_prediction(ts.task, test)
 
 
-def target_definition(settings: Settings, task_name: str) -> str:
+def target_definition(settings: Settings, task: Task) -> str:
     """What the task's target measures on this warehouse (the engagement denominator)."""
-    from ingestion.etl import ENGAGEMENT_TARGETS, engagement_denominator
-    from ingestion.warehouse import open_warehouse
-
+    task_name = task.name
     if task_name not in ("engagement", "virality"):
-        return task_name
+        return task.target or task_name
     warehouse = open_warehouse(settings)
     definition = (
         warehouse.read("engagement_definition")
@@ -98,39 +97,36 @@ def report_json(report: dict[str, object]) -> str:
     return json.dumps(_json_safe(report), default=str, allow_nan=False, indent=2)
 
 
-def evaluate(settings: Settings, task_name: str, rebuild: bool = False) -> dict[str, object]:
+def evaluate(settings: Settings, task: Task, rebuild: bool = False) -> dict[str, object]:
     """Score the champion on the stored test split of the current data (built if needed)."""
-    task = get_task(task_name)
-    if task.kind == "clustering":
-        raise TaskError(f"{task.name}: evaluated by silhouette in `smap segment`")
-    if task.kind == "multiclass":
-        from training.content import evaluate_content
-
-        return evaluate_content(settings)
+    trainer = task.trainer
+    if not trainer.trainable:
+        raise trainer.refuse(task)
     client = use_tracking(settings)
     version = current_champion(client, task.name)
     if version is None:
         raise TaskError(f"{task.name}: no champion registered yet (run `smap train {task.name}`)")
     model = mlflow.pyfunc.load_model(f"models:/{task.name}@champion").unwrap_python_model()
     columns = [*model.features, *SCORED_COLUMNS]
-    stored = training_set(settings, task, rebuild=rebuild, columns=columns)
+    stored = trainer.build(settings, task, rebuild=rebuild, columns=columns)
     ts = stored.training_set
     trained_on = client.get_model_version(task.name, str(version)).tags.get("smap.data_fingerprint")
     test = ts.part("test")
-    champion = score(ts, test, model.predict_frame(test), model.threshold)
-    has_oracle = test.oracle.notna().all()
-    oracle = score(ts, test, test.oracle.to_numpy()) if has_oracle else {}
-    baseline = score(ts, test, naive_baseline(ts, test))
-    return {
+    predicted = model.predict_frame(trainer.model_input(ts, test))
+    champion = trainer.score(ts, test, predicted, model.threshold)
+    has_oracle = bool(test.oracle.notna().all())
+    oracle = trainer.score(ts, test, test.oracle.to_numpy()) if has_oracle else {}
+    baseline = trainer.score(ts, test, naive_prediction(task, test))
+    report: dict[str, object] = {
         "task": task.name,
         "metric": task.metric,
-        "target": target_definition(settings, task.name),
+        "target": target_definition(settings, task),
         "model_version": version,
         "champion_value": champion[task.metric],
         "oracle_value": oracle.get(task.metric, float("nan")),
         "baseline_value": baseline[task.metric],
-        "baseline_definition": BASELINES[task.name],
-        "oracle_available": bool(has_oracle),
+        "baseline_definition": task.baseline,
+        "oracle_available": has_oracle,
         **({} if has_oracle else {"oracle_note": ORACLE_NOTE}),
         "split": split_summary(ts),
         "champion": champion,
@@ -145,3 +141,5 @@ def evaluate(settings: Settings, task_name: str, rebuild: bool = False) -> dict[
             "champion_trained_on_it": trained_on == ts.fingerprint,
         },
     }
+    report.update(trainer.evaluate_extras(ts, model, predicted))
+    return report

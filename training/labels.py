@@ -97,6 +97,28 @@ def _churn_oracle(truth: pd.DataFrame, users: np.ndarray, day: np.ndarray) -> np
     )
 
 
+def churn_outcomes(
+    activity: pd.DataFrame, users: np.ndarray, days: pd.Series, last_day: pd.Timestamp | None
+) -> np.ndarray:
+    """1.0 when user u has no `user_activity` row on days d+1 .. d+28 after snapshot day d,
+    0.0 when it has one, NaN when day d+28 is past `last_day` (the outcome has not matured):
+    `churn_labels`' target, for any (user, day)."""
+    out = np.full(len(users), np.nan)
+    if last_day is None or not len(users):
+        return out
+    epoch = pd.Timestamp("1970-01-01")
+    day = ((pd.to_datetime(days) - epoch) // pd.Timedelta(days=1)).to_numpy()
+    act_day = ((pd.to_datetime(activity.date) - epoch) // pd.Timedelta(days=1)).to_numpy()
+    # one sorted key per (user, day) with activity: a range count per prediction
+    span = 1 << 20  # more days than any epoch day number
+    keys = np.sort(activity.user_id.to_numpy(dtype=np.int64) * span + act_day)
+    base = np.asarray(users, dtype=np.int64) * span + day
+    after = np.searchsorted(keys, base + CHURN_DAYS, "right") - np.searchsorted(keys, base + 1)
+    matured = day + CHURN_DAYS <= (last_day - epoch) // pd.Timedelta(days=1)
+    out[matured] = (after[matured] == 0).astype(float)
+    return out
+
+
 def churn_labels(warehouse: Warehouse, every_days: int = 3) -> pd.DataFrame:
     """Snapshots every few days of recently active users; target: no activity for 28 days."""
     metrics = warehouse.read(
@@ -108,29 +130,16 @@ def churn_labels(warehouse: Warehouse, every_days: int = 3) -> pd.DataFrame:
         start + pd.Timedelta(days=28), end - pd.Timedelta(days=CHURN_DAYS), freq=f"{every_days}D"
     )
     snaps = metrics[metrics.date.isin(snap_days) & (metrics.active_days_28d > 0)]
-    act = activity.assign(day=(activity.date - start).dt.days)
-    act = act[act.day >= 0]
-    last_idx = (end - start).days + 1
-    n_users = int(max(metrics.user_id.max(), act.user_id.max())) + 1
-    has_activity = np.zeros((n_users, max(last_idx, int(act.day.max())) + 1), dtype=np.int64)
-    np.add.at(has_activity, (act.user_id.to_numpy(), act.day.to_numpy()), 1)
-    cum = np.concatenate(
-        [np.zeros((has_activity.shape[0], 1), np.int64), has_activity.cumsum(1)], 1
-    )
-    d = (snaps.date - start).dt.days.to_numpy()
     u = snaps.user_id.to_numpy()
-    future = cum[u, np.minimum(d + 1 + CHURN_DAYS, last_idx)] - cum[u, d + 1]
+    d = (snaps.date - start).dt.days.to_numpy()
+    future_quiet = churn_outcomes(activity, u, snaps.date, end)  # every snapshot has matured
     truth = _truth(warehouse, "truth_users")
-    oracle = (
-        _churn_oracle(truth, u, (snaps.date - start).dt.days.to_numpy())
-        if truth is not None
-        else np.nan
-    )
+    oracle = _churn_oracle(truth, u, d) if truth is not None else np.nan
     return pd.DataFrame(
         {
             "user_id": u,
             "event_timestamp": snaps.event_timestamp.to_numpy(),
-            "target": (future == 0).astype(int),
+            "target": future_quiet.astype(int),
             "oracle": oracle,
         }
     ).reset_index(drop=True)

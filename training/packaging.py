@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from training.models import FeatureEncoder
+from training.families.base import FeatureEncoder
 
 
 class SmapModel(PythonModel):
@@ -48,8 +48,10 @@ class SmapModel(PythonModel):
         return self.predict_frame(model_input)
 
 
-# the smap modules a pickled SmapModel imports (the estimator wrappers live in models.py)
-MODEL_MODULES = ("__init__.py", "models.py", "packaging.py")
+# the smap code a pickled SmapModel imports: this module and the families' package (the
+# encoder and the fitted wrappers), which imports no other smap module
+MODEL_MODULES = ("__init__.py", "packaging.py")
+MODEL_PACKAGES = ("families",)
 
 
 def model_code(folder: Path) -> list[str]:
@@ -61,6 +63,8 @@ def model_code(folder: Path) -> list[str]:
     here = Path(__file__).parent
     for name in MODEL_MODULES:
         shutil.copy2(here / name, package / name)
+    for name in MODEL_PACKAGES:
+        shutil.copytree(here / name, package / name, ignore=shutil.ignore_patterns("__pycache__"))
     return [str(package)]
 
 

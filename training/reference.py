@@ -70,10 +70,17 @@ class Reference:
 
 
 def log_reference(
-    task, frame: pd.DataFrame, features: list[str], predictions, targets, test_value, window
+    task,
+    frame: pd.DataFrame,
+    features: list[str],
+    predictions,
+    targets,
+    test_value,
+    window,
+    binary_label: bool,
 ):
     """Sketch features, predictions and labels of the training set; log them to the active
-    run."""
+    run. A `binary_label` is compared by class shares."""
     import mlflow
 
     data = frame[features].copy()
@@ -81,7 +88,7 @@ def log_reference(
     data[TARGET] = np.asarray(targets, dtype=float)
     columns = [*features, PREDICTION, TARGET]
     kinds = column_kinds(data, columns)
-    if task.kind == "classification":  # a 0/1 label: compare class shares
+    if binary_label:
         data[TARGET] = data[TARGET].map({0.0: "0", 1.0: "1"})
         kinds[TARGET] = "categorical"
     meta = {

@@ -45,9 +45,9 @@ from mlflow.tracking import MlflowClient
 from configs.errors import SmapError
 from ingestion.schema import MODEL_TABLES
 from ingestion.warehouse import Warehouse, WarehouseError
-from training.baseline import BASELINES, naive_prediction
-from training.errors import RegistryError
-from training.tasks import Task, TaskError, get_task
+from training.baseline import naive_prediction
+from training.errors import RegistryError, TaskError
+from training.task import Task
 from training.tracking import _masked
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -282,7 +282,7 @@ def promote(
     if not beats(task, new_value, baseline_value, 0.0):
         reason = (
             f"{task.metric} {new_value:.4f} does not beat the naive baseline's "
-            f"{baseline_value:.4f} ({BASELINES[task.name]}) on the holdout; "
+            f"{baseline_value:.4f} ({task.baseline}) on the holdout; "
             f"version {version} stays challenger"
         )
         d = Decision(
@@ -319,16 +319,20 @@ def promote(
     return _commit(client, warehouse, task, d, alias)
 
 
-def history(warehouse: Warehouse, task: str, client: MlflowClient | None = None) -> pd.DataFrame:
-    """Every gate decision of `task`, oldest first; given the registry's `client`, first
-    reconciled with it, so the last row names the version `champion` points at."""
+def history(
+    warehouse: Warehouse, task: Task | str, client: MlflowClient | None = None
+) -> pd.DataFrame:
+    """Every gate decision of `task`, oldest first; given the registry's `client` (and the
+    `Task`), first reconciled with it, so the last row names the version `champion` points at."""
     if client is not None:
-        reconcile(client, warehouse, get_task(task))
-    return _rows(warehouse, task)
+        if isinstance(task, str):
+            raise TypeError("history: reconciling with the registry needs the Task, not its name")
+        reconcile(client, warehouse, task)
+    return _rows(warehouse, task if isinstance(task, str) else task.name)
 
 
 def champion_at(
-    warehouse: Warehouse, task: str, when: datetime, client: MlflowClient | None = None
+    warehouse: Warehouse, task: Task | str, when: datetime, client: MlflowClient | None = None
 ) -> int | None:
     """Which version held `champion` at `when` (None before the first champion)."""
     past = history(warehouse, task, client)

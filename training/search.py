@@ -19,9 +19,8 @@ from configs.settings import Settings
 from ingestion.warehouse import ensure_database, retry_on_race
 from training.dataset import TrainingSet
 from training.errors import TaskError
-from training.metrics import classification_report, forecast_report, regression_report
-from training.models import SCALED_FAMILIES, Data, FeatureEncoder, fit, suggest
-from training.packaging import from_training_scale, input_frame, training_target
+from training.families import FAMILIES, Data, FeatureEncoder, fit, suggest
+from training.packaging import input_frame
 
 
 def study_name(prefix: str, task_name: str, feature_service: str) -> str:
@@ -30,12 +29,7 @@ def study_name(prefix: str, task_name: str, feature_service: str) -> str:
 
 def score(ts: TrainingSet, part_frame, pred: np.ndarray, threshold: float | None = None) -> dict:
     """All metrics of the task on one part of the data; the headline is `ts.task.metric`."""
-    kind, y = ts.task.kind, part_frame.target.to_numpy()
-    if kind == "regression":
-        return regression_report(y, pred)
-    if kind == "classification":
-        return classification_report(y, pred, threshold)
-    return forecast_report(y, pred, part_frame.seasonal_naive.to_numpy(), part_frame.horizon)
+    return ts.task.trainer.score(ts, part_frame, pred, threshold)
 
 
 @dataclass
@@ -56,9 +50,10 @@ def history_columns(names: list[str]) -> tuple[int, ...]:
     return tuple(i for _, i in sorted(lags, reverse=True))
 
 
-def prepare(ts: TrainingSet, seed: int) -> Prepared:
+def prepare(ts: TrainingSet, seed: int, trainer=None) -> Prepared:
+    """Encoders (raw and scaled) fitted on the train part, and every family's matrices."""
+    trainer = trainer or ts.task.trainer
     train, val = ts.part("train"), ts.part("validation")
-    fit_kind = "regression" if ts.task.kind == "forecast" else ts.task.kind
     encoders, data = {}, {}
     for scaled in (False, True):
         enc = FeatureEncoder.fit(
@@ -70,10 +65,10 @@ def prepare(ts: TrainingSet, seed: int) -> Prepared:
         encoders[scaled] = enc
         data[scaled] = Data(
             enc.transform(input_frame(train, ts.features, ts.categorical)),
-            training_target(ts.task.kind, train),
+            trainer.training_target(train),
             enc.transform(input_frame(val, ts.features, ts.categorical)),
-            training_target(ts.task.kind, val),
-            fit_kind,
+            trainer.training_target(val),
+            trainer.fit_kind,
             seed,
             history_columns(enc.names),
         )
@@ -115,9 +110,13 @@ class Objective:
         families: tuple[str, ...],
         direction: str,
         run_id: str = "",
+        trainer=None,
     ):
         self.ts, self.prepared, self.run_id = ts, prepared, run_id
-        self.family_name, self.families = family_parameter(ts.task.families, families)
+        self.trainer = trainer or ts.task.trainer
+        self.family_name, self.families = family_parameter(
+            self.trainer.candidates(ts.task), families
+        )
         self.sign = -1.0 if direction == "maximize" else 1.0
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -134,8 +133,8 @@ class Objective:
             raise
 
     def evaluate(self, trial: optuna.Trial, family: str) -> float:
-        params = suggest(trial, family, self.ts.task.kind)
-        data = self.prepared.data[family in SCALED_FAMILIES]
+        params = suggest(trial, family)
+        data = self.prepared.data[FAMILIES[family].scaled]
 
         def report(step: int, loss: float) -> None:
             trial.report(self.sign * loss, step)
@@ -144,8 +143,8 @@ class Objective:
 
         fitted = fit(family, params, data, report)
         validation = self.ts.part("validation")
-        pred = from_training_scale(self.ts.task.kind, fitted.predict(data.x_val), validation)
-        metrics = score(self.ts, validation, pred)
+        pred = self.trainer.from_training_scale(fitted.predict(data.x_val), validation)
+        metrics = self.trainer.score(self.ts, validation, pred)
         for name, value in metrics.items():
             trial.set_user_attr(f"val_{name}", value)
         value = metrics[self.ts.task.metric]

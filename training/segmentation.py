@@ -38,10 +38,11 @@ from configs.settings import Settings
 from ingestion.schema import SEGMENT_TABLES
 from ingestion.warehouse import open_warehouse
 from training.dataset import fingerprint, service_features
+from training.errors import TaskError
 from training.labels import segmentation_labels
 from training.packaging import input_frame
 from training.registry import Decision, promote
-from training.tasks import TaskError, get_task
+from training.tasks.segmentation import TASK as SEGMENTATION
 from training.tracking import experiment_for, git_commit, use_tracking
 
 TASK = "segmentation"
@@ -116,7 +117,7 @@ def segmentation_frame(settings: Settings, store=None) -> tuple[pd.DataFrame, li
     """Latest user snapshot joined with `segmentation_v1` features, sorted by user_id."""
     from feature_repo.store import open_store
 
-    task = get_task(TASK)
+    task = SEGMENTATION
     store = store or open_store(settings)
     names = service_features(store, task.feature_service)
     rows = segmentation_labels(open_warehouse(settings))
@@ -202,7 +203,7 @@ def _profiles(raw: pd.DataFrame, segments: np.ndarray, names: list[str]) -> pd.D
 def segment(settings: Settings, k_range=(5, 6, 7), sample: int = 5000) -> SegmentResult:
     """Cluster the latest user snapshot, log and register the model, gate it, and write the
     segments if it was crowned."""
-    task = get_task(TASK)
+    task = SEGMENTATION
     ks = sorted({int(k) for k in k_range})
     if not ks or ks[0] < 2:
         raise TaskError(f"{TASK}: k_range must hold cluster counts of at least 2 (got {k_range})")

@@ -31,7 +31,7 @@ from training.dataset import (
     feature_service,
     time_split,
 )
-from training.tasks import Task
+from training.task import Task
 
 # what a label query or a feature view can read; model and prediction tables are left out so
 # that a gate decision or a served prediction does not make the data look changed

@@ -254,9 +254,10 @@ def log_plots(
     importances: np.ndarray | None,
     y_true: np.ndarray,
     pred: np.ndarray,
-    kind: str,
+    calibration: bool,
 ) -> None:
-    """Feature importance, residuals or calibration, and Optuna's history / importances."""
+    """Feature importance, residuals (or calibration, for a probability), and Optuna's
+    history / importances."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -273,7 +274,7 @@ def log_plots(
             fig.savefig(out / "feature_importance.png")
             plt.close(fig)
         fig, ax = plt.subplots(figsize=(6, 5))
-        if kind == "classification":
+        if calibration:
             bins = np.clip((pred * 10).astype(int), 0, 9)
             observed = [
                 y_true[bins == b].mean() if (bins == b).any() else np.nan for b in range(10)
@@ -285,7 +286,7 @@ def log_plots(
             ax.scatter(pred, y_true - pred, s=3, alpha=0.3)
             ax.axhline(0, color="k")
             ax.set_title("residuals (test)")
-        fig.savefig(out / ("calibration.png" if kind == "classification" else "residuals.png"))
+        fig.savefig(out / ("calibration.png" if calibration else "residuals.png"))
         plt.close(fig)
         completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if completed:

@@ -16,8 +16,9 @@ from configs.settings import load_settings
 from ingestion.warehouse import open_warehouse
 from pipelines import flows
 from pipelines.cli import main
+from pipelines.training import train
 from training.evaluate import evaluate
-from training.train import train
+from training.tasks import get_task
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,7 @@ def test_content_is_trained_logged_gated_and_reported_next_to_its_oracle(trained
     oracle = run.data.metrics["test_oracle_macro_f1"]
     assert result.test_metrics["macro_f1"] < oracle < 0.97  # the Bayes classifier is the bar
 
-    report = evaluate(settings, "content")
+    report = evaluate(settings, get_task("content"))
     assert report["model_version"] == result.version
     assert report["champion_value"] == pytest.approx(result.test_metrics["macro_f1"])
     assert report["oracle_value"] == pytest.approx(oracle)

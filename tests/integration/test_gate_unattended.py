@@ -1,5 +1,5 @@
 """The champion gate left alone on a tiny simulated platform (local profile, real Feast and
-MLflow): `smap train` / `smap promote` fail closed on a registry error, segmentation is gated.
+MLflow): `smap train` / `smap gate` fail closed on a registry error, segmentation is gated.
 
 Registry failures are injected by making one MlflowClient method raise when it is called.
 """
@@ -15,10 +15,11 @@ from configs.settings import load_settings
 from ingestion.warehouse import open_warehouse
 from pipelines import flows
 from pipelines.cli import main
+from pipelines.training import train
 from training.registry import current_champion, history
 from training.segmentation import segment
+from training.tasks import get_task
 from training.tracking import use_tracking
-from training.train import train
 
 pytestmark = pytest.mark.integration
 LINEAR = ("linear",)
@@ -55,7 +56,7 @@ def _champion_everywhere(settings) -> int | None:
     """The alias's version, asserting the history's last row names the same one."""
     client = use_tracking(settings)
     alias = current_champion(client, "engagement")
-    log = history(open_warehouse(settings), "engagement", client)
+    log = history(open_warehouse(settings), get_task("engagement"), client)
     assert int(log.champion_after.iloc[-1]) == alias
     return alias
 
@@ -80,7 +81,7 @@ def test_train_and_promote_with_a_failing_registry_exit_1_and_keep_the_champion(
     with monkeypatch.context() as patch:
         refused = MlflowException("API request to http://mlflow:5000 failed (Connection refused)")
         patch.setattr(MlflowClient, "get_model_version_by_alias", _failing(refused))
-        assert main(["promote", "engagement"]) == 1
+        assert main(["gate", "engagement"]) == 1
     assert "reading engagement@champion failed" in _one_line(capsys)
     assert _champion_everywhere(settings) == champion
 
@@ -98,5 +99,5 @@ def test_segmentation_goes_through_the_gate(platform):
     assert (written.model_version == first.version).all()
     client = use_tracking(settings)
     assert current_champion(client, "segmentation") == first.version
-    log = history(open_warehouse(settings), "segmentation", client)
+    log = history(open_warehouse(settings), get_task("segmentation"), client)
     assert log.decision.tolist() == ["first_champion", "kept_champion"]

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from configs.settings import load_settings
 from feature_repo.drafts import parse_hashtags
 from pipelines import flows
+from pipelines.training import train
 from serving.features import model_frame
 from serving.prediction_log import read_parquet_log
 from serving.predictor import Predictor
@@ -21,7 +22,6 @@ from serving.schemas import Draft, DraftTemplate
 from training.dataset import build_training_set
 from training.packaging import input_frame
 from training.tasks import get_task
-from training.train import train
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ import pytest
 from configs.settings import load_settings
 from pipelines import flows
 from pipelines.serving import free_port, wait_ready
-from training.train import train
+from pipelines.training import train
 
 pytestmark = pytest.mark.integration
 DRAFT = {"user_id": 1, "post_type": "image", "category": "food", "hashtags": ["#x"]}

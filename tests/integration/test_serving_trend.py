@@ -17,13 +17,13 @@ from starlette.testclient import TestClient
 from configs.settings import load_settings
 from ingestion.warehouse import open_warehouse
 from pipelines import flows
+from pipelines.training import train
 from serving.features import ForecastPlan
 from serving.prediction_log import read_parquet_log
 from serving.predictor import Predictor
 from training.packaging import input_frame
 from training.snapshot import training_set
 from training.tasks import get_task
-from training.train import train
 
 pytestmark = pytest.mark.integration
 

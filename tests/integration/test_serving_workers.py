@@ -12,8 +12,8 @@ import pytest
 
 from pipelines import flows
 from pipelines.serving import free_port, start_service, stop_service, wait_ready
+from pipelines.training import train
 from serving.prediction_log import read_parquet_log
-from training.train import train
 
 pytestmark = pytest.mark.integration
 DRAFT = {

@@ -14,17 +14,24 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from configs.settings import load_settings
+from ingestion.warehouse import open_warehouse
 from pipelines import flows
 from pipelines.cli import main
-from training.models import FeatureEncoder, Fitted
+from pipelines.training import train
+from training.families import FeatureEncoder, Fitted
+from training.gate import gate_version
 from training.packaging import SmapModel
 from training.registry import champion_at, history
 from training.tasks import get_task
 from training.tracking import use_tracking
-from training.train import promote_version, train
 
 pytestmark = pytest.mark.integration
 FAST = ("linear", "lightgbm")
+
+
+def promote_version(settings, task_name: str, version: int):
+    """The gate on its own (`smap gate TASK --version N`)."""
+    return gate_version(settings, open_warehouse(settings), get_task(task_name), version)
 
 
 def _load_offline(settings) -> None:
@@ -218,7 +225,7 @@ def test_every_task_trains_and_evaluates_on_services(services_platform):
             assert decision.champion_after is None and "baseline" in decision.reason
             continue
         crowned.append(task)
-        report = evaluate(services_platform, task)
+        report = evaluate(services_platform, get_task(task))
         assert report["model_version"] == result.version
         assert np.isfinite(report["champion_value"]) and np.isfinite(report["oracle_value"])
     assert len(crowned) >= 2, crowned

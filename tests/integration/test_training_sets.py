@@ -14,6 +14,7 @@ import pytest
 from configs.settings import load_settings
 from feature_repo.store import open_store
 from pipelines import flows
+from pipelines.training import train
 from training.dataset import (
     feature_groups,
     feature_service,
@@ -24,7 +25,6 @@ from training.evaluate import evaluate
 from training.snapshot import training_set
 from training.tasks import get_task
 from training.tracking import use_tracking
-from training.train import train
 
 pytestmark = pytest.mark.integration
 UNKNOWN_AUTHOR = 987_654_321
@@ -137,7 +137,7 @@ def test_train_logs_its_set_and_evaluate_reuses_it(platform):
     assert "missing_rows.user_engagement" in run.data.metrics
     assert "missing_rows.restored" in run.data.metrics
 
-    report = evaluate(platform, "engagement")
+    report = evaluate(platform, get_task("engagement"))
     assert report["training_set"]["reused"] is True
     assert report["training_set"]["fingerprint"] == fingerprint
     assert report["training_set"]["champion_trained_on_it"] is True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import mlflow
 import numpy as np
 import optuna
@@ -11,9 +13,9 @@ from mlflow.tracking import MlflowClient
 from configs.settings import load_settings
 from pipelines import flows
 from pipelines.cli import main
-from training import models
+from pipelines.training import train
+from training import families
 from training.search import FAIL_REASON, RUN_ID
-from training.train import train
 
 pytestmark = pytest.mark.integration
 COMPLETE = optuna.trial.TrialState.COMPLETE
@@ -53,7 +55,9 @@ def test_a_run_whose_trials_all_fail_exits_non_zero_and_registers_nothing(
     def singular(params, data, report):
         raise np.linalg.LinAlgError("Singular matrix")
 
-    monkeypatch.setitem(models.FITTERS, "linear", singular)
+    monkeypatch.setitem(
+        families.FAMILIES, "linear", replace(families.FAMILIES["linear"], fit=singular)
+    )
     monkeypatch.setenv("SMAP_DATA_DIR", str(platform.root))
     uri = platform.mlflow_tracking_uri
     client = MlflowClient(uri, registry_uri=uri)

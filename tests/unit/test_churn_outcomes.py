@@ -11,7 +11,8 @@ from ingestion.schema import ALL_TABLES
 from ingestion.warehouse import ParquetWarehouse
 from monitoring.checks import DRIFT, quality, verdict
 from monitoring.drift import run_drift
-from monitoring.window import Window, churn_outcomes, matured_labels, snapshot_days
+from monitoring.window import Window, matured_labels
+from training.matured import churn_outcomes, snapshot_days
 from training.reference import PREDICTION, TARGET, Reference, column_kinds, sketch
 from training.tasks import get_task
 

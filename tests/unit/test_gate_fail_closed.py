@@ -135,7 +135,7 @@ def _raising(error: Exception, after=None):
 
 def _agree(gate, task: str = "engagement") -> int | None:
     """Assert the history's last champion is the alias's version (after reconciling)."""
-    history(gate.warehouse, task, gate.client)
+    history(gate.warehouse, get_task(task), gate.client)
     alias = current_champion(gate.client, task)
     assert champion_at(gate.warehouse, task, datetime.now(UTC)) == alias
     return alias
@@ -247,12 +247,12 @@ def test_a_move_the_history_never_heard_of_is_recorded_by_the_next_reader(gate, 
     assert current_champion(gate.client, "engagement") == better  # the two stores disagree
     assert champion_at(gate.warehouse, "engagement", datetime.now(UTC)) == first
 
-    log = history(gate.warehouse, "engagement", gate.client)  # the reader repairs it
+    log = history(gate.warehouse, ENGAGEMENT, gate.client)  # the reader repairs it
     assert log.decision.tolist() == ["first_champion", "promoted"]
     assert log.version.iloc[-1] == better and log.champion_before.iloc[-1] == first
     assert np.isfinite(log.challenger_value.iloc[-1]) and "beats" in log.reason.iloc[-1]
     assert _agree(gate) == better
-    assert len(history(gate.warehouse, "engagement", gate.client)) == 2  # repaired once
+    assert len(history(gate.warehouse, ENGAGEMENT, gate.client)) == 2  # repaired once
 
 
 def test_an_alias_call_that_failed_after_it_took_effect_is_repaired_by_the_next_gate(
@@ -281,7 +281,7 @@ def test_an_alias_call_that_failed_after_it_took_effect_is_repaired_by_the_next_
 def test_an_alias_moved_by_hand_is_recorded_as_found(gate):
     version = gate.register(OK)
     gate.client.set_registered_model_alias("engagement", CHAMPION, str(version))
-    log = history(gate.warehouse, "engagement", gate.client)
+    log = history(gate.warehouse, ENGAGEMENT, gate.client)
     assert log.decision.tolist() == ["reconciled"] and log.champion_after.iloc[0] == version
     gate.client.delete_registered_model_alias("engagement", CHAMPION)
     assert _agree(gate) is None

@@ -4,7 +4,7 @@ per-call overhead is a third of a one-draft answer): the same values as the wrap
 import numpy as np
 import pytest
 
-from training.models import Fitted
+from training.families.lightgbm import LightGBMFitted
 
 
 @pytest.mark.parametrize("kind", ["regression", "classification"])
@@ -25,7 +25,7 @@ def test_booster_predictions_equal_the_wrapper(kind):
         eval_set=[(x[300:], target[300:])],
         callbacks=[lgb.early_stopping(5, verbose=False)],
     )
-    fitted = Fitted(est, kind, "lightgbm")
+    fitted = LightGBMFitted(est, kind, "lightgbm")
     want = est.predict_proba(x)[:, 1] if kind == "classification" else est.predict(x)
     np.testing.assert_allclose(fitted.predict(x), want, rtol=0, atol=1e-12)
     np.testing.assert_allclose(fitted.predict(x[:1]), want[:1], rtol=0, atol=1e-12)

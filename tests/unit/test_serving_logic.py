@@ -165,7 +165,7 @@ def test_feature_frame_keeps_row_order():
 @pytest.mark.parametrize("scale", [False, True])
 def test_encoded_matrix_equals_the_training_encoder_on_a_frame(scale):
     from serving.features import encode, feature_columns
-    from training.models import FeatureEncoder
+    from training.families import FeatureEncoder
     from training.packaging import input_frame
 
     features = ["followers", "engagement_rate_28d", "content_type", "posting_hour"]

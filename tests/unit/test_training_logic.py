@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from training.dataset import fingerprint, time_split
+from training.families import FeatureEncoder
 from training.metrics import best_f1_threshold, forecast_report, relative_mae
-from training.models import FeatureEncoder
 from training.registry import beats
 from training.search import history_columns
 from training.tasks import TASKS, TaskError, get_task

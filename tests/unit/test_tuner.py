@@ -8,7 +8,8 @@ import optuna
 import pytest
 
 from pipelines.cli import main
-from training.models import Data, common_loss, fit, validation_loss
+from training.families import fit
+from training.families.base import Data, common_loss, validation_loss
 from training.search import (
     FINGERPRINT,
     RUN_ID,

@@ -1,0 +1,66 @@
+"""What a task is: one record carrying everything the rest of smap asks of a model.
+
+The records themselves live in the task registry (`training/tasks/`, one module per task);
+this module only defines their shape, so the stages below the registry can take a `Task`
+without importing the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import pandas as pd
+
+from ingestion.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from training.trainers import Trainer
+
+Direction = Literal["maximize", "minimize"]
+
+
+@dataclass(frozen=True)
+class Serving:
+    """How the service answers a task. `request` names what a request carries: `drafts`
+    (posts not yet published: request data plus the author's online features) or `users`
+    (user ids looked up online) are answered by the generic `POST /predict`; other requests
+    (`posts` text, `hashtags`) by the task's own endpoint in `serving/service.py`."""
+
+    request: Literal["drafts", "users", "posts", "hashtags"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A model smap trains, gates, serves and monitors.
+
+    `trainer` decides how it is trained and scored (tabular regression, classification or
+    forecast; text; clustering), so no code outside the registry asks what kind a task is.
+    """
+
+    name: str
+    entity: str
+    trainer: Trainer
+    feature_service: str  # the Feast FeatureService both training and serving read
+    metric: str  # the headline test metric, also the Optuna objective on validation
+    direction: Direction
+    families: tuple[str, ...]
+    label_query: Callable[[Warehouse], pd.DataFrame]
+    label_days: int  # label window; time splits keep at least this gap
+    baseline: str  # what a person would do without a model, in words
+    naive: Callable[[pd.DataFrame], object]  # that baseline's per-row answer, from features
+    target: str = ""  # what the model predicts, in words (evaluate, registry descriptions)
+    passthrough: tuple[str, ...] = ()  # label-query columns that are model inputs too
+    # time column the split is made on; forecasts split on the day they predict, with a gap of
+    # at least the longest horizon, so every horizon is tested and no target leaks back
+    split_on: str = "event_timestamp"
+    # monitoring: the matured label of each logged answer (warehouse, task, window frame)
+    matured_labels: Callable[..., pd.Series] | None = None
+    serving: Serving | None = None  # None: trained and gated, not served
+
+    @property
+    def kind(self) -> str:
+        """The trainer's name (regression, classification, forecast, text, clustering), for
+        lineage and messages; behaviour goes through `trainer`, never through this name."""
+        return self.trainer.name

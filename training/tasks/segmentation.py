@@ -1,0 +1,20 @@
+"""Segmentation: k-means segments of users, k chosen in 5..7 (`smap segment`)."""
+
+from training import baseline, labels
+from training.task import Task
+from training.trainers import CLUSTERING
+
+TASK = Task(
+    name="segmentation",
+    entity="user",
+    trainer=CLUSTERING,
+    feature_service="segmentation_v1",
+    metric="silhouette",
+    direction="maximize",
+    families=("kmeans",),
+    label_query=labels.segmentation_labels,
+    label_days=0,
+    baseline="users split into thirds by active days in the last 28 days",
+    naive=baseline.activity_tiers,
+    target="the user's behaviour segment",
+)
