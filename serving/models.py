@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,13 +61,48 @@ class Champion:
 
 
 def champion_version(client, task: str):
-    """The registry's model version behind `<task>@champion`, or None."""
+    """The registry's model version behind `<task>@champion`; None only when the model or the
+    alias does not exist. Any other failure raises: it says nothing about the champion."""
     from mlflow.exceptions import MlflowException
+
+    from training.registry import is_absent
 
     try:
         return client.get_model_version_by_alias(task, ALIAS)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if is_absent(exc):
+            return None
+        raise
+
+
+def _first_line(exc: BaseException) -> str:
+    """An error fit for one log line: MLflow wraps SQL errors with the statement and a link."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class _OtherThreads(logging.Filter):
+    """Passes the records of every thread but the one that made it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread != self.thread
+
+
+@contextmanager
+def _no_mlflow_db_traceback() -> Iterator[None]:
+    """MLflow's SQL store logs a full traceback for each failed query before it raises; a poll
+    during an outage reports it in one line instead, so only this thread's records are held."""
+    logger = logging.getLogger("mlflow.store.db.utils")
+    quiet = _OtherThreads()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 def load_champion(client, task: str, version) -> Champion:
@@ -90,6 +127,7 @@ class Champions:
         self.tasks = tasks
         self._current: dict[str, Champion] = {}
         self._reasons: dict[str, str] = {t: f"{t}: not loaded yet" for t in tasks}
+        self._down: set[str] = set()  # tasks whose registry outage was warned about
         self._lock = threading.Lock()
 
     def get(self, task: str) -> Champion:
@@ -103,15 +141,18 @@ class Champions:
 
     def refresh(self) -> list[str]:
         """Load every champion whose alias points at a version not served yet; returns
-        `task vN` for each swap. A failing load keeps the previous champion serving."""
+        `task vN` for each swap. A failing load, or a registry that fails with anything but
+        "not found", keeps the previous champion serving."""
         swapped = []
         with self._lock:
             for task in self.tasks:
                 try:
-                    version = champion_version(self.client, task)
-                except Exception as exc:  # registry unreachable: keep serving what we have
-                    self._reasons[task] = f"{task}: registry not reachable: {exc}"
+                    with _no_mlflow_db_traceback():
+                        version = champion_version(self.client, task)
+                except Exception as exc:  # noqa: BLE001 - any failure is an outage, not "none"
+                    self._outage(task, exc)
                     continue
+                self._reachable(task)
                 if version is None:
                     self._current.pop(task, None)
                     self._reasons[task] = (
@@ -129,6 +170,24 @@ class Champions:
                     continue
                 swapped.append(f"{task} v{version.version}")
         return swapped
+
+    def _outage(self, task: str, exc: BaseException) -> None:
+        """Keep what is loaded and say why a task without a champion has none; warn when the
+        outage starts, not on every poll (REST errors differ from poll to poll)."""
+        error = _first_line(exc)
+        self._reasons[task] = f"{task}: registry not reachable: {error}"
+        if task in self._down:
+            return
+        self._down.add(task)
+        current = self._current.get(task)
+        keeping = f"keeps serving v{current.version}" if current else "has no champion loaded"
+        log.warning("%s: MLflow registry not reachable, %s: %s", task, keeping, error)
+
+    def _reachable(self, task: str) -> None:
+        """Close the outage the last warning opened."""
+        if task in self._down:
+            self._down.discard(task)
+            log.info("%s: MLflow registry reachable again", task)
 
 
 class AliasPoller:

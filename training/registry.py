@@ -87,7 +87,7 @@ def _registry(client: MlflowClient, action: str) -> Iterator[None]:
         ) from exc
 
 
-def _absent(exc: MlflowException) -> bool:
+def is_absent(exc: MlflowException) -> bool:
     """MLflow's answers (SQL, file and REST stores alike) for a registered model or an alias
     that does not exist; any other error is a failure, never "no champion"."""
     text = str(exc).lower()
@@ -102,7 +102,7 @@ def alias_version(client: MlflowClient, task: str, alias: str) -> int | None:
         try:
             return int(client.get_model_version_by_alias(task, alias).version)
         except MlflowException as exc:
-            if _absent(exc):
+            if is_absent(exc):
                 return None
             raise
 
