@@ -9,16 +9,60 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal, Protocol
 
+import numpy as np
 import pandas as pd
 
+from configs.settings import Settings
 from ingestion.warehouse import Warehouse
 
-if TYPE_CHECKING:
-    from training.trainers import Trainer
-
 Direction = Literal["maximize", "minimize"]
+
+
+class Trainer(Protocol):
+    """What the stages, the gate, `smap evaluate` and monitoring ask of a kind of task
+    (`training/trainers.py` has the tabular ones, `training/content.py` the text one).
+
+    `Any` stands for the training set (`training.dataset.TrainingSet`) and the stored set
+    (`training.snapshot.StoredSet`), which are defined after the task they belong to."""
+
+    name: str
+    trainable: bool
+
+    def refuse(self, task: Task) -> Exception: ...
+
+    def candidates(self, task: Task) -> tuple[str, ...]: ...
+
+    def build(
+        self,
+        settings: Settings,
+        task: Task,
+        window: Any = ...,
+        rebuild: bool = False,
+        progress: Any = None,
+        columns: list[str] | None = None,
+    ) -> Any: ...
+
+    def objective(self, ts: Any, families: tuple[str, ...], run_id: str, seed: int) -> Any: ...
+
+    def best_model(self, ts: Any, objective: Any, best: Any) -> Any: ...
+
+    def model_input(self, ts: Any, frame: pd.DataFrame) -> pd.DataFrame: ...
+
+    def score(
+        self, ts: Any, frame: pd.DataFrame, pred: Any, threshold: float | None = None
+    ) -> dict[str, float]: ...
+
+    def test_extras(self, ts: Any, model: Any, pred: np.ndarray) -> dict[str, float]: ...
+
+    def log_extras(self, ts: Any, model: Any, study: Any, test_metrics: dict) -> None: ...
+
+    def log_model(self, model: Any, example: pd.DataFrame, family: str) -> None: ...
+
+    def evaluate_extras(self, ts: Any, model: Any, predicted: Any) -> dict[str, object]: ...
+
+    def quality(self, y: np.ndarray, pred: np.ndarray) -> dict[str, float]: ...
 
 
 @dataclass(frozen=True)

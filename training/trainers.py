@@ -14,15 +14,12 @@ import tempfile
 from dataclasses import dataclass
 from importlib.metadata import version as pkg_version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import optuna
 import pandas as pd
 
-from configs.settings import Settings
 from training import packaging
-from training.dataset import ALL_DATA, DataWindow, TrainingSet
+from training.dataset import ALL_DATA, TrainingSet
 from training.errors import TaskError
 from training.families import FAMILIES, fit, requirements
 from training.metrics import (
@@ -35,56 +32,13 @@ from training.packaging import INTERVAL_LEVEL, SmapModel, forecast_intervals, in
 from training.reference import log_reference
 from training.search import FAMILY, Objective, Prepared, prepare
 from training.snapshot import StoredSet, training_set
+from training.task import Task
 from training.tracking import log_json, log_plots
-
-if TYPE_CHECKING:
-    from training.task import Task
 
 
 def pinned(names: tuple[str, ...] | list[str]) -> list[str]:
     """pip requirements pinned to what is installed (skips MLflow's slow inference)."""
     return [f"{n}=={pkg_version(n)}" for n in names]
-
-
-class Trainer(Protocol):
-    """What the stages ask of a kind of task."""
-
-    name: str
-    trainable: bool
-
-    def candidates(self, task: Task) -> tuple[str, ...]: ...
-
-    def build(
-        self,
-        settings: Settings,
-        task: Task,
-        window: DataWindow = ALL_DATA,
-        rebuild: bool = False,
-        progress=None,
-        columns: list[str] | None = None,
-    ) -> StoredSet: ...
-
-    def objective(
-        self, ts: TrainingSet, families: tuple[str, ...], run_id: str, seed: int
-    ) -> Any: ...
-
-    def best_model(self, ts: TrainingSet, objective: Any, best: optuna.trial.FrozenTrial): ...
-
-    def model_input(self, ts: TrainingSet, frame: pd.DataFrame) -> pd.DataFrame: ...
-
-    def score(
-        self, ts: TrainingSet, frame: pd.DataFrame, pred, threshold: float | None = None
-    ) -> dict[str, float]: ...
-
-    def test_extras(self, ts: TrainingSet, model, pred: np.ndarray) -> dict[str, float]: ...
-
-    def log_extras(self, ts: TrainingSet, model, study, test_metrics: dict) -> None: ...
-
-    def log_model(self, model, example: pd.DataFrame, family: str) -> None: ...
-
-    def evaluate_extras(self, ts: TrainingSet, model, predicted) -> dict[str, object]: ...
-
-    def quality(self, y: np.ndarray, pred: np.ndarray) -> dict[str, float]: ...
 
 
 @dataclass(frozen=True)
