@@ -21,6 +21,7 @@ a small TensorFlow text model (TextVectorization, embedding, average pooling, de
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.metadata import version as pkg_version
 from typing import Any
 
 import mlflow
@@ -42,10 +43,8 @@ from training.search import (
     failure_line,
     family_parameter,
 )
-from training.snapshot import StoredSet
 from training.task import Task
 from training.tracking import log_json
-from training.trainers import pinned
 
 TASK = "content"
 INPUTS = ["caption", "hashtags", "post_type"]
@@ -349,7 +348,7 @@ def requirements(family: str) -> list[str]:
     names = list(BASE_REQUIREMENTS) + (
         ["tensorflow-cpu", "keras"] if family in KERAS_FAMILIES else []
     )
-    return pinned(names)
+    return [f"{n}=={pkg_version(n)}" for n in names]
 
 
 def _log_confusion(ts: TrainingSet, predicted: np.ndarray, classes: list[str]) -> None:
@@ -387,75 +386,32 @@ def oracle_scores(ts: TrainingSet, part: pd.DataFrame) -> dict[str, float]:
 PARTS = ("train", "validation", "test")
 
 
-class TextTrainer:
-    """The content task through the common stages: a set read from the warehouse, the text
-    families' search, the best model of the run kept as fitted (no refit)."""
-
-    name = "text"
-    trainable = True
-    binary_label = False
-
-    def candidates(self, task: Task) -> tuple[str, ...]:
-        return task.families
-
-    def build(
-        self, settings, task, window=ALL_DATA, rebuild=False, progress=None, columns=None
-    ) -> StoredSet:
-        """Read afresh every time (text is not stored as a set): `rebuild` changes nothing."""
-        ts = content_set(settings, task, window)
-        return StoredSet(ts, (settings.warehouse_dir / "content_posts").resolve(), reused=False)
-
-    def objective(self, ts, families, run_id, seed) -> ContentObjective:
-        return ContentObjective(ts, ContentData.of(ts, seed), families, run_id)
-
-    def best_model(self, ts, objective: ContentObjective, best) -> ContentModel:
-        if objective.best is None or objective.best[1] != best.number:
-            raise TaskError(
-                f"{ts.task.name}: the best trial's model was not kept; nothing registered"
-            )
-        return objective.best[2]
-
-    def model_input(self, ts, frame: pd.DataFrame) -> pd.DataFrame:
-        return frame[INPUTS].reset_index(drop=True)
-
-    def score(self, ts, frame, pred, threshold=None) -> dict[str, float]:
-        return score(frame, pred)
-
-    def quality(self, y, pred) -> dict[str, float]:
-        raise TaskError("content: answers are not monitored")
-
-    def test_extras(self, ts, model, pred) -> dict[str, float]:
-        """The simulator's Bayes classifier on the test rows, as `oracle_<metric>`."""
-        oracle = oracle_scores(ts, ts.part("test"))
-        return {f"oracle_{k}": v for k, v in oracle.items()}
-
-    def log_extras(self, ts, model: ContentModel, study, test_metrics) -> None:
-        mlflow.log_param("classes", ",".join(model.classes))
-        test = ts.part("test")
-        _log_confusion(ts, model.predict_frame(self.model_input(ts, test)), model.classes)
-
-    def log_model(self, model, example, family) -> None:
-        mlflow.pyfunc.log_model(
-            name="model",
-            python_model=model,
-            signature=mlflow.models.infer_signature(example, model.predict_frame(example)),
-            input_example=example,
-            pip_requirements=requirements(family),
-        )
-
-    def evaluate_extras(self, ts, model, predicted) -> dict[str, object]:
-        test = ts.part("test")
-        labels = sorted(test.target.astype(str).unique())
-        per_class = f1_score(
-            test.target.astype(str), np.asarray(predicted).astype(str), labels=labels, average=None
-        )
-        return {
-            "family": getattr(model, "family", ""),
-            "per_class_f1": dict(zip(labels, map(float, per_class), strict=True)),
-            "split": {
-                "rows": {n: len(getattr(ts.split, n)) for n in ("train", "validation", "test")}
-            },
-        }
+def evaluate_extras(ts: TrainingSet, model: ContentModel, predicted) -> dict[str, object]:
+    """What `smap evaluate content` adds: the family, F1 per category, rows per part."""
+    test = ts.part("test")
+    labels = sorted(test.target.astype(str).unique())
+    per_class = f1_score(
+        test.target.astype(str), np.asarray(predicted).astype(str), labels=labels, average=None
+    )
+    return {
+        "family": getattr(model, "family", ""),
+        "per_class_f1": dict(zip(labels, map(float, per_class), strict=True)),
+        "split": {"rows": {n: len(getattr(ts.split, n)) for n in PARTS}},
+    }
 
 
-TEXT = TextTrainer()
+def log_model(model: ContentModel, example: pd.DataFrame, family: str) -> None:
+    mlflow.pyfunc.log_model(
+        name="model",
+        python_model=model,
+        signature=mlflow.models.infer_signature(example, model.predict_frame(example)),
+        input_example=example,
+        pip_requirements=requirements(family),
+    )
+
+
+def log_extras(ts: TrainingSet, model: ContentModel) -> None:
+    """The categories as a parameter, the test confusion matrix and F1 per category."""
+    mlflow.log_param("classes", ",".join(model.classes))
+    test = ts.part("test")
+    _log_confusion(ts, model.predict_frame(test[INPUTS].reset_index(drop=True)), model.classes)

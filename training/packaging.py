@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from training.families.base import FeatureEncoder
+from training.families.base import FeatureEncoder, input_frame
+
+__all__ = ["FeatureEncoder", "SmapModel", "input_frame"]
 
 
 class SmapModel(PythonModel):
@@ -125,11 +127,3 @@ def interval_bounds(
     level = np.log1p(np.clip(pred, 0, None))
     lower = np.clip(np.minimum(np.expm1(level + low), pred), 0, None)
     return lower, np.maximum(np.expm1(level + high), pred)
-
-
-def input_frame(frame: pd.DataFrame, features: list[str], categorical: list[str]) -> pd.DataFrame:
-    """Model input with stable dtypes: float for numbers, str for categories (signature-safe)."""
-    out = frame[features].copy()
-    for col in features:
-        out[col] = out[col].astype(str) if col in categorical else out[col].astype(float)
-    return out

@@ -20,7 +20,7 @@ from ingestion.warehouse import ensure_database, retry_on_race
 from training.dataset import TrainingSet
 from training.errors import TaskError
 from training.families import FAMILIES, Data, FeatureEncoder, fit, suggest
-from training.packaging import input_frame
+from training.families.base import input_frame
 
 
 def study_name(prefix: str, task_name: str, feature_service: str) -> str:

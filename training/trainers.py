@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training import packaging
 from training.dataset import ALL_DATA, TrainingSet
 from training.errors import TaskError
 from training.families import FAMILIES, fit, requirements
@@ -28,12 +27,32 @@ from training.metrics import (
     forecast_report,
     regression_report,
 )
-from training.packaging import INTERVAL_LEVEL, SmapModel, forecast_intervals, input_frame
 from training.reference import log_reference
 from training.search import FAMILY, Objective, Prepared, prepare
 from training.snapshot import StoredSet, training_set
 from training.task import Task
-from training.tracking import log_json, log_plots
+
+
+def _packaging():
+    """The logged model's module (its classes subclass MLflow's): loaded when a model is
+    fitted or logged, so the task registry stays light for `smap --help`."""
+    from training import packaging
+
+    return packaging
+
+
+def _content():
+    """The content task's text models (scikit-learn pipelines, Keras, MLflow's model class)."""
+    from training import content
+
+    return content
+
+
+def _tracking():
+    """MLflow logging helpers, loaded when a run logs."""
+    from training import tracking
+
+    return tracking
 
 
 def pinned(names: tuple[str, ...] | list[str]) -> list[str]:
@@ -79,12 +98,12 @@ class Tabular:
         return Objective(ts, prepare(ts, seed, self), families, ts.task.direction, run_id, self)
 
     def training_target(self, frame: pd.DataFrame) -> np.ndarray:
-        return packaging.training_target(self.name, frame)
+        return _packaging().training_target(self.name, frame)
 
     def from_training_scale(self, raw: np.ndarray, frame: pd.DataFrame) -> np.ndarray:
-        return packaging.from_training_scale(self.name, raw, frame)
+        return _packaging().from_training_scale(self.name, raw, frame)
 
-    def best_model(self, ts, objective: Objective, best) -> SmapModel:
+    def best_model(self, ts, objective: Objective, best):
         """The best trial's family and parameters refitted on this run's prepared data."""
         prepared: Prepared = objective.prepared
         family = best.user_attrs[FAMILY]
@@ -92,15 +111,15 @@ class Tabular:
         params = {k[len(prefix) :]: v for k, v in best.params.items() if k.startswith(prefix)}
         scaled = FAMILIES[family].scaled
         fitted = fit(family, params, prepared.data[scaled], lambda step, loss: None)
-        model = SmapModel(prepared.encoders[scaled], fitted, self.name, ts.features)
+        model = _packaging().SmapModel(prepared.encoders[scaled], fitted, self.name, ts.features)
         self.calibrate(ts, model)
         return model
 
-    def calibrate(self, ts: TrainingSet, model: SmapModel) -> None:
+    def calibrate(self, ts: TrainingSet, model) -> None:
         """Anything the model learns from the validation part after its fit (nothing here)."""
 
     def model_input(self, ts, frame):
-        return input_frame(frame, ts.features, ts.categorical)
+        return _packaging().input_frame(frame, ts.features, ts.categorical)
 
     def score(self, ts, frame, pred, threshold=None):
         return self.quality(frame.target.to_numpy(), pred)
@@ -116,7 +135,7 @@ class Tabular:
         """What `smap evaluate` adds to (or replaces in) its report for this kind."""
         return {}
 
-    def log_extras(self, ts, model: SmapModel, study, test_metrics):
+    def log_extras(self, ts, model, study, test_metrics):
         test = ts.part("test")
         pred = model.predict_frame(self.model_input(ts, test))
         everything = self.model_input(ts, ts.frame)
@@ -130,7 +149,7 @@ class Tabular:
             ts.window,
             self.binary_label,
         )
-        log_plots(
+        _tracking().log_plots(
             study,
             model.encoder.names,
             model.fitted.importances(len(model.encoder.names)),
@@ -149,7 +168,7 @@ class Tabular:
                 signature=mlflow.models.infer_signature(example, model.predict_frame(example)),
                 input_example=example,
                 pip_requirements=pinned(requirements(family)),
-                code_paths=packaging.model_code(Path(code)),
+                code_paths=_packaging().model_code(Path(code)),
             )
 
 
@@ -186,8 +205,10 @@ class Forecast(Tabular):
     def calibrate(self, ts, model):
         val = ts.part("validation")
         pred = model.predict_frame(self.model_input(ts, val))
-        model.intervals = forecast_intervals(val.target, pred, val.horizon, INTERVAL_LEVEL)
-        model.interval_level = INTERVAL_LEVEL
+        packaging = _packaging()
+        level = packaging.INTERVAL_LEVEL
+        model.intervals = packaging.forecast_intervals(val.target, pred, val.horizon, level)
+        model.interval_level = level
 
     def score(self, ts, frame, pred, threshold=None):
         y = frame.target.to_numpy()
@@ -198,7 +219,7 @@ class Forecast(Tabular):
 
     def log_extras(self, ts, model, study, test_metrics):
         super().log_extras(ts, model, study, test_metrics)
-        log_json(
+        _tracking().log_json(
             {"level": model.interval_level, "log1p_residual_quantiles": model.intervals},
             "intervals.json",
         )
@@ -213,3 +234,60 @@ class Forecast(Tabular):
 
 REGRESSION, CLASSIFICATION, FORECAST = Regression(), Classification(), Forecast()
 CLUSTERING = Untrainable("clustering", "smap segment")
+
+
+class TextTrainer:
+    """The content task through the common stages: a set read from the warehouse, the text
+    families' search, the best model of the run kept as fitted (no refit). The text models
+    themselves live in `training/content.py`."""
+
+    name = "text"
+    trainable = True
+    binary_label = False
+
+    def candidates(self, task: Task) -> tuple[str, ...]:
+        return task.families
+
+    def build(
+        self, settings, task, window=ALL_DATA, rebuild=False, progress=None, columns=None
+    ) -> StoredSet:
+        """Read afresh every time (text is not stored as a set): `rebuild` changes nothing."""
+        ts = _content().content_set(settings, task, window)
+        return StoredSet(ts, (settings.warehouse_dir / "content_posts").resolve(), reused=False)
+
+    def objective(self, ts, families, run_id, seed):
+        content = _content()
+        return content.ContentObjective(ts, content.ContentData.of(ts, seed), families, run_id)
+
+    def best_model(self, ts, objective, best):
+        if objective.best is None or objective.best[1] != best.number:
+            raise TaskError(
+                f"{ts.task.name}: the best trial's model was not kept; nothing registered"
+            )
+        return objective.best[2]
+
+    def model_input(self, ts, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[_content().INPUTS].reset_index(drop=True)
+
+    def score(self, ts, frame, pred, threshold=None) -> dict[str, float]:
+        return _content().score(frame, pred)
+
+    def quality(self, y, pred) -> dict[str, float]:
+        raise TaskError("content: answers are not monitored")
+
+    def test_extras(self, ts, model, pred) -> dict[str, float]:
+        """The simulator's Bayes classifier on the test rows, as `oracle_<metric>`."""
+        oracle = _content().oracle_scores(ts, ts.part("test"))
+        return {f"oracle_{k}": v for k, v in oracle.items()}
+
+    def log_extras(self, ts, model, study, test_metrics) -> None:
+        _content().log_extras(ts, model)
+
+    def log_model(self, model, example, family) -> None:
+        _content().log_model(model, example, family)
+
+    def evaluate_extras(self, ts, model, predicted) -> dict[str, object]:
+        return _content().evaluate_extras(ts, model, predicted)
+
+
+TEXT = TextTrainer()

@@ -69,6 +69,14 @@ class FeatureEncoder:
         return (filled - self.means) / self.stds
 
 
+def input_frame(frame: pd.DataFrame, features: list[str], categorical: list[str]) -> pd.DataFrame:
+    """Model input with stable dtypes: float for numbers, str for categories (signature-safe)."""
+    out = frame[features].copy()
+    for col in features:
+        out[col] = out[col].astype(str) if col in categorical else out[col].astype(float)
+    return out
+
+
 @dataclass(frozen=True)
 class Data:
     x_train: np.ndarray

@@ -2,8 +2,8 @@
 post type), read from the warehouse rather than Feast (training/content.py says why)."""
 
 from training import baseline, labels
-from training.content import TEXT
 from training.task import Serving, Task
+from training.trainers import TEXT
 
 TASK = Task(
     name="content",
