@@ -34,7 +34,7 @@ from configs.errors import SmapError
 from configs.settings import Settings
 from ingestion.etl import LABEL_DAYS
 from ingestion.schema import MONITORING_TABLES
-from ingestion.warehouse import Warehouse
+from ingestion.warehouse import Warehouse, open_warehouse
 
 log = logging.getLogger("smap.report")
 
@@ -675,8 +675,6 @@ def write_report(
 ) -> Report:
     """Write `<out>/index.html` and `<out>/exports/` (default out: the reports folder's
     `dashboard`); returns where, with the sections and the exports."""
-    from ingestion.warehouse import open_warehouse
-
     folder = Path(out) if out is not None else settings.reports_dir / "dashboard"
     warehouse = open_warehouse(settings)
     parts = sections(settings, warehouse)

@@ -22,6 +22,8 @@ from pydantic import SecretStr
 
 from configs.errors import SmapError
 from configs.settings import Settings
+from feature_repo.online_state import online_state
+from ingestion.warehouse import WarehouseError, ensure_database, open_warehouse
 
 REGISTRY_CACHE_TTL_SECONDS = 60
 # what the written feature_store.yaml holds instead of the password: Feast fills ${VAR} from
@@ -173,8 +175,6 @@ def open_store(settings: Settings, rebuild_registry: bool = False):
     settings.feature_repo_dir.mkdir(parents=True, exist_ok=True)
     check_registry_file(settings, rebuild=rebuild_registry)
     if settings.feast.registry == "sql" or settings.feast.offline_store == "postgres":
-        from ingestion.warehouse import ensure_database
-
         ensure_database(settings.postgres)
         # Feast's PostgreSQL offline store takes no connect timeout; libpq reads this instead
         os.environ.setdefault("PGCONNECT_TIMEOUT", str(settings.postgres.connect_timeout_seconds))
@@ -237,8 +237,6 @@ def materialize(
     whenever the online store lost what the registry says was loaded; otherwise it continues
     incrementally from where the previous run ended.
     """
-    from feature_repo.online_state import online_state
-
     store = open_store(settings)
     online = online_state(settings)
     end = end or datetime.now(UTC)
@@ -285,8 +283,6 @@ def _online_is_current(online, view) -> bool:
 
 
 def _earliest_row(settings: Settings, view) -> datetime | None:
-    from ingestion.warehouse import open_warehouse
-
     warehouse, table = open_warehouse(settings), _table_of(view)
     if not warehouse.exists(table):  # a source not written yet (no ETL run): nothing to load
         return None
@@ -345,8 +341,6 @@ def _postgres_errors() -> tuple[type[BaseException], ...]:
 def named_server_errors(settings: Settings) -> Iterator[None]:
     """A server that dies or hangs in the middle of a Feast call: one line naming it."""
     import redis
-
-    from ingestion.warehouse import WarehouseError
 
     try:
         yield

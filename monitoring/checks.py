@@ -16,6 +16,7 @@ import pandas as pd
 from configs.errors import SmapError
 from configs.settings import DriftThresholds, Settings
 from ingestion.schema import MONITORING_TABLES
+from ingestion.warehouse import open_warehouse
 from monitoring.drift import DriftResult, run_drift
 from monitoring.window import Window, current_window
 from training.reference import Reference, load_reference
@@ -233,8 +234,6 @@ def record(warehouse, result: CheckResult) -> None:
 def run_check(settings: Settings, task_name: str, warehouse=None) -> tuple[CheckResult, object]:
     """Judge the rows the champion answered since its last check. Returns the result (not yet
     recorded: the trigger may add a retrain to it) and the Evidently snapshot."""
-    from ingestion.warehouse import open_warehouse
-
     task = get_task(task_name)
     warehouse = warehouse or open_warehouse(settings)
     client, version, run_id = champion_of(settings, task)

@@ -26,6 +26,8 @@ import pandas as pd
 
 from configs.errors import SmapError
 from configs.settings import Settings
+from ingestion.warehouse import open_warehouse
+from monitoring.checks import checks
 
 PREFIX = "reports/"  # URL folder of the served reports, relative to the index at `/`
 SERVED = {".html": "text/html; charset=utf-8", ".json": "application/json"}
@@ -165,9 +167,6 @@ HEADER = (
 
 def index_html(settings: Settings) -> str:
     """The index page: the newest recorded checks, one row each, linking their reports."""
-    from ingestion.warehouse import open_warehouse
-    from monitoring.checks import checks
-
     frame = checks(open_warehouse(settings))
     total = len(frame)
     frame = frame.iloc[::-1].head(LIMIT)

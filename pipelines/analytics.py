@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 import pandas as pd
 from rich.table import Table
 
+from analytics.alerts import detect
+from analytics.influence import rank_influencers, top_influencers
+from analytics.kpis import build_kpis
+from analytics.segments import profile_segments
+from analytics.trends import score_trends, score_velocity
 from configs.settings import Settings
+from ingestion.warehouse import open_warehouse
 from pipelines.progress import steps
 
 SKIPPED_SEGMENTS = "skipped: no user segments yet (run `smap segment`)"
@@ -16,13 +22,6 @@ SKIPPED_SEGMENTS = "skipped: no user segments yet (run `smap segment`)"
 def run(settings: Settings, now: datetime | None = None) -> dict[str, object]:
     """Influencers, hashtag trends, post velocity, alerts, KPIs and segment profiles; returns
     rows written per table (alerts: new ones), or why a table was skipped."""
-    from analytics.alerts import detect
-    from analytics.influence import rank_influencers
-    from analytics.kpis import build_kpis
-    from analytics.segments import profile_segments
-    from analytics.trends import score_trends, score_velocity
-    from ingestion.warehouse import open_warehouse
-
     warehouse = open_warehouse(settings)
     config = settings.analytics
     now = now or datetime.now(UTC)
@@ -45,6 +44,11 @@ def run(settings: Settings, now: datetime | None = None) -> dict[str, object]:
                 done[name] = SKIPPED_SEGMENTS if result is None else result
             tick(name)
     return done
+
+
+def influencers(settings: Settings, category: str | None, top: int) -> pd.DataFrame:
+    """The `top` best-ranked accounts (of `category`) from the last `smap analytics run`."""
+    return top_influencers(open_warehouse(settings), category, top)
 
 
 def influencer_table(frame: pd.DataFrame, title: str) -> Table:

@@ -1,4 +1,9 @@
-"""The `smap` command line: thin wrappers over the flows, one clear line on any error."""
+"""The `smap` command line: thin wrappers over the flows, one clear line on any error.
+
+Light modules are imported here; a command that needs MLflow (training, the registry)
+imports the one module it uses inside itself, so `smap --help` loads none of Feast, MLflow,
+TensorFlow, BentoML or Evidently (tests/unit/test_architecture.py holds this).
+"""
 
 from __future__ import annotations
 
@@ -14,10 +19,27 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from analytics.alerts import notify, pending, webhook_url
+from analytics.report import serve as serve_folder
+from analytics.report import write_report
 from configs.data_dir import require_data_dir
 from configs.errors import SmapError
 from configs.settings import ConfigError, Settings, load_settings, telemetry_env
+from feature_repo.store import OnlineStoreUnreachable
+from ingestion.csv_import import CsvImportError
+from ingestion.simulator import PRESETS
+from ingestion.warehouse import WarehouseError, open_warehouse
+from monitoring.review import serve_reports
+from pipelines import analytics as analytics_flow
+from pipelines import flows
+from pipelines import monitoring as monitor_flow
+from pipelines import recommend as recommend_flow
+from pipelines import serving as serving_flow
+from pipelines.demo import run_loop
 from pipelines.logs import log_to_data_dir, route_library_output
+from pipelines.progress import fraction
+from training.readiness import require_inputs
+from training.tasks import get_task
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -127,9 +149,6 @@ def simulate(
     ] = None,
 ) -> None:
     """Generate a seeded social platform into the raw and truth tables."""
-    from ingestion.simulator import PRESETS
-    from pipelines import flows
-
     if preset is not None and preset not in PRESETS:
         raise SmapError(f"--preset: unknown preset {preset!r} (choose {', '.join(PRESETS)})")
     settings = settings_for(profile)
@@ -166,8 +185,6 @@ def ingest(
     if ctx.invoked_subcommand is not None:
         ctx.obj = profile
         return
-    from pipelines import flows
-
     settings = settings_for(profile)
     print_counts(f"ingested ({settings.profile})", flows.ingest(settings, since=since))
 
@@ -188,8 +205,6 @@ def ingest_csv(
     profile: Profile = None,
 ) -> None:
     """Load your own post export into the raw tables (rejects go to a file with reasons)."""
-    from pipelines import flows
-
     if not path.is_file():
         raise SmapError(f"path: {path} does not exist")
     settings = settings_for(profile or ctx.obj)
@@ -233,8 +248,6 @@ def print_import_preview(path: Path, preview) -> None:
 @features_app.command("apply")
 def features_apply(profile: Profile = None) -> None:
     """Register entities, feature views and feature services in the Feast registry."""
-    from pipelines import flows
-
     settings = settings_for(profile)
     names = flows.apply_features(settings)
     project = settings.feast.project
@@ -244,8 +257,6 @@ def features_apply(profile: Profile = None) -> None:
 @features_app.command("materialize")
 def features_materialize(profile: Profile = None) -> None:
     """Load the latest feature values into the online store (incremental after the first run)."""
-    from pipelines import flows
-
     settings = settings_for(profile)
     print_counts("materialized (keys in the online store)", flows.materialize_features(settings))
 
@@ -276,16 +287,12 @@ def demo(
     """The whole loop end to end: simulate a platform whose behaviour shifts, train, serve,
     replay the post-shift days through HTTP, detect the drift, retrain, swap the champion.
     On your imported posts: train and serve them (no replay)."""
-    from pipelines import flows
-
     settings = settings_for(profile)
     if flows.has_imported_posts(settings):
         chosen = tuple(t.strip() for t in tasks.split(",") if t.strip()) if tasks else None
         result = flows.demo(settings, preset=preset, tasks=chosen)
         print_own_data_demo(settings, result)
         return
-    from pipelines.demo import run_loop
-
     summary = run_loop(settings, preset=preset, shift_at=shift_at, quick=quick)
     print_loop_summary(settings, summary)
     if json_path:
@@ -354,8 +361,6 @@ def print_loop_summary(settings: Settings, summary: dict) -> None:
 
 
 def print_own_data_demo(settings: Settings, result: dict) -> None:
-    from training.tasks import get_task
-
     summary = {
         "profile": settings.profile,
         "data_dir": str(settings.root),
@@ -400,13 +405,10 @@ def train(
     rebuild: Rebuild = False,
 ) -> None:
     """Tune candidates with Optuna (resumable study), log to MLflow, register, run the gate."""
-    from training.readiness import require_inputs
-
     # before the heavy imports: e.g. trend on an export without hashtags fails at once
     require_inputs(settings_for(profile), task)
-    from pipelines.progress import fraction
+    from pipelines.training import check_budget
     from pipelines.training import train as run_train
-    from training.tune import check_budget
 
     check_budget(trials, timeout)  # before any work or progress bar
     settings = settings_for(profile)
@@ -444,9 +446,7 @@ def gate(
     rebuild: Rebuild = False,
 ) -> None:
     """Score a version and the champion on the same recent holdout; move `champion` if it wins."""
-    from ingestion.warehouse import open_warehouse
     from training.gate import gate_version
-    from training.tasks import get_task
 
     settings = settings_for(profile)
     chosen = get_task(task)
@@ -602,55 +602,43 @@ def monitor(
 ) -> None:
     """Evidently drift of the champions' logged answers against their training reference;
     persistent drift retrains behind the champion gate."""
-    from pipelines import monitoring as flows
-
     settings = settings_for(profile)
     if task == "ui":
-        from monitoring.review import serve_reports
-
         out.print(f"reports on http://127.0.0.1:{port} (Ctrl-C stops)")
         serve_reports(settings, "127.0.0.1", port)
         return
     if summary:
-        from ingestion.warehouse import open_warehouse
-        from monitoring.checks import checks
-
-        print_checks_summary(checks(open_warehouse(settings), task).tail(20))
+        print_checks_summary(monitor_flow.recent_checks(settings, task, 20))
         return
     if interval <= 0:
         raise typer.BadParameter("must be more than 0 seconds", param_hint="--interval")
     if task is None and not all_tasks:
         raise typer.BadParameter("name a task or pass --all", param_hint="TASK")
     tasks = list(settings.monitoring.tasks) if all_tasks else [task]
-    from training.tasks import get_task
-
     for name in tasks:
         get_task(name)  # an unknown task is one line before any work
     show = (lambda r: out.print_json(data=r.as_json())) if as_json else print_check
     if watch:
-        flows.watch(settings, tasks, interval, show, lambda why: out.print(f"waiting: {why}"))
+        monitor_flow.watch(
+            settings, tasks, interval, show, lambda why: out.print(f"waiting: {why}")
+        )
         return
     if all_tasks:
-        results, problems = flows.monitor_all(settings, not no_retrain, show)
+        results, problems = monitor_flow.monitor_all(settings, not no_retrain, show)
         for why in problems.values():  # each reason starts with its task
             Console(stderr=True).print(why, markup=False, soft_wrap=True)
         if problems and not results:
             raise typer.Exit(1)
         return
-    show(flows.monitor(settings, task, retrain=not no_retrain))
+    show(monitor_flow.monitor(settings, task, retrain=not no_retrain))
 
 
 @models_app.command("history")
 def models_history(task: TaskName, profile: Profile = None) -> None:
     """Every gate decision: which version held `champion` from when."""
-    from ingestion.warehouse import open_warehouse
-    from training.registry import history
-    from training.tasks import get_task
-    from training.tracking import use_tracking
+    from pipelines import registry
 
-    settings = settings_for(profile)
-    # reconciled with the registry first: a gate stopped mid-way is recorded as it ended
-    frame = history(open_warehouse(settings), get_task(task), use_tracking(settings))
+    frame = registry.champion_history(settings_for(profile), task)
     table = Table(title=f"{task} champion history")
     for col in ("decided_at", "decision", "version", "champion_before", "champion_after", "reason"):
         table.add_column(col)
@@ -669,13 +657,9 @@ def models_history(task: TaskName, profile: Profile = None) -> None:
 @models_app.command("rollback")
 def models_rollback(task: TaskName, profile: Profile = None) -> None:
     """Give `champion` back to the previous champion."""
-    from ingestion.warehouse import open_warehouse
-    from training.registry import rollback
-    from training.tasks import get_task
-    from training.tracking import use_tracking
+    from pipelines import registry
 
-    settings = settings_for(profile)
-    decision = rollback(use_tracking(settings), open_warehouse(settings), get_task(task))
+    decision = registry.rollback_champion(settings_for(profile), task)
     out.print(f"{task}: champion is version {decision.champion_after} again ({decision.reason})")
 
 
@@ -689,12 +673,10 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the champions over HTTP (BentoML) until interrupted."""
-    from pipelines.serving import serve as run_serve
-
     settings = settings_for(profile)
     s = settings.serving
     out.print(f"serving on http://{host or s.host}:{port or s.port} (Ctrl-C stops)")
-    code = run_serve(settings, host, port, workers)
+    code = serving_flow.serve(settings, host, port, workers)
     if code not in (0, 130):
         raise typer.Exit(code)
 
@@ -703,10 +685,8 @@ def serve(
 def build(profile: Profile = None) -> None:
     """Pack the prediction service and smap's code as a Bento (bentofile.yaml); run it from
     anywhere with `bentoml serve TAG` (BENTOML_HOME as printed)."""
-    from pipelines.serving import build_bento
-
     settings = settings_for(profile)
-    tag = build_bento(settings)
+    tag = serving_flow.build_bento(settings)
     home = os.environ.get("BENTOML_HOME", str(settings.root / "bentoml"))
     out.print(
         f"built {tag}; serve it with: BENTOML_HOME={home} bentoml serve {tag}", soft_wrap=True
@@ -723,9 +703,7 @@ def predict(
     ] = None,
 ) -> None:
     """Score a file of draft posts (or user ids for churn) on the task's champion."""
-    from pipelines.serving import predict_file
-
-    rows, lineage = predict_file(settings_for(profile), task, file)
+    rows, lineage = serving_flow.predict_file(settings_for(profile), task, file)
     for key, value in lineage.items():
         rows[key] = value
     if output:
@@ -800,13 +778,11 @@ def recommend(
 ) -> None:
     """Fresh posts from unfollowed accounts in a user's interest categories, ranked by
     predicted engagement; --evaluate measures hit-rate on held-out likes."""
-    from pipelines import recommend as flow
-
     settings = settings_for(profile, writes=False)
     if run_evaluate:
-        report = flow.evaluate(settings, holdout_days, k, use_champion=not proxy)
+        report = recommend_flow.evaluate(settings, holdout_days, k, use_champion=not proxy)
         if as_json:
-            from training.evaluate import report_json
+            from training.evaluate import report_json  # strict JSON; imports MLflow
 
             typer.echo(report_json(report))
             return
@@ -828,7 +804,7 @@ def recommend(
         return
     if user is None:
         raise typer.BadParameter("give --user ID, or --evaluate", param_hint="--user")
-    answer = flow.recommend_for(settings, user, n, use_champion=not proxy)
+    answer = recommend_flow.recommend_for(settings, user, n, use_champion=not proxy)
     interests = ", ".join(answer["interests"]) if answer["interests"] else "all (no history)"
     out.print(f"user {user} at {answer['at']}; interests: {interests}", markup=False)
     out.print(f"scored by: {answer['scored_by']}", soft_wrap=True, markup=False)
@@ -845,10 +821,8 @@ def recommend(
 @analytics_app.command("run")
 def analytics_run(profile: Profile = None) -> None:
     """Compute influencers, hashtag trends, post velocity, alerts, KPIs and segment profiles."""
-    from pipelines.analytics import run as run_analytics
-
     settings = settings_for(profile)
-    print_counts(f"analytics ({settings.profile})", run_analytics(settings))
+    print_counts(f"analytics ({settings.profile})", analytics_flow.run(settings))
 
 
 @analytics_app.command("influencers")
@@ -858,13 +832,9 @@ def analytics_influencers(
     top: Annotated[int, typer.Option(help="How many accounts to list.")] = 10,
 ) -> None:
     """The top influencers (PageRank on the follow graph, weighted by engagement received)."""
-    from analytics.influence import top_influencers
-    from ingestion.warehouse import open_warehouse
-    from pipelines.analytics import influencer_table
-
-    frame = top_influencers(open_warehouse(settings_for(profile, writes=False)), category, top)
+    frame = analytics_flow.influencers(settings_for(profile, writes=False), category, top)
     title = f"top {len(frame)} influencers" + (f" in {category}" if category else "")
-    out.print(influencer_table(frame, title))
+    out.print(analytics_flow.influencer_table(frame, title))
 
 
 @app.command()
@@ -878,10 +848,6 @@ def alerts(
     ] = False,
 ) -> None:
     """List the engagement anomalies not notified yet (`smap analytics run` detects them)."""
-    from analytics.alerts import notify, pending, webhook_url
-    from ingestion.warehouse import open_warehouse
-    from pipelines.analytics import alert_table
-
     settings = settings_for(profile)
     if post:
         webhook_url(settings.analytics)  # before anything is listed
@@ -891,7 +857,7 @@ def alerts(
     if shown.empty:
         out.print(f"no {which}")
     else:
-        out.print(alert_table(shown, f"{len(shown)} {which}"))
+        out.print(analytics_flow.alert_table(shown, f"{len(shown)} {which}"))
     if post:
         sent = notify(warehouse, settings.analytics)
         out.print(f"posted {sent} alert(s) to the webhook")
@@ -912,9 +878,6 @@ def report(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port of --serve.")] = 8089,
 ) -> None:
     """Write the dashboard (one self-contained HTML page) and CSV/Parquet exports for BI tools."""
-    from analytics.report import serve as serve_folder
-    from analytics.report import write_report
-
     settings = settings_for(profile)
     done = write_report(settings, out_dir)
     empty = [s.title for s in done.sections if s.empty]
@@ -937,10 +900,6 @@ def _error_line(exc: BaseException) -> str:
 
 def expected_errors() -> tuple[type[Exception], ...]:
     """SmapError, plus the expected errors of other layers until they derive from it."""
-    from feature_repo.store import OnlineStoreUnreachable
-    from ingestion.csv_import import CsvImportError
-    from ingestion.warehouse import WarehouseError
-
     legacy = (ConfigError, WarehouseError, CsvImportError, OnlineStoreUnreachable)
     return (SmapError, *(cls for cls in legacy if not issubclass(cls, SmapError)))
 

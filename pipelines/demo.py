@@ -17,8 +17,24 @@ from datetime import timedelta
 import pandas as pd
 
 from configs.settings import Settings
+from feature_repo.store import materialize
+from ingestion.simulator import PRESETS
+from ingestion.warehouse import open_warehouse
+from monitoring.checks import NotEnoughRows
 from pipelines import flows
+from pipelines.monitoring import monitor
 from pipelines.progress import steps
+from pipelines.serving import (
+    as_utc,
+    ask_service,
+    free_port,
+    published_drafts,
+    send_drafts,
+    start_service,
+    stop_service,
+    wait_ready,
+)
+from training.dataset import DataWindow
 
 QUICK_TASKS = ("engagement",)
 LOOP_TASKS = ("engagement", "virality", "churn", "trend")
@@ -29,23 +45,16 @@ TREND_TRIALS = 3  # the largest training set of the four, and neither served nor
 
 def shift_day(settings: Settings, preset: str) -> int:
     """Default: the last third of the simulated days behave differently."""
-    from ingestion.simulator import PRESETS
-
     return PRESETS[preset].days * 2 // 3
 
 
 def train_before(settings: Settings, tasks, until, trials: int) -> dict:
-    from pipelines.training import train
-    from training.dataset import DataWindow
-
     window = DataWindow(until=until)
     trained = {}
     with steps(f"train before {until:%Y-%m-%d}", len(tasks)) as tick:
         for task in tasks:
             budget = min(trials, TREND_TRIALS) if task == "trend" else trials
-            trained[task] = train(
-                settings, task, trials=budget, families=flows._demo_families(task), window=window
-            )
+            trained[task] = flows.train_task(settings, task, budget, window)
             tick(task)
     return trained
 
@@ -53,9 +62,6 @@ def train_before(settings: Settings, tasks, until, trials: int) -> dict:
 def replay_chunk(settings: Settings, url: str, tasks, since, until) -> dict:
     """Advance the online store to `since`, then ask the service about every post of
     [since, until) before it was published."""
-    from feature_repo.store import materialize
-    from pipelines.serving import published_drafts, send_drafts
-
     materialize(settings, end=since.to_pydatetime())
     drafts = published_drafts(settings, since, until)
     return {task: send_drafts(url, drafts, endpoint=SERVED[task]) for task in tasks}
@@ -76,17 +82,6 @@ def run_loop(
 ) -> dict:
     """The demo's loop on a simulated platform; returns the summary. `shift=False` replays
     the same days of a platform that did not change (the monitoring's control run)."""
-    from monitoring.checks import NotEnoughRows
-    from pipelines.monitoring import monitor
-    from pipelines.serving import (
-        as_utc,
-        ask_service,
-        free_port,
-        start_service,
-        stop_service,
-        wait_ready,
-    )
-
     t0 = time.perf_counter()
     preset = preset or settings.simulator.preset
     shift_at = shift_day(settings, preset) if shift_at is None else shift_at
@@ -160,16 +155,12 @@ def run_loop(
 
 
 def newest_post(settings: Settings):
-    from ingestion.warehouse import open_warehouse
-
     return open_warehouse(settings).read("post_features", ["event_timestamp"]).event_timestamp.max()
 
 
 def confirm_swap(settings: Settings, url: str, served, end, checks) -> dict:
     """After a promotion, ask again until the service answers with the new version (its alias
     poll), counting any failed request on the way."""
-    from pipelines.serving import published_drafts, send_drafts
-
     promoted = {
         c.task: c.retrain["version"] for c in checks if c.retrain.get("decision") == "promoted"
     }

@@ -1,4 +1,8 @@
-"""Flows wire stages: each is a short list of calls on a typed Settings, returning references."""
+"""Flows wire stages: each is a short list of calls on a typed Settings, returning references.
+
+The stages are imported here at module level; only training, which loads MLflow, Optuna and
+the model libraries, is imported inside `train_task`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,17 @@ from pathlib import Path
 import pandas as pd
 
 from configs.settings import Settings
-from pipelines.progress import steps
+from feature_repo import store
+from ingestion.csv_import import import_posts, preview_posts
+from ingestion.etl import ANALYTICS_TABLES, run_etl
+from ingestion.schema import ALL_TABLES
+from ingestion.simulator import simulate as generate
+from ingestion.warehouse import open_warehouse
+from pipelines.progress import steps, transfer
+from pipelines.serving import demo_serving
+from training.dataset import ALL_DATA, DataWindow
+from training.readiness import missing_input
+from training.tasks import get_task
 
 
 def simulate(
@@ -19,10 +33,6 @@ def simulate(
     shift_at: int | None = None,
 ) -> dict[str, int]:
     """Generate a platform and write its raw and truth tables to the warehouse."""
-    from ingestion.schema import ALL_TABLES
-    from ingestion.simulator import simulate as generate
-    from ingestion.warehouse import open_warehouse
-
     warehouse = open_warehouse(settings)  # fails fast when the warehouse is unreachable
     sim = settings.simulator
     with steps("simulate", 11) as tick:
@@ -44,9 +54,6 @@ def simulate(
 
 def ingest(settings: Settings, since: str | None = None) -> dict[str, int]:
     """Run the ETL: raw tables -> analytics tables, replacing date partitions from `since`."""
-    from ingestion.etl import ANALYTICS_TABLES, run_etl
-    from ingestion.warehouse import open_warehouse
-
     start = pd.Timestamp(since) if since else None
     warehouse = open_warehouse(settings)
     # raw tables read and analytics tables written with no import or simulation in between
@@ -57,10 +64,6 @@ def ingest(settings: Settings, since: str | None = None) -> dict[str, int]:
 def ingest_csv(settings: Settings, path: Path, mapping: Path | None):
     """Load a user's own post export into the raw tables (all-or-nothing per file), in
     chunks with a progress bar by bytes read."""
-    from ingestion.csv_import import import_posts
-    from ingestion.warehouse import open_warehouse
-    from pipelines.progress import transfer
-
     warehouse = open_warehouse(settings)
     with transfer(f"import {path.name}") as update:
         return import_posts(
@@ -75,10 +78,6 @@ def ingest_csv(settings: Settings, path: Path, mapping: Path | None):
 
 def preview_csv(settings: Settings, path: Path, mapping: Path | None):
     """What importing an export would do, checked against the warehouse, writing nothing."""
-    from ingestion.csv_import import preview_posts
-    from ingestion.warehouse import open_warehouse
-    from pipelines.progress import transfer
-
     warehouse = open_warehouse(settings)
     with transfer(f"check {path.name}") as update:
         return preview_posts(
@@ -88,19 +87,15 @@ def preview_csv(settings: Settings, path: Path, mapping: Path | None):
 
 def apply_features(settings: Settings) -> list[str]:
     """Register the Feast definitions for the active profile."""
-    from feature_repo.store import apply
-
-    return apply(settings)
+    return store.apply(settings)
 
 
 def materialize_features(settings: Settings, end: datetime | None = None) -> dict[str, int]:
     """Load the online store (first run: whole history; later runs: incremental)."""
-    from feature_repo.store import check_online_store, materialize, open_store
-
-    check_online_store(settings)
-    n_views = len(open_store(settings).list_feature_views())
+    store.check_online_store(settings)
+    n_views = len(store.open_store(settings).list_feature_views())
     with steps("materialize", n_views) as tick:
-        return materialize(settings, end=end, progress=tick)
+        return store.materialize(settings, end=end, progress=tick)
 
 
 DEMO_FAMILIES = ("linear", "xgboost", "lightgbm")  # the demo skips the slow TensorFlow import
@@ -123,8 +118,6 @@ OWN_DATA_TASKS = ("engagement", "trend")  # on imported posts: trend when the ex
 def has_imported_posts(settings: Settings) -> bool:
     """True when the warehouse holds posts a user imported (only an import writes the
     engagement definition), which the demo must use rather than simulate over."""
-    from ingestion.warehouse import open_warehouse
-
     warehouse = open_warehouse(settings)
     return (
         warehouse.exists("engagement_definition")
@@ -135,9 +128,6 @@ def has_imported_posts(settings: Settings) -> bool:
 def ready_tasks(settings: Settings, tasks: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
     """Tasks whose inputs are in the warehouse, and why each other one is skipped
     (a few table reads, no training set built)."""
-    from ingestion.warehouse import open_warehouse
-    from training.readiness import missing_input
-
     warehouse = open_warehouse(settings)
     reasons = {task: missing_input(task, warehouse) for task in tasks}
     return [t for t, why in reasons.items() if why is None], {
@@ -146,9 +136,14 @@ def ready_tasks(settings: Settings, tasks: tuple[str, ...]) -> tuple[list[str], 
 
 
 def _demo_families(task_name: str) -> tuple[str, ...]:
-    from training.tasks import get_task
-
     return tuple(f for f in DEMO_FAMILIES if f in get_task(task_name).families)
+
+
+def train_task(settings: Settings, task: str, trials: int, window: DataWindow = ALL_DATA):
+    """Train and gate `task` on the demo's families (rows of `window`)."""
+    from pipelines.training import train  # defers MLflow and the model libraries
+
+    return train(settings, task, trials=trials, families=_demo_families(task), window=window)
 
 
 def demo(
@@ -160,8 +155,6 @@ def demo(
     """The main job on the active profile: prepare the data (your imported posts if the
     warehouse has some, else a simulated platform), then train and gate each task whose
     inputs are there; the others are skipped with the reason."""
-    from pipelines.training import train
-
     t0 = time.perf_counter()
     if has_imported_posts(settings):
         timings: dict[str, object] = {
@@ -174,13 +167,9 @@ def demo(
         timings = prepare_data(settings, preset)
         tasks = tasks or DEMO_TASKS
     ready, timings["skipped"] = ready_tasks(settings, tasks)
-    timings["trained"] = {
-        task: train(settings, task, trials=trials, families=_demo_families(task)) for task in ready
-    }
+    timings["trained"] = {task: train_task(settings, task, trials) for task in ready}
     engagement = timings["trained"].get("engagement")
     if engagement and engagement.decision and engagement.decision.champion_after:
-        from pipelines.serving import demo_serving
-
         timings["serve"] = demo_serving(settings)  # the champion answers drafts over HTTP
     timings["seconds"] = round(time.perf_counter() - t0, 1)
     return timings

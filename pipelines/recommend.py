@@ -10,7 +10,10 @@ import pandas as pd
 from analytics import recommend as rec
 from configs.errors import SmapError
 from configs.settings import Settings
+from feature_repo.store import open_store
 from ingestion.warehouse import open_warehouse
+from training.dataset import historical_features
+from training.labels import published_rows
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +23,7 @@ def champion_scores(settings: Settings, post_ids) -> tuple[pd.Series, dict[str, 
     joined point in time from the offline store (as in training)."""
     import mlflow
 
-    from feature_repo.store import open_store
-    from training.dataset import historical_features
-    from training.labels import published_rows
-    from training.packaging import input_frame
+    from training.packaging import input_frame  # these three import MLflow
     from training.registry import current_champion
     from training.tracking import use_tracking
 

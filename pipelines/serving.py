@@ -16,6 +16,8 @@ import pandas as pd
 
 from configs.errors import SmapError
 from configs.settings import Settings, telemetry_env
+from ingestion.warehouse import open_warehouse
+from serving.schemas import Drafts, UserIds
 
 SERVICE = "serving.service:Smap"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -139,8 +141,7 @@ def predict_file(settings: Settings, task: str, path: Path) -> tuple[pd.DataFram
     """Score a file in process on the task's champion; returns the answers and their lineage."""
     from pydantic import TypeAdapter
 
-    from serving.predictor import Predictor, Unavailable, new_request_id
-    from serving.schemas import Drafts, UserIds
+    from serving.predictor import Predictor, Unavailable, new_request_id  # Feast, MLflow
 
     if not path.is_file():
         raise ValueError(f"--file: {path} does not exist")
@@ -167,8 +168,6 @@ def predict_file(settings: Settings, task: str, path: Path) -> tuple[pd.DataFram
 
 def demo_drafts(settings: Settings, n: int = 3) -> list[dict]:
     """A few plausible drafts: active authors, a category and trending tags, tomorrow noon."""
-    from ingestion.warehouse import open_warehouse
-
     warehouse = open_warehouse(settings)
     posts = warehouse.read("post_features", columns=["user_id", "category", "hashtags"]).tail(n)
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(hour=12, minute=0, second=0)
@@ -238,8 +237,6 @@ def as_utc(when) -> pd.Timestamp:
 def published_drafts(settings: Settings, since=None, until=None) -> list[dict]:
     """Posts published in [since, until) described as the drafts they were: what a replay
     sends, so each answer's outcome is known once the post's label window has passed."""
-    from ingestion.warehouse import open_warehouse
-
     posts = open_warehouse(settings).read(
         "post_features",
         columns=[

@@ -20,7 +20,7 @@ from analytics import recommend as rec
 from analytics.errors import AnalyticsError
 from configs.errors import SmapError
 from feature_repo.drafts import hashtag_text, parse_hashtags
-from ingestion.warehouse import WarehouseError
+from ingestion.warehouse import WarehouseError, open_warehouse
 from serving.features import draft_rows
 from serving.predictor import Predictor, Unavailable
 from serving.schemas import (
@@ -46,8 +46,6 @@ class ContentAnswers:
 
     def warehouse(self):
         if self._warehouse is None:
-            from ingestion.warehouse import open_warehouse
-
             self._warehouse = open_warehouse(self.settings)
         return self._warehouse
 

@@ -15,10 +15,12 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from analytics import segments
 from analytics.errors import AnalyticsError
+from analytics.influence import top_of
 from configs.errors import SmapError
 from configs.settings import Settings
-from ingestion.warehouse import WarehouseError
+from ingestion.warehouse import WarehouseError, open_warehouse
 from serving.schemas import Influencer, InfluencersResponse, UserSegmentResponse
 
 NETWORK = "influencer_network"
@@ -55,8 +57,6 @@ class Insights:
     def warehouse(self):
         """The profile's warehouse, opened on first use (a service starts without it)."""
         if self._warehouse is None:
-            from ingestion.warehouse import open_warehouse
-
             self._warehouse = open_warehouse(self.settings)
         return self._warehouse
 
@@ -81,8 +81,6 @@ class Insights:
 
     def top_influencers(self, category: str | None, n: int) -> InfluencersResponse:
         """The `n` best-ranked accounts, optionally of one category."""
-        from analytics.influence import top_of
-
         network = _guarded(self.network)
         try:
             top = top_of(network, category, n)
@@ -97,13 +95,12 @@ class Insights:
 
     def user_segment(self, user_id: int) -> UserSegmentResponse:
         """The segment `smap segment` gave one user, with its readable profile."""
-        from analytics.segments import NOT_SEGMENTED, user_segment
 
         def lookup():
             warehouse = self.warehouse()
             if not warehouse.exists(SEGMENTS):
-                raise NotBuilt(NOT_SEGMENTED)
-            return user_segment(warehouse, user_id)
+                raise NotBuilt(segments.NOT_SEGMENTED)
+            return segments.user_segment(warehouse, user_id)
 
         try:
             found = _guarded(lookup)

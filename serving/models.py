@@ -14,6 +14,9 @@ import numpy as np
 import pandas as pd
 
 from configs.settings import Settings
+from serving.features import encode
+from training.packaging import input_frame
+from training.tracking import use_tracking
 
 ALIAS = "champion"
 SERVED_TASKS = ("engagement", "virality", "churn", "content", "trend")
@@ -43,16 +46,12 @@ class Champion:
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Scores in the task's units, from the native model (no pyfunc signature checks)."""
-        from training.packaging import input_frame
-
         categorical = list(self.model.encoder.categories)
         return self.model.predict_frame(input_frame(frame, self.features, categorical))
 
     def predict_columns(self, columns: list[list]) -> np.ndarray:
         """`predict` on plain columns in `features` order: encoded straight to the estimator's
         matrix (no DataFrame); forecasts, which rescale by a frame column, take the frame path."""
-        from serving.features import encode
-
         features = self.model.features
         if self.model.kind == "forecast":
             return self.predict(pd.DataFrame(dict(zip(features, columns, strict=True))))
@@ -121,8 +120,6 @@ class Champions:
     """The current champion of each served task; `refresh` follows the aliases."""
 
     def __init__(self, settings: Settings, tasks: tuple[str, ...] = SERVED_TASKS):
-        from training.tracking import use_tracking
-
         self.client = use_tracking(settings)
         self.tasks = tasks
         self._current: dict[str, Champion] = {}

@@ -8,8 +8,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from configs.settings import Settings
+from feature_repo.store import open_store
 from serving.features import SLOT_PROBES
-from serving.online_reader import OnDemandRead
+from serving.online_reader import (
+    DirectOnlineReader,
+    OnDemandRead,
+    ServicePlan,
+    null_nan,
+    service_plan,
+)
 
 
 class OnlineStoreDown(RuntimeError):
@@ -33,16 +40,12 @@ class OnlineFeatures:
     """The profile's Feast store, read through feature services by name."""
 
     def __init__(self, settings: Settings, store=None):
-        from feature_repo.store import open_store
-
         self.settings = settings
         self.store = store or open_store(settings)
         self._refs: dict[str, list[str]] = {}
         self._plans: dict[str, object] = {}
         self.reader = None
         if settings.serving.online_reads == "direct":
-            from serving.online_reader import DirectOnlineReader
-
             config = self.store.config
             self.reader = DirectOnlineReader(
                 settings, config.project, config.entity_key_serialization_version
@@ -74,8 +77,6 @@ class OnlineFeatures:
 
     def plan(self, service_name: str):
         """What the direct reader reads for a service (built once per service)."""
-        from serving.online_reader import service_plan
-
         with self._lock:
             if service_name not in self._plans:
                 service = self.store.get_feature_service(service_name, allow_cache=True)
@@ -107,8 +108,6 @@ class OnlineFeatures:
         over the rows `expand(looked_up)` returns as (the key row each new row copies, request
         fields per new row): request data that depends on what the store holds (a forecast
         starts the day after the history it finds) still costs one lookup."""
-        from serving.online_reader import ServicePlan, null_nan
-
         plan = self.plan(service_name)
         with self._reachable():
             if self.reader is not None:
