@@ -26,9 +26,9 @@ import pytest
 
 from pipelines import flows
 from pipelines.serving import free_port
+from pipelines.training import train
 from serving.predictor import Predictor, Unavailable
 from serving.schemas import Draft
-from training.train import train
 
 pytestmark = pytest.mark.integration
 IN_CI = os.environ.get("CI", "").lower() == "true"
