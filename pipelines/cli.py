@@ -468,7 +468,6 @@ def evaluate(
 ) -> None:
     """The champion's test metrics next to the simulator's oracle and a naive baseline."""
     from training.evaluate import evaluate as run_evaluate
-    from training.tasks import get_task
 
     report = run_evaluate(settings_for(profile), get_task(task), rebuild)
     say_training_set(report["training_set"]["reused"], report["training_set"]["path"])

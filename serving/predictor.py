@@ -4,7 +4,6 @@ rules + the prediction log. The BentoML class is a thin shell around one `Predic
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
@@ -14,6 +13,7 @@ from configs.settings import Settings
 from feature_repo.drafts import parse_hashtags
 from feature_repo.feature_services import DRAFT_SERVICES, TREND_SERVICES
 from serving import rules
+from serving.answers import BadRequest, Unavailable, new_request_id
 from serving.features import (
     EPOCH,
     ForecastPlan,
@@ -53,23 +53,13 @@ from training.errors import TaskError
 from training.packaging import interval_bounds
 from training.tasks import TASKS, get_task
 
+__all__ = ["BadRequest", "Predictor", "Unavailable", "new_request_id"]
+
 log = logging.getLogger(__name__)
-
-
-class Unavailable(RuntimeError):
-    """The answer cannot be given right now (HTTP 503); the message says why."""
-
-
-class BadRequest(ValueError):
-    """The request is well formed but cannot be scored (HTTP 422); the message names the field."""
 
 
 def _finite(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex
 
 
 def served_tasks() -> tuple[str, ...]:

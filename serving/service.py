@@ -19,6 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from configs.settings import load_settings, telemetry_env
+from serving.answers import BadRequest, Unavailable, new_request_id
+from serving.insights import Insights, NotAnswerable, NotBuilt
 from serving.schemas import (
     Category,
     ChurnResponse,
@@ -124,8 +127,7 @@ class Smap:
     """Engagement, virality, churn and posting-time answers from the registry's champions."""
 
     def __init__(self) -> None:
-        from configs.settings import load_settings, telemetry_env
-        from serving.insights import Insights
+        from serving.content import ContentAnswers  # Feast and MLflow: not in the supervisor
         from serving.predictor import Predictor
 
         settings = load_settings()
@@ -133,8 +135,6 @@ class Smap:
             os.environ.setdefault(key, value)
         self.predictor = Predictor(settings)
         self.insights = Insights(settings)
-        from serving.content import ContentAnswers
-
         self.content = ContentAnswers(self.predictor)
         # everything loaded so far (libraries, registry, champions) lives as long as the
         # process: out of the collector's sight, a full collection no longer walks millions
@@ -143,8 +143,6 @@ class Smap:
         gc.freeze()
 
     def _call(self, ctx: bentoml.Context, method, *args: Any):
-        from serving.predictor import BadRequest, Unavailable, new_request_id
-
         request_id = ctx.request.headers.get(REQUEST_ID_HEADER) or new_request_id()
         ctx.response.headers[REQUEST_ID_HEADER] = request_id
         try:
@@ -196,8 +194,6 @@ class Smap:
         self, draft: DraftTemplate, ctx: bentoml.Context, start: datetime | None = None
     ) -> PostingTimeResponse:
         """Predicted engagement for every hour of the next week and the best three slots."""
-        from serving.predictor import Unavailable, new_request_id
-
         request_id = ctx.request.headers.get(REQUEST_ID_HEADER) or new_request_id()
         ctx.response.headers[REQUEST_ID_HEADER] = request_id
         try:
@@ -219,9 +215,6 @@ class Smap:
 
     def _insight(self, ctx: bentoml.Context, method, *args: Any):
         """An analytics answer; 400/404 naming the field, 503 while its table is not built."""
-        from serving.insights import NotAnswerable, NotBuilt
-        from serving.predictor import new_request_id
-
         ctx.response.headers[REQUEST_ID_HEADER] = (
             ctx.request.headers.get(REQUEST_ID_HEADER) or new_request_id()
         )

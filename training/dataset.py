@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from configs.settings import Settings
+from feature_repo.store import open_store
 from ingestion.warehouse import open_warehouse
 from training.errors import TaskError
 from training.task import Task
@@ -206,8 +207,6 @@ def build_training_set(
 ) -> TrainingSet:
     """Label query (rows of `window`) -> Feast historical join on the task's feature service
     -> time split."""
-    from feature_repo.store import open_store
-
     store = store or open_store(settings)
     groups = feature_groups(feature_service(store, task.feature_service))
     names = [name for group in groups.values() for name in group]

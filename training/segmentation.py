@@ -35,6 +35,7 @@ from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 
 from configs.settings import Settings
+from feature_repo.store import open_store
 from ingestion.schema import SEGMENT_TABLES
 from ingestion.warehouse import open_warehouse
 from training.dataset import fingerprint, service_features
@@ -115,8 +116,6 @@ def requirements() -> list[str]:
 
 def segmentation_frame(settings: Settings, store=None) -> tuple[pd.DataFrame, list[str]]:
     """Latest user snapshot joined with `segmentation_v1` features, sorted by user_id."""
-    from feature_repo.store import open_store
-
     task = SEGMENTATION
     store = store or open_store(settings)
     names = service_features(store, task.feature_service)

@@ -22,7 +22,9 @@ from pathlib import Path
 import pandas as pd
 
 from configs.settings import Settings
+from feature_repo.store import open_store
 from ingestion.schema import ANALYTICS_TABLES, RAW_TABLES, TRUTH_TABLES
+from ingestion.warehouse import open_warehouse
 from training.dataset import (
     ALL_DATA,
     DataWindow,
@@ -74,8 +76,6 @@ def source_key(settings: Settings, task: Task, store, window: DataWindow = ALL_D
 
 
 def _key(settings: Settings, task: Task, defined: list[str], window: DataWindow) -> str:
-    from ingestion.warehouse import open_warehouse
-
     digest = hashlib.sha256()
     for part in (
         task.name,
@@ -214,8 +214,6 @@ def training_set(
             stored = load(settings, task, _key(settings, task, defined, window), columns)
             if stored is not None:
                 return stored
-    from feature_repo.store import open_store
-
     stamp = _registry_stamp(settings)  # before reading: a later change must not look seen
     store = open_store(settings)
     defined = definitions(task, store)
