@@ -15,8 +15,8 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from configs.settings import Settings
-from ingestion.warehouse import ensure_database, retry_on_race
+from configs.settings import STUDY_STORAGES, Settings
+from ingestion.warehouse import retry_on_race
 from training.dataset import TrainingSet
 from training.errors import TaskError
 from training.metrics import classification_report, forecast_report, regression_report
@@ -264,8 +264,7 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
 
 def study_storage(settings: Settings) -> str:
     """The profile's Optuna storage URL, its PostgreSQL database created on first use."""
-    if settings.optuna.storage == "postgres":
-        ensure_database(settings.postgres.companion("optuna"))
+    STUDY_STORAGES[settings.optuna.storage].create(settings)
     return settings.optuna_storage_url
 
 
