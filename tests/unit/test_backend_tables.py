@@ -255,3 +255,17 @@ def test_kpis_are_built_for_every_warehouse_class():
     from ingestion.warehouse import WAREHOUSES
 
     assert set(BUILDERS) == set(WAREHOUSES.values())
+
+
+def test_online_stores_answer_every_caller_the_same_way():
+    """Each entry is called with the same arguments (a lambda per entry drifts apart)."""
+    import inspect
+
+    from feature_repo.online_state import ONLINE_STORES
+
+    settings = Settings()
+    for store in ONLINE_STORES.values():
+        inspect.signature(store.unreachable).bind(settings, timeout_seconds=1.0)
+        inspect.signature(store.unreachable).bind(settings)
+        for call in (store.feast_config, store.where, store.file, store.state):
+            inspect.signature(call).bind(settings)
