@@ -31,7 +31,7 @@ from analytics.exports import Export, write_export
 from analytics.influence import top_of
 from analytics.trends import trending_hashtags
 from configs.errors import SmapError
-from configs.settings import Settings
+from configs.settings import TRACKING_STORES, Settings
 from ingestion.etl import LABEL_DAYS
 from ingestion.schema import MONITORING_TABLES
 from ingestion.warehouse import Warehouse, open_warehouse
@@ -507,16 +507,7 @@ def no_registry(settings: Settings) -> bool:
     the page says so at once instead of MLflow retrying a connection for a minute or more."""
     if settings.mlflow.tracking_uri:
         return False  # a server or URI of its own: ask it
-    if settings.mlflow.backend != "postgres":
-        return not (settings.root / "mlflow.db").is_file()
-    import psycopg2
-
-    companion = settings.postgres.companion("mlflow").database
-    with psycopg2.connect(settings.postgres.dsn()) as conn, conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (companion,))
-        found = cur.fetchone() is not None
-    conn.close()
-    return not found
+    return not TRACKING_STORES[settings.mlflow.backend].exists(settings)
 
 
 CHAMPION_COLUMNS = ["task", "version", "run_id", "registered_at", "feature_service", "test_metrics"]

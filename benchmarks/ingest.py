@@ -292,10 +292,7 @@ def ratio_vs_floor(materialize: Result, floor: Result) -> float:
 
 
 def redis_client(settings: Settings):
-    import redis
-
-    r = settings.redis
-    return redis.Redis(host=r.host, port=r.port, db=r.db, socket_connect_timeout=3)
+    return settings.redis.client()  # the profile's connect and read timeouts, as Feast's
 
 
 def services_unreachable(settings: Settings) -> str | None:

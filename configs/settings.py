@@ -11,6 +11,7 @@ import difflib
 import os
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 from urllib.parse import quote, urlencode
@@ -97,16 +98,18 @@ class RedisSettings(_Frozen):
     connect_timeout_seconds: float = Field(3.0, gt=0)
     read_timeout_seconds: float = Field(30.0, gt=0)
 
-    def client(self):
-        """A redis-py client on this server, with the profile's connect and read timeouts."""
+    def client(self, timeout_seconds: float | None = None):
+        """A redis-py client on this server, with the profile's connect and read timeouts
+        (or `timeout_seconds` for both: a health check that must answer at once)."""
         import redis
 
+        both = timeout_seconds is not None
         return redis.Redis(
             host=self.host,
             port=self.port,
             db=self.db,
-            socket_connect_timeout=self.connect_timeout_seconds,
-            socket_timeout=self.read_timeout_seconds,
+            socket_connect_timeout=timeout_seconds if both else self.connect_timeout_seconds,
+            socket_timeout=timeout_seconds if both else self.read_timeout_seconds,
         )
 
     def connection_string(self) -> str:
@@ -154,6 +157,69 @@ class MLflowSettings(_Frozen):
 class OptunaSettings(_Frozen):
     storage: Literal["sqlite", "postgres"] = "sqlite"
     study_prefix: str = "smap"
+
+
+# Where MLflow (runs, model registry) and Optuna (studies) keep their state: a SQLAlchemy
+# database of the tool's own. Both tables are here, not in training/, because the settings'
+# URLs come from them and `smap config` or the dashboard must not import the training stack.
+
+
+@dataclass(frozen=True)
+class SqliteFile:
+    """`<data_dir>/<name>.db`; the tool creates the file on first use."""
+
+    name: str
+
+    def path(self, settings: Settings) -> Path:
+        return settings.root / f"{self.name}.db"
+
+    def url(self, settings: Settings) -> str:
+        return f"sqlite:///{self.path(settings)}"
+
+    def server_database(self, settings: Settings) -> PostgresSettings | None:
+        """None: SQLAlchemy creates the file on first use."""
+        return None
+
+    def exists(self, settings: Settings) -> bool:
+        return self.path(settings).is_file()
+
+
+@dataclass(frozen=True)
+class PostgresCompanion:
+    """`<database>_<suffix>` on the profile's PostgreSQL server (its own database: MLflow and
+    Optuna each keep an `alembic_version` table), created on first use."""
+
+    suffix: str
+
+    def url(self, settings: Settings) -> str:
+        return settings.postgres.companion(self.suffix).sqlalchemy_url()
+
+    def server_database(self, settings: Settings) -> PostgresSettings | None:
+        """The database to create on the server before first use."""
+        return settings.postgres.companion(self.suffix)
+
+    def exists(self, settings: Settings) -> bool:
+        """Whether the database was ever created (asked of the profile's own database)."""
+        import psycopg2
+
+        companion = settings.postgres.companion(self.suffix).database
+        with psycopg2.connect(settings.postgres.dsn()) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (companion,))
+            found = cur.fetchone() is not None
+        conn.close()
+        return found
+
+
+# mlflow.backend -> MLflow's tracking and model registry store (when no tracking_uri is set)
+TRACKING_STORES: dict[str, SqliteFile | PostgresCompanion] = {
+    "sqlite": SqliteFile("mlflow"),
+    "postgres": PostgresCompanion("mlflow"),
+}
+# optuna.storage -> Optuna's study storage
+STUDY_STORAGES: dict[str, SqliteFile | PostgresCompanion] = {
+    "sqlite": SqliteFile("optuna"),
+    "postgres": PostgresCompanion("optuna"),
+}
 
 
 class SimulatorSettings(_Frozen):
@@ -278,12 +344,15 @@ class Settings(_Frozen):
         return self.root / "reports"
 
     @property
+    def online_store_db(self) -> Path:
+        """The file of Feast's SQLite online store (`feast.online_store: sqlite`)."""
+        return self.root / "online_store.db"
+
+    @property
     def mlflow_tracking_uri(self) -> str:
         if self.mlflow.tracking_uri:
             return self.mlflow.tracking_uri
-        if self.mlflow.backend == "postgres":
-            return self.postgres.companion("mlflow").sqlalchemy_url()
-        return f"sqlite:///{self.root / 'mlflow.db'}"
+        return TRACKING_STORES[self.mlflow.backend].url(self)
 
     @property
     def mlflow_artifact_root(self) -> str:
@@ -293,9 +362,7 @@ class Settings(_Frozen):
 
     @property
     def optuna_storage_url(self) -> str:
-        if self.optuna.storage == "postgres":
-            return self.postgres.companion("optuna").sqlalchemy_url()
-        return f"sqlite:///{self.root / 'optuna.db'}"
+        return STUDY_STORAGES[self.optuna.storage].url(self)
 
 
 def expand_env(text: str, env: dict[str, str]) -> str:

@@ -1,4 +1,5 @@
-"""What the online store actually holds, read from the store itself (not from the registry).
+"""The kinds of Feast online store (`ONLINE_STORES`), and what one actually holds, read from the
+store itself (not from the registry).
 
 The registry remembers which time windows were materialized; the online store can lose them
 (Redis restarted empty or from an old snapshot, `online_store.db` deleted). So after each view
@@ -9,7 +10,10 @@ the registry's last window, the store lost data and the view is loaded again in 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from configs.settings import Settings
 
@@ -24,7 +28,7 @@ class SqliteOnline:
     """Marks and key counts in Feast's SQLite online store file."""
 
     def __init__(self, settings: Settings):
-        self.path: Path = settings.root / "online_store.db"
+        self.path: Path = settings.online_store_db
         self.project = settings.feast.project
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
@@ -95,9 +99,71 @@ class RedisOnline:
         return sum(bool(hit) for hit in pipe.execute())
 
 
-ONLINE_STORES = {"sqlite": SqliteOnline, "redis": RedisOnline}
+def _redis_where(settings: Settings) -> str:
+    r = settings.redis
+    return f"Redis at {r.host}:{r.port}"
+
+
+def _redis_unreachable(settings: Settings, timeout_seconds: float | None = None) -> str:
+    """'' when Redis answers a PING (within `timeout_seconds`, else the profile's timeouts),
+    else the reason."""
+    import redis
+
+    client = settings.redis.client(timeout_seconds)
+    try:
+        client.ping()
+        return ""
+    except redis.exceptions.RedisError as exc:
+        return str(exc).strip() or type(exc).__name__
+    finally:
+        client.close()
+
+
+def _a_file_is_reached(settings: Settings, timeout_seconds: float | None = None) -> str:
+    return ""  # a missing file is `OnlineBackend.file`'s to tell
+
+
+@dataclass(frozen=True)
+class OnlineBackend:
+    """One kind of Feast online store: its block of feature_store.yaml, how messages name it,
+    its file, whether it answers, and its marks and key counts (serving's direct reads of it
+    are `serving.online_reader.ONLINE_READS`)."""
+
+    feast_config: Callable[[Settings], dict[str, Any]]
+    where: Callable[[Settings], str]
+    file: Callable[[Settings], Path | None]  # None: a server, not a file of ours
+    # (settings, timeout_seconds=None) -> '' when it answers, else the reason
+    unreachable: Callable[..., str]
+    state: Callable[[Settings], SqliteOnline | RedisOnline]
+
+
+# feast.online_store -> the online store
+ONLINE_STORES: dict[str, OnlineBackend] = {
+    "sqlite": OnlineBackend(
+        feast_config=lambda s: {"type": "sqlite", "path": str(s.online_store_db)},
+        where=lambda s: f"SQLite online store at {s.online_store_db}",
+        file=lambda s: s.online_store_db,
+        unreachable=_a_file_is_reached,
+        state=SqliteOnline,
+    ),
+    "redis": OnlineBackend(
+        feast_config=lambda s: {
+            "type": "redis",
+            "connection_string": s.redis.connection_string(),
+        },
+        where=_redis_where,
+        file=lambda _s: None,
+        unreachable=_redis_unreachable,
+        state=RedisOnline,
+    ),
+}
+
+
+def online_store(settings: Settings) -> OnlineBackend:
+    """The profile's kind of online store."""
+    return ONLINE_STORES[settings.feast.online_store]
 
 
 def online_state(settings: Settings) -> SqliteOnline | RedisOnline:
     """The profile's online store, for marks and key counts."""
-    return ONLINE_STORES[settings.feast.online_store](settings)
+    return online_store(settings).state(settings)

@@ -10,8 +10,9 @@ import io
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from pydantic import SecretStr
 
 from configs.errors import SmapError
 from configs.settings import Settings
-from feature_repo.online_state import online_state
+from feature_repo.online_state import online_state, online_store
 from ingestion.warehouse import WarehouseError, ensure_database, open_warehouse
 
 REGISTRY_CACHE_TTL_SECONDS = 60
@@ -59,33 +60,49 @@ def _offline_postgres(settings: Settings) -> dict[str, Any]:
     }
 
 
-# profile value -> the offline_store block of feature_store.yaml
-OFFLINE_STORES = {
+def _nothing_to_prepare(_settings: Settings) -> None:
+    pass
+
+
+def _postgres_ready(settings: Settings) -> None:
+    """The profile's PostgreSQL database exists, and Feast's clients connect with its timeout."""
+
+    ensure_database(settings.postgres)
+    # Feast's PostgreSQL offline store takes no connect timeout; libpq reads this instead
+    os.environ.setdefault("PGCONNECT_TIMEOUT", str(settings.postgres.connect_timeout_seconds))
+
+
+@dataclass(frozen=True)
+class OfflineBackend:
+    config: Callable[[Settings], dict[str, Any]]  # the offline_store block of feature_store.yaml
+    prepare: Callable[[Settings], None] = _nothing_to_prepare  # before Feast opens the store
+
+
+# feast.offline_store -> the offline store (its data sources: data_sources.SOURCE_KINDS)
+OFFLINE_STORES: dict[str, OfflineBackend] = {
     # Feast's DuckDB store with an ASOF point-in-time join (feature_repo/offline_store.py)
-    "duckdb": lambda _settings: {"type": "feature_repo.offline_store.AsofDuckDBOfflineStore"},
-    "duckdb_window": lambda _settings: {"type": "duckdb"},  # Feast's own join, for comparison
-    "file": lambda _settings: {"type": "file"},
-    "postgres": _offline_postgres,
+    "duckdb": OfflineBackend(
+        lambda _settings: {"type": "feature_repo.offline_store.AsofDuckDBOfflineStore"}
+    ),
+    "duckdb_window": OfflineBackend(lambda _settings: {"type": "duckdb"}),  # Feast's own join
+    "file": OfflineBackend(lambda _settings: {"type": "file"}),
+    "postgres": OfflineBackend(_offline_postgres, prepare=_postgres_ready),
 }
 
 
-def _offline(settings: Settings) -> dict[str, Any]:
-    return OFFLINE_STORES[settings.feast.offline_store](settings)
+def _registry_path(settings: Settings) -> Path:
+    return settings.feature_repo_dir / "registry.db"
 
 
-def _online(settings: Settings) -> dict[str, Any]:
-    if settings.feast.online_store == "sqlite":
-        return {"type": "sqlite", "path": str(settings.root / "online_store.db")}
-    return {"type": "redis", "connection_string": settings.redis.connection_string()}
+def _file_registry(settings: Settings) -> dict[str, Any]:
+    return {
+        "registry_type": "file",
+        "path": str(_registry_path(settings)),
+        "cache_ttl_seconds": REGISTRY_CACHE_TTL_SECONDS,
+    }
 
 
-def _registry(settings: Settings) -> dict[str, Any]:
-    if settings.feast.registry == "file":
-        return {
-            "registry_type": "file",
-            "path": str(settings.feature_repo_dir / "registry.db"),
-            "cache_ttl_seconds": REGISTRY_CACHE_TTL_SECONDS,
-        }
+def _sql_registry(settings: Settings) -> dict[str, Any]:
     # the password travels beside the URL, so the written file can hold a reference instead
     pg = settings.postgres.model_copy(update={"password": SecretStr("")})
     password = settings.postgres.password.get_secret_value()
@@ -101,14 +118,34 @@ def _registry(settings: Settings) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class RegistryBackend:
+    config: Callable[[Settings], dict[str, Any]]  # the registry block of feature_store.yaml
+    # the registry file smap checks and stamps; None: the registry is in a database
+    file: Callable[[Settings], Path | None]
+    prepare: Callable[[Settings], None] = _nothing_to_prepare  # before Feast opens it
+
+
+# feast.registry -> the Feast registry
+REGISTRIES: dict[str, RegistryBackend] = {
+    "file": RegistryBackend(_file_registry, file=_registry_path),
+    "sql": RegistryBackend(_sql_registry, file=lambda _settings: None, prepare=_postgres_ready),
+}
+
+
+def registry_file(settings: Settings) -> Path | None:
+    """The profile's Feast registry file, or None when the registry is not a file."""
+    return REGISTRIES[settings.feast.registry].file(settings)
+
+
 def feature_store_config(settings: Settings) -> dict[str, Any]:
     """The feature_store.yaml content for this profile."""
     return {
         "project": settings.feast.project,
         "provider": "local",
-        "registry": _registry(settings),
-        "offline_store": _offline(settings),
-        "online_store": _online(settings),
+        "registry": REGISTRIES[settings.feast.registry].config(settings),
+        "offline_store": OFFLINE_STORES[settings.feast.offline_store].config(settings),
+        "online_store": online_store(settings).feast_config(settings),
         "entity_key_serialization_version": 3,
     }
 
@@ -143,8 +180,8 @@ def check_registry_file(settings: Settings, rebuild: bool = False) -> None:
     """A corrupt registry.db must not end every command in a protobuf traceback: `features
     apply` (rebuild=True) moves it aside and registers the definitions afresh; every other
     command says to run it."""
-    path = settings.feature_repo_dir / "registry.db"
-    if settings.feast.registry != "file" or not path.is_file():
+    path = registry_file(settings)
+    if path is None or not path.is_file():
         return
     from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
     from google.protobuf.message import DecodeError
@@ -174,10 +211,10 @@ def open_store(settings: Settings, rebuild_registry: bool = False):
 
     settings.feature_repo_dir.mkdir(parents=True, exist_ok=True)
     check_registry_file(settings, rebuild=rebuild_registry)
-    if settings.feast.registry == "sql" or settings.feast.offline_store == "postgres":
-        ensure_database(settings.postgres)
-        # Feast's PostgreSQL offline store takes no connect timeout; libpq reads this instead
-        os.environ.setdefault("PGCONNECT_TIMEOUT", str(settings.postgres.connect_timeout_seconds))
+    registry = REGISTRIES[settings.feast.registry]
+    offline = OFFLINE_STORES[settings.feast.offline_store]
+    for prepare in dict.fromkeys((registry.prepare, offline.prepare)):  # each once
+        prepare(settings)
     config = RepoConfig(repo_path=settings.feature_repo_dir, **feature_store_config(settings))
     return FeatureStore(config=config)
 
@@ -303,20 +340,12 @@ class OnlineStoreUnreachable(SmapError, RuntimeError):
 
 def check_online_store(settings: Settings) -> None:
     """Fail fast with one line when Redis is down or hung, before Feast starts a long job."""
-    if settings.feast.online_store != "redis":
-        return
-    import redis
-
-    r = settings.redis
-    client = r.client()
-    try:
-        client.ping()
-    except redis.exceptions.RedisError as exc:
+    store = online_store(settings)
+    reason = store.unreachable(settings)
+    if reason:
         raise OnlineStoreUnreachable(
-            f"Redis at {r.host}:{r.port} is not reachable: {_first_line(exc)}"
-        ) from None
-    finally:
-        client.close()
+            f"{store.where(settings)} is not reachable: {reason.splitlines()[0]}"
+        )
 
 
 def _first_line(exc: BaseException) -> str:

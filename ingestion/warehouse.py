@@ -148,6 +148,10 @@ class ParquetWarehouse:
     def __init__(self, root: Path):
         self.root = root
 
+    @classmethod
+    def open(cls, settings: Settings) -> ParquetWarehouse:
+        return cls(settings.warehouse_dir)
+
     def path(self, name: str) -> Path:
         return self.root / f"{name}.parquet"
 
@@ -389,6 +393,12 @@ class PostgresWarehouse:
         self.pg = pg
         self.schema = pg.db_schema
         self._database_ready = False
+
+    @classmethod
+    def open(cls, settings: Settings) -> PostgresWarehouse:
+        warehouse = cls(settings.postgres)
+        warehouse.connect().close()  # fail fast, before any long job starts
+        return warehouse
 
     def connect(self):
         import psycopg2
@@ -717,13 +727,21 @@ def ensure_database(pg: PostgresSettings) -> None:
     conn.close()
 
 
+def ensure_server_database(pg: PostgresSettings | None) -> None:
+    """Create a tool's database on its server on first use; None: the tool keeps a file."""
+    if pg is not None:
+        ensure_database(pg)
+
+
+# warehouse.type -> the warehouse class; its `open(settings)` makes the profile's warehouse
+# (a server is asked at once), its `writing` and `exclusive` are the warehouse's locks
+# (a file lock beside the Parquet folder, a PostgreSQL advisory lock)
+WAREHOUSES: dict[str, type[ParquetWarehouse] | type[PostgresWarehouse]] = {
+    "parquet": ParquetWarehouse,
+    "postgres": PostgresWarehouse,
+}
+
+
 def open_warehouse(settings: Settings) -> Warehouse:
     """The profile's warehouse, picked by `warehouse.type`."""
-    kinds = {
-        "parquet": lambda: ParquetWarehouse(settings.warehouse_dir),
-        "postgres": lambda: PostgresWarehouse(settings.postgres),
-    }
-    warehouse = kinds[settings.warehouse.type]()
-    if isinstance(warehouse, PostgresWarehouse):
-        warehouse.connect().close()  # fail fast, before any long job starts
-    return warehouse
+    return WAREHOUSES[settings.warehouse.type].open(settings)

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
 
 import pandas as pd
 
 from configs.errors import SmapError
 from configs.settings import Settings
-from serving.prediction_log import COLUMNS, TABLE
-from training.tasks import Task
+from serving.prediction_log import PREDICTION_LOGS, LogUnreadable
+from training.task import Task
 
 
 class WindowError(SmapError):
@@ -38,51 +36,13 @@ class Window:
         return int(self.frame["label"].notna().sum()) if len(self.frame) else 0
 
 
-def _parquet_rows(folder: Path, task: str, version: int, after) -> pd.DataFrame:
-    import pyarrow.parquet as pq
-
-    parts = sorted(folder.glob("part-*.parquet"))
-    if after is not None:  # a part is named by its flush time: older parts hold older rows
-        stamp = pd.Timestamp(after).tz_convert("UTC").strftime("%Y%m%dT%H%M%S%f")
-        parts = [p for p in parts if p.name[len("part-") : len("part-") + len(stamp)] >= stamp]
-    frames = []
-    for part in parts:
-        try:
-            table = pq.read_table(
-                part, filters=[("task", "=", task), ("model_version", "=", version)]
-            )
-        except Exception as exc:  # noqa: BLE001 - any unreadable part is the same problem
-            raise WindowError(f"prediction log: {part.name} cannot be read ({exc})") from None
-        frames.append(table.to_pandas())
-    if not frames:
-        return pd.DataFrame(columns=list(COLUMNS))
-    return pd.concat(frames, ignore_index=True)
-
-
-def _postgres_rows(settings: Settings, task: str, version: int, after, limit: int):
-    import psycopg2
-
-    table = f"{settings.postgres.db_schema}.{TABLE}"
-    with psycopg2.connect(settings.postgres.dsn()) as conn, conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s)", (table,))
-        if cur.fetchone()[0] is None:
-            return pd.DataFrame(columns=list(COLUMNS))
-        cur.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM {table} WHERE task = %s AND model_version = %s"
-            " AND logged_at > %s ORDER BY logged_at DESC LIMIT %s",
-            (task, version, after or datetime(1970, 1, 1), limit),
-        )
-        rows = cur.fetchall()
-    return pd.DataFrame(rows, columns=list(COLUMNS))
-
-
 def logged_rows(settings: Settings, task: str, version: int, after=None) -> pd.DataFrame:
     """Raw log rows of `task` answered by `version`, logged after `after`, newest kept."""
     limit = settings.monitoring.max_rows
-    if settings.warehouse.type == "postgres":
-        rows = _postgres_rows(settings, task, version, after, limit)
-    else:
-        rows = _parquet_rows(settings.root / TABLE, task, version, after)
+    try:
+        rows = PREDICTION_LOGS[settings.warehouse.type].rows(settings, task, version, after, limit)
+    except LogUnreadable as exc:
+        raise WindowError(str(exc)) from None
     if rows.empty:
         return rows
     rows["logged_at"] = pd.to_datetime(rows["logged_at"], utc=True)

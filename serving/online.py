@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from configs.settings import Settings
+from feature_repo.online_state import online_store
 from feature_repo.store import open_store
 from serving.features import SLOT_PROBES
 from serving.online_reader import (
@@ -17,6 +18,8 @@ from serving.online_reader import (
     null_nan,
     service_plan,
 )
+
+PING_TIMEOUT_SECONDS = 1.0  # a health check answers at once, whatever the profile's timeouts
 
 
 class OnlineStoreDown(RuntimeError):
@@ -55,10 +58,7 @@ class OnlineFeatures:
         self._errors = _connection_errors()
 
     def where(self) -> str:
-        if self.settings.feast.online_store == "redis":
-            r = self.settings.redis
-            return f"Redis at {r.host}:{r.port}"
-        return f"SQLite online store at {self.settings.root / 'online_store.db'}"
+        return online_store(self.settings).where(self.settings)
 
     def refs(self, service_name: str) -> list[str]:
         """Feature references of a service, plus the hashtag probes for draft services."""
@@ -163,20 +163,10 @@ class OnlineFeatures:
         return online
 
     def ping(self) -> str:
-        """'' when the online store answers, else the reason."""
-        if self.settings.feast.online_store != "redis":
-            path = self.settings.root / "online_store.db"
-            return "" if path.is_file() else f"{self.where()} does not exist (materialize first)"
-        import redis
-
-        r = self.settings.redis
-        client = redis.Redis(
-            host=r.host, port=r.port, db=r.db, socket_connect_timeout=1, socket_timeout=1
-        )
-        try:
-            client.ping()
-            return ""
-        except redis.exceptions.RedisError as exc:
-            return f"{self.where()} is not reachable: {exc}"
-        finally:
-            client.close()
+        """'' when the online store answers (within a second), else the reason."""
+        store = online_store(self.settings)
+        path = store.file(self.settings)
+        if path is not None and not path.is_file():
+            return f"{self.where()} does not exist (materialize first)"
+        reason = store.unreachable(self.settings, timeout_seconds=PING_TIMEOUT_SECONDS)
+        return f"{self.where()} is not reachable: {reason}" if reason else ""

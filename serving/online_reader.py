@@ -16,7 +16,7 @@ import functools
 import sqlite3
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from configs.settings import Settings
@@ -130,6 +130,7 @@ class DirectOnlineReader:
         self._redis = None
         self._redis_lock = threading.Lock()
         self._keys: dict[str, dict[tuple, bytes]] = {}
+        self._read_rows = ONLINE_READS[settings.feast.online_store]
 
     # -- keys --------------------------------------------------------------------------------
     def _entity_key(self, view: ViewRead, values: tuple) -> bytes:
@@ -159,7 +160,7 @@ class DirectOnlineReader:
         """This thread's connection to the online store file; a new one when the file was
         replaced (a deleted store loaded again in full), which an open connection would
         never see."""
-        path = self.settings.root / "online_store.db"
+        path = self.settings.online_store_db
         try:
             inode = path.stat().st_ino
         except FileNotFoundError:  # connecting would create an empty file
@@ -233,10 +234,7 @@ class DirectOnlineReader:
             ]
             reads.append((view, list(dict.fromkeys(per_row))))
             row_keys.append(per_row)
-        if self.settings.feast.online_store == "redis":
-            found = self._read_redis(reads)
-        else:
-            found = self._read_sqlite(reads)
+        found = self._read_rows(self, reads)
         out: dict[str, list] = {}
         for (view, _keys), per_row, by_key in zip(reads, row_keys, found, strict=True):
             stored = [by_key.get(key) for key in per_row]
@@ -255,3 +253,13 @@ class DirectOnlineReader:
             self._local.conn = None
         if self._redis is not None:
             self._redis.close()
+
+
+# feast.online_store -> how the reader asks it for a batch: (reader, [(view, keys)]) -> per view
+# {key: {feature: value}} (the store's marks, config and health: online_state.ONLINE_STORES)
+ONLINE_READS: dict[
+    str, Callable[[DirectOnlineReader, list[tuple[ViewRead, list[bytes]]]], list[dict]]
+] = {
+    "sqlite": DirectOnlineReader._read_sqlite,
+    "redis": DirectOnlineReader._read_redis,
+}

@@ -15,12 +15,14 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from configs.errors import SmapError
 from configs.settings import Settings
 
 TABLE = "predictions"
@@ -163,9 +165,63 @@ class PostgresTable:
             raise
 
 
-WRITERS: dict[str, Callable[[Settings], Callable[[list[tuple]], None]]] = {
-    "parquet": lambda s: ParquetParts(s.root / TABLE),
-    "postgres": PostgresTable,
+class LogUnreadable(SmapError):
+    """A part of the prediction log cannot be read."""
+
+
+def _parquet_rows(settings: Settings, task: str, version: int, after, limit: int):
+    """Every row (`limit` is applied by the caller: parts are not in row order)."""
+    import pyarrow.parquet as pq
+
+    folder = settings.root / TABLE
+    parts = sorted(folder.glob("part-*.parquet"))
+    if after is not None:  # a part is named by its flush time: older parts hold older rows
+        stamp = pd.Timestamp(after).tz_convert("UTC").strftime("%Y%m%dT%H%M%S%f")
+        parts = [p for p in parts if p.name[len("part-") : len("part-") + len(stamp)] >= stamp]
+    frames = []
+    for part in parts:
+        try:
+            table = pq.read_table(
+                part, filters=[("task", "=", task), ("model_version", "=", version)]
+            )
+        except Exception as exc:  # noqa: BLE001 - any unreadable part is the same problem
+            raise LogUnreadable(f"prediction log: {part.name} cannot be read ({exc})") from None
+        frames.append(table.to_pandas())
+    if not frames:
+        return pd.DataFrame(columns=list(COLUMNS))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _postgres_rows(settings: Settings, task: str, version: int, after, limit: int):
+    import psycopg2
+
+    table = f"{settings.postgres.db_schema}.{TABLE}"
+    with psycopg2.connect(settings.postgres.dsn()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s)", (table,))
+        if cur.fetchone()[0] is None:
+            return pd.DataFrame(columns=list(COLUMNS))
+        cur.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM {table} WHERE task = %s AND model_version = %s"
+            " AND logged_at > %s ORDER BY logged_at DESC LIMIT %s",
+            (task, version, after or datetime(1970, 1, 1), limit),
+        )
+        rows = cur.fetchall()
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+@dataclass(frozen=True)
+class LogStore:
+    """Where the prediction log lives: its writer, and how monitoring reads it back."""
+
+    writer: Callable[[Settings], Callable[[list[tuple]], None]]
+    # (settings, task, model version, logged after (None: all), newest rows at most) -> rows
+    rows: Callable[[Settings, str, int, object, int], pd.DataFrame]
+
+
+# warehouse.type -> the prediction log's store
+PREDICTION_LOGS: dict[str, LogStore] = {
+    "parquet": LogStore(writer=lambda s: ParquetParts(s.root / TABLE), rows=_parquet_rows),
+    "postgres": LogStore(writer=PostgresTable, rows=_postgres_rows),
 }
 
 
@@ -249,5 +305,5 @@ class PredictionLog:
 
 def open_prediction_log(settings: Settings) -> PredictionLog:
     s = settings.serving
-    writer = WRITERS[settings.warehouse.type](settings)
+    writer = PREDICTION_LOGS[settings.warehouse.type].writer(settings)
     return PredictionLog(writer, s.log_buffer_rows, s.log_batch_rows, s.log_flush_seconds)

@@ -15,8 +15,8 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from configs.settings import Settings
-from ingestion.warehouse import ensure_database, retry_on_race
+from configs.settings import STUDY_STORAGES, Settings
+from ingestion.warehouse import ensure_server_database, retry_on_race
 from training.dataset import TrainingSet
 from training.errors import TaskError
 from training.families import FAMILIES, Data, FeatureEncoder, fit, suggest
@@ -263,8 +263,7 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
 
 def study_storage(settings: Settings) -> str:
     """The profile's Optuna storage URL, its PostgreSQL database created on first use."""
-    if settings.optuna.storage == "postgres":
-        ensure_database(settings.postgres.companion("optuna"))
+    ensure_server_database(STUDY_STORAGES[settings.optuna.storage].server_database(settings))
     return settings.optuna_storage_url
 
 

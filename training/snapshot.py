@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from configs.settings import Settings
-from feature_repo.store import open_store
+from feature_repo.store import open_store, registry_file
 from ingestion.schema import ANALYTICS_TABLES, RAW_TABLES, TRUTH_TABLES
 from ingestion.warehouse import open_warehouse
 from training.dataset import (
@@ -96,8 +96,8 @@ def _key(settings: Settings, task: Task, defined: list[str], window: DataWindow)
 def _registry_stamp(settings: Settings) -> str | None:
     """Changes whenever the local Feast registry file is rewritten (apply, materialize); None
     when there is no file to look at (a SQL registry): then the registry is always read."""
-    path = settings.feature_repo_dir / "registry.db"
-    if settings.feast.registry != "file" or not path.is_file():
+    path = registry_file(settings)
+    if path is None or not path.is_file():
         return None
     stat = path.stat()
     return f"{settings.feast.project}:{stat.st_size}:{stat.st_mtime_ns}"

@@ -21,8 +21,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from configs.errors import SmapError
-from configs.settings import Settings
-from ingestion.warehouse import ensure_database, process_alive, retry_on_race
+from configs.settings import TRACKING_STORES, Settings
+from ingestion.warehouse import ensure_server_database, process_alive, retry_on_race
 from training.dataset import TrainingSet
 
 
@@ -33,8 +33,7 @@ class TrackingUnreachable(SmapError, RuntimeError):
 def use_tracking(settings: Settings) -> MlflowClient:
     """Point MLflow at the profile's backend; never at the working directory by accident."""
     settings.root.mkdir(parents=True, exist_ok=True)
-    if settings.mlflow.backend == "postgres":
-        ensure_database(settings.postgres.companion("mlflow"))
+    ensure_server_database(TRACKING_STORES[settings.mlflow.backend].server_database(settings))
     uri = settings.mlflow_tracking_uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)

@@ -11,7 +11,7 @@ import pytest
 
 from monitoring.checks import checks, last_window_end
 from monitoring.window import logged_rows, parse
-from serving.prediction_log import WRITERS, PredictionLog, prediction_rows
+from serving.prediction_log import PREDICTION_LOGS, PredictionLog, prediction_rows
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +19,7 @@ LINEAGE = {"model": "engagement", "version": 3, "run_id": "r", "feature_service"
 
 
 def write_log(settings, n: int, version: int = 3, task: str = "engagement") -> None:
-    log = PredictionLog(WRITERS[settings.warehouse.type](settings), batch_rows=50)
+    log = PredictionLog(PREDICTION_LOGS[settings.warehouse.type].writer(settings), batch_rows=50)
     keys = [{"user_id": i, "planned_at": datetime(2026, 5, 1, tzinfo=UTC)} for i in range(n)]
     columns = [[float(i) for i in range(n)], ["video"] * n]
     log.add(

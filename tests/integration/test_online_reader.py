@@ -94,7 +94,7 @@ def test_a_replaced_sqlite_store_is_read_from_the_new_file(local_settings):
     user = {"user_id": [int(v) for v in range(1, 200)]}
     before = online.fetch("churn_v1", user)["followers"]
     known = next(i for i, v in enumerate(before) if v is not None)
-    path = settings.root / "online_store.db"
+    path = settings.online_store_db
     copy = path.with_name("replacement.db")
     shutil.copy(path, copy)
     with sqlite3.connect(copy) as db:  # the replacement no longer knows that author

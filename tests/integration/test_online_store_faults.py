@@ -133,7 +133,7 @@ def _with_redis_port(settings, port: int):
 def test_deleted_sqlite_online_store_is_loaded_again_in_full(local_settings, capsys):
     _write_features(local_settings)
     assert _loaded(materialize(local_settings, end=AFTER_ALL_ROWS)) == EXPECTED_KEYS
-    (local_settings.root / "online_store.db").unlink()
+    local_settings.online_store_db.unlink()
     capsys.readouterr()
 
     keys = materialize(local_settings, end=datetime(2026, 4, 2, tzinfo=UTC))
@@ -145,7 +145,7 @@ def test_deleted_sqlite_online_store_is_loaded_again_in_full(local_settings, cap
 
 def test_online_store_restored_from_an_older_copy_is_loaded_again(local_settings):
     _write_features(local_settings)
-    db = local_settings.root / "online_store.db"
+    db = local_settings.online_store_db
     materialize(local_settings, end=BEFORE_SECOND_ROW)
     old_copy = db.with_suffix(".old")
     shutil.copy(db, old_copy)
