@@ -146,7 +146,7 @@ def due(any_settings, drift, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("trained although another process retrains this task")
 
-    monkeypatch.setattr("monitoring.trigger.retrain", no_training)
+    monkeypatch.setattr("pipelines.training.retrain", no_training)
     return settings
 
 
@@ -159,7 +159,7 @@ def test_a_due_retrain_runs_while_holding_the_lock(due, monkeypatch):
         held_while_training.append(not taken_elsewhere(settings))
         return {"version": 4, "decision": "promoted", "since": "2026-01-01", "reason": "better"}
 
-    monkeypatch.setattr("monitoring.trigger.retrain", training)
+    monkeypatch.setattr("pipelines.training.retrain", training)
     result = monitor(due, TASK)
     assert held_while_training == [True]
     assert result.retrain["decision"] == "promoted"

@@ -21,7 +21,6 @@ from mlflow.protos.databricks_pb2 import (
 )
 
 import serving.models
-import training.tracking
 from serving.models import Champion, Champions, NoChampion, champion_version
 
 NO_MODEL = MlflowException(
@@ -77,7 +76,7 @@ class Records(logging.Handler):
 @pytest.fixture
 def registry(monkeypatch) -> FakeRegistry:
     fake = FakeRegistry()
-    monkeypatch.setattr(training.tracking, "use_tracking", lambda settings: fake)
+    monkeypatch.setattr(serving.models, "use_tracking", lambda settings: fake)
     monkeypatch.setattr(
         serving.models,
         "load_champion",
