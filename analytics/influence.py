@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from analytics.errors import AnalyticsError
 from ingestion.etl import interactions
@@ -38,6 +37,8 @@ def pagerank(
     damping: float = DAMPING,
 ) -> np.ndarray:
     """Scores (summing to 1) of nodes 0..n-1 for weighted edges source -> target."""
+    from scipy import sparse  # a second to import: loaded when a graph is ranked
+
     jump = np.ones(n) if jump is None else np.asarray(jump, dtype=float)
     if jump.shape != (n,) or (jump < 0).any() or jump.sum() <= 0:
         raise AnalyticsError("pagerank: the jump weights must be n non-negative numbers")

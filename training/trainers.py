@@ -21,14 +21,7 @@ import pandas as pd
 from training.dataset import ALL_DATA, TrainingSet
 from training.errors import TaskError
 from training.families import FAMILIES, fit, requirements
-from training.metrics import (
-    best_f1_threshold,
-    classification_report,
-    forecast_report,
-    regression_report,
-)
 from training.reference import log_reference
-from training.search import FAMILY, Objective, Prepared, prepare
 from training.snapshot import StoredSet, training_set
 from training.task import Task
 
@@ -39,6 +32,20 @@ def _packaging():
     from training import packaging
 
     return packaging
+
+
+def _search():
+    """The Optuna search (objective, prepared matrices): loaded when a task is tuned."""
+    from training import search
+
+    return search
+
+
+def _metrics():
+    """The task metrics (scikit-learn): loaded when a prediction is scored."""
+    from training import metrics
+
+    return metrics
 
 
 def _content():
@@ -94,8 +101,10 @@ class Tabular:
             settings, task, rebuild=rebuild, progress=progress, window=window, columns=columns
         )
 
-    def objective(self, ts, families, run_id, seed) -> Objective:
-        return Objective(ts, prepare(ts, seed, self), families, ts.task.direction, run_id, self)
+    def objective(self, ts, families, run_id, seed):
+        search = _search()
+        prepared = search.prepare(ts, seed, self)
+        return search.Objective(ts, prepared, families, ts.task.direction, run_id, self)
 
     def training_target(self, frame: pd.DataFrame) -> np.ndarray:
         return _packaging().training_target(self.name, frame)
@@ -103,10 +112,10 @@ class Tabular:
     def from_training_scale(self, raw: np.ndarray, frame: pd.DataFrame) -> np.ndarray:
         return _packaging().from_training_scale(self.name, raw, frame)
 
-    def best_model(self, ts, objective: Objective, best):
+    def best_model(self, ts, objective, best):
         """The best trial's family and parameters refitted on this run's prepared data."""
-        prepared: Prepared = objective.prepared
-        family = best.user_attrs[FAMILY]
+        prepared = objective.prepared
+        family = best.user_attrs[_search().FAMILY]
         prefix = family + "."
         params = {k[len(prefix) :]: v for k, v in best.params.items() if k.startswith(prefix)}
         scaled = FAMILIES[family].scaled
@@ -125,7 +134,7 @@ class Tabular:
         return self.quality(frame.target.to_numpy(), pred)
 
     def quality(self, y, pred):
-        return regression_report(y, pred)
+        return _metrics().regression_report(y, pred)
 
     def test_extras(self, ts: TrainingSet, model, pred: np.ndarray) -> dict[str, float]:
         """Test figures beyond the task's metrics (logged as `test_<name>`)."""
@@ -185,15 +194,15 @@ class Classification(Tabular):
 
     def calibrate(self, ts, model):
         val = ts.part("validation")
-        model.threshold, _ = best_f1_threshold(
+        model.threshold, _ = _metrics().best_f1_threshold(
             val.target.to_numpy(), model.predict_frame(self.model_input(ts, val))
         )
 
     def score(self, ts, frame, pred, threshold=None):
-        return classification_report(frame.target.to_numpy(), pred, threshold)
+        return _metrics().classification_report(frame.target.to_numpy(), pred, threshold)
 
     def quality(self, y, pred):
-        return classification_report(y, pred)
+        return _metrics().classification_report(y, pred)
 
 
 class Forecast(Tabular):
@@ -212,7 +221,7 @@ class Forecast(Tabular):
 
     def score(self, ts, frame, pred, threshold=None):
         y = frame.target.to_numpy()
-        return forecast_report(y, pred, frame.seasonal_naive.to_numpy(), frame.horizon)
+        return _metrics().forecast_report(y, pred, frame.seasonal_naive.to_numpy(), frame.horizon)
 
     def quality(self, y, pred):
         raise TaskError("forecast: answers are judged against matured usage, not monitored")
