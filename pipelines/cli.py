@@ -35,7 +35,7 @@ from pipelines import flows
 from pipelines import monitoring as monitor_flow
 from pipelines import recommend as recommend_flow
 from pipelines import serving as serving_flow
-from pipelines.demo import run_loop
+from pipelines.demo import run_loop, scrub
 from pipelines.logs import log_to_data_dir, route_library_output
 from pipelines.progress import fraction
 from training.readiness import require_inputs
@@ -130,6 +130,8 @@ def config_show(profile: Profile = None) -> None:
     def masked(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
 
+    if data["mlflow"]["tracking_uri"]:  # a URI of the user's own may carry a password too
+        data["mlflow"]["tracking_uri"] = masked(data["mlflow"]["tracking_uri"])
     data["resolved"] = {
         "data_dir": str(settings.root),
         "mlflow_tracking_uri": masked(settings.mlflow_tracking_uri),
@@ -293,11 +295,19 @@ def demo(
         result = flows.demo(settings, preset=preset, tasks=chosen)
         print_own_data_demo(settings, result)
         return
-    summary = run_loop(settings, preset=preset, shift_at=shift_at, quick=quick)
+    summary = scrub(settings, run_loop(settings, preset=preset, shift_at=shift_at, quick=quick))
     print_loop_summary(settings, summary)
     if json_path:
-        json_path.write_text(json.dumps(summary, indent=2, default=str))
+        write_private(json_path, json.dumps(summary, indent=2, default=str))
         out.print(f"summary written to {json_path}")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` readable by its owner only (mode 600, an existing file's mode included)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(text)
 
 
 def print_loop_summary(settings: Settings, summary: dict) -> None:
