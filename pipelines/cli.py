@@ -537,13 +537,15 @@ def print_check(result) -> None:
         else f"not judged ({result.labelled} matured labels)"
     )
     drifted = ", ".join(f"{c['column']} {c['score']:.2f}" for c in result.drifted_columns[:6])
+    repeats = f" ({result.duplicates} repeats judged once)" if result.duplicates else ""
     rows = {
-        "window": f"{result.rows} answers, {result.window_start:%Y-%m-%d %H:%M:%S} .. "
+        "window": f"{result.rows} answers{repeats}, {result.window_start:%Y-%m-%d %H:%M:%S} .. "
         f"{result.window_end:%H:%M:%S}",
         "drifted features": f"{result.drifted_share:.0%}: {drifted or '-'}",
         "prediction drift": f"{result.prediction_score:.3f}",
         f"quality ({result.metric})": quality,
         "why": "; ".join(result.reasons),
+        **({"notes": "; ".join(result.notes)} if result.notes else {}),
         "report": result.report,
         "monitoring run": result.monitoring_run,
     }
@@ -627,16 +629,24 @@ def monitor(
     for name in tasks:
         get_task(name)  # an unknown task is one line before any work
     show = (lambda r: out.print_json(data=r.as_json())) if as_json else print_check
+    err = Console(stderr=True)
     if watch:
         monitor_flow.watch(
-            settings, tasks, interval, show, lambda why: out.print(f"waiting: {why}")
+            settings,
+            tasks,
+            interval,
+            show,
+            lambda why: out.print(f"waiting: {why}", markup=False, soft_wrap=True),
+            on_error=lambda why: err.print(f"error: {why}", markup=False, soft_wrap=True),
         )
         return
-    if all_tasks:
-        results, problems = monitor_flow.monitor_all(settings, not no_retrain, show)
+    if all_tasks:  # every task is checked, whatever one of them does
+        results, problems, failures = monitor_flow.monitor_all(settings, not no_retrain, show)
         for why in problems.values():  # each reason starts with its task
-            Console(stderr=True).print(why, markup=False, soft_wrap=True)
-        if problems and not results:
+            err.print(why, markup=False, soft_wrap=True)
+        for why in failures.values():
+            err.print(f"error: {why}", markup=False, soft_wrap=True)
+        if failures or (problems and not results):
             raise typer.Exit(1)
         return
     show(monitor_flow.monitor(settings, task, retrain=not no_retrain))
