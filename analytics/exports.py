@@ -8,6 +8,10 @@ Each table is written twice, with the same plain snake_case column names:
   BOM, so without it an accented username or caption arrives garbled; pandas, DuckDB and
   Python's csv module skip the BOM when told `utf-8-sig` (pandas also by default). Times are
   ISO 8601 in UTC (`2026-06-01T19:00:00Z`), days are `2026-06-01`.
+- A CSV text cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return gets a
+  leading single quote (OWASP's rule against CSV injection): a spreadsheet would otherwise run
+  an account named `=cmd|' /C calc'!A0` as a formula. Numbers are left as they are (a
+  negative number stays a number), and so is text that is a plain number (`-12.5`).
 - Parquet: typed columns, so nothing is re-parsed: timestamps in microseconds marked UTC
   (the unit every Parquet reader takes; nanoseconds are newer and not read everywhere), days
   as Parquet DATE, text as UTF-8 strings.
@@ -45,8 +49,21 @@ def _is_day(values: pd.Series) -> bool:
     return bool((present == present.dt.normalize()).all())
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may read as a formula
+NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def neutralised(value):
+    """A text cell a spreadsheet would run as a formula, with a leading `'` (OWASP); any other
+    value (a number, text that is a plain number, missing) as it is."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not NUMBER.match(value):
+        return "'" + value
+    return value
+
+
 def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with its times as ISO 8601 text (UTC, `Z`) and its days as `YYYY-MM-DD`."""
+    """The frame with its times as ISO 8601 text (UTC, `Z`), its days as `YYYY-MM-DD`, and its
+    text cells neutralised against formula injection."""
     out = frame.copy()
     for col in out.columns:
         values = out[col]
@@ -54,6 +71,10 @@ def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
             out[col] = values.dt.tz_convert("UTC").dt.strftime(TIMESTAMP)
         elif pd.api.types.is_datetime64_dtype(values.dtype):
             out[col] = values.dt.strftime(DAY if _is_day(values) else "%Y-%m-%dT%H:%M:%S")
+        elif not (
+            pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype)
+        ):  # text, categories, objects
+            out[col] = values.astype(object).map(neutralised, na_action="ignore")
     return out
 
 

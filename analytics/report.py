@@ -23,6 +23,7 @@ from functools import partial
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import numpy as np
 import pandas as pd
@@ -555,8 +556,8 @@ def champions(settings: Settings) -> pd.DataFrame | str:
         log.exception("reading the champions from the registry failed")
         line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         password = settings.postgres.password.get_secret_value()
-        if password:
-            line = line.replace(password, "***")
+        for form in {password, quote(password, safe=""), quote_plus(password)} - {""}:
+            line = line.replace(form, "***")  # as written, and as a URL holds it
         where = uri.split("@")[-1].split("?")[0]  # no credentials, no connection options
         return f"Registry not readable: MLflow at {where}: {line}"
     return pd.DataFrame(rows, columns=CHAMPION_COLUMNS).sort_values("task", ignore_index=True)

@@ -293,6 +293,11 @@ class MonitoringSettings(_Frozen):
     retrain_days: int = Field(60, ge=14)  # the retrain's window: the newest labelled days
     retrain_trials: int = Field(6, ge=1)
     retrain_families: tuple[str, ...] | None = ("linear", "xgboost", "lightgbm")
+    # no retrain of a task this soon after its last one (a burst of odd traffic, or two
+    # watchers, would otherwise retrain and promote again and again)
+    retrain_cooldown_minutes: float = Field(60.0, ge=0)
+    # Parquet log parts older than this are compacted into one file per hour before a check
+    compact_after_minutes: float = Field(10.0, gt=0)
 
     def for_task(self, task: str) -> DriftThresholds:
         return self.thresholds.get(task, self.default)

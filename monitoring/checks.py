@@ -18,7 +18,7 @@ from configs.settings import DriftThresholds, Settings
 from ingestion.schema import MONITORING_TABLES
 from ingestion.warehouse import open_warehouse
 from monitoring.drift import DriftResult, run_drift
-from monitoring.window import Window, current_window
+from monitoring.window import Window, compact_log, current_window
 from training.reference import Reference, load_reference
 from training.tasks import Task, get_task
 
@@ -32,6 +32,10 @@ class MonitorError(SmapError):
 
 class NotEnoughRows(MonitorError):
     """Fewer rows than the task's `min_rows` since the last check: wait for more traffic."""
+
+
+class CheckBusy(MonitorError):
+    """Another process is checking the task's window right now: it is theirs to record."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,14 @@ class CheckResult:
     report_json: str = ""
     monitoring_run: str = ""
     retrain: dict = field(default_factory=dict)
+    duplicates: int = 0  # logged rows judged once: they repeat a feature vector of the window
+    quarantined: list[str] = field(default_factory=list)  # unreadable log parts moved aside
+    notes: list[str] = field(default_factory=list)  # what else the record must say
+
+    @property
+    def distinct(self) -> int:
+        """The rows the check judged: each repeated feature vector once."""
+        return self.rows - self.duplicates
 
     def as_json(self) -> dict:
         def clean(value):
@@ -118,6 +130,31 @@ def quality(task: Task, window: Window) -> float:
     return float(task.trainer.quality(y, pred).get(task.metric, float("nan")))
 
 
+def quality_drop(task: Task, quality_value: float, test_value: float) -> float:
+    """How much worse the metric on matured labels is than at test (NaN: not known)."""
+    if not (np.isfinite(quality_value) and np.isfinite(test_value)):
+        return float("nan")
+    return (
+        test_value - quality_value if task.direction == "maximize" else quality_value - test_value
+    )
+
+
+def outcome_evidence(task: Task, result: CheckResult, limits: DriftThresholds) -> list[str]:
+    """What the matured outcomes say beyond the inputs: label drift, a quality drop. Feature
+    (and prediction) drift alone may be odd traffic, a load test or a bot; these are not."""
+    found = []
+    if np.isfinite(result.label_score) and result.label_score >= limits.label:
+        found.append(f"label drift {result.label_score:.3f}")
+    worse = quality_drop(task, result.quality_value, result.test_value)
+    if (
+        result.labelled >= limits.min_labelled
+        and np.isfinite(worse)
+        and worse > limits.quality_drop
+    ):
+        found.append(f"{result.metric} down {worse:.3f}")
+    return found
+
+
 def verdict(
     task: Task,
     drift: DriftResult,
@@ -143,11 +180,7 @@ def verdict(
             f"prediction drift: distance {drift.prediction.score:.3f} (limit {limits.prediction})"
         )
     if labelled >= limits.min_labelled and np.isfinite(quality_value) and np.isfinite(test_value):
-        worse = (
-            test_value - quality_value
-            if task.direction == "maximize"
-            else quality_value - test_value
-        )
+        worse = quality_drop(task, quality_value, test_value)
         if worse > limits.quality_drop:
             reasons.append(
                 f"quality drift: {task.metric} {quality_value:.3f} on {labelled} matured labels "
@@ -192,6 +225,8 @@ def log_monitoring_run(settings: Settings, result: CheckResult, paths: tuple[Pat
         )
         metrics = {
             "rows": result.rows,
+            "duplicates": result.duplicates,
+            "quarantined_parts": len(result.quarantined),
             "labelled": result.labelled,
             "drifted_share": result.drifted_share,
             "prediction_drift": result.prediction_score,
@@ -223,7 +258,7 @@ def record(warehouse, result: CheckResult) -> None:
         "quality_value": result.quality_value,
         "test_value": result.test_value,
         "verdict": result.verdict,
-        "reason": "; ".join(result.reasons),
+        "reason": "; ".join([*result.reasons, *result.notes]),
         "report": result.report,
         "monitoring_run": result.monitoring_run,
         "retrain": json.dumps(result.retrain) if result.retrain else "",
@@ -239,12 +274,17 @@ def run_check(settings: Settings, task_name: str, warehouse=None) -> tuple[Check
     client, version, run_id = champion_of(settings, task)
     reference = reference_of(client, task, version, run_id)
     limits = settings.monitoring.for_task(task.name)
+    compaction = compact_log(settings, warehouse)
     after = last_window_end(warehouse, task.name, version)
-    window = current_window(settings, warehouse, task, version, after)
+    window = current_window(settings, warehouse, task, version, after, list(reference.features))
+    quarantined = [*compaction.quarantined, *window.quarantined]
+    notes = log_notes(window, quarantined)
     if len(window.frame) < limits.min_rows:
+        repeats = f" ({window.logged} with repeats)" if window.duplicates else ""
         raise NotEnoughRows(
-            f"{task.name}: {len(window.frame)} logged answers of champion v{version} since the "
-            f"last check, fewer than the {limits.min_rows} a check needs"
+            f"{task.name}: {len(window.frame)} distinct logged answers of champion v{version}"
+            f"{repeats} since the last check, fewer than the {limits.min_rows} a check needs"
+            + "".join(f"; {note}" for note in notes if "quarantine" in note)
         )
     drift, snapshot = run_drift(reference, window.frame, limits, window.labelled)
     value = quality(task, window) if window.labelled >= limits.min_labelled else float("nan")
@@ -257,7 +297,7 @@ def run_check(settings: Settings, task_name: str, warehouse=None) -> tuple[Check
         checked_at=datetime.now(UTC),
         window_start=window.start,
         window_end=window.end,
-        rows=len(window.frame),
+        rows=window.logged,
         labelled=window.labelled,
         drifted_share=drift.drifted_share,
         drifted_columns=[asdict(c) for c in drift.drifted_columns],
@@ -268,8 +308,27 @@ def run_check(settings: Settings, task_name: str, warehouse=None) -> tuple[Check
         test_value=reference.test_value,
         verdict=said,
         reasons=reasons,
+        duplicates=window.duplicates,
+        quarantined=quarantined,
+        notes=notes,
     )
     return result, snapshot
+
+
+def log_notes(window: Window, quarantined: list[str]) -> list[str]:
+    """What the record says about the log itself: repeats judged once, parts moved aside."""
+    notes = []
+    if window.duplicates:
+        notes.append(
+            f"{window.duplicates} of {window.logged} logged answers repeat a feature vector: "
+            f"judged on {len(window.frame)} distinct ones"
+        )
+    if quarantined:
+        shown = ", ".join(quarantined[:3]) + (", ..." if len(quarantined) > 3 else "")
+        notes.append(
+            f"prediction log: {len(quarantined)} unreadable part(s) moved to quarantine/: {shown}"
+        )
+    return notes
 
 
 def publish(settings: Settings, warehouse, result: CheckResult, snapshot) -> CheckResult:

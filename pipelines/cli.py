@@ -35,7 +35,7 @@ from pipelines import flows
 from pipelines import monitoring as monitor_flow
 from pipelines import recommend as recommend_flow
 from pipelines import serving as serving_flow
-from pipelines.demo import run_loop
+from pipelines.demo import run_loop, scrub
 from pipelines.logs import log_to_data_dir, route_library_output
 from pipelines.progress import fraction
 from training.readiness import require_inputs
@@ -130,6 +130,8 @@ def config_show(profile: Profile = None) -> None:
     def masked(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
 
+    if data["mlflow"]["tracking_uri"]:  # a URI of the user's own may carry a password too
+        data["mlflow"]["tracking_uri"] = masked(data["mlflow"]["tracking_uri"])
     data["resolved"] = {
         "data_dir": str(settings.root),
         "mlflow_tracking_uri": masked(settings.mlflow_tracking_uri),
@@ -293,11 +295,19 @@ def demo(
         result = flows.demo(settings, preset=preset, tasks=chosen)
         print_own_data_demo(settings, result)
         return
-    summary = run_loop(settings, preset=preset, shift_at=shift_at, quick=quick)
+    summary = scrub(settings, run_loop(settings, preset=preset, shift_at=shift_at, quick=quick))
     print_loop_summary(settings, summary)
     if json_path:
-        json_path.write_text(json.dumps(summary, indent=2, default=str))
+        write_private(json_path, json.dumps(summary, indent=2, default=str))
         out.print(f"summary written to {json_path}")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` readable by its owner only (mode 600, an existing file's mode included)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(text)
 
 
 def print_loop_summary(settings: Settings, summary: dict) -> None:
@@ -527,13 +537,15 @@ def print_check(result) -> None:
         else f"not judged ({result.labelled} matured labels)"
     )
     drifted = ", ".join(f"{c['column']} {c['score']:.2f}" for c in result.drifted_columns[:6])
+    repeats = f" ({result.duplicates} repeats judged once)" if result.duplicates else ""
     rows = {
-        "window": f"{result.rows} answers, {result.window_start:%Y-%m-%d %H:%M:%S} .. "
+        "window": f"{result.rows} answers{repeats}, {result.window_start:%Y-%m-%d %H:%M:%S} .. "
         f"{result.window_end:%H:%M:%S}",
         "drifted features": f"{result.drifted_share:.0%}: {drifted or '-'}",
         "prediction drift": f"{result.prediction_score:.3f}",
         f"quality ({result.metric})": quality,
         "why": "; ".join(result.reasons),
+        **({"notes": "; ".join(result.notes)} if result.notes else {}),
         "report": result.report,
         "monitoring run": result.monitoring_run,
     }
@@ -617,16 +629,24 @@ def monitor(
     for name in tasks:
         get_task(name)  # an unknown task is one line before any work
     show = (lambda r: out.print_json(data=r.as_json())) if as_json else print_check
+    err = Console(stderr=True)
     if watch:
         monitor_flow.watch(
-            settings, tasks, interval, show, lambda why: out.print(f"waiting: {why}")
+            settings,
+            tasks,
+            interval,
+            show,
+            lambda why: out.print(f"waiting: {why}", markup=False, soft_wrap=True),
+            on_error=lambda why: err.print(f"error: {why}", markup=False, soft_wrap=True),
         )
         return
-    if all_tasks:
-        results, problems = monitor_flow.monitor_all(settings, not no_retrain, show)
+    if all_tasks:  # every task is checked, whatever one of them does
+        results, problems, failures = monitor_flow.monitor_all(settings, not no_retrain, show)
         for why in problems.values():  # each reason starts with its task
-            Console(stderr=True).print(why, markup=False, soft_wrap=True)
-        if problems and not results:
+            err.print(why, markup=False, soft_wrap=True)
+        for why in failures.values():
+            err.print(f"error: {why}", markup=False, soft_wrap=True)
+        if failures or (problems and not results):
             raise typer.Exit(1)
         return
     show(monitor_flow.monitor(settings, task, retrain=not no_retrain))

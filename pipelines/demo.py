@@ -10,13 +10,15 @@ alias poll while requests keep coming -> a summary.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from datetime import timedelta
+from urllib.parse import quote, quote_plus
 
 import pandas as pd
 
-from configs.settings import Settings
+from configs.settings import Settings, _secret_values
 from feature_repo.store import materialize
 from ingestion.simulator import PRESETS
 from ingestion.warehouse import open_warehouse
@@ -146,12 +148,66 @@ def run_loop(
     summary["failed_requests"] = sum(r[t]["failed"] for r in replays for t in r)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     summary["reports"] = str(settings.reports_dir / "monitoring")
-    summary["commands"] = {
-        "mlflow ui": f"uv run mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}",
+    summary["commands"] = next_commands(settings)
+    return summary
+
+
+PASSWORD_ENV = "SMAP_POSTGRES__PASSWORD"
+
+
+def secrets(settings: Settings) -> list[str]:
+    """Every secret this process knows (the profile's PostgreSQL password and any secret set in
+    the environment), as written and as it appears inside a URL."""
+    values = {settings.postgres.password.get_secret_value(), *_secret_values(dict(os.environ))}
+    forms = {form for v in values if v for form in (v, quote(v, safe=""), quote_plus(v))}
+    return sorted(forms, key=len, reverse=True)  # the longest first: no half-replaced secret
+
+
+def scrub(settings: Settings, value):
+    """`value` (text, or a summary of dicts and lists) with every secret of `secrets` in its
+    text replaced by ***: an error message a check recorded may quote a connection string."""
+    if isinstance(value, str):
+        for secret in secrets(settings):
+            value = value.replace(secret, "***")
+        return value
+    if isinstance(value, dict):
+        return {key: scrub(settings, item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(settings, item) for item in value]
+    return value
+
+
+def shown_uri(settings: Settings, uri: str) -> str:
+    """A database URI fit for a terminal or a file: the profile's PostgreSQL password becomes
+    `${SMAP_POSTGRES__PASSWORD}` (a shell fills it in; as `training.tracking._masked` does for
+    error lines, any other password becomes ***), and no secret is left anywhere in it."""
+    from sqlalchemy.engine import make_url  # not for `smap --help`
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(uri)
+    except ArgumentError:
+        return scrub(settings, uri)
+    if not url.password:
+        return scrub(settings, uri)
+    password = settings.postgres.password.get_secret_value()
+    # the variable holds the password as it is: a shell can put it in the URL only when it
+    # needs no %-encoding there
+    reference = (
+        f"${{{PASSWORD_ENV}}}" if password == url.password == quote(password, safe="") else "***"
+    )
+    hidden = url.render_as_string(hide_password=True)
+    return scrub(settings, hidden.replace(":***@", f":{reference}@", 1))
+
+
+def next_commands(settings: Settings) -> dict[str, str]:
+    """What to run next, printed and written in the summary: never with a secret in it."""
+    uri = shown_uri(settings, settings.mlflow_tracking_uri)
+    return {
+        "mlflow ui": f'uv run mlflow ui --backend-store-uri "{uri}"',
         "drift reports": "uv run smap monitor ui",
         "recent checks": "uv run smap monitor --summary",
     }
-    return summary
 
 
 def newest_post(settings: Settings):

@@ -4,6 +4,11 @@ Requests only put rows in a bounded in-memory buffer; a background thread writes
 `predictions` table (PostgreSQL on `services`; on `local` one new Parquet part file per flush,
 so several workers append at once and nothing is ever rewritten). A slow or dead log store
 never blocks a request: past the bound, rows are dropped and counted.
+
+Reading back (monitoring) on `local`: a part that cannot be read is moved aside into
+`predictions/quarantine/` and named in what the read returns, never stopping it; and parts
+older than `monitoring.compact_after_minutes` are compacted into one file per hour
+(`compact_parts`), so a read opens a file per hour, not one per flush.
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +126,9 @@ class ParquetParts:
 
 
 def read_parquet_log(folder: Path) -> pd.DataFrame:
-    parts = sorted(folder.glob("part-*.parquet"))
+    """Every row of a Parquet log folder (hour files and the parts they do not cover)."""
+    compacted, parts, _covered = _files(folder)
+    parts = sorted([*compacted.values(), *parts], key=lambda p: p.name)
     if not parts:
         return pd.DataFrame(columns=list(COLUMNS))
     return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
@@ -169,44 +177,237 @@ class LogUnreadable(SmapError):
     """A part of the prediction log cannot be read."""
 
 
-def _parquet_rows(settings: Settings, task: str, version: int, after, limit: int):
-    """Every row (`limit` is applied by the caller: parts are not in row order)."""
+QUARANTINE = "quarantine"  # unreadable parts, moved aside under the log's folder
+STAMP = len("20260101T000000000000")  # a part's flush time: %Y%m%dT%H%M%S%f
+HOUR = len("20260101T00")
+COMPACTED = "hour"  # part-<newest flush it holds>-hour.parquet: one hour's parts in one file
+ROW_GROUP_ROWS = 65_536  # rows per row group of a compacted file (small parts are merged)
+RETRIES = 5  # reads restarted when a compaction removed a part under the reader
+
+
+@dataclass(frozen=True)
+class LogRead:
+    """Rows read back from the log, and the parts moved aside because they cannot be read."""
+
+    rows: pd.DataFrame
+    quarantined: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What one compaction did: the parts merged, the hour files written, the parts moved
+    aside because they cannot be read."""
+
+    parts: int = 0
+    files: tuple[str, ...] = ()
+    quarantined: tuple[str, ...] = field(default=())
+
+
+def _stamp(path: Path) -> str:
+    return path.name[len("part-") : len("part-") + STAMP]
+
+
+def _is_compacted(path: Path) -> bool:
+    return path.name.endswith(f"-{COMPACTED}.parquet")
+
+
+def _files(folder: Path) -> tuple[dict[str, Path], list[Path], list[Path]]:
+    """The log's files as a reader takes them: per hour the compacted file that covers the
+    most (the newest flush stamp), the parts flushed after what it covers, and the files that
+    a compaction has made redundant (older hour files, parts it covers) and not deleted yet."""
+    compacted: dict[str, Path] = {}
+    others = []
+    for path in sorted(folder.glob("part-*.parquet")):
+        if _is_compacted(path):
+            hour = _stamp(path)[:HOUR]
+            if hour in compacted:
+                others.append(compacted[hour])  # sorted: the later name covers more
+            compacted[hour] = path
+        else:
+            others.append(path)
+    parts, covered = [], []
+    for path in others:
+        best = compacted.get(_stamp(path)[:HOUR])
+        if best is not None and (_is_compacted(path) or _stamp(path) <= _stamp(best)):
+            covered.append(path)
+        else:
+            parts.append(path)
+    return compacted, parts, covered
+
+
+def quarantine(path: Path) -> str:
+    """Move an unreadable part out of the reader's way (kept, for a look); returns its name."""
+    aside = path.parent / QUARANTINE
+    aside.mkdir(exist_ok=True)
+    target = aside / path.name
+    if target.exists():  # a part of the same name moved aside before
+        target = aside / f"{path.stem}-{uuid.uuid4().hex[:8]}{path.suffix}"
+    os.replace(path, target)
+    log.warning("prediction log: %s cannot be read; moved to %s/", path.name, QUARANTINE)
+    return path.name
+
+
+def _parquet_rows(settings: Settings, task: str, version: int, after, limit: int) -> LogRead:
+    """Every row (`limit` is applied by the caller: parts are not in row order). A part that
+    cannot be read is moved aside and named; a part a compaction removed meanwhile restarts
+    the read (its rows are then in the hour's compacted file)."""
     import pyarrow.parquet as pq
 
     folder = settings.root / TABLE
-    parts = sorted(folder.glob("part-*.parquet"))
-    if after is not None:  # a part is named by its flush time: older parts hold older rows
-        stamp = pd.Timestamp(after).tz_convert("UTC").strftime("%Y%m%dT%H%M%S%f")
-        parts = [p for p in parts if p.name[len("part-") : len("part-") + len(stamp)] >= stamp]
-    frames = []
-    for part in parts:
-        try:
-            table = pq.read_table(
-                part, filters=[("task", "=", task), ("model_version", "=", version)]
-            )
-        except Exception as exc:  # noqa: BLE001 - any unreadable part is the same problem
-            raise LogUnreadable(f"prediction log: {part.name} cannot be read ({exc})") from None
-        frames.append(table.to_pandas())
-    if not frames:
-        return pd.DataFrame(columns=list(COLUMNS))
-    return pd.concat(frames, ignore_index=True)
+    quarantined: list[str] = []
+    for _attempt in range(RETRIES):
+        compacted, parts, _covered = _files(folder)
+        files = sorted([*compacted.values(), *parts], key=lambda p: p.name)
+        if after is not None:  # a file is named by its newest flush: older files, older rows
+            stamp = pd.Timestamp(after).tz_convert("UTC").strftime("%Y%m%dT%H%M%S%f")
+            files = [p for p in files if _stamp(p) >= stamp]
+        frames, vanished = [], False
+        for part in files:
+            try:
+                table = pq.read_table(
+                    part, filters=[("task", "=", task), ("model_version", "=", version)]
+                )
+            except FileNotFoundError:
+                vanished = True  # compacted under this reader: list the files again
+                break
+            except Exception:  # noqa: BLE001 - any unreadable part is the same problem
+                quarantined.append(quarantine(part))
+                continue
+            frames.append(table.to_pandas())
+        if not vanished:
+            break
+        time.sleep(0.05)
+    else:
+        raise LogUnreadable(
+            f"prediction log: its files kept changing under {RETRIES} reads (a compaction?)"
+        )
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
+    return LogRead(rows, tuple(quarantined))
 
 
-def _postgres_rows(settings: Settings, task: str, version: int, after, limit: int):
+def _log_schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("request_id", pa.string()),
+            ("logged_at", pa.timestamp("ns", tz="UTC")),
+            ("task", pa.string()),
+            ("entity", pa.string()),
+            ("features", pa.string()),
+            ("prediction", pa.float64()),
+            ("model", pa.string()),
+            ("model_version", pa.int64()),
+            ("run_id", pa.string()),
+            ("feature_service", pa.string()),
+        ]
+    )
+
+
+def _merge(previous: list[Path], sources: list[Path], target: Path, quarantined: list[str]):
+    """Stream the hour's `previous` compacted file and its `sources` into one Parquet file at
+    `target` (row groups of ROW_GROUP_ROWS: small parts are merged); a source that cannot be
+    read is moved aside, whole. Returns the rows written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema, pending, written = _log_schema(), [], 0
+
+    def shaped(batch) -> pa.Table:
+        return pa.Table.from_batches([batch]).select(schema.names).cast(schema)
+
+    with pq.ParquetWriter(target, schema) as writer:
+
+        def flush() -> None:
+            nonlocal written
+            if pending:
+                table = pa.concat_tables(pending)
+                writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                written += table.num_rows
+                pending.clear()
+
+        for path in previous:  # written by a compaction: streamed, never held whole
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP_ROWS):
+                writer.write_table(shaped(batch), row_group_size=ROW_GROUP_ROWS)
+                written += batch.num_rows
+        for path in sources:  # one flush each: read whole, so a bad one is left out whole
+            try:
+                tables = [shaped(b) for b in pq.ParquetFile(path).iter_batches()]
+            except Exception:  # noqa: BLE001 - unreadable, or not the log's columns
+                quarantined.append(quarantine(path))
+                continue
+            pending.extend(tables)
+            if sum(t.num_rows for t in pending) >= ROW_GROUP_ROWS:
+                flush()
+        flush()
+    return written
+
+
+def compact_parts(settings: Settings, warehouse) -> Compaction:
+    """Merge the parts flushed more than `monitoring.compact_after_minutes` ago into one file
+    per hour (with the hour's earlier compacted file), under the warehouse's named lock
+    `predictions.compact` (another process compacting: nothing to do here). The new file is
+    renamed into place before the parts it covers are deleted, and a reader skips what a
+    newer hour file covers, so a reader sees every row once at any moment."""
+    folder = settings.root / TABLE
+    if not folder.is_dir():
+        return Compaction()
+    age = timedelta(minutes=settings.monitoring.compact_after_minutes)
+    cutoff = (datetime.now(UTC) - age).strftime("%Y%m%dT%H%M%S%f")
+    with warehouse.exclusive("predictions.compact") as held:
+        if not held:
+            return Compaction()
+        for staged in folder.glob(f".part-*-{COMPACTED}.parquet.tmp"):
+            staged.unlink(missing_ok=True)  # a compaction killed mid-write (we hold the lock)
+        compacted, parts, covered = _files(folder)
+        due: dict[str, list[Path]] = {}
+        for path in parts:
+            if _stamp(path) < cutoff:
+                due.setdefault(_stamp(path)[:HOUR], []).append(path)
+        merged, files, quarantined = 0, [], []
+        for hour, sources in sorted(due.items()):
+            newest = max(_stamp(p) for p in sources)
+            target = folder / f"part-{newest}-{COMPACTED}.parquet"
+            staged = folder / f".{target.name}.tmp"  # not a part: readers never see it
+            previous = [compacted[hour]] if hour in compacted else []
+            try:
+                _merge(previous, sorted(sources), staged, quarantined)
+            except Exception as exc:  # noqa: BLE001 - the hour stays as it was, and is read
+                staged.unlink(missing_ok=True)
+                log.warning("prediction log: hour %s not compacted: %s", hour, exc)
+                continue
+            os.replace(staged, target)
+            for path in [*previous, *sources]:
+                path.unlink(missing_ok=True)
+            merged += len(sources)
+            files.append(target.name)
+        for path in covered:  # left by a compaction that stopped between rename and delete
+            path.unlink(missing_ok=True)
+    if merged:
+        log.info("prediction log: %d parts compacted into %d hour files", merged, len(files))
+    return Compaction(merged, tuple(files), tuple(quarantined))
+
+
+def _no_compaction(settings: Settings, warehouse) -> Compaction:
+    """A table compacts nothing: its rows are read by index."""
+    return Compaction()
+
+
+def _postgres_rows(settings: Settings, task: str, version: int, after, limit: int) -> LogRead:
     import psycopg2
 
     table = f"{settings.postgres.db_schema}.{TABLE}"
     with psycopg2.connect(settings.postgres.dsn()) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass(%s)", (table,))
         if cur.fetchone()[0] is None:
-            return pd.DataFrame(columns=list(COLUMNS))
+            return LogRead(pd.DataFrame(columns=list(COLUMNS)))
         cur.execute(
             f"SELECT {', '.join(COLUMNS)} FROM {table} WHERE task = %s AND model_version = %s"
             " AND logged_at > %s ORDER BY logged_at DESC LIMIT %s",
             (task, version, after or datetime(1970, 1, 1), limit),
         )
         rows = cur.fetchall()
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    return LogRead(pd.DataFrame(rows, columns=list(COLUMNS)))
 
 
 @dataclass(frozen=True)
@@ -215,12 +416,17 @@ class LogStore:
 
     writer: Callable[[Settings], Callable[[list[tuple]], None]]
     # (settings, task, model version, logged after (None: all), newest rows at most) -> rows
-    rows: Callable[[Settings, str, int, object, int], pd.DataFrame]
+    # and the parts moved aside because they cannot be read
+    rows: Callable[[Settings, str, int, object, int], LogRead]
+    # (settings, warehouse: its named lock) -> what was compacted, before a check reads
+    compact: Callable[[Settings, object], Compaction] = _no_compaction
 
 
 # warehouse.type -> the prediction log's store
 PREDICTION_LOGS: dict[str, LogStore] = {
-    "parquet": LogStore(writer=lambda s: ParquetParts(s.root / TABLE), rows=_parquet_rows),
+    "parquet": LogStore(
+        writer=lambda s: ParquetParts(s.root / TABLE), rows=_parquet_rows, compact=compact_parts
+    ),
     "postgres": LogStore(writer=PostgresTable, rows=_postgres_rows),
 }
 

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from configs.settings import load_settings, telemetry_env
 from serving.answers import BadRequest, Unavailable, new_request_id
+from serving.client_errors import one_line_client_errors
 from serving.insights import Insights, NotAnswerable, NotBuilt
 from serving.schemas import (
     Category,
@@ -49,6 +50,7 @@ from serving.schemas import (
     ViralityResponse,
 )
 
+one_line_client_errors()  # a 4xx is one INFO line in the log, a 5xx keeps its traceback
 OPEN_PATHS = {"/healthz", "/livez", "/readyz", "/metrics"}
 REQUEST_ID_HEADER = "x-request-id"
 

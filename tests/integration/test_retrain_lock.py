@@ -122,11 +122,13 @@ def a_check(drift_result, verdict: str = DRIFT, ago: timedelta = timedelta(0), *
     now = datetime.now(UTC) - ago
     result = CheckResult(
         check_id=uuid.uuid4().hex[:12], task=TASK, version=3, run_id="run", checked_at=now,
-        window_start=now - timedelta(hours=1), window_end=now, rows=400, labelled=0,
+        window_start=now - timedelta(hours=1), window_end=now, rows=400,
         drifted_share=drift_result.drifted_share,
         drifted_columns=[asdict(c) for c in drift_result.drifted_columns],
-        prediction_score=drift_result.prediction.score, label_score=float("nan"), metric="r2",
-        quality_value=float("nan"), test_value=0.4, verdict=verdict, reasons=["data drift"],
+        # matured labels drifted too: feature drift alone starts no retrain
+        prediction_score=drift_result.prediction.score, label_score=0.3, labelled=400,
+        metric="r2", quality_value=float("nan"), test_value=0.4, verdict=verdict,
+        reasons=["data drift", "label drift"],
     )  # fmt: skip
     return replace(result, **changes)
 
@@ -191,14 +193,18 @@ def test_a_retrain_running_elsewhere_is_skipped_and_recorded(due, capsys, monkey
 def test_what_another_process_recorded_meanwhile_is_read_under_the_lock(
     due, drift, monkeypatch, meanwhile
 ):
-    """Another process's check lands between this check and the lock: its retrain answered
-    the same drift (skip, recorded), or its calm check ended the streak (no retrain due)."""
+    """Another process's check lands between this check and the retrain lock (a process that
+    does not claim the window first: the check lock `check.<task>` keeps new ones out): its
+    retrain answered the same drift (skip, recorded), or its calm check ended the streak (no
+    retrain due)."""
     from pipelines.monitoring import monitor
 
     kind = type(open_warehouse(due))
     exclusive = kind.exclusive
 
     def after_another_check(self, name):
+        if not name.startswith("retrain."):  # the check's claim of its window
+            return exclusive(self, name)
         other = (
             a_check(drift[0], ago=timedelta(minutes=5), retrain={"version": 4, "decision": "kept"})
             if meanwhile == "retrain"
