@@ -140,8 +140,18 @@ def model_frame(online: dict[str, list], features: Sequence[str]) -> pd.DataFram
 EPOCH = date(1970, 1, 1)  # `origin_day` and `usage_day` count days from it
 
 
-class StartPassed(ValueError):
+class BadStart(ValueError):
+    """A forecast's days the model cannot answer for the history the store holds (HTTP 422);
+    the message names the field."""
+
+
+class StartPassed(BadStart):
     """A forecast asked to start on or before the last day of usage the store holds."""
+
+
+class BeyondHorizon(BadStart):
+    """A forecast asked for a day further after the stored history than the model's longest
+    trained horizon."""
 
 
 class ForecastPlan:
@@ -149,10 +159,21 @@ class ForecastPlan:
     them: per hashtag, one row per day from `start` (default: the day after the last day of
     usage the online store holds; today for a hashtag it does not know), its horizon counted
     from that last day (which the history's lags end on) and that day as the origin. A
-    hashtag without history forecasts from zero usage with the origin the day before `start`."""
+    hashtag without history forecasts from zero usage with the origin the day before `start`.
 
-    def __init__(self, tags: Sequence[str], horizon: int, start: date | None, today: date):
+    `longest`: the longest horizon the model was trained for; a row further from its origin
+    is refused (`BeyondHorizon`), not extrapolated (None: any)."""
+
+    def __init__(
+        self,
+        tags: Sequence[str],
+        horizon: int,
+        start: date | None,
+        today: date,
+        longest: int | None = None,
+    ):
         self.tags, self.horizon, self.start, self.today = list(tags), horizon, start, today
+        self.longest = longest
         self.days: list[date] = []  # the forecast day of every row, filled by the call
 
     def __call__(self, found: dict[str, list]) -> tuple[list[int], dict[str, list]]:
@@ -164,10 +185,20 @@ class ForecastPlan:
             else:
                 origin = int(known)
                 first = self.start or EPOCH + timedelta(days=origin + 1)
+                last = EPOCH + timedelta(days=origin)
                 if (first - EPOCH).days <= origin:
                     raise StartPassed(
-                        f"start: the online store holds usage of #{tag} up to "
-                        f"{EPOCH + timedelta(days=origin)}; a forecast starts after that day"
+                        f"start: the online store holds usage of #{tag} up to {last}; a "
+                        "forecast starts after that day"
+                    )
+                furthest = (first - EPOCH).days + self.horizon - 1 - origin
+                if self.longest is not None and furthest > self.longest:
+                    field = "start" if self.start else "horizon"
+                    raise BeyondHorizon(
+                        f"{field}: the online store holds usage of #{tag} up to {last}; the "
+                        f"trend champion forecasts at most {self.longest} days past it (up to "
+                        f"{last + timedelta(days=self.longest)}), and start + horizon - 1 is "
+                        f"{furthest} days past it"
                     )
             for j in range(self.horizon):
                 day = first + timedelta(days=j)

@@ -16,8 +16,8 @@ from serving import rules
 from serving.answers import BadRequest, Unavailable, new_request_id
 from serving.features import (
     EPOCH,
+    BadStart,
     ForecastPlan,
-    StartPassed,
     draft_rows,
     feature_columns,
     missing_history,
@@ -50,6 +50,7 @@ from serving.schemas import (
     utc_now,
 )
 from training.errors import TaskError
+from training.labels import TREND_HORIZONS
 from training.packaging import interval_bounds
 from training.tasks import TASKS, get_task
 
@@ -288,18 +289,20 @@ class Predictor:
                 "is not served online; retrain it on trend_v2 (`smap train trend`)"
             )
         tags = [parse_hashtags(h)[0] for h in hashtags]
-        plan = ForecastPlan(tags, horizon, start, utc_now().date())
+        # the horizons the champion was trained on: its intervals are calibrated per horizon
+        intervals = getattr(champion.model, "intervals", None) or {}
+        longest = max(intervals or TREND_HORIZONS)
+        plan = ForecastPlan(tags, horizon, start, utc_now().date(), longest)
         try:
             online = self.online.fetch_expanded(champion.feature_service, {"tag": tags}, plan)
         except OnlineStoreDown as exc:
             raise Unavailable(str(exc)) from None
-        except StartPassed as exc:
+        except BadStart as exc:
             raise BadRequest(str(exc)) from None
         features = champion.model.features
         columns = feature_columns(online, features)
         predictions = np.asarray(champion.predict_columns(columns), dtype=float)
         # a model pickled before intervals existed has none: its bounds are null
-        intervals = getattr(champion.model, "intervals", None) or {}
         lower, upper = interval_bounds(intervals, predictions, np.asarray(online["horizon"]))
         keys = [
             {"hashtag": tag, "day": str(day), "horizon": int(h)}

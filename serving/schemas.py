@@ -1,20 +1,103 @@
 """Request and response bodies of the prediction API: bounds live here, so bad input is
-rejected before any lookup, with the offending field named."""
+rejected before any lookup, with the offending field named.
+
+Every id fits the online store's int64 keys, every time and date lies in a documented range
+(EARLIEST up to LATEST), every number is finite and bounded, and numbers, booleans and ids are
+strict: `"1"`, `true` or `1.0` is not an id, `"yes"` is not a boolean. An optional field is
+left out to take its default; `null` is not a value of a field the schema does not mark
+nullable."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    field_validator,
+)
 
 from ingestion.simulator import POST_TYPES
 
 MAX_BATCH = 256  # drafts or users per request
 MAX_HASHTAGS = 30
 MAX_CAPTION = 2200  # the longest caption the big platforms accept
+INT64_MAX = 2**63 - 1  # the online store's entity keys are int64
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # times and dates a request may name
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)  # (excluded)
+TIME_RANGE = "from 2000-01-01T00:00:00Z up to (not including) 2100-01-01T00:00:00Z"
+DAY_RANGE = "from 2000-01-01 up to (not including) 2100-01-01"
+MAX_FEATURE_VALUE = 1e15  # |number| in a finished feature vector
 PostType = Literal[POST_TYPES]  # type: ignore[valid-type]
-Tag = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^#?\w+$")]
+_WORD = re.compile(r"#?\w+")  # what feature_repo.drafts.parse_hashtags reads as one tag
+
+
+def _one_tag(value: str) -> str:
+    """The pattern below is checked by pydantic's regex engine; a tag must also be one tag to
+    Python's `re`, which parses it (their `\\w` differ on some Unicode marks)."""
+    if not _WORD.fullmatch(value):
+        raise ValueError("a hashtag: letters, digits and underscores, optionally after '#'")
+    return value
+
+
+Tag = Annotated[
+    str, Field(min_length=1, max_length=100, pattern=r"^#?\w+$"), AfterValidator(_one_tag)
+]
+Id = Annotated[int, Strict(), Field(ge=0, le=INT64_MAX)]
+Flag = Annotated[bool, Strict()]
+
+
+def _not_a_number(value: Any) -> Any:
+    """Times and dates are ISO 8601 text in JSON: a number (or boolean) is not read as a
+    Unix timestamp."""
+    if isinstance(value, int | float):
+        raise ValueError("an ISO 8601 string, not a number")
+    return value
+
+
+def _in_time_range(value: datetime) -> datetime:
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"a time {TIME_RANGE}")
+    return value.astimezone(UTC)
+
+
+def _in_day_range(value: date) -> date:
+    if not EARLIEST.date() <= value < LATEST.date():
+        raise ValueError(f"a date {DAY_RANGE}")
+    return value
+
+
+Moment = Annotated[
+    datetime,
+    BeforeValidator(_not_a_number),
+    AfterValidator(_in_time_range),
+    Field(description=f"ISO 8601 date-time {TIME_RANGE}; without an offset it is UTC."),
+]
+Day = Annotated[
+    date,
+    BeforeValidator(_not_a_number),
+    AfterValidator(_in_day_range),
+    Field(description=f"ISO 8601 date {DAY_RANGE}."),
+]
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def optional(description: str) -> Any:
+    """An optional request field: left out, it takes its default (None); `null` is refused,
+    as the schema says (no `default: null` shown next to a type that has no null)."""
+    return Field(description=f"{description} (optional: leave it out for the default)",
+                 json_schema_extra=_no_default)  # fmt: skip
 
 
 class _Body(BaseModel):
@@ -24,34 +107,31 @@ class _Body(BaseModel):
 class Draft(_Body):
     """A post that is not published yet."""
 
-    user_id: int = Field(ge=0, description="The author.")
+    user_id: Id = Field(description="The author.")
     post_type: PostType
     category: str = Field(min_length=1, max_length=40, pattern=r"^[\w -]+$")
     hashtags: list[Tag] = Field(default_factory=list, max_length=MAX_HASHTAGS)
     caption: str = Field("", max_length=MAX_CAPTION)
-    planned_at: datetime = Field(description="When it would be published (naive means UTC).")
-    is_paid: bool = False
+    planned_at: Moment = Field(
+        description=f"When it would be published: ISO 8601 {TIME_RANGE} (naive means UTC)."
+    )
+    is_paid: Flag = False
 
     @field_validator("category")
     @classmethod
     def _lower(cls, value: str) -> str:
         return value.strip().lower()
 
-    @field_validator("planned_at")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
 
 class DraftTemplate(_Body):
     """A draft whose publishing time is what we are looking for."""
 
-    user_id: int = Field(ge=0)
+    user_id: Id
     post_type: PostType
     category: str = Field(min_length=1, max_length=40, pattern=r"^[\w -]+$")
     hashtags: list[Tag] = Field(default_factory=list, max_length=MAX_HASHTAGS)
     caption: str = Field("", max_length=MAX_CAPTION)
-    is_paid: bool = False
+    is_paid: Flag = False
 
     @field_validator("category")
     @classmethod
@@ -60,13 +140,27 @@ class DraftTemplate(_Body):
 
 
 Drafts = Annotated[list[Draft], Field(min_length=1, max_length=MAX_BATCH)]
-UserIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=MAX_BATCH)]
+UserIds = Annotated[list[Id], Field(min_length=1, max_length=MAX_BATCH)]
+PostingStart = Annotated[Moment, optional(f"The first hour looked at {TIME_RANGE}; default now")]
 
 
 ScoredTask = Literal["engagement", "virality", "churn"]
 FeatureName = Annotated[str, Field(min_length=1, max_length=100)]
+FeatureNumber = Annotated[
+    float,
+    Strict(),
+    Field(allow_inf_nan=False, ge=-MAX_FEATURE_VALUE, le=MAX_FEATURE_VALUE),
+]
+FeatureText = Annotated[str, Field(max_length=200)]
 # a finished feature vector, by the model's own feature names (numbers, category text, null)
-FeatureRecord = dict[FeatureName, float | str | None]
+FeatureRecord = Annotated[
+    dict[FeatureName, FeatureNumber | FeatureText | None],
+    Field(
+        max_length=500,
+        description="Feature name -> a finite number within ±1e15, category text, or null "
+        "(missing).",
+    ),
+]
 FeatureRecords = Annotated[list[FeatureRecord], Field(min_length=1, max_length=MAX_BATCH)]
 
 
@@ -187,8 +281,9 @@ Category = Annotated[
         strip_whitespace=True, to_lower=True, min_length=1, max_length=40, pattern=r"^[\w -]+$"
     ),
 ]
-TopN = Annotated[int, Field(ge=1, le=MAX_TOP)]
-UserId = Annotated[int, Field(ge=0)]
+TopN = Annotated[int, Strict(), Field(ge=1, le=MAX_TOP)]
+UserId = Id
+OptionalCategory = Annotated[Category, optional("One category of the ranked accounts")]
 
 
 class Influencer(_Body):
@@ -246,7 +341,7 @@ class ContentResponse(_Body):
 
 
 MAX_RECOMMENDED = 100
-RecommendN = Annotated[int, Field(ge=1, le=MAX_RECOMMENDED)]
+RecommendN = Annotated[int, Strict(), Field(ge=1, le=MAX_RECOMMENDED)]
 
 
 class RecommendedPost(_Body):
@@ -278,7 +373,15 @@ def utc_now() -> datetime:
 MAX_FORECAST_TAGS = 50
 MAX_HORIZON = 30  # days ahead a trend forecast reaches
 ForecastTags = Annotated[list[Tag], Field(min_length=1, max_length=MAX_FORECAST_TAGS)]
-Horizon = Annotated[int, Field(ge=1, le=MAX_HORIZON)]
+Horizon = Annotated[int, Strict(), Field(ge=1, le=MAX_HORIZON)]
+ForecastStart = Annotated[
+    Day,
+    optional(
+        f"The first day forecast, {DAY_RANGE}; default the day after the last day of usage "
+        "the online store holds. The last day asked (start + horizon - 1) may lie at most "
+        "the trend champion's longest trained horizon (30 days) after that day"
+    ),
+]
 
 
 class DayForecast(_Body):
@@ -306,3 +409,8 @@ class TrendResponse(_Body):
     forecasts: list[HashtagForecast]
     interval_level: float | None
     lineage: Lineage
+
+
+OptionalDrafts = Annotated[Drafts, optional("Drafts, for a task answered from drafts")]
+OptionalUserIds = Annotated[UserIds, optional("User ids, for a task answered from user ids")]
+
