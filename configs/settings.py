@@ -257,6 +257,12 @@ class ServingSettings(_Frozen):
     # and go nowhere) and its Prometheus request metrics on /metrics
     tracing: bool = False
     metrics: bool = True
+    # a request body over this is refused (413) before it is read or as soon as the bytes
+    # streamed pass it; 1 MiB is 4 KiB per draft of a full batch of 256
+    max_body_bytes: int = Field(1_048_576, ge=1_024)
+    # with SMAP_API_KEY set, /metrics needs the key too unless this opens it (a scraper
+    # without the key); the health probes are always open
+    metrics_open: bool = False
 
 
 class DriftThresholds(_Frozen):
