@@ -3,7 +3,8 @@ rejected before any lookup, with the offending field named.
 
 Every id fits the online store's int64 keys, every time and date lies in a documented range
 (EARLIEST up to LATEST), every number is finite and bounded, and numbers, booleans and ids are
-strict: `"1"`, `true` or `1.0` is not an id, `"yes"` is not a boolean. An optional field is
+strict: `"1"` or `true` is not an id, `1.5` is not a count, `"yes"` is not a boolean (a whole
+number written `3.0` is the integer 3, as JSON Schema's `integer` says). An optional field is
 left out to take its default; `null` is not a value of a field the schema does not mark
 nullable."""
 
@@ -13,6 +14,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
+from annotated_types import Ge, Le
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -50,7 +52,29 @@ def _one_tag(value: str) -> str:
 Tag = Annotated[
     str, Field(min_length=1, max_length=100, pattern=r"^#?\w+$"), AfterValidator(_one_tag)
 ]
-Id = Annotated[int, Strict(), Field(ge=0, le=INT64_MAX)]
+
+
+def _whole(value: Any) -> Any:
+    """JSON Schema's `integer` is any number without a fraction: 3.0 is the integer 3. Text
+    and booleans stay what they are, and strict validation refuses them."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _whole_items(value: Any) -> Any:
+    return [_whole(v) for v in value] if isinstance(value, list) else value
+
+
+def whole(ge: int, le: int) -> Any:
+    """A strict integer in [ge, le]: a number without a fraction, never text or a boolean."""
+    return Annotated[int, Strict(), Ge(ge), Le(le), BeforeValidator(_whole)]
+
+
+Id = whole(0, INT64_MAX)
+# in a list, the whole numbers are taken at the list: BentoML rebuilds a list's item type
+# from its parts, and an item's own validator would leave its bounds out of the schema
+ListedId = Annotated[int, Strict(), Ge(0), Le(INT64_MAX)]
 Flag = Annotated[bool, Strict()]
 
 
@@ -140,7 +164,9 @@ class DraftTemplate(_Body):
 
 
 Drafts = Annotated[list[Draft], Field(min_length=1, max_length=MAX_BATCH)]
-UserIds = Annotated[list[Id], Field(min_length=1, max_length=MAX_BATCH)]
+UserIds = Annotated[
+    list[ListedId], BeforeValidator(_whole_items), Field(min_length=1, max_length=MAX_BATCH)
+]
 PostingStart = Annotated[Moment, optional(f"The first hour looked at {TIME_RANGE}; default now")]
 
 
@@ -185,7 +211,16 @@ class EngagementResponse(_Body):
     lineage: Lineage
 
 
-TaskName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+TaskName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="A registered task with a serving binding (`/metadata` lists them).",
+        examples=["engagement", "churn"],
+    ),
+]
 
 
 class TaskPrediction(_Body):
@@ -281,7 +316,7 @@ Category = Annotated[
         strip_whitespace=True, to_lower=True, min_length=1, max_length=40, pattern=r"^[\w -]+$"
     ),
 ]
-TopN = Annotated[int, Strict(), Field(ge=1, le=MAX_TOP)]
+TopN = whole(1, MAX_TOP)
 UserId = Id
 OptionalCategory = Annotated[Category, optional("One category of the ranked accounts")]
 
@@ -341,7 +376,7 @@ class ContentResponse(_Body):
 
 
 MAX_RECOMMENDED = 100
-RecommendN = Annotated[int, Strict(), Field(ge=1, le=MAX_RECOMMENDED)]
+RecommendN = whole(1, MAX_RECOMMENDED)
 
 
 class RecommendedPost(_Body):
@@ -373,7 +408,7 @@ def utc_now() -> datetime:
 MAX_FORECAST_TAGS = 50
 MAX_HORIZON = 30  # days ahead a trend forecast reaches
 ForecastTags = Annotated[list[Tag], Field(min_length=1, max_length=MAX_FORECAST_TAGS)]
-Horizon = Annotated[int, Strict(), Field(ge=1, le=MAX_HORIZON)]
+Horizon = whole(1, MAX_HORIZON)
 ForecastStart = Annotated[
     Day,
     optional(
