@@ -2,7 +2,12 @@
 
 Run it with `smap serve` (or `bentoml serve serving.service:Smap`). The profile comes from
 SMAP_PROFILE / SMAP_CONFIG like every smap command; SMAP_API_KEY, when set, is required on
-every endpoint but the health probes (header `x-api-key: KEY` or `authorization: Bearer KEY`).
+every endpoint but the health probes (header `x-api-key: KEY` or `Authorization: Bearer KEY`),
+and on /metrics unless `serving.metrics_open`.
+
+Before an endpoint sees a request, the middlewares (outermost first) refuse what it must not
+parse: no key (401), a body that is not JSON (415), a body over `serving.max_body_bytes`
+(413, before it is read).
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ from __future__ import annotations
 import gc
 import hmac
 import os
-from datetime import date, datetime
 from typing import Any
 
 import bentoml
@@ -20,11 +24,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from configs.settings import load_settings, telemetry_env
-from serving.answers import BadRequest, Unavailable, new_request_id
+from serving.answers import BadRequest, Unavailable, request_id
 from serving.client_errors import one_line_client_errors
 from serving.insights import Insights, NotAnswerable, NotBuilt
 from serving.schemas import (
-    Category,
     ChurnResponse,
     ContentPosts,
     ContentResponse,
@@ -33,9 +36,14 @@ from serving.schemas import (
     EngagementResponse,
     FeatureRecords,
     FeaturesResponse,
+    ForecastStart,
     ForecastTags,
     Horizon,
     InfluencersResponse,
+    OptionalCategory,
+    OptionalDrafts,
+    OptionalUserIds,
+    PostingStart,
     PostingTimeResponse,
     RecommendN,
     RecommendResponse,
@@ -51,28 +59,123 @@ from serving.schemas import (
 )
 
 one_line_client_errors()  # a 4xx is one INFO line in the log, a 5xx keeps its traceback
-OPEN_PATHS = {"/healthz", "/livez", "/readyz", "/metrics"}
+HEALTH_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 REQUEST_ID_HEADER = "x-request-id"
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+JSON = b"application/json"
+
+
+def _header(scope, name: bytes) -> bytes | None:
+    """A request header's raw bytes (the first one), never decoded: a header is not UTF-8
+    because a client says so."""
+    return next((v for k, v in scope.get("headers", ()) if k.lower() == name), None)
+
+
+def _refuse(status: int, error: str) -> JSONResponse:
+    return JSONResponse({"error": error}, status_code=status)
+
+
+def presented_keys(scope) -> list[bytes]:
+    """The keys a request presents: `x-api-key: KEY`, `Authorization: Bearer KEY` (the scheme
+    in any case, as HTTP says; a bare `Authorization: KEY` presents nothing)."""
+    keys = []
+    if (given := _header(scope, b"x-api-key")) is not None:
+        keys.append(given.strip())
+    if (authorization := _header(scope, b"authorization")) is not None:
+        scheme, _, credentials = authorization.strip().partition(b" ")
+        if scheme.lower() == b"bearer" and credentials.strip():
+            keys.append(credentials.strip())
+    return keys
 
 
 class ApiKeyMiddleware:
-    """401 for any request without the key, when SMAP_API_KEY is set (health stays open)."""
+    """401 for any request without the key, when SMAP_API_KEY is set (the health probes stay
+    open, /metrics too when `serving.metrics_open`). Headers are compared as bytes: one that
+    is not UTF-8 is a wrong key, not a crash."""
 
-    def __init__(self, app, key: str | None = None):
+    def __init__(self, app, key: str | None = None, metrics_open: bool | None = None):
         self.app = app
-        self.key = key if key is not None else os.environ.get("SMAP_API_KEY", "")
+        key = key if key is not None else os.environ.get("SMAP_API_KEY", "")
+        self.key = key.encode()
+        if metrics_open is None:
+            metrics_open = bool(key) and load_settings().serving.metrics_open
+        self.open_paths = HEALTH_PATHS | ({"/metrics"} if metrics_open else set())
+
+    def authorized(self, scope) -> bool:
+        return any(hmac.compare_digest(given, self.key) for given in presented_keys(scope))
 
     async def __call__(self, scope, receive, send):
-        if not self.key or scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if not self.key or scope["type"] != "http" or scope["path"] in self.open_paths:
             return await self.app(scope, receive, send)
-        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
-        given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
-        if not hmac.compare_digest(given.encode(), self.key.encode()):
-            response = JSONResponse(
-                {"error": "x-api-key: missing or wrong API key"}, status_code=401
+        if not self.authorized(scope):
+            response = _refuse(
+                401,
+                "x-api-key: missing or wrong API key (send `x-api-key: KEY` or "
+                "`Authorization: Bearer KEY`)",
             )
             return await response(scope, receive, send)
         return await self.app(scope, receive, send)
+
+
+class JsonBodies:
+    """415 for a body sent as anything but `application/json` (parameters such as charset
+    aside; no Content-Type at all is read as JSON, as BentoML does). Multipart and pickle
+    bodies never reach BentoML's parsers."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] in BODY_METHODS:
+            given = _header(scope, b"content-type")
+            if given is not None and given.split(b";")[0].strip().lower() != JSON:
+                shown = given.decode("latin-1")[:80]
+                response = _refuse(415, f"content-type: {shown!r} is not accepted; send "
+                                        "application/json")  # fmt: skip
+                return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """413 for a body over `serving.max_body_bytes`: refused on its Content-Length before a
+    byte is read, or as soon as the bytes streamed (chunked, or more than declared) pass the
+    limit; a body within it is handed on whole. A worker never holds more than the limit."""
+
+    def __init__(self, app, limit: int | None = None):
+        self.app = app
+        self.limit = limit if limit is not None else load_settings().serving.max_body_bytes
+
+    def _too_large(self) -> JSONResponse:
+        return _refuse(413, f"body: larger than {self.limit} bytes (serving.max_body_bytes)")
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            return await self.app(scope, receive, send)
+        declared = (_header(scope, b"content-length") or b"").strip()
+        if declared.isdigit() and (len(declared) > 18 or int(declared) > self.limit):
+            return await self._too_large()(scope, receive, send)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                return await self._too_large()(scope, receive, send)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body, handed = b"".join(chunks), False
+
+        async def replay():
+            nonlocal handed
+            if handed:
+                return await receive()  # after the body: the disconnect, when it comes
+            handed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await self.app(scope, replay, send)
 
 
 class BadInputIs422:
@@ -144,11 +247,17 @@ class Smap:
         gc.collect()
         gc.freeze()
 
+    @staticmethod
+    def _request_id(ctx: bentoml.Context) -> str:
+        """The caller's x-request-id when it is a sane one, else a fresh one; echoed back."""
+        given = request_id(ctx.request.headers.get(REQUEST_ID_HEADER))
+        ctx.response.headers[REQUEST_ID_HEADER] = given
+        return given
+
     def _call(self, ctx: bentoml.Context, method, *args: Any):
-        request_id = ctx.request.headers.get(REQUEST_ID_HEADER) or new_request_id()
-        ctx.response.headers[REQUEST_ID_HEADER] = request_id
+        rid = self._request_id(ctx)
         try:
-            return method(*args, request_id=request_id)
+            return method(*args, request_id=rid)
         except Unavailable as exc:
             return _unavailable(ctx, str(exc))
         except BadRequest as exc:
@@ -176,8 +285,8 @@ class Smap:
         self,
         task: TaskName,
         ctx: bentoml.Context,
-        drafts: Drafts | None = None,
-        user_ids: UserIds | None = None,
+        drafts: OptionalDrafts = None,
+        user_ids: OptionalUserIds = None,
     ) -> TaskResponse:
         """Any served task by name, from drafts or user ids as its binding says: the score,
         the label at the champion's tuned threshold where it has one, and lineage."""
@@ -193,15 +302,14 @@ class Smap:
 
     @bentoml.api
     async def best_posting_time(
-        self, draft: DraftTemplate, ctx: bentoml.Context, start: datetime | None = None
+        self, draft: DraftTemplate, ctx: bentoml.Context, start: PostingStart = None
     ) -> PostingTimeResponse:
         """Predicted engagement for every hour of the next week and the best three slots."""
-        request_id = ctx.request.headers.get(REQUEST_ID_HEADER) or new_request_id()
-        ctx.response.headers[REQUEST_ID_HEADER] = request_id
-        try:
+
+        def answer(request_id: str) -> PostingTimeResponse:
             return self.predictor.best_posting_time(draft, request_id, start)
-        except Unavailable as exc:
-            return _unavailable(ctx, str(exc))
+
+        return self._call(ctx, answer)
 
     @bentoml.api
     async def forecast_trend(
@@ -209,17 +317,17 @@ class Smap:
         hashtags: ForecastTags,
         horizon: Horizon,
         ctx: bentoml.Context,
-        start: date | None = None,
+        start: ForecastStart = None,
     ) -> TrendResponse:
         """Daily usage of each hashtag for the next `horizon` days (from `start`, default the
-        day after the last day of usage the online store holds), with prediction bounds."""
+        day after the last day of usage the online store holds), with prediction bounds. The
+        last day asked may lie at most the champion's longest trained horizon (30 days) after
+        that day."""
         return self._call(ctx, self.predictor.forecast_trend, hashtags, horizon, start)
 
     def _insight(self, ctx: bentoml.Context, method, *args: Any):
-        """An analytics answer; 400/404 naming the field, 503 while its table is not built."""
-        ctx.response.headers[REQUEST_ID_HEADER] = (
-            ctx.request.headers.get(REQUEST_ID_HEADER) or new_request_id()
-        )
+        """An analytics answer; 422/404 naming the field, 503 while its table is not built."""
+        self._request_id(ctx)
         try:
             return method(*args)
         except NotAnswerable as exc:
@@ -230,7 +338,7 @@ class Smap:
 
     @bentoml.api
     async def top_influencers(
-        self, ctx: bentoml.Context, category: Category | None = None, n: TopN = 10
+        self, ctx: bentoml.Context, category: OptionalCategory = None, n: TopN = 10
     ) -> InfluencersResponse:
         """The best-ranked accounts (PageRank on the follow graph, weighted by engagement),
         optionally of one category; computed_at says when `smap analytics run` ranked them."""
@@ -263,6 +371,9 @@ class Smap:
         self.predictor.close()
 
 
+# outermost first: a request without the key is refused before its body is looked at
 Smap.add_asgi_middleware(MetadataPath)
 Smap.add_asgi_middleware(BadInputIs422)
 Smap.add_asgi_middleware(ApiKeyMiddleware)
+Smap.add_asgi_middleware(JsonBodies)
+Smap.add_asgi_middleware(BodyLimit)
