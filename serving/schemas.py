@@ -449,3 +449,174 @@ class TrendResponse(_Body):
 OptionalDrafts = Annotated[Drafts, optional("Drafts, for a task answered from drafts")]
 OptionalUserIds = Annotated[UserIds, optional("User ids, for a task answered from user ids")]
 
+
+# -- the OpenAPI document ------------------------------------------------------------------------
+# BentoML writes /docs.json from the endpoints' signatures, but lists 400/404/500 for every
+# endpoint whatever it answers, flattens a nullable top-level field into a non-null one and
+# calls the document OpenAPI 3.0 while pydantic writes JSON Schema 2020-12 (OpenAPI 3.1's).
+# `openapi_document` corrects BentoML's document; the service applies it to /docs.json.
+
+REF = "#/components/schemas/{model}"
+ERROR = {
+    "title": "Error",
+    "type": "object",
+    "description": "Every refusal: `error` says why, naming the field (or what to run).",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string"},
+        "detail": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "A body the schema refuses: one entry per problem, `loc` naming "
+            "the field.",
+        },
+    },
+}
+REFUSALS = {
+    401: "SMAP_API_KEY is set and the request carries no valid key (`x-api-key: KEY` or "
+    "`Authorization: Bearer KEY`).",
+    404: "Nothing is known about the id asked for.",
+    413: "The body is larger than `serving.max_body_bytes` ({max_body_bytes} bytes).",
+    415: "The body is not `application/json`.",
+    422: "The input breaks the schema or cannot be answered; `error` (and `detail`) name the "
+    "field.",
+    500: "An unexpected error (a bug: the server log has it).",
+    503: "The answer cannot be given now: no champion for the task, the online store or the "
+    "warehouse unreachable, a table not built yet; `error` says which.",
+}
+API_REFUSALS = (401, 413, 415, 422, 500, 503)
+DRAFT_EXAMPLE = {
+    "user_id": 1,
+    "post_type": "video",
+    "category": "food",
+    "hashtags": ["#food_1"],
+    "caption": "our new pasta",
+    "planned_at": "2026-06-01T18:00:00Z",
+    "is_paid": False,
+}
+TEMPLATE_EXAMPLE = {k: v for k, v in DRAFT_EXAMPLE.items() if k != "planned_at"}
+# a request body per endpoint, shown in the document (`/predict_features` reads the
+# champion's own feature names, which `/metadata` lists: no fixed example)
+REQUEST_EXAMPLES = {
+    "/predict_engagement": {"drafts": [DRAFT_EXAMPLE]},
+    "/predict_virality": {"drafts": [DRAFT_EXAMPLE]},
+    "/predict": {"task": "engagement", "drafts": [DRAFT_EXAMPLE]},
+    "/predict_churn": {"user_ids": [1, 2]},
+    "/best_posting_time": {"draft": TEMPLATE_EXAMPLE},
+    "/forecast_trend": {"hashtags": ["#food_1"], "horizon": 7},
+    "/top_influencers": {"category": "food", "n": 5},
+    "/user_segment": {"user_id": 1},
+    "/classify_content": {
+        "posts": [{"caption": "pasta with sushi", "hashtags": ["#food_1"], "post_type": "image"}]
+    },
+    "/recommend_content": {"user_id": 1, "n": 5},
+}
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+REQUEST_ID_DOC = {
+    "description": "The request's id: the caller's `x-request-id` when it matches the pattern, "
+    "else a fresh one; also `lineage.request_id`.",
+    "required": True,
+    "schema": {"type": "string", "pattern": REQUEST_ID_PATTERN},
+}
+
+
+def _json(schema: dict) -> dict:
+    return {"application/json": {"schema": schema}}
+
+
+def _refusals(statuses, max_body_bytes: int) -> dict[str, dict]:
+    return {
+        str(status): {
+            "description": REFUSALS[status].format(max_body_bytes=max_body_bytes),
+            "content": _json({"$ref": REF.format(model="Error")}),
+        }
+        for status in sorted(statuses)
+    }
+
+
+def _schema(model: type[BaseModel], mode: str, components: dict) -> dict:
+    """The model's JSON Schema as pydantic writes it (nullable fields kept), its nested models
+    added to the document's components."""
+    schema = model.model_json_schema(ref_template=REF, mode=mode)  # type: ignore[arg-type]
+    for name, nested in schema.pop("$defs", {}).items():
+        components.setdefault(name, nested)
+    schema.pop("root_input", None)  # BentoML's marker, not JSON Schema
+    return schema
+
+
+def openapi_document(
+    spec: dict,
+    bodies: dict[str, tuple[type[BaseModel], type[BaseModel]]],
+    *,
+    not_found: tuple[str, ...] = (),
+    key_required: bool = False,
+    metrics_open: bool = False,
+    max_body_bytes: int,
+    metadata: type[BaseModel] | None = None,
+) -> dict:
+    """BentoML's document told the truth: per endpoint (`bodies`: route -> input and output
+    models) its request and answer as pydantic validates and writes them, every status it can
+    answer with the `Error` body, the `x-request-id` header; the probes' statuses; the API
+    key's schemes when one is required."""
+    spec = {**spec, "openapi": "3.1.0", "paths": dict(spec["paths"])}
+    components = dict(spec.get("components", {}).get("schemas", {}))
+    for bentoml_error in ("InvalidArgument", "NotFound", "InternalServerError"):
+        components.pop(bentoml_error, None)
+    components["Error"] = ERROR
+    for route, (given, answered) in bodies.items():
+        operation = dict(spec["paths"][route]["post"])
+        request = _schema(given, "validation", components)
+        content = _json(request)
+        if route in REQUEST_EXAMPLES:
+            content["application/json"]["example"] = REQUEST_EXAMPLES[route]
+        operation["requestBody"] = {"required": bool(request.get("required")), "content": content}
+        statuses = API_REFUSALS + ((404,) if route in not_found else ())
+        operation["responses"] = {
+            "200": {
+                "description": "Successful Response",
+                "headers": {"x-request-id": REQUEST_ID_DOC},
+                "content": _json(_schema(answered, "serialization", components)),
+            },
+            **_refusals(statuses, max_body_bytes),
+        }
+        spec["paths"][route] = {**spec["paths"][route], "post": operation}
+    probes = {"/readyz": (503,), "/metrics": () if metrics_open else (401,)}
+    for route, statuses in probes.items():
+        if route in spec["paths"]:
+            operation = dict(spec["paths"][route]["get"])
+            responses = {**operation["responses"], **_refusals(statuses, max_body_bytes)}
+            if route == "/readyz":
+                responses["503"] = {"description": "Not ready: no champion loaded, or the "
+                                    "online store does not answer."}  # fmt: skip
+            operation["responses"] = responses
+            spec["paths"][route] = {**spec["paths"][route], "get": operation}
+    if metadata is not None:
+        spec["paths"]["/metadata"] = {
+            "get": {
+                "tags": ["Service APIs"],
+                "operationId": "smap__metadata",
+                "description": "Per task: the champion's version, alias, run id, feature "
+                "service, training window and features; the online store and the log.",
+                "responses": {
+                    "200": {
+                        "description": "Successful Response",
+                        "content": _json(_schema(metadata, "serialization", components)),
+                    },
+                    **_refusals((401,), max_body_bytes),
+                },
+            }
+        }
+    spec["components"] = {**spec.get("components", {}), "schemas": components}
+    if key_required:
+        spec["components"]["securitySchemes"] = {
+            "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+            "bearer": {"type": "http", "scheme": "bearer"},
+        }
+        spec["security"] = [{"apiKey": []}, {"bearer": []}]
+        open_probes = {"/healthz", "/livez", "/readyz"} | ({"/metrics"} if metrics_open else set())
+        for route in open_probes & set(spec["paths"]):
+            spec["paths"][route] = {
+                method: {**operation, "security": []}
+                for method, operation in spec["paths"][route].items()
+            }
+    return spec
