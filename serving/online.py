@@ -1,9 +1,13 @@
 """Online feature lookups for a request batch, one Feast call per batch; an unreachable online
-store becomes `OnlineStoreDown` with the reason (the next call simply tries again)."""
+store becomes `OnlineStoreDown` with the reason. After a failed read the store is taken as down
+for a second (`RETRY_AFTER_SECONDS`): requests answer 503 at once and one of them tries again
+(docs/serving.md, "Outages")."""
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,6 +24,8 @@ from serving.online_reader import (
 )
 
 PING_TIMEOUT_SECONDS = 1.0  # a health check answers at once, whatever the profile's timeouts
+RETRY_AFTER_SECONDS = 1.0  # after a failed read: 503 at once for this long, then one try
+log = logging.getLogger(__name__)
 
 
 class OnlineStoreDown(RuntimeError):
@@ -56,6 +62,9 @@ class OnlineFeatures:
         self._request_views: dict[str, list | None] = {}
         self._lock = threading.Lock()
         self._errors = _connection_errors()
+        self._down = ""  # why the last read failed ('' once one succeeded)
+        self._retry_at = 0.0  # monotonic: before it, reads fail at once with `_down`
+        self._down_lock = threading.Lock()
 
     def where(self) -> str:
         return online_store(self.settings).where(self.settings)
@@ -96,12 +105,41 @@ class OnlineFeatures:
 
     @contextmanager
     def _reachable(self) -> Iterator[None]:
-        """A connection error of the online store as `OnlineStoreDown` naming the store."""
+        """A connection error of the online store as `OnlineStoreDown` naming the store; while
+        the store is taken as down, `OnlineStoreDown` at once (but for one try a second)."""
+        with self._down_lock:
+            if self._down:
+                now = time.monotonic()
+                if now < self._retry_at:
+                    raise OnlineStoreDown(self._down)
+                self._retry_at = now + RETRY_AFTER_SECONDS  # this one tries, others do not
         try:
             yield
         except self._errors as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise OnlineStoreDown(f"{self.where()} is not reachable: {first}") from None
+            reason = f"{self.where()} is not reachable: {first}"
+            self.failed(reason)
+            raise OnlineStoreDown(reason) from None
+        if self._down:
+            self.answered()
+
+    def failed(self, reason: str) -> None:
+        """The store did not answer: reads fail at once with `reason` for a while."""
+        with self._down_lock:
+            if not self._down:
+                log.warning("online store: %s; answering 503 until it is back", reason)
+            self._down, self._retry_at = reason, time.monotonic() + RETRY_AFTER_SECONDS
+
+    def answered(self) -> None:
+        """The store answered (a read or the watch's ping): reads go to it again."""
+        with self._down_lock:
+            if self._down:
+                log.info("online store: %s answers again", self.where())
+            self._down = ""
+
+    def down(self) -> str:
+        """Why the last read of the store failed; '' once one succeeded."""
+        return self._down
 
     def fetch_expanded(self, service_name: str, keys: dict[str, list], expand) -> dict[str, list]:
         """One online lookup of the entity rows `keys`, then the service's on-demand views run
@@ -163,7 +201,8 @@ class OnlineFeatures:
         return online
 
     def ping(self) -> str:
-        """'' when the online store answers (within a second), else the reason."""
+        """'' when the online store answers (within a second, at the first try), else the
+        reason."""
         store = online_store(self.settings)
         path = store.file(self.settings)
         if path is not None and not path.is_file():

@@ -3,9 +3,13 @@ rules + the prediction log. The BentoML class is a thin shell around one `Predic
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -69,6 +73,7 @@ def served_tasks() -> tuple[str, ...]:
 
 
 GENERIC_REQUESTS = ("drafts", "users")  # what `POST /predict` answers for any task
+REQUEST_THREADS = 4  # answers computed at once per worker, off its event loop
 
 
 class Predictor:
@@ -79,13 +84,22 @@ class Predictor:
         self.champions.refresh()
         self.log: PredictionLog = open_prediction_log(settings)
         self.poller = AliasPoller(self.champions, settings.serving.alias_poll_seconds)
+        self._threads = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="answer")
         if background:
             self.log.start()
             self.poller.start()
 
     def close(self) -> None:
         self.poller.stop()
+        self._threads.shutdown(wait=False, cancel_futures=True)
         self.log.close()
+
+    async def answer(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """`method(*args, **kwargs)` on one of the predictor's threads: the event loop that
+        awaits it (health probes, other requests) never waits on the online store; the store's
+        reads are bounded by `serving.dependency_timeout_ms` (serving/online.py)."""
+        call = functools.partial(method, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._threads, call)
 
     # -- shared steps -------------------------------------------------------------------------
     def champion(self, task: str, draft: bool = False) -> Champion:
