@@ -29,7 +29,7 @@ from serving.features import (
     unix_seconds,
 )
 from serving.models import AliasPoller, Champion, Champions, NoChampion
-from serving.online import OnlineFeatures, OnlineStoreDown
+from serving.online import OnlineFeatures, OnlineStoreDown, StoreWatch
 from serving.prediction_log import PredictionLog, open_prediction_log, prediction_rows
 from serving.schemas import (
     ChurnPrediction,
@@ -84,13 +84,16 @@ class Predictor:
         self.champions.refresh()
         self.log: PredictionLog = open_prediction_log(settings)
         self.poller = AliasPoller(self.champions, settings.serving.alias_poll_seconds)
+        self.watch = StoreWatch(self.online, settings.serving.online_check_seconds)
         self._threads = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="answer")
         if background:
             self.log.start()
             self.poller.start()
+            self.watch.start()
 
     def close(self) -> None:
         self.poller.stop()
+        self.watch.stop()
         self._threads.shutdown(wait=False, cancel_futures=True)
         self.log.close()
 
@@ -100,6 +103,11 @@ class Predictor:
         reads are bounded by `serving.dependency_timeout_ms` (serving/online.py)."""
         call = functools.partial(method, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._threads, call)
+
+    def degraded(self) -> str:
+        """Why answers are computed without what was materialized into the online store ('' when
+        it holds it), as the last check saw it: the `x-smap-degraded` header of an answer."""
+        return self.watch.health().degraded
 
     # -- shared steps -------------------------------------------------------------------------
     def champion(self, task: str, draft: bool = False) -> Champion:
@@ -407,8 +415,14 @@ class Predictor:
             features=list(c.model.features),
         )
 
+    def online_reason(self) -> str:
+        """'' when the online store answers with what was materialized into it, else why not:
+        the watch's last check (every `serving.online_check_seconds`) or a read failed since."""
+        health = self.watch.health()
+        return self.online.down() or health.down or health.degraded
+
     def metadata(self) -> Metadata:
-        reason = self.online.ping()
+        reason = self.online_reason()
         return Metadata(
             profile=self.settings.profile,
             online_store=self.online.where(),
@@ -420,6 +434,7 @@ class Predictor:
         )
 
     def is_ready(self) -> bool:
-        """Ready: the online store answers and at least one champion is loaded."""
+        """Ready: at least one champion is loaded and the online store answers with what was
+        materialized into it (`online_reason`: no I/O, the watch checks in the background)."""
         loaded = any(self.champions.reason(t) == "" for t in self.champions.tasks)
-        return loaded and not self.online.ping()
+        return loaded and not self.online_reason()

@@ -65,6 +65,7 @@ from serving.schemas import (
 one_line_client_errors()  # a 4xx is one INFO line in the log, a 5xx keeps its traceback
 HEALTH_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 REQUEST_ID_HEADER = "x-request-id"
+DEGRADED_HEADER = "x-smap-degraded"  # the online store lost its data: why, what to run
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 JSON = b"application/json"
 
@@ -297,6 +298,8 @@ class Smap:
 
     async def _call(self, ctx: bentoml.Context, method, *args: Any):
         rid = self._request_id(ctx)
+        if degraded := self.predictor.degraded():
+            ctx.response.headers[DEGRADED_HEADER] = degraded
         try:  # off the event loop: a hung online store never holds /healthz or other requests
             return await self.predictor.answer(method, *args, request_id=rid)
         except Unavailable as exc:
