@@ -76,6 +76,7 @@ class Answer:
     value: float | None = None
     error: str = ""
     request_id: str = ""
+    in_flight: bool = False  # a probe not answered yet: `seconds` so far
 
     @property
     def ended(self) -> float:
@@ -158,16 +159,18 @@ class Traffic:
 
     def _in_flight(self) -> list[Answer]:
         started = self._probing
-        return [] if started is None else [Answer(started, time.monotonic() - started, None)]
+        if started is None:
+            return []
+        return [Answer(started, time.monotonic() - started, None, in_flight=True)]
 
-    def wait_for(self, condition, what: str, seconds: float = 30) -> float:
-        """Until an answer started now or later meets `condition`; returns when it started."""
+    def wait_for(self, condition, what: str, seconds: float = 30) -> Answer:
+        """Until an answer started now or later meets `condition`; returns the first."""
         since = time.monotonic()
         deadline = since + seconds
         while time.monotonic() < deadline:
             found = [a for a in self.answered(since) if condition(a)]
             if found:
-                return found[0].started
+                return found[0]
             time.sleep(0.05)
         recent = [(a.status, a.error[:80]) for a in self.answered(since)][-3:]
         raise AssertionError(f"{what} within {seconds} s (last answers: {recent})")
@@ -186,15 +189,18 @@ def _percentiles(values: list[float]) -> str:
 
 
 def _report(what: str, answers: list[Answer], probes: list[Answer]) -> None:
-    print(f"\n{what}: answers {_percentiles([a.seconds for a in answers])}; "
+    print(f"\n{what}: answers under way {_percentiles([a.seconds for a in answers])}; "
           f"probes {_percentiles([p.seconds for p in probes])}")  # fmt: skip
 
 
 def _probes_held(probes: list[Answer]) -> None:
     assert probes, "no probe in the window"
-    slow = [(p.error, p.status, round(p.seconds, 2)) for p in probes if p.status != 200]
-    slow += [(p.error, p.status, round(p.seconds, 2)) for p in probes if p.seconds >= PROBE_BOUND]
-    assert not slow, f"{len(slow)} of {len(probes)} probes failed or slow: {slow[:5]}"
+    bad = [
+        (p.error, p.status, round(p.seconds, 2))
+        for p in probes
+        if p.seconds >= PROBE_BOUND or (p.status != 200 and not p.in_flight)
+    ]
+    assert not bad, f"{len(bad)} of {len(probes)} probes failed or slow: {bad[:5]}"
 
 
 def _readyz(url: str) -> int:
@@ -284,14 +290,16 @@ def test_redis_stopped_or_hung_is_a_quick_503_and_the_probes_answer(platform, he
             down = time.monotonic()
             stop()
             time.sleep(6)  # the incident: 10 s of Redis down
-            back()
             up = time.monotonic()
+            back()
             recovered = traffic.wait_for(
                 lambda a: a.status == 200, f"no 200 after Redis {outage}", seconds=60
             )
             _report(f"Redis {outage}", traffic.overlapping(down, up), traffic.probed(down, up))
-            # answers that started after the outage settled in (in-flight ones may still be 200)
-            during = traffic.answered(down + 0.5, up)
+            # answers that started once the outage had settled in and ended before it did
+            # (one under way when Redis went or came back may be a 200)
+            during = traffic.answered(down + 0.5, up - 0.5)
+            print(f"Redis {outage}: the 503s {_percentiles([a.seconds for a in during])}")
             assert len(during) >= 5, f"Redis {outage}: only {len(during)} answers in 5.5 s"
             wrong = [(a.status, a.error[:120]) for a in during if a.status != 503]
             assert not wrong, f"Redis {outage}: answers other than 503: {wrong[:5]}"
@@ -301,7 +309,9 @@ def test_redis_stopped_or_hung_is_a_quick_503_and_the_probes_answer(platform, he
             _probes_held(traffic.probed(down, time.monotonic()))
 
             time.sleep(1)
-            after = traffic.answered(recovered)
+            # from when the first 200 came back (answers started while it was under way may
+            # still be told the store is down: one request a second tries it)
+            after = traffic.answered(recovered.ended)
             assert after and all(a.status == 200 and not a.degraded for a in after), [
                 (a.status, a.degraded) for a in after
             ]
