@@ -434,7 +434,13 @@ class Predictor:
         )
 
     def is_ready(self) -> bool:
-        """Ready: at least one champion is loaded and the online store answers with what was
-        materialized into it (`online_reason`: no I/O, the watch checks in the background)."""
-        loaded = any(self.champions.reason(t) == "" for t in self.champions.tasks)
-        return loaded and not self.online_reason()
+        """Ready: at least one champion is loaded and the online store answers now (a ping at
+        the first try, within a second: BentoML asks from a thread, never its event loop; each
+        worker answers for itself) with what was materialized into it (the watch's last check
+        of the marks, every `serving.online_check_seconds`)."""
+        if not any(self.champions.reason(t) == "" for t in self.champions.tasks):
+            return False
+        if down := self.online.ping():
+            self.online.failed(down)
+            return False
+        return not self.watch.health().degraded
