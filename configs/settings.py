@@ -253,6 +253,12 @@ class ServingSettings(_Frozen):
     # direct: read Feast's online tables for a batch in one query / pipeline
     # (serving/online_reader.py); feast: through FeatureStore.get_online_features
     online_reads: Literal["direct", "feast"] = "direct"
+    # the longest a request waits on the online store (connect and read, no retries): past
+    # it the answer is 503 naming the store; the event loop never waits on it (docs/serving.md)
+    dependency_timeout_ms: int = Field(250, ge=1, le=60_000)
+    # how often a background check pings the online store and compares its materialization
+    # marks with the registry's (readiness and the `x-smap-degraded` header read its result)
+    online_check_seconds: float = Field(2.0, gt=0)
     # BentoML's OpenTelemetry spans (no exporter is configured: they cost ~15% of a request
     # and go nowhere) and its Prometheus request metrics on /metrics
     tracing: bool = False

@@ -24,17 +24,44 @@ def _marks_key(project: str) -> str:
     return f"smap:{project}:materialized"  # Redis hash: view -> end of the last window loaded
 
 
+def quick_redis_client(settings: Settings, timeout_seconds: float):
+    """A client of the profile's Redis that gives up at once: `timeout_seconds` to connect and
+    per command, and no retry (redis-py retries a failed command three times by default, with
+    up to 14 s of backoff: a stopped Redis then holds each caller for seconds)."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    client = settings.redis.client(timeout_seconds)
+    client.set_retry(Retry(NoBackoff(), 0))
+    return client
+
+
+def loaded_until(view) -> float | None:
+    """The end (epoch seconds) of the last window the registry says was loaded into the online
+    store for a Feast view; None when it was never materialized."""
+    if not view.materialization_intervals:
+        return None
+    return max(stop for _start, stop in view.materialization_intervals).timestamp()
+
+
+def holds(mark: float | None, until: float) -> bool:
+    """The online store's mark for a view covers the registry's last window (`loaded_until`):
+    the mark is there and not older (Redis emptied, a file restored from an older copy)."""
+    return mark is not None and mark >= until - 1
+
+
 class SqliteOnline:
     """Marks and key counts in Feast's SQLite online store file."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, timeout_seconds: float | None = None):
         self.path: Path = settings.online_store_db
         self.project = settings.feast.project
+        self.timeout = 5.0 if timeout_seconds is None else timeout_seconds  # sqlite3's default
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
         if not self.path.is_file():
             return []
-        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.timeout)
         try:
             return db.execute(sql, args).fetchall()
         except sqlite3.OperationalError:  # the table is not there (yet)
@@ -45,6 +72,10 @@ class SqliteOnline:
     def mark(self, view: str) -> float | None:
         rows = self._read(f"SELECT end_epoch FROM {MARKS_TABLE} WHERE view = ?", (view,))
         return rows[0][0] if rows else None
+
+    def marks(self) -> dict[str, float]:
+        """Every view's mark, in one read."""
+        return dict(self._read(f"SELECT view, end_epoch FROM {MARKS_TABLE}"))
 
     def set_mark(self, view: str, end_epoch: float) -> None:
         db = sqlite3.connect(self.path)
@@ -67,13 +98,24 @@ class SqliteOnline:
 class RedisOnline:
     """Marks and key counts in the Redis online store (Feast: one hash per entity key)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, timeout_seconds: float | None = None):
+        """`timeout_seconds`: a client that gives up at once (a health check), else the
+        profile's timeouts."""
         self.project = settings.feast.project
-        self.client = settings.redis.client()
+        self.client = (
+            settings.redis.client()
+            if timeout_seconds is None
+            else quick_redis_client(settings, timeout_seconds)
+        )
 
     def mark(self, view: str) -> float | None:
         value = self.client.hget(_marks_key(self.project), view)
         return float(value) if value is not None else None
+
+    def marks(self) -> dict[str, float]:
+        """Every view's mark, in one read."""
+        found = self.client.hgetall(_marks_key(self.project))
+        return {view.decode(): float(end) for view, end in found.items()}
 
     def set_mark(self, view: str, end_epoch: float) -> None:
         self.client.hset(_marks_key(self.project), view, str(end_epoch))
@@ -105,11 +147,15 @@ def _redis_where(settings: Settings) -> str:
 
 
 def _redis_unreachable(settings: Settings, timeout_seconds: float | None = None) -> str:
-    """'' when Redis answers a PING (within `timeout_seconds`, else the profile's timeouts),
-    else the reason."""
+    """'' when Redis answers a PING (within `timeout_seconds` and at the first try, else the
+    profile's timeouts and retries), else the reason."""
     import redis
 
-    client = settings.redis.client(timeout_seconds)
+    client = (
+        settings.redis.client()
+        if timeout_seconds is None
+        else quick_redis_client(settings, timeout_seconds)
+    )
     try:
         client.ping()
         return ""
@@ -134,7 +180,8 @@ class OnlineBackend:
     file: Callable[[Settings], Path | None]  # None: a server, not a file of ours
     # (settings, timeout_seconds=None) -> '' when it answers, else the reason
     unreachable: Callable[..., str]
-    state: Callable[[Settings], SqliteOnline | RedisOnline]
+    # (settings, timeout_seconds=None) -> its marks and key counts
+    state: Callable[..., SqliteOnline | RedisOnline]
 
 
 # feast.online_store -> the online store
@@ -164,6 +211,9 @@ def online_store(settings: Settings) -> OnlineBackend:
     return ONLINE_STORES[settings.feast.online_store]
 
 
-def online_state(settings: Settings) -> SqliteOnline | RedisOnline:
-    """The profile's online store, for marks and key counts."""
-    return online_store(settings).state(settings)
+def online_state(
+    settings: Settings, timeout_seconds: float | None = None
+) -> SqliteOnline | RedisOnline:
+    """The profile's online store, for marks and key counts (each read within
+    `timeout_seconds` when given: a health check)."""
+    return online_store(settings).state(settings, timeout_seconds)

@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from configs.errors import SmapError
 from configs.settings import Settings
-from feature_repo.online_state import online_state, online_store
+from feature_repo.online_state import holds, loaded_until, online_state, online_store
 from ingestion.warehouse import WarehouseError, ensure_database, open_warehouse
 
 REGISTRY_CACHE_TTL_SECONDS = 60
@@ -312,11 +312,8 @@ def materialize(
 
 def _online_is_current(online, view) -> bool:
     """The online store still holds everything the registry says was loaded into it."""
-    if not view.materialization_intervals:
-        return False
-    loaded_until = max(stop for _start, stop in view.materialization_intervals)
-    mark = online.mark(view.name)
-    return mark is not None and mark >= loaded_until.timestamp() - 1
+    until = loaded_until(view)
+    return until is not None and holds(online.mark(view.name), until)
 
 
 def _earliest_row(settings: Settings, view) -> datetime | None:

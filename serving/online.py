@@ -1,14 +1,21 @@
 """Online feature lookups for a request batch, one Feast call per batch; an unreachable online
-store becomes `OnlineStoreDown` with the reason (the next call simply tries again)."""
+store becomes `OnlineStoreDown` with the reason. After a failed read the store is taken as down
+for a second (`RETRY_AFTER_SECONDS`): requests answer 503 at once and one of them tries again.
+`StoreWatch` checks the store in the background: whether it answers, and whether it still holds
+what the registry says was materialized into it (docs/serving.md, "Outages")."""
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 
 from configs.settings import Settings
-from feature_repo.online_state import online_store
+from feature_repo.online_state import holds, loaded_until, online_state, online_store
 from feature_repo.store import open_store
 from serving.features import SLOT_PROBES
 from serving.online_reader import (
@@ -20,6 +27,11 @@ from serving.online_reader import (
 )
 
 PING_TIMEOUT_SECONDS = 1.0  # a health check answers at once, whatever the profile's timeouts
+RETRY_AFTER_SECONDS = 1.0  # after a failed read: 503 at once for this long, then one try
+REGISTRY_RECHECK_SECONDS = 30.0  # how often the watch asks the registry what was materialized
+STARTUP_REGISTRY_WAIT = 5.0  # the first check waits this long for the registry at most
+MATERIALIZE = "run smap features materialize"  # what an answer's x-smap-degraded says to do
+log = logging.getLogger(__name__)
 
 
 class OnlineStoreDown(RuntimeError):
@@ -56,6 +68,9 @@ class OnlineFeatures:
         self._request_views: dict[str, list | None] = {}
         self._lock = threading.Lock()
         self._errors = _connection_errors()
+        self._down = ""  # why the last read failed ('' once one succeeded)
+        self._retry_at = 0.0  # monotonic: before it, reads fail at once with `_down`
+        self._down_lock = threading.Lock()
 
     def where(self) -> str:
         return online_store(self.settings).where(self.settings)
@@ -96,12 +111,41 @@ class OnlineFeatures:
 
     @contextmanager
     def _reachable(self) -> Iterator[None]:
-        """A connection error of the online store as `OnlineStoreDown` naming the store."""
+        """A connection error of the online store as `OnlineStoreDown` naming the store; while
+        the store is taken as down, `OnlineStoreDown` at once (but for one try a second)."""
+        with self._down_lock:
+            if self._down:
+                now = time.monotonic()
+                if now < self._retry_at:
+                    raise OnlineStoreDown(self._down)
+                self._retry_at = now + RETRY_AFTER_SECONDS  # this one tries, others do not
         try:
             yield
         except self._errors as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise OnlineStoreDown(f"{self.where()} is not reachable: {first}") from None
+            reason = f"{self.where()} is not reachable: {first}"
+            self.failed(reason)
+            raise OnlineStoreDown(reason) from None
+        if self._down:
+            self.answered()
+
+    def failed(self, reason: str) -> None:
+        """The store did not answer: reads fail at once with `reason` for a while."""
+        with self._down_lock:
+            if not self._down:
+                log.warning("online store: %s; answering 503 until it is back", reason)
+            self._down, self._retry_at = reason, time.monotonic() + RETRY_AFTER_SECONDS
+
+    def answered(self) -> None:
+        """The store answered (a read or the watch's ping): reads go to it again."""
+        with self._down_lock:
+            if self._down:
+                log.info("online store: %s answers again", self.where())
+            self._down = ""
+
+    def down(self) -> str:
+        """Why the last read of the store failed; '' once one succeeded."""
+        return self._down
 
     def fetch_expanded(self, service_name: str, keys: dict[str, list], expand) -> dict[str, list]:
         """One online lookup of the entity rows `keys`, then the service's on-demand views run
@@ -163,10 +207,136 @@ class OnlineFeatures:
         return online
 
     def ping(self) -> str:
-        """'' when the online store answers (within a second), else the reason."""
+        """'' when the online store answers (within a second, at the first try), else the
+        reason."""
         store = online_store(self.settings)
         path = store.file(self.settings)
         if path is not None and not path.is_file():
             return f"{self.where()} does not exist (materialize first)"
         reason = store.unreachable(self.settings, timeout_seconds=PING_TIMEOUT_SECONDS)
         return f"{self.where()} is not reachable: {reason}" if reason else ""
+
+
+@dataclass(frozen=True)
+class StoreHealth:
+    down: str = ""  # why the online store does not answer ('' when it does)
+    degraded: str = ""  # why it answers without what was materialized into it ('' when whole)
+
+
+class StoreWatch:
+    """The online store's health, checked at most every `seconds` (by a background thread once
+    started, else when asked and stale): whether it answers (a ping), and whether it still holds
+    everything the Feast registry says was materialized into it: each view's mark (written by
+    `smap features materialize` into the store itself, feature_repo/online_state.py) is there
+    and not older than the registry's last window. A Redis restarted empty or restored from an
+    older snapshot is then `degraded` until the next materialize, instead of every answer
+    silently falling back to default features.
+
+    The registry (PostgreSQL on `services`) is read on a thread of its own, at most every
+    `REGISTRY_RECHECK_SECONDS`; the check uses the last answer it gave, so a registry outage
+    never holds the watch. The store is asked within `serving.dependency_timeout_ms`."""
+
+    def __init__(self, online: OnlineFeatures, seconds: float):
+        self.online, self.seconds = online, seconds
+        settings = online.settings
+        self.timeout = max(settings.serving.dependency_timeout_ms / 1000, PING_TIMEOUT_SECONDS)
+        self._state = None  # the store's marks, opened on first use
+        self._windows: dict[str, float] = {}  # view -> loaded until, as the registry last said
+        self._registry = ThreadPoolExecutor(1, thread_name_prefix="registry-read")
+        self._read: Future | None = None
+        self._read_due = 0.0
+        self._health: StoreHealth | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def health(self) -> StoreHealth:
+        """The last check's answer (checked now when no thread runs and it is stale)."""
+        if self._thread is None and (
+            self._health is None or time.monotonic() - self._checked >= self.seconds
+        ):
+            return self.check()
+        return self._health or StoreHealth()
+
+    def start(self) -> StoreWatch:
+        self.check(registry_wait=STARTUP_REGISTRY_WAIT)  # an answer before any request
+        self._thread = threading.Thread(target=self._run, name="online-store-watch", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._registry.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            try:
+                self.check()
+            except Exception:  # noqa: BLE001 - the watch outlives any one failed check
+                log.exception("online store watch: check failed")
+
+    def check(self, registry_wait: float | None = None) -> StoreHealth:
+        with self._lock:
+            down = self.online.ping()
+            degraded = ""
+            if not down:
+                try:
+                    degraded = self._lost(registry_wait)
+                except self.online._errors as exc:  # the store went away between the two
+                    down = f"{self.online.where()} is not reachable: {exc}"
+            if down:
+                self.online.failed(down)
+            else:
+                self.online.answered()
+            before, self._health = self._health, StoreHealth(down, degraded)
+            self._checked = time.monotonic()
+            if degraded and (before is None or before.degraded != degraded):
+                log.warning("online store degraded: %s", degraded)
+            elif before is not None and before.degraded and not degraded and not down:
+                log.info("online store: %s holds what was materialized again", self.online.where())
+            return self._health
+
+    def _lost(self, registry_wait: float | None) -> str:
+        """'' when every view the registry says was materialized has its mark, else why not."""
+        windows = self._registry_windows(registry_wait)
+        if not windows:
+            return ""  # nothing materialized yet (or the registry never answered)
+        if self._state is None:
+            self._state = online_state(self.online.settings, self.timeout)
+        marks = self._state.marks()
+        lost = sorted(view for view, until in windows.items() if not holds(marks.get(view), until))
+        if not lost:
+            return ""
+        where = self.online.where()
+        if not marks:
+            return f"{where} is empty (no materialization mark): {MATERIALIZE}"
+        more = f" and {len(lost) - 3} more views" if len(lost) > 3 else ""
+        return (
+            f"{where} lost {', '.join(lost[:3])}{more} (missing, or older than the registry's "
+            f"last materialization): {MATERIALIZE}"
+        )
+
+    def _registry_windows(self, wait: float | None) -> dict[str, float]:
+        """The registry's last window per view, refreshed off this thread; `wait`: how long to
+        wait for a read started now (None: until it answers, when no thread runs)."""
+        now = time.monotonic()
+        if self._read is None and now >= self._read_due:
+            self._read = self._registry.submit(self._read_registry)
+            self._read_due = now + REGISTRY_RECHECK_SECONDS
+            if wait is not None or self._thread is None:
+                with suppress(Exception):  # a failed read is taken up below
+                    self._read.result(timeout=wait)
+        if self._read is not None and self._read.done():
+            read, self._read = self._read, None
+            try:
+                self._windows = read.result()
+            except Exception as exc:  # noqa: BLE001 - any registry failure: keep the last answer
+                log.debug("online store watch: registry not read: %s", exc)
+        return self._windows
+
+    def _read_registry(self) -> dict[str, float]:
+        views = self.online.store.list_feature_views(allow_cache=True)
+        return {v.name: until for v in views if (until := loaded_until(v)) is not None}

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from configs.settings import Settings
+from feature_repo.online_state import quick_redis_client
 
 KEY_CACHE_SIZE = 100_000  # serialized entity keys remembered per view
 
@@ -192,9 +193,13 @@ class DirectOnlineReader:
         return found
 
     def _redis_client(self):
+        """One client for every request thread: a request waits on Redis at most
+        `serving.dependency_timeout_ms` (to connect, then to read) and never retries, so a
+        stopped or hung Redis is a quick 503, not seconds of redis-py's backoff."""
         with self._redis_lock:
             if self._redis is None:
-                self._redis = self.settings.redis.client()
+                timeout = self.settings.serving.dependency_timeout_ms / 1000
+                self._redis = quick_redis_client(self.settings, timeout)
             return self._redis
 
     def _read_redis(self, reads: list[tuple[ViewRead, list[bytes]]]) -> list[dict[bytes, dict]]:

@@ -3,7 +3,10 @@
 Requests only put rows in a bounded in-memory buffer; a background thread writes them to the
 `predictions` table (PostgreSQL on `services`; on `local` one new Parquet part file per flush,
 so several workers append at once and nothing is ever rewritten). A slow or dead log store
-never blocks a request: past the bound, rows are dropped and counted.
+never blocks a request: its rows wait in the buffer and are written when the store is back
+(one warning when the outage starts, an info line when they are written); past the bound, rows
+are dropped and counted (`predictions_dropped` in `/metadata`), and so are rows still waiting
+when the service stops.
 
 Reading back (monitoring) on `local`: a part that cannot be read is moved aside into
 `predictions/quarantine/` and named in what the read returns, never stopping it; and parts
@@ -450,6 +453,7 @@ class PredictionLog:
         self._flush_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.written = self.dropped = self.failed_flushes = 0
+        self._outage = False  # a flush failed and none succeeded since
 
     def add(self, rows: list[tuple]) -> None:
         with self._lock:
@@ -463,10 +467,14 @@ class PredictionLog:
     def pending(self) -> int:
         return len(self._buffer)
 
-    def flush(self) -> int:
-        """Write what is buffered, batch by batch; a failed batch goes back to the buffer."""
+    def flush(self, wait: float | None = None) -> int:
+        """Write what is buffered, batch by batch; a failed batch goes back to the buffer.
+        `wait`: how long to wait for a flush already under way (None: as long as it takes);
+        nothing is written when it does not end in time."""
         done = 0
-        with self._flush_lock:
+        if not self._flush_lock.acquire(timeout=-1 if wait is None else wait):
+            return done
+        try:
             while True:
                 with self._lock:
                     batch = [
@@ -478,16 +486,34 @@ class PredictionLog:
                 try:
                     self.write(as_text(batch))
                 except Exception as exc:
-                    self.failed_flushes += 1
-                    log.warning("prediction log: %d rows not written yet: %s", len(batch), exc)
-                    with self._lock:  # keep them for the next try, within the bound
-                        room = self.max_rows - len(self._buffer)
-                        keep = batch[: max(room, 0)]
-                        self._buffer.extendleft(reversed(keep))
-                        self.dropped += len(batch) - len(keep)
+                    self._failed(batch, exc)
                     return done
                 done += len(batch)
                 self.written += len(batch)
+                if self._outage:
+                    log.info("prediction log: written again, the rows held included")
+                    self._outage = False
+        finally:
+            self._flush_lock.release()
+
+    def _failed(self, batch: list[tuple], exc: Exception) -> None:
+        """Keep a batch that was not written for the next try, within the bound; one warning
+        per outage (a flush fails every `log_flush_seconds` while the store is down)."""
+        if not self._outage:
+            self._outage = True
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            log.warning(
+                "prediction log: not written (%s): rows wait in memory (up to %d) and are "
+                "written when it is back",
+                first,
+                self.max_rows,
+            )
+        self.failed_flushes += 1
+        with self._lock:
+            room = self.max_rows - len(self._buffer)
+            keep = batch[: max(room, 0)]
+            self._buffer.extendleft(reversed(keep))
+            self.dropped += len(batch) - len(keep)
 
     def start(self) -> PredictionLog:
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
@@ -500,13 +526,20 @@ class PredictionLog:
             self._wake.clear()
             self.flush()
 
-    def close(self) -> None:
-        """Stop the thread and write what is left (shutdown)."""
+    def close(self, wait: float = 10.0) -> None:
+        """Stop the thread and write what is left (shutdown), waiting at most about `wait`
+        seconds on a store that hangs; rows still not written are counted as dropped."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
-        self.flush()
+            self._thread.join(timeout=wait)
+        self.flush(wait=0 if self._thread is not None and self._thread.is_alive() else None)
+        with self._lock:
+            lost = len(self._buffer)
+            self._buffer.clear()
+            self.dropped += lost
+        if lost:
+            log.error("prediction log: %d rows lost at shutdown (the log store is down)", lost)
 
 
 def open_prediction_log(settings: Settings) -> PredictionLog:

@@ -3,9 +3,13 @@ rules + the prediction log. The BentoML class is a thin shell around one `Predic
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +29,7 @@ from serving.features import (
     unix_seconds,
 )
 from serving.models import AliasPoller, Champion, Champions, NoChampion
-from serving.online import OnlineFeatures, OnlineStoreDown
+from serving.online import OnlineFeatures, OnlineStoreDown, StoreWatch
 from serving.prediction_log import PredictionLog, open_prediction_log, prediction_rows
 from serving.schemas import (
     ChurnPrediction,
@@ -69,6 +73,7 @@ def served_tasks() -> tuple[str, ...]:
 
 
 GENERIC_REQUESTS = ("drafts", "users")  # what `POST /predict` answers for any task
+REQUEST_THREADS = 4  # answers computed at once per worker, off its event loop
 
 
 class Predictor:
@@ -79,13 +84,30 @@ class Predictor:
         self.champions.refresh()
         self.log: PredictionLog = open_prediction_log(settings)
         self.poller = AliasPoller(self.champions, settings.serving.alias_poll_seconds)
+        self.watch = StoreWatch(self.online, settings.serving.online_check_seconds)
+        self._threads = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="answer")
         if background:
             self.log.start()
             self.poller.start()
+            self.watch.start()
 
     def close(self) -> None:
         self.poller.stop()
+        self.watch.stop()
+        self._threads.shutdown(wait=False, cancel_futures=True)
         self.log.close()
+
+    async def answer(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """`method(*args, **kwargs)` on one of the predictor's threads: the event loop that
+        awaits it (health probes, other requests) never waits on the online store; the store's
+        reads are bounded by `serving.dependency_timeout_ms` (serving/online.py)."""
+        call = functools.partial(method, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._threads, call)
+
+    def degraded(self) -> str:
+        """Why answers are computed without what was materialized into the online store ('' when
+        it holds it), as the last check saw it: the `x-smap-degraded` header of an answer."""
+        return self.watch.health().degraded
 
     # -- shared steps -------------------------------------------------------------------------
     def champion(self, task: str, draft: bool = False) -> Champion:
@@ -393,8 +415,14 @@ class Predictor:
             features=list(c.model.features),
         )
 
+    def online_reason(self) -> str:
+        """'' when the online store answers with what was materialized into it, else why not:
+        the watch's last check (every `serving.online_check_seconds`) or a read failed since."""
+        health = self.watch.health()
+        return self.online.down() or health.down or health.degraded
+
     def metadata(self) -> Metadata:
-        reason = self.online.ping()
+        reason = self.online_reason()
         return Metadata(
             profile=self.settings.profile,
             online_store=self.online.where(),
@@ -406,6 +434,13 @@ class Predictor:
         )
 
     def is_ready(self) -> bool:
-        """Ready: the online store answers and at least one champion is loaded."""
-        loaded = any(self.champions.reason(t) == "" for t in self.champions.tasks)
-        return loaded and not self.online.ping()
+        """Ready: at least one champion is loaded and the online store answers now (a ping at
+        the first try, within a second: BentoML asks from a thread, never its event loop; each
+        worker answers for itself) with what was materialized into it (the watch's last check
+        of the marks, every `serving.online_check_seconds`)."""
+        if not any(self.champions.reason(t) == "" for t in self.champions.tasks):
+            return False
+        if down := self.online.ping():
+            self.online.failed(down)
+            return False
+        return not self.watch.health().degraded

@@ -12,6 +12,7 @@ parse: no key (401), a body that is not JSON (415), a body over `serving.max_bod
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hmac
 import json
@@ -64,6 +65,7 @@ from serving.schemas import (
 one_line_client_errors()  # a 4xx is one INFO line in the log, a 5xx keeps its traceback
 HEALTH_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 REQUEST_ID_HEADER = "x-request-id"
+DEGRADED_HEADER = "x-smap-degraded"  # the online store lost its data: why, what to run
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 JSON = b"application/json"
 
@@ -294,10 +296,12 @@ class Smap:
         ctx.response.headers[REQUEST_ID_HEADER] = given
         return given
 
-    def _call(self, ctx: bentoml.Context, method, *args: Any):
+    async def _call(self, ctx: bentoml.Context, method, *args: Any):
         rid = self._request_id(ctx)
-        try:
-            return method(*args, request_id=rid)
+        if degraded := self.predictor.degraded():
+            ctx.response.headers[DEGRADED_HEADER] = degraded
+        try:  # off the event loop: a hung online store never holds /healthz or other requests
+            return await self.predictor.answer(method, *args, request_id=rid)
         except Unavailable as exc:
             return _unavailable(ctx, str(exc))
         except BadRequest as exc:
@@ -307,18 +311,18 @@ class Smap:
     @bentoml.api
     async def predict_engagement(self, drafts: Drafts, ctx: bentoml.Context) -> EngagementResponse:
         """Expected 7-day engagement rate of each draft post."""
-        return self._call(ctx, self.predictor.predict_engagement, drafts)
+        return await self._call(ctx, self.predictor.predict_engagement, drafts)
 
     @bentoml.api
     async def predict_virality(self, drafts: Drafts, ctx: bentoml.Context) -> ViralityResponse:
         """Probability that each draft lands in the top share-rate tail, and the label at the
         threshold tuned in training."""
-        return self._call(ctx, self.predictor.predict_virality, drafts)
+        return await self._call(ctx, self.predictor.predict_virality, drafts)
 
     @bentoml.api
     async def predict_churn(self, user_ids: UserIds, ctx: bentoml.Context) -> ChurnResponse:
         """Risk that each account goes quiet for the next 28 days, and its band."""
-        return self._call(ctx, self.predictor.predict_churn, user_ids)
+        return await self._call(ctx, self.predictor.predict_churn, user_ids)
 
     @bentoml.api
     async def predict(
@@ -330,7 +334,7 @@ class Smap:
     ) -> TaskResponse:
         """Any served task by name, from drafts or user ids as its binding says: the score,
         the label at the champion's tuned threshold where it has one, and lineage."""
-        return self._call(ctx, self.predictor.predict, task, drafts, user_ids)
+        return await self._call(ctx, self.predictor.predict, task, drafts, user_ids)
 
     @bentoml.api
     async def predict_features(
@@ -338,7 +342,7 @@ class Smap:
     ) -> FeaturesResponse:
         """Scores for finished feature vectors (by the champion's feature names, as
         `/metadata` lists them), for callers that bring their own features: no lookup."""
-        return self._call(ctx, self.predictor.predict_features, task, records)
+        return await self._call(ctx, self.predictor.predict_features, task, records)
 
     @bentoml.api
     async def best_posting_time(
@@ -349,7 +353,7 @@ class Smap:
         def answer(request_id: str) -> PostingTimeResponse:
             return self.predictor.best_posting_time(draft, request_id, start)
 
-        return self._call(ctx, answer)
+        return await self._call(ctx, answer)
 
     @bentoml.api
     async def forecast_trend(
@@ -363,13 +367,13 @@ class Smap:
         day after the last day of usage the online store holds), with prediction bounds. The
         last day asked may lie at most the champion's longest trained horizon (30 days) after
         that day."""
-        return self._call(ctx, self.predictor.forecast_trend, hashtags, horizon, start)
+        return await self._call(ctx, self.predictor.forecast_trend, hashtags, horizon, start)
 
-    def _insight(self, ctx: bentoml.Context, method, *args: Any):
+    async def _insight(self, ctx: bentoml.Context, method, *args: Any):
         """An analytics answer; 422/404 naming the field, 503 while its table is not built."""
         self._request_id(ctx)
-        try:
-            return method(*args)
+        try:  # off the event loop (not on the answers' threads): the warehouse may be down
+            return await asyncio.to_thread(method, *args)
         except NotAnswerable as exc:
             ctx.response.status_code = exc.status
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
@@ -382,18 +386,18 @@ class Smap:
     ) -> InfluencersResponse:
         """The best-ranked accounts (PageRank on the follow graph, weighted by engagement),
         optionally of one category; computed_at says when `smap analytics run` ranked them."""
-        return self._insight(ctx, self.insights.top_influencers, category, n)
+        return await self._insight(ctx, self.insights.top_influencers, category, n)
 
     @bentoml.api
     async def user_segment(self, user_id: UserId, ctx: bentoml.Context) -> UserSegmentResponse:
         """The segment `smap segment` gave an account, with the segment's readable profile."""
-        return self._insight(ctx, self.insights.user_segment, user_id)
+        return await self._insight(ctx, self.insights.user_segment, user_id)
 
     @bentoml.api
     async def classify_content(self, posts: ContentPosts, ctx: bentoml.Context) -> ContentResponse:
         """The content category of each post from its caption, hashtags and type, with the
         probability of every category."""
-        return self._call(ctx, self.content.classify, posts)
+        return await self._call(ctx, self.content.classify, posts)
 
     @bentoml.api
     async def recommend_content(
@@ -401,7 +405,7 @@ class Smap:
     ) -> RecommendResponse:
         """Fresh posts from accounts the user does not follow, in the user's interest
         categories, best predicted engagement first."""
-        return self._call(ctx, self.content.recommend, user_id, n)
+        return await self._call(ctx, self.content.recommend, user_id, n)
 
     def __is_ready__(self) -> bool:
         return self.predictor.is_ready()
