@@ -35,6 +35,7 @@ test-unit: install
 lint: install
 	$(UV) run ruff format --check .
 	$(UV) run ruff check .
+	$(UV) run mypy
 
 bench: install
 	mkdir -p .smap/bench
