@@ -26,8 +26,12 @@ chromium:
 demo: install
 	$(UV) run smap demo
 
+# coverage of the smap packages is printed by every pytest run (pyproject.toml); the whole
+# suite must keep it at the floor. Measured 92.9% with PostgreSQL and Redis (CI=true) and
+# 88.4% without them (their tests skip): the floor is 3 points under the lower figure, so a
+# fresh machine passes too. Raise it as coverage grows.
 test: install chromium
-	$(UV) run pytest
+	$(UV) run pytest --cov-fail-under=85
 
 test-unit: install
 	$(UV) run pytest tests/unit
@@ -35,6 +39,7 @@ test-unit: install
 lint: install
 	$(UV) run ruff format --check .
 	$(UV) run ruff check .
+	$(UV) run mypy
 
 bench: install
 	mkdir -p .smap/bench

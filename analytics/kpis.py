@@ -18,6 +18,9 @@ A ratio whose denominator is 0 is NULL (NaN).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -248,7 +251,10 @@ def _create_views(warehouse: PostgresWarehouse, value_per_engagement: float) -> 
     return {t.name: len(warehouse.read(t.name, columns=list(t.key))) for t in (CAMPAIGNS, DAILY)}
 
 
-BUILDERS = {ParquetWarehouse: _write_tables, PostgresWarehouse: _create_views}
+BUILDERS: dict[type, Callable[[Any, float], dict[str, int]]] = {
+    ParquetWarehouse: _write_tables,
+    PostgresWarehouse: _create_views,
+}
 
 
 def build_kpis(warehouse: Warehouse, value_per_engagement: float) -> dict[str, int]:

@@ -259,9 +259,9 @@ def evaluate_ranking(
     out: dict[str, dict[str, float]] = {}
     for kind in ("like", "comment"):
         rows = held[held.kind == kind]
-        hits = {"recommender": [], "popularity": []}
-        reach = {"recommender": [], "popularity": []}
-        pools = {"recommender": [], "popularity": []}
+        hits: dict[str, list] = {"recommender": [], "popularity": []}
+        reach: dict[str, list] = {"recommender": [], "popularity": []}
+        pools: dict[str, list] = {"recommender": [], "popularity": []}
         for user, at, post in zip(
             rows.user_id.to_numpy(np.int64),
             pd.DatetimeIndex(rows.created_at).asi8,

@@ -536,7 +536,7 @@ def champions(settings: Settings) -> pd.DataFrame | str:
             if version is None:
                 continue
             found = client.get_model_version(model.name, str(version))
-            metrics = client.get_run(found.run_id).data.metrics
+            metrics = client.get_run(found.run_id).data.metrics if found.run_id else {}
             tests = sorted(
                 (k.removeprefix("test_"), v) for k, v in metrics.items() if k.startswith("test_")
             )

@@ -232,7 +232,7 @@ def build_draft_views(
     )(_fresh(author_affinity))
     tags = on_demand_feature_view(
         name="draft_hashtags",
-        sources=slots,
+        sources=[*slots],
         schema=[
             Field(name="hashtag_momentum_mean", dtype=Float64),
             Field(name="hashtag_momentum_max", dtype=Float64),

@@ -47,6 +47,7 @@ def _feature_table(config, view: FeatureView, i: int, features: list[str], full_
     """The view's source with the names the service uses: keys and timestamp made private to
     this view (`__k{i}_...`, `__ts{i}`), features under their (full) feature names."""
     source = view.batch_source
+    assert source is not None  # every view of the repo reads a batch source
     table = _read_data_source(source, str(config.repo_path))
     for column, name in source.field_mapping.items():
         if column in table.columns:

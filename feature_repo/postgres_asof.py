@@ -75,6 +75,7 @@ class ViewJoin:
 def view_join(view: FeatureView, i: int, refs: list[str], ts: str, full_names: bool) -> ViewJoin:
     """The newest row of the view's source at or before each entity row's time, within the TTL."""
     source = view.batch_source
+    assert source is not None  # every view of the repo reads a batch source
     column = {name: col for col, name in source.field_mapping.items()}  # view name -> source
     keys = view.projection.join_key_map or {e.name: e.name for e in view.entity_columns}
     prefix = f"{view.projection.name_to_use()}:"
@@ -197,6 +198,7 @@ class AsofRetrievalJob(RetrievalJob):
             )
             cur.execute("ANALYZE smap_entity_rows")  # a fresh table: let the planner count it
             cur.execute(f"SELECT * FROM ({query}) AS q LIMIT 0")
+            assert cur.description is not None  # a SELECT describes its columns
             names = [d.name for d in cur.description]
             types = {d.name: pg_type_code_to_arrow(d.type_code) for d in cur.description}
             out = io.BytesIO()
@@ -239,8 +241,8 @@ class AsofPostgreSQLOfflineStore(PostgreSQLOfflineStore):
         ts = offline_utils.infer_event_timestamp_from_entity_df(entity_schema=schema)
         expected = offline_utils.get_expected_join_keys(project, feature_views, registry)
         offline_utils.assert_expected_columns_in_entity_df(schema, expected, ts)
-        entity_df = entity_df.reset_index(drop=True)
-        entity_df[ts] = pd.to_datetime(entity_df[ts], utc=True)
+        entity = entity_df.reset_index(drop=True)
+        entity[ts] = pd.to_datetime(entity[ts], utc=True)
         joins = [
             join
             for i, view in enumerate(feature_views)
@@ -249,15 +251,15 @@ class AsofPostgreSQLOfflineStore(PostgreSQLOfflineStore):
         odfvs = OnDemandFeatureView.get_requested_odfvs(feature_refs, project, registry)
         return AsofRetrievalJob(
             config,
-            entity_df,
+            entity,
             ts,
             joins,
             full_feature_names,
             [NarrowedOnDemandView(v) for v in odfvs if v.mode != "substrait"],
             RetrievalMetadata(
                 features=feature_refs,
-                keys=list(set(entity_df.columns) - {ts}),
-                min_event_timestamp=entity_df[ts].min(),
-                max_event_timestamp=entity_df[ts].max(),
+                keys=list(set(entity.columns) - {ts}),
+                min_event_timestamp=entity[ts].min(),
+                max_event_timestamp=entity[ts].max(),
             ),
         )

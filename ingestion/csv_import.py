@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -444,8 +444,8 @@ class _Scan:
                 self.new_accounts[post.account] = (when, position)
         for place, tag in enumerate(post.tags):
             if tag not in self.known_tags:
-                seen = self.new_tags.get(tag)
-                if seen is None or when < seen[0]:
+                seen_tag = self.new_tags.get(tag)
+                if seen_tag is None or when < seen_tag[0]:
                     self.new_tags[tag] = (when, position, place, post.category)
 
 
@@ -678,7 +678,7 @@ def _open_source(path: Path, chunk_rows: int) -> Iterator[_Source]:
 class _Counted(io.RawIOBase):
     """A binary file that counts the bytes read from it: a text reader's progress."""
 
-    def __init__(self, raw: io.BufferedReader):
+    def __init__(self, raw: io.RawIOBase):
         self.raw, self.count = raw, 0
 
     def readable(self) -> bool:
@@ -874,7 +874,8 @@ def _parse_row(
     record: dict[str, Any], columns: dict[str, str], mapping: ColumnMapping
 ) -> _Post | str:
     """A post, or one reason naming every bad field (so a user fixes a row in one pass)."""
-    values, problems, blanks = {}, [], 0
+    values: dict[str, Any] = {}
+    problems, blanks = [], 0
     for name, column in columns.items():
         if _has_nul(record[column]):
             problems.append(f"{name} (column {column!r}): {NUL_REASON}")
@@ -897,7 +898,8 @@ def _parse_row(
         account=values.get("account") or mapping.default_account,
         created_at=values["timestamp"],
         post_type=values["type"],
-        category=values.get("category") or mapping.default_category,
+        # without a category column the mapping must set default_category (ColumnMapping)
+        category=values.get("category") or cast(str, mapping.default_category),
         caption=caption,
         tags=tags,
         is_paid=values.get("paid", False),
@@ -1000,7 +1002,7 @@ def _category(value: Any, mapping: ColumnMapping) -> str:
     text = _text(value).lower()
     if not text and mapping.default_category is None:
         raise _Invalid("is empty (set default_category in the mapping to fill blanks)")
-    return text or mapping.default_category
+    return text or cast(str, mapping.default_category)  # set when text is blank (above)
 
 
 def _count(value: Any, minimum: int) -> int:

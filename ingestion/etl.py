@@ -321,8 +321,8 @@ def hashtag_history(daily: pd.DataFrame, days: int = HISTORY_DAYS) -> pd.DataFra
     n_h, n_d = usage.shape
     matrix = usage.to_numpy(dtype=np.int64)
     padded = np.concatenate([np.zeros((n_h, days - 1), np.int64), matrix], axis=1)
-    hh, dd = np.meshgrid(np.arange(n_h), np.arange(n_d), indexing="ij")
-    hh, dd = hh.ravel(), dd.ravel()
+    grid_h, grid_d = np.meshgrid(np.arange(n_h), np.arange(n_d), indexing="ij")
+    hh, dd = grid_h.ravel(), grid_d.ravel()
     dates = usage.columns[dd]
     tags = daily.drop_duplicates("hashtag_id").set_index("hashtag_id").tag.reindex(usage.index)
     return pd.DataFrame(
@@ -479,7 +479,7 @@ def run_etl(
         else:  # an empty table says "no such data" more clearly than a missing one
             written[name] = 0 if warehouse.exists(name) else warehouse.write(table, frame)
         tick(name)
-    if hasattr(warehouse, "execute"):
+    if hasattr(warehouse, "execute") and hasattr(warehouse, "schema"):  # PostgreSQL
         for view, sql in POSTGRES_VIEWS.items():
             warehouse.execute(
                 f"CREATE OR REPLACE VIEW {warehouse.schema}.{view} AS "

@@ -422,7 +422,8 @@ def simulate(
             "category": cat_names[category],
             "caption": caption,
             "hashtags": tags_of_post.reindex(range(n_p)).fillna("").to_numpy(),
-            "campaign_id": pd.array(np.where(campaign_id >= 0, campaign_id, None), dtype="Int64"),
+            # numpy's stubs reject None (an object scalar) as np.where's third argument
+            "campaign_id": pd.array(np.where(campaign_id >= 0, campaign_id, None), dtype="Int64"),  # type: ignore[call-overload]
             "is_paid": is_paid,
             "reach": reach,
             "impressions": impressions,

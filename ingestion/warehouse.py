@@ -460,10 +460,10 @@ class PostgresWarehouse:
             f"CREATE TABLE IF NOT EXISTS {self.schema}.{table.name} ({cols}{key})",
         ]
         for index in table.indexes + ((table.partition,) if table.partition else ()):
-            cols = (index,) if isinstance(index, str) else index
+            index_cols = (index,) if isinstance(index, str) else index
             stmts.append(
-                f"CREATE INDEX IF NOT EXISTS {table.name}_{'_'.join(cols)}_idx "
-                f"ON {self.schema}.{table.name} ({', '.join(cols)})"
+                f"CREATE INDEX IF NOT EXISTS {table.name}_{'_'.join(index_cols)}_idx "
+                f"ON {self.schema}.{table.name} ({', '.join(index_cols)})"
             )
         return stmts
 

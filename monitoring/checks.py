@@ -212,7 +212,9 @@ def log_monitoring_run(settings: Settings, result: CheckResult, paths: tuple[Pat
         mlflow.create_experiment(
             EXPERIMENT, artifact_location=f"{settings.mlflow_artifact_root}/{EXPERIMENT}"
         )
-    experiment = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
+    found = mlflow.get_experiment_by_name(EXPERIMENT)
+    assert found is not None  # created above
+    experiment = found.experiment_id
     with mlflow.start_run(experiment_id=experiment, run_name=f"monitor-{result.task}") as run:
         mlflow.set_tags(
             {

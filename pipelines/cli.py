@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -111,7 +112,7 @@ def settings_for(profile: str | None, writes: bool = True) -> Settings:
     return settings
 
 
-def print_counts(title: str, counts: dict[str, object]) -> None:
+def print_counts(title: str, counts: Mapping[str, object]) -> None:
     table = Table(title=title)
     table.add_column("item")
     table.add_column("value", justify="right")
@@ -625,7 +626,8 @@ def monitor(
         raise typer.BadParameter("must be more than 0 seconds", param_hint="--interval")
     if task is None and not all_tasks:
         raise typer.BadParameter("name a task or pass --all", param_hint="TASK")
-    tasks = list(settings.monitoring.tasks) if all_tasks else [task]
+    # (`task is None` only with --all, checked above: mypy needs it said to narrow `[task]`)
+    tasks = list(settings.monitoring.tasks) if all_tasks or task is None else [task]
     for name in tasks:
         get_task(name)  # an unknown task is one line before any work
     show = (lambda r: out.print_json(data=r.as_json())) if as_json else print_check
@@ -649,7 +651,7 @@ def monitor(
         if failures or (problems and not results):
             raise typer.Exit(1)
         return
-    show(monitor_flow.monitor(settings, task, retrain=not no_retrain))
+    show(monitor_flow.monitor(settings, tasks[0], retrain=not no_retrain))  # tasks == [task]
 
 
 @models_app.command("history")
@@ -939,11 +941,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         # usage errors of typer's bundled click carry their own message and exit code
-        if callable(getattr(exc, "show", None)) and isinstance(
-            getattr(exc, "exit_code", None), int
-        ):
-            exc.show()
-            return exc.exit_code
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            return exit_code
         raise
     return code if isinstance(code, int) else 0
 

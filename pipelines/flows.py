@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -157,7 +158,7 @@ def demo(
     inputs are there; the others are skipped with the reason."""
     t0 = time.perf_counter()
     if has_imported_posts(settings):
-        timings: dict[str, object] = {
+        timings: dict[str, Any] = {  # stage -> its counts, timings or results
             "ingest": ingest(settings),
             "apply": apply_features(settings),
             "materialize": materialize_features(settings),

@@ -4,6 +4,7 @@ rank them for a user, or measure hit-rate on held-out likes against popularity."
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pandas as pd
 
@@ -44,7 +45,7 @@ def champion_scores(settings: Settings, post_ids) -> tuple[pd.Series, dict[str, 
     return scores, {
         "scored_by": f"engagement champion v{version}",
         "feature_service": service,
-        "run_id": found.run_id,
+        "run_id": found.run_id or "",
     }
 
 
@@ -70,7 +71,7 @@ def engagement_scores(
 
 def recommend_for(
     settings: Settings, user_id: int, n: int = rec.K, use_champion: bool = True
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """The top `n` fresh posts for `user_id` at the data's present."""
     platform = rec.read_platform(open_warehouse(settings))
     at = platform.now + pd.Timedelta(seconds=1)
@@ -92,7 +93,7 @@ def evaluate(
     k: int = rec.K,
     recent_days: int = rec.RECENT_DAYS,
     use_champion: bool = True,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Hit-rate@k of the recommender and of popularity on the held-out likes and comments."""
     platform = rec.read_platform(open_warehouse(settings))
     start = platform.now - pd.Timedelta(days=holdout_days + recent_days)

@@ -12,6 +12,8 @@ at import, so BentoML is not imported here (its exception is known by its `error
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -31,7 +33,7 @@ def client_status(exc: BaseException | None) -> int | None:
 def _first_error(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        first = errors[0] if errors else {}
+        first: Mapping[str, Any] = errors[0] if errors else {}
         where = ".".join(str(p) for p in first.get("loc", ())) or exc.title
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
         return f"{where}: {first.get('msg', 'invalid')}{more}"
@@ -45,10 +47,10 @@ class ClientErrorsOneLine(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         status = client_status(exc)
-        if status is None or record.levelno < logging.ERROR:
+        if exc is None or status is None or record.levelno < logging.ERROR:
             return True
         try:
-            path, method = record.args  # "Exception on %s [%s]"
+            path, method = cast(tuple, record.args)  # "Exception on %s [%s]"
         except (TypeError, ValueError):
             path, method = "?", "?"
         record.msg = "%s %s %s: %s"

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,7 @@ class Champion:
     version: int
     run_id: str
     feature_service: str
-    model: object  # training.packaging.SmapModel
+    model: Any  # training.packaging.SmapModel
     window: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -183,6 +183,7 @@ class OnlineFeatures:
                         f.name for s in view.source_request_sources.values() for f in s.schema
                     }
                     if not view.source_feature_view_projections:
+                        assert views is not None  # set to None only just before `break`
                         views.append((view, [f.name for f in p.features]))
                     elif inputs & varying:
                         views = None

@@ -18,6 +18,7 @@ import struct
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from configs.settings import Settings
 from feature_repo.online_state import quick_redis_client
@@ -38,7 +39,7 @@ class ViewRead:
 
 @dataclass(frozen=True)
 class OnDemandRead:
-    view: object  # feast OnDemandFeatureView
+    view: Any  # feast OnDemandFeatureView
     inputs: tuple[str, ...]  # source features and request fields it reads
     outputs: tuple[str, ...]  # the features the service asks of it
 

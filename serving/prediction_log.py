@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,7 +57,7 @@ def prediction_rows(
     entities: Sequence[dict],
     features: Sequence[str],
     columns: Sequence[Sequence],
-    predictions: Sequence[float],
+    predictions: Sequence[float] | np.ndarray,
     lineage: dict,
 ) -> list[tuple]:
     """Log rows of one answer, as plain values: the request only pays for the tuples; the
@@ -143,7 +144,7 @@ class PostgresTable:
     def __init__(self, settings: Settings):
         self.pg = settings.postgres
         self.table = f"{self.pg.db_schema}.{TABLE}"
-        self._conn = None
+        self._conn: Any = None  # a psycopg2 connection, opened on first use
 
     def _connect(self):
         import psycopg2
@@ -314,6 +315,7 @@ def _merge(previous: list[Path], sources: list[Path], target: Path, quarantined:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    pending: list[pa.Table]  # read, not yet written as a row group
     schema, pending, written = _log_schema(), [], 0
 
     def shaped(batch) -> pa.Table:
@@ -367,6 +369,7 @@ def compact_parts(settings: Settings, warehouse) -> Compaction:
         for path in parts:
             if _stamp(path) < cutoff:
                 due.setdefault(_stamp(path)[:HOUR], []).append(path)
+        quarantined: list[str]
         merged, files, quarantined = 0, [], []
         for hour, sources in sorted(due.items()):
             newest = max(_stamp(p) for p in sources)

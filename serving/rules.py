@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Literal
 
 import numpy as np
 
-CHURN_BANDS = ((0.6, "high"), (0.3, "medium"), (0.0, "low"))  # lower bound of each band
+ChurnBand = Literal["low", "medium", "high"]
+# the lower bound of each band
+CHURN_BANDS: tuple[tuple[float, ChurnBand], ...] = ((0.6, "high"), (0.3, "medium"), (0.0, "low"))
 DEFAULT_VIRALITY_THRESHOLD = 0.5  # only for a model logged without a tuned threshold
 WEEK_HOURS = 168
 BEST_SLOTS = 3
 
 
-def churn_band(risk: float) -> str:
+def churn_band(risk: float) -> ChurnBand:
     """Risk bands a retention team acts on: high >= 0.6, medium >= 0.3, else low."""
     return next(name for bound, name in CHURN_BANDS if risk >= bound)
 

@@ -71,7 +71,8 @@ def whole(ge: int, le: int) -> Any:
     return Annotated[int, Strict(), Ge(ge), Le(le), BeforeValidator(_whole)]
 
 
-Id = whole(0, INT64_MAX)
+# whole(0, INT64_MAX) spelled out: mypy reads no type from a call, and Id annotates fields here
+Id = Annotated[int, Strict(), Ge(0), Le(INT64_MAX), BeforeValidator(_whole)]
 # in a list, the whole numbers are taken at the list: BentoML rebuilds a list's item type
 # from its parts, and an item's own validator would leave its bounds out of the schema
 ListedId = Annotated[int, Strict(), Ge(0), Le(INT64_MAX)]

@@ -210,7 +210,8 @@ class TruthfulOpenApi:
             return await send({"type": "http.response.body", "body": b"".join(chunks)})
         spec = openapi_document(
             json.loads(b"".join(chunks)),
-            {api.route: (api.input_spec, api.output_spec) for api in Smap.apis.values()},
+            # `Smap` is the bentoml.Service its class decorator returns (mypy sees the class)
+            {api.route: (api.input_spec, api.output_spec) for api in Smap.apis.values()},  # type: ignore[attr-defined]
             not_found=("/user_segment",),
             key_required=self.key_required,
             metrics_open=self.settings.metrics_open,
@@ -416,9 +417,10 @@ class Smap:
 
 
 # outermost first: a request without the key is refused before its body is looked at
-Smap.add_asgi_middleware(MetadataPath)
-Smap.add_asgi_middleware(BadInputIs422)
-Smap.add_asgi_middleware(ApiKeyMiddleware)
-Smap.add_asgi_middleware(JsonBodies)
-Smap.add_asgi_middleware(BodyLimit)
-Smap.add_asgi_middleware(TruthfulOpenApi)
+# (mypy does not apply class decorators: `Smap` is the bentoml.Service that wraps the class)
+Smap.add_asgi_middleware(MetadataPath)  # type: ignore[attr-defined]
+Smap.add_asgi_middleware(BadInputIs422)  # type: ignore[attr-defined]
+Smap.add_asgi_middleware(ApiKeyMiddleware)  # type: ignore[attr-defined]
+Smap.add_asgi_middleware(JsonBodies)  # type: ignore[attr-defined]
+Smap.add_asgi_middleware(BodyLimit)  # type: ignore[attr-defined]
+Smap.add_asgi_middleware(TruthfulOpenApi)  # type: ignore[attr-defined]

@@ -229,7 +229,7 @@ def build_training_set(
             f"{frame.event_timestamp.min():%Y-%m-%d} to {frame.event_timestamp.max():%Y-%m-%d})"
         )
     part = lambda rows: frame[task.split_on].iloc[rows]  # noqa: E731
-    window = {
+    bounds = {
         "train_start": str(part(split.train).min()),
         "train_end": str(part(split.train).max()),
         "validation_end": str(part(split.validation).max()),
@@ -243,6 +243,6 @@ def build_training_set(
         categorical,
         split,
         fingerprint(frame[features + ["event_timestamp", "target"]]),
-        window,
+        bounds,
         {**missing_groups(frame, groups), "restored": restored},
     )

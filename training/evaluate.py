@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING, Any, cast
 
 import mlflow
 import numpy as np
@@ -18,6 +19,9 @@ from training.errors import TaskError
 from training.registry import current_champion
 from training.task import Task
 from training.tracking import use_tracking
+
+if TYPE_CHECKING:
+    from training.trainers import Untrainable
 
 ORACLE_NOTE = (
     "the oracle is the simulator's ground truth: it exists only for simulated data "
@@ -97,11 +101,11 @@ def report_json(report: dict[str, object]) -> str:
     return json.dumps(_json_safe(report), default=str, allow_nan=False, indent=2)
 
 
-def evaluate(settings: Settings, task: Task, rebuild: bool = False) -> dict[str, object]:
+def evaluate(settings: Settings, task: Task, rebuild: bool = False) -> dict[str, Any]:
     """Score the champion on the stored test split of the current data (built if needed)."""
     trainer = task.trainer
     if not trainer.trainable:
-        raise trainer.refuse(task)
+        raise cast("Untrainable", trainer).refuse(task)
     client = use_tracking(settings)
     version = current_champion(client, task.name)
     if version is None:

@@ -3,6 +3,8 @@ champion on the current holdout (`smap gate TASK --version N` runs the gate alon
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from mlflow.tracking import MlflowClient
 
 from configs.settings import Settings
@@ -20,6 +22,9 @@ from training.tracking import (
     use_tracking,
 )
 from training.tune import Tuned
+
+if TYPE_CHECKING:
+    from training.trainers import Untrainable
 
 
 def register(task: Task, tuned: Tuned) -> int:
@@ -77,7 +82,7 @@ def gate_version(
     """The gate on its own, for `version` (default: the newest finished one) on the current
     data's holdout (`stored`, or the task's set built or read back)."""
     if not task.trainer.trainable:
-        raise task.trainer.refuse(task)
+        raise cast("Untrainable", task.trainer).refuse(task)
     client = use_tracking(settings)
     found = client.search_model_versions(f"name='{task.name}'")
     versions = [int(v.version) for v in found]

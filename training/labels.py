@@ -174,8 +174,8 @@ def trend_labels(warehouse: Warehouse, horizons=TREND_HORIZONS) -> pd.DataFrame:
     epoch_days = ((dates - pd.Timestamp("1970-01-01")) // pd.Timedelta(days=1)).to_numpy()
     for h in horizons:
         days = np.arange(first, len(dates) - h)
-        hh, dd = np.meshgrid(np.arange(len(usage.index)), days, indexing="ij")
-        hh, dd = hh.ravel(), dd.ravel()
+        grid_h, grid_d = np.meshgrid(np.arange(len(usage.index)), days, indexing="ij")
+        hh, dd = grid_h.ravel(), grid_d.ravel()
         frames.append(
             pd.DataFrame(
                 {

@@ -166,6 +166,8 @@ def _gate_record(client: MlflowClient, task: str, version: int):
     """The last decision a gate took about `version` (from its tag) and when, or None."""
     with _registry(client, f"reading {task} version {version}"):
         text = client.get_model_version(task, str(version)).tags.get(RECORD_TAG)
+    if text is None:
+        return None  # no tag
     try:
         data = json.loads(text)
         decided_at = pd.Timestamp(data.pop("decided_at")).to_pydatetime()
@@ -187,9 +189,11 @@ def _reconcile(client: MlflowClient, warehouse: Warehouse, task: Task) -> Decisi
     if found and (found[0].champion_before, found[0].champion_after) == (recorded, alias):
         d, decided_at = found  # a gate moved the alias and was stopped before recording it
     else:
+        version = alias if alias is not None else recorded
+        assert version is not None  # they differ, so one of them is a version
         d = Decision(
             task.name,
-            alias if alias is not None else recorded,
+            version,
             "reconciled",
             recorded,
             alias,

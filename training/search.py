@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 import optuna
@@ -21,6 +22,9 @@ from training.dataset import TrainingSet
 from training.errors import TaskError
 from training.families import FAMILIES, Data, FeatureEncoder, fit, suggest
 from training.families.base import input_frame
+
+if TYPE_CHECKING:
+    from training.trainers import Tabular
 
 
 def study_name(prefix: str, task_name: str, feature_service: str) -> str:
@@ -110,10 +114,10 @@ class Objective:
         families: tuple[str, ...],
         direction: str,
         run_id: str = "",
-        trainer=None,
+        trainer: Tabular | None = None,
     ):
         self.ts, self.prepared, self.run_id = ts, prepared, run_id
-        self.trainer = trainer or ts.task.trainer
+        self.trainer = trainer or cast("Tabular", ts.task.trainer)
         self.family_name, self.families = family_parameter(
             self.trainer.candidates(ts.task), families
         )
@@ -181,7 +185,7 @@ def best_of_run(study: optuna.Study, run_id: str, task_name: str) -> optuna.tria
             f"pruned of {len(mine)}){why}; nothing registered"
         )
     pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
-    return pick(done, key=lambda t: t.value)
+    return pick(done, key=lambda t: cast(float, t.value))  # complete trials have a value
 
 
 class SameDataMedianPruner(optuna.pruners.BasePruner):
@@ -277,7 +281,7 @@ MAX_RETRIES = 2
 def open_study(
     storage_url: str,
     name: str,
-    direction: str,
+    direction: Literal["maximize", "minimize"],
     seed: int,
     on_stale: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
     heartbeat_seconds: int = HEARTBEAT_SECONDS,

@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as pkg_version
 from pathlib import Path
+from types import ModuleType
+from typing import cast
 
 import pandas as pd
 
@@ -81,7 +83,7 @@ def _key(settings: Settings, task: Task, defined: list[str], window: DataWindow)
         task.name,
         task.feature_service,
         *defined,
-        inspect.getsource(inspect.getmodule(task.label_query)),  # how labels are made
+        inspect.getsource(cast(ModuleType, inspect.getmodule(task.label_query))),  # label code
         str(task.label_days),
         settings.feast.offline_store,
         _smap_version(),
@@ -232,9 +234,10 @@ def log_training_set(stored: StoredSet) -> None:
     """Record the set on the active MLflow run: a dataset input (digest = fingerprint, with
     its window) and the counts of rows that had no value for a feature group."""
     import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
 
     ts = stored.training_set
-    dataset = mlflow.data.from_pandas(
+    dataset = from_pandas(
         ts.frame.head(0),
         source=stored.path.as_uri(),
         name=f"{ts.task.name}-{ts.task.feature_service}",

@@ -28,9 +28,7 @@ class Trainer(Protocol):
     (`training.snapshot.StoredSet`), which are defined after the task they belong to."""
 
     name: str
-    trainable: bool
-
-    def refuse(self, task: Task) -> Exception: ...
+    trainable: bool  # False: only `refuse(task)` is asked (`training.trainers.Untrainable`)
 
     def candidates(self, task: Task) -> tuple[str, ...]: ...
 

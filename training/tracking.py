@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 import mlflow
 import numpy as np
@@ -261,6 +262,7 @@ def log_plots(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
@@ -294,12 +296,12 @@ def log_plots(
                 plot_param_importances,
             )
 
-            plot_optimization_history(study).figure.savefig(out / "optuna_history.png")
+            history = plot_optimization_history(study).figure
+            cast(Figure, history).savefig(out / "optuna_history.png")
             if len(completed) >= 2:
                 try:
-                    plot_param_importances(study).figure.savefig(
-                        out / "optuna_param_importances.png"
-                    )
+                    param_plot = plot_param_importances(study).figure
+                    cast(Figure, param_plot).savefig(out / "optuna_param_importances.png")
                 except (RuntimeError, ValueError):
                     pass  # importances need at least two distinct completed configurations
             plt.close("all")

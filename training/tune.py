@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import mlflow
 import numpy as np
@@ -40,6 +41,9 @@ from training.tracking import (
     use_tracking,
     worker_tags,
 )
+
+if TYPE_CHECKING:
+    from training.trainers import Untrainable
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ def check_budget(trials: int | None, timeout: float | None) -> None:
 def choose_families(settings: Settings, task: Task, families: tuple[str, ...] | None):
     """The families this run searches: asked for, else configured, else the task's own."""
     if not task.trainer.trainable:
-        raise task.trainer.refuse(task)
+        raise cast("Untrainable", task.trainer).refuse(task)
     candidates = task.trainer.candidates(task)
     chosen = tuple(families or settings.training.families or task.families)
     unknown = [f for f in chosen if f not in candidates]
@@ -89,7 +93,9 @@ def training_run(settings: Settings, task: Task) -> Iterator[tuple[MlflowClient,
     """The parent MLflow run of one `smap train` worker: (client, experiment id, run id).
     Runs of workers on this host that died are failed first."""
     client = use_tracking(settings)
-    experiment_id = mlflow.get_experiment_by_name(experiment_for(settings, task.name)).experiment_id
+    experiment = mlflow.get_experiment_by_name(experiment_for(settings, task.name))
+    assert experiment is not None  # experiment_for created it
+    experiment_id = experiment.experiment_id
     reap_orphaned_runs(client, experiment_id)
     with mlflow.start_run(run_name=f"train-{task.name}", tags=worker_tags()) as run:
         yield client, experiment_id, run.info.run_id
@@ -125,6 +131,7 @@ def tune(
         callbacks=[TrialLogger(client, run_id, experiment_id)],
     )
     best = best_of_run(study, run_id, task.name)
+    assert best.value is not None  # a complete trial
     family = best.user_attrs[FAMILY]
     model = trainer.best_model(ts, objective, best)
     test_input = trainer.model_input(ts, ts.part("test"))

@@ -65,6 +65,7 @@ class FeatureEncoder:
         raw = self._raw(frame)
         if not self.scale:
             return raw
+        assert self.medians is not None and self.means is not None and self.stds is not None
         filled = np.where(np.isnan(raw), self.medians, raw)
         return (filled - self.means) / self.stds
 

@@ -1,13 +1,19 @@
 """Segmentation: k-means segments of users, k chosen in 5..7 (`smap segment`)."""
 
+from typing import TYPE_CHECKING, cast
+
 from training import baseline, labels
 from training.task import Task
 from training.trainers import CLUSTERING
 
+if TYPE_CHECKING:
+    from training.task import Trainer
+
 TASK = Task(
     name="segmentation",
     entity="user",
-    trainer=CLUSTERING,
+    # Untrainable: the stages read `trainable` (False) and then only ask it to `refuse`
+    trainer=cast("Trainer", CLUSTERING),
     feature_service="segmentation_v1",
     metric="silhouette",
     direction="maximize",
