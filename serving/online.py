@@ -15,7 +15,14 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 from configs.settings import Settings
-from feature_repo.online_state import holds, loaded_until, online_state, online_store
+from feature_repo.online_state import (
+    RedisOnline,
+    SqliteOnline,
+    holds,
+    loaded_until,
+    online_state,
+    online_store,
+)
 from feature_repo.store import open_store
 from serving.features import SLOT_PROBES
 from serving.online_reader import (
@@ -241,7 +248,7 @@ class StoreWatch:
         self.online, self.seconds = online, seconds
         settings = online.settings
         self.timeout = max(settings.serving.dependency_timeout_ms / 1000, PING_TIMEOUT_SECONDS)
-        self._state = None  # the store's marks, opened on first use
+        self._state: SqliteOnline | RedisOnline | None = None  # the marks, opened on first use
         self._windows: dict[str, float] = {}  # view -> loaded until, as the registry last said
         self._registry = ThreadPoolExecutor(1, thread_name_prefix="registry-read")
         self._read: Future | None = None
