@@ -13,7 +13,7 @@ What is measured (one run, one table, one registered engagement model, the same 
   this process, sequentially: online lookup + model, no HTTP.
 
 For each server: requests/s, p50 and p99 latency at 1, 16 and 64 concurrent clients. The load
-comes from a separate process (this file with `--load`: asyncio streams, one keep-alive
+comes from a separate process (`benchmarks/_load.py`: asyncio streams, one keep-alive
 connection per client, the request bytes built once) over loopback, for `--seconds` per cell
 after a short warm-up. Nothing here asserts on timings: it is a benchmark, not a test.
 
@@ -28,9 +28,7 @@ everything is removed at the end.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import io
 import json
 import os
 import platform
@@ -40,7 +38,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 # run as a script, this file's folder comes first on sys.path and its own name would shadow
 # the `serving` package it measures
@@ -50,7 +47,8 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 from rich.console import Console  # noqa: E402
 from rich.table import Table as RichTable
 
-from configs.settings import Settings, load_settings, telemetry_env  # noqa: E402
+from benchmarks._load import build_platform, check, percentile, run_load, smap_server  # noqa: E402
+from configs.settings import Settings, telemetry_env  # noqa: E402
 
 os.environ.update(telemetry_env())  # before MLflow, BentoML or Feast are imported
 
@@ -77,139 +75,6 @@ class Result:
 
     def as_dict(self) -> dict:
         return {**asdict(self), "requests_per_second": round(self.requests_per_second, 1)}
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-# ---- the load generator (runs in its own process) --------------------------------------------
-
-
-class _Connection:
-    """One keep-alive HTTP/1.1 connection with the request bytes built once: the load
-    generator must cost far less than the servers it measures (httpx spent about as much CPU
-    per request as the server, on the same 2 cores, and capped every server alike)."""
-
-    def __init__(self, url: str, body: bytes):
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname, parts.port or 80
-        self.request = (
-            f"POST {parts.path or '/'} HTTP/1.1\r\nhost: {parts.netloc}\r\n"
-            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
-        ).encode() + body
-        self.reader = self.writer = None
-
-    async def post(self) -> int:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        self.writer.write(self.request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
-        if "content-length" in headers:
-            await self.reader.readexactly(int(headers["content-length"]))
-        elif headers.get("transfer-encoding") == "chunked":
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
-                await self.reader.readexactly(size + 2)
-                if size == 0:
-                    break
-        if headers.get("connection") == "close":
-            self.close()
-        return status
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
-
-
-async def _client(url: str, body: bytes, until: float, warm: float, lat: list, err: list):
-    connection = _Connection(url, body)
-    try:
-        while (now := time.perf_counter()) < until:
-            try:
-                ok = await connection.post() == 200
-            except (OSError, asyncio.IncompleteReadError, ValueError):
-                connection.close()
-                ok = False
-            if now >= warm:  # requests started during the warm-up are not counted
-                (lat if ok else err).append((time.perf_counter() - now) * 1000)
-    finally:
-        connection.close()
-
-
-async def _load(url: str, body: bytes, clients: int, seconds: float, warmup: float) -> dict:
-    start = time.perf_counter()
-    warm, until = start + warmup, start + warmup + seconds
-    latencies: list[float] = []
-    errors: list[float] = []
-    await asyncio.gather(
-        *(_client(url, body, until, warm, latencies, errors) for _ in range(clients))
-    )
-    elapsed = time.perf_counter() - warm
-    return {
-        "requests": len(latencies),
-        "errors": len(errors),
-        "seconds": elapsed,
-        "p50_ms": percentile(latencies, 0.5),
-        "p99_ms": percentile(latencies, 0.99),
-    }
-
-
-def run_load(url: str, body: dict, clients: int, seconds: float, warmup: float) -> dict:
-    """Drive `url` from a separate process; returns its counts and latency percentiles."""
-    payload = Path(tempfile.mkstemp(suffix=".json")[1])
-    payload.write_text(json.dumps(body))
-    try:
-        cmd = [
-            sys.executable,
-            __file__,
-            "--load",
-            url,
-            "--payload",
-            str(payload),
-            "--clients",
-            str(clients),
-            "--seconds",
-            str(seconds),
-            "--warmup",
-            str(warmup),
-        ]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + warmup + 120)
-        if done.returncode != 0:
-            raise RuntimeError(f"load generator failed: {done.stderr.strip()[-500:]}")
-        return json.loads(done.stdout)
-    finally:
-        payload.unlink(missing_ok=True)
-
-
-# ---- the platform, the servers and the in-process floor --------------------------------------
-
-
-@contextlib.contextmanager
-def quiet():
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        yield
-
-
-def build_platform(root: Path, preset: str, family: str = "linear") -> tuple[Settings, int]:
-    """A simulated platform with an engagement champion on engagement_v2 (one trial of
-    `family`); returns its version."""
-    from pipelines import flows
-    from pipelines.training import train
-
-    settings = load_settings("local", env={**os.environ, "SMAP_DATA_DIR": str(root)})
-    log.print(f"building a {preset} platform under {root} (simulate, ETL, Feast, one trial)")
-    with quiet():
-        flows.prepare_data(settings, preset=preset)
-        trained = train(settings, "engagement", trials=1, families=(family,))
-    return settings, int(trained.version)
 
 
 def payloads(settings: Settings) -> dict:
@@ -289,22 +154,6 @@ def in_process(
 
 
 @contextlib.contextmanager
-def smap_server(settings: Settings, workers: int):
-    from pipelines.serving import free_port, start_service, stop_service, wait_ready
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = start_service(
-        settings, "127.0.0.1", port, workers, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_ready(url, process, timeout=180)
-        yield url
-    finally:
-        stop_service(process)
-
-
-@contextlib.contextmanager
 def mlflow_server(settings: Settings, version: int, workers: int):
     """`mlflow models serve` of the registered version, no new environment (same packages)."""
     import httpx
@@ -365,15 +214,6 @@ def mlflow_server(settings: Settings, version: int, workers: int):
         errors.close()
 
 
-def check(url: str, body: dict) -> None:
-    """One request before the clock: a wrong payload fails here, not as a table of errors."""
-    import httpx
-
-    answer = httpx.post(url, json=body, timeout=60)
-    if answer.status_code != 200:
-        raise RuntimeError(f"{url}: {answer.status_code} {answer.text[:300]}")
-
-
 def measure(target: str, endpoint: str, url: str, body: dict, args) -> list[Result]:
     check(url, body)
     results = []
@@ -408,7 +248,7 @@ def run(args: argparse.Namespace, root: Path) -> list[Result]:
             {"inputs": [bodies["record"]]},
             args,
         )
-    with smap_server(settings, args.workers) as url:
+    with smap_server(settings, args.workers) as (url, _process):
         results += measure(
             "smap (own features)",
             "predict_engagement",
@@ -512,10 +352,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the champion's model family (one trial)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
-    # the load generator's own mode (a separate process started by the benchmark)
-    parser.add_argument("--load", help=argparse.SUPPRESS)
-    parser.add_argument("--payload", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--clients", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     if not args.concurrency or min(args.concurrency) < 1:
@@ -525,12 +361,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.load:
-        body = args.payload.read_bytes()
-        print(
-            json.dumps(asyncio.run(_load(args.load, body, args.clients, args.seconds, args.warmup)))
-        )
-        return 0
     with tempfile.TemporaryDirectory(prefix="smap-bench-") as tmp:
         results = run(args, Path(tmp))
     render(results, args)
