@@ -18,6 +18,7 @@ import struct
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from configs.settings import Settings
@@ -158,11 +159,16 @@ class DirectOnlineReader:
         return serialize_entity_key(key, entity_key_serialization_version=self.version)
 
     # -- stores ------------------------------------------------------------------------------
+    @functools.cached_property
+    def _sqlite_path(self) -> Path:
+        """The store's file, resolved once (`Path.resolve` is a tenth of a one-draft read)."""
+        return self.settings.online_store_db
+
     def _sqlite(self) -> sqlite3.Connection:
         """This thread's connection to the online store file; a new one when the file was
         replaced (a deleted store loaded again in full), which an open connection would
         never see."""
-        path = self.settings.online_store_db
+        path = self._sqlite_path
         try:
             inode = path.stat().st_ino
         except FileNotFoundError:  # connecting would create an empty file
