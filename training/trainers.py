@@ -5,7 +5,9 @@ A trainer answers every question the stages, the gate, `smap evaluate` and monit
 otherwise ask by switching on a task's kind: where its set comes from, what a trial fits,
 which model a run keeps, how a prediction is scored, what is logged beside the model.
 Tabular tasks (regression, classification, forecast) read a Feast training set; the text
-trainer lives with the content task (`training/content.py`); clustering has no Optuna target.
+trainer reads the warehouse and keeps its models in `training/content.py`; clustering has no
+Optuna target (`smap segment`). Heavy modules load when a trainer first needs them, so the
+task registry that declares these trainers stays light.
 """
 
 from __future__ import annotations
