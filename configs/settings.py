@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 CONFIG_DIR = Path(__file__).resolve().parent
-PROFILES = ("local", "services")
+PROFILES = ("local", "services", "cluster")
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # read directly, not as config keys (SMAP_API_KEY is a secret the service reads at start)
 _RESERVED_ENV = {"SMAP_PROFILE", "SMAP_CONFIG", "SMAP_DATABASE", "SMAP_API_KEY"}
@@ -125,6 +125,9 @@ class WarehouseSettings(_Frozen):
     """Where raw and analytics tables live: Parquet files or a PostgreSQL schema."""
 
     type: Literal["parquet", "postgres"] = "parquet"
+    # the cluster profile's lake: a base URI every machine reaches (file:///shared/lake,
+    # s3a://bucket/path), one folder per table, partitioned by date; null is <data_dir>/lake
+    lake_uri: str | None = None
     # rows `smap ingest csv` reads, validates and stages at a time: its memory grows with it
     import_chunk_rows: int = Field(50_000, ge=1)
 
@@ -220,6 +223,31 @@ STUDY_STORAGES: dict[str, SqliteFile | PostgresCompanion] = {
     "sqlite": SqliteFile("optuna"),
     "postgres": PostgresCompanion("optuna"),
 }
+
+
+class SparkSettings(_Frozen):
+    """The Spark that the cluster profile's heavy steps run on (ETL, Feast's Spark offline
+    store and compute engine): a standalone master (`spark://host:port`) or `local[N]`."""
+
+    master: str = Field("local[2]", pattern=r"^(local(\[(\d+|\*)\])?|spark://[^/\s]+:\d+)$")
+    app_prefix: str = "smap"  # applications show in the master's UI as <prefix>-<step>
+    driver_memory: str = Field("2g", pattern=r"^\d+[kmgt]$")
+    executor_memory: str = Field("1g", pattern=r"^\d+[kmgt]$")
+    shuffle_partitions: int = Field(8, ge=1)  # Spark's 200 is for far bigger clusters
+    conf: dict[str, str] = {}  # any other spark.* setting, passed on as it is
+
+
+class ClusterSettings(_Frozen):
+    """What `smap cluster up` starts on this machine: a Spark standalone master with its
+    workers and an MLflow tracking server, each on its own port."""
+
+    host: str = "127.0.0.1"
+    spark_port: int = Field(7077, ge=1, le=65535)
+    spark_webui_port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(2, ge=1, le=16)
+    worker_cores: int = Field(1, ge=1)
+    worker_memory: str = Field("2g", pattern=r"^\d+[kmgt]$")
+    mlflow_port: int = Field(5005, ge=1, le=65535)
 
 
 class SimulatorSettings(_Frozen):
@@ -329,7 +357,7 @@ class AnalyticsSettings(_Frozen):
 
 
 class Settings(_Frozen):
-    profile: Literal["local", "services"] = "local"
+    profile: Literal["local", "services", "cluster"] = "local"
     telemetry: bool = False  # opt in to MLflow / BentoML / Evidently usage telemetry
     data_dir: Path = Path(".smap")
     warehouse: WarehouseSettings = WarehouseSettings()
@@ -343,6 +371,8 @@ class Settings(_Frozen):
     serving: ServingSettings = ServingSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    spark: SparkSettings = SparkSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @property
     def root(self) -> Path:
@@ -351,6 +381,13 @@ class Settings(_Frozen):
     @property
     def warehouse_dir(self) -> Path:
         return self.root / "warehouse"
+
+    @property
+    def lake_uri(self) -> str:
+        """The lake's base URI, no trailing slash: table T lives under `<lake_uri>/T/`."""
+        if self.warehouse.lake_uri:
+            return self.warehouse.lake_uri.rstrip("/")
+        return (self.root / "lake").as_uri()
 
     @property
     def feature_repo_dir(self) -> Path:
