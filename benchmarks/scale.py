@@ -41,6 +41,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -53,10 +54,10 @@ from configs.settings import telemetry_env  # noqa: E402
 
 os.environ.update(telemetry_env())  # before MLflow, BentoML or Feast are imported
 
-out = Console()
+out = Console(width=120)
 log = Console(stderr=True)
-STAGES = ("raw", "etl", "apply", "training set", "materialize")
-TIMED = ("etl", "training set", "materialize")
+STAGES = ("raw", "etl", "apply", "training set", "materialize", "prediction log")
+TIMED = ("etl", "training set", "materialize", "prediction log")
 BENCH_REDIS_DB = 13  # a Redis database of the benchmark's own, emptied before and after
 
 
@@ -69,6 +70,7 @@ class Result:
     seconds: float
     peak_driver_mb: float
     keys: int | None = None
+    bytes_per_key: float | None = None  # Redis MEMORY USAGE per online key (materialize)
 
     @property
     def rows_per_second(self) -> float:
@@ -122,8 +124,50 @@ def run_stage(stage: str, preset: str, size: int, seed: int) -> dict:
         seconds = time.perf_counter() - started
         warehouse = open_warehouse(settings)
         rows = sum(len(warehouse.read(t, columns=[ts])) for t, ts in FEATURE_TABLES.items())
-        return {"rows": rows, "seconds": seconds, "keys": sum(keys.values())}
+        return {
+            "rows": rows,
+            "seconds": seconds,
+            "keys": sum(keys.values()),
+            "bytes_per_key": redis_bytes_per_key(settings),
+        }
+    if stage == "prediction log":
+        return prediction_log_rate(settings)
     raise ValueError(f"unknown stage {stage!r}")
+
+
+def redis_bytes_per_key(settings, sample: int = 2_000) -> float:
+    """Mean `MEMORY USAGE` of a sample of the online store's keys (Redis' own accounting of
+    a key with its hash of features): what the capacity model multiplies by keys."""
+    client = settings.redis.client()
+    keys = []
+    for key in client.scan_iter(count=1_000):
+        keys.append(key)
+        if len(keys) == sample:
+            break
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.memory_usage(key)
+    sizes = [n for n in pipe.execute() if n]
+    return sum(sizes) / len(sizes) if sizes else float("nan")
+
+
+def prediction_log_rate(settings, rows: int = 100_000) -> dict:
+    """Rows/s of the PostgreSQL prediction log's batched INSERTs (the services and cluster
+    profiles' log), in the service's batch size; one draft's row as the service writes it."""
+    from ingestion.warehouse import ensure_database
+    from serving.prediction_log import PostgresTable, as_text
+
+    ensure_database(settings.postgres)
+    table = PostgresTable(settings)
+    now = datetime.now(UTC)
+    features = json.dumps({f"f{i}": 0.5 for i in range(24)})  # a draft's ~24 features
+    row = ("r", now, "engagement", '{"user_id": 1}', features, 0.05, "engagement", 1, "x", "s")
+    batch = as_text([row] * settings.serving.log_batch_rows)
+    table(batch[:1])  # the table created before the clock starts
+    started = time.perf_counter()
+    for _ in range(rows // len(batch)):
+        table(batch)
+    return {"rows": rows, "seconds": time.perf_counter() - started}
 
 
 # --- the parent: children, memory sampling, the table ---------------------------------------
@@ -233,6 +277,7 @@ def measure(
                         figures["seconds"],
                         round(peak, 1),
                         figures.get("keys"),
+                        figures.get("bytes_per_key"),
                     )
                 )
     finally:
@@ -243,7 +288,17 @@ def measure(
 
 def print_table(results: list[Result], preset: str) -> None:
     table = RichTable(title=f"smap scale benchmark ({preset} preset x size)")
-    for name in ("stage", "size", "engine", "rows", "seconds", "rows/s", "keys/s", "peak MB"):
+    for name in (
+        "stage",
+        "size",
+        "engine",
+        "rows",
+        "seconds",
+        "rows/s",
+        "keys/s",
+        "B/key",
+        "peak MB",
+    ):
         table.add_column(name, justify="left" if name in ("stage", "engine") else "right")
     for stage in TIMED:
         for r in sorted((r for r in results if r.stage == stage), key=lambda r: (r.size, r.engine)):
@@ -256,6 +311,7 @@ def print_table(results: list[Result], preset: str) -> None:
                 f"{r.seconds:.1f}",
                 f"{r.rows_per_second:,.0f}",
                 keys_rate,
+                f"{r.bytes_per_key:,.0f}" if r.bytes_per_key else "",
                 f"{r.peak_driver_mb:,.0f}",
             )
     out.print(table)
