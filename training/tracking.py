@@ -69,14 +69,18 @@ def _masked(uri: str) -> str:
         return uri
 
 
+def artifact_location(settings: Settings, experiment: str) -> str | None:
+    """A new experiment's artifact folder; None leaves it to a tracking server's own store."""
+    root = settings.mlflow_artifact_root
+    return f"{root}/{experiment}" if root else None
+
+
 def experiment_for(settings: Settings, task_name: str) -> str:
     name = f"{settings.mlflow.experiment_prefix}-{task_name}"
 
     def ensure() -> None:
         if mlflow.get_experiment_by_name(name) is None:
-            mlflow.create_experiment(
-                name, artifact_location=f"{settings.mlflow_artifact_root}/{name}"
-            )
+            mlflow.create_experiment(name, artifact_location=artifact_location(settings, name))
 
     retry_on_race(ensure)
     mlflow.set_experiment(name)
