@@ -931,7 +931,7 @@ def print_members(title: str, members, alive: Mapping[str, bool] | None = None) 
     if alive is not None:
         table.add_column("running")
     for m in members:
-        row = [m.name, str(m.pid), m.url, m.log]
+        row = [m.name, str(m.pid), m.url, Path(m.log).name]
         table.add_row(*row, *([] if alive is None else ["yes" if alive[m.name] else "no"]))
     out.print(table, soft_wrap=True)
 
@@ -945,7 +945,8 @@ def cluster_up(profile: Profile = None) -> None:
     out.print(
         f"Spark master {state.master} (web UI {state.master_ui}); MLflow {state.tracking_uri}"
     )
-    out.print(f"state: {cluster_flow.state_path(settings)}", soft_wrap=True)
+    folder = cluster_flow.cluster_dir(settings)
+    out.print(f"logs: {folder / 'logs'}; state: {folder / 'state.json'}", soft_wrap=True)
 
 
 @cluster_app.command("down")
