@@ -41,6 +41,8 @@ def use_tracking(settings: Settings) -> MlflowClient:
     # a tracking server that stops answering: MLflow reads these on every HTTP request
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(settings.mlflow.request_timeout_seconds)
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.mlflow.request_max_retries)
+    # over HTTP MLflow prints a "View run at" link per run on stdout, where --json output goes
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
     def connect() -> MlflowClient:
         client = MlflowClient()  # the first client on a fresh database creates the schema
