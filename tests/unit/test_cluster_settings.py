@@ -13,6 +13,7 @@ from analytics.report import no_registry
 from configs.settings import TRACKING_SERVER, load_settings
 from pipelines import cluster
 from pipelines.cli import main
+from pipelines.demo import next_commands
 
 
 def closed_port() -> int:
@@ -93,3 +94,10 @@ def test_down_and_status_without_a_cluster_say_it_is_not_up(tmp_path, monkeypatc
     assert main(["cluster", "down"]) == 0
     assert main(["cluster", "status"]) == 0
     assert capsys.readouterr().out.splitlines() == ["cluster is not up", "cluster is not up"]
+
+
+def test_the_demo_points_at_the_servers_own_ui(tmp_path):
+    settings = load_settings(
+        "cluster", env={"SMAP_DATA_DIR": str(tmp_path), "SMAP_CLUSTER__MLFLOW_PORT": "5123"}
+    )
+    assert next_commands(settings)["mlflow ui"] == "open http://127.0.0.1:5123"
