@@ -101,7 +101,6 @@ def cluster_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             "SMAP_CLUSTER__SPARK_PORT": str(spark_port),
             "SMAP_CLUSTER__SPARK_WEBUI_PORT": str(webui_port),
             "SMAP_CLUSTER__MLFLOW_PORT": str(mlflow_port),
-            "SMAP_CLUSTER__WORKER_MEMORY": "1g",
             "SMAP_SPARK__MASTER": f"spark://127.0.0.1:{spark_port}",
         }
         started = smap("cluster", "up", env=env)

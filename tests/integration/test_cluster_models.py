@@ -1,7 +1,7 @@
 """Models on the cluster profile go through the MLflow tracking server: a trainer logs its
 model over HTTP (the server keeps the files), and a process elsewhere, with no artifact
 folder in its settings, loads the champion and predicts; `smap serve --workers 2` answers
-from the champion it reads from the server and features from Redis."""
+from the champion it reads from the server and features from Redis, and logs every answer."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from configs.settings import load_settings
 from pipelines import flows
 from pipelines.serving import free_port, wait_ready
 from pipelines.training import train
+from serving.prediction_log import read_parquet_log
 from training.tasks import get_task
 
 pytestmark = pytest.mark.integration
@@ -143,3 +144,7 @@ def test_two_service_workers_answer_from_the_servers_champion(trained):
     lineage = answers[0].json()["lineage"]
     assert lineage["version"] == result.version, lineage
     assert lineage["run_id"] == result.run_id
+    # the warehouse's log (Parquet here, see LOCAL_ENGINES): both workers flush on SIGTERM
+    logged = read_parquet_log(settings.root / "predictions")
+    sent = {a.json()["lineage"]["request_id"] for a in answers}
+    assert sent <= set(logged.request_id)
