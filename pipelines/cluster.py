@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.error import URLError
@@ -123,8 +123,14 @@ def up(settings: Settings, timeout: float = 180) -> ClusterState:
     spark_class = str(spark_home() / "bin" / "spark-class")
     env = _spark_env(settings)
     started: list[Member] = []
+
+    def record(member: Member) -> None:
+        """Written as each starts: a `smap cluster up` killed half-way leaves what `down` needs."""
+        started.append(member)
+        state_path(settings).write_text(replace(state, members=tuple(started)).to_json())
+
     try:
-        started.append(
+        record(
             _start(
                 "spark-master",
                 [spark_class, "org.apache.spark.deploy.master.Master", "--host", c.host,
@@ -136,7 +142,7 @@ def up(settings: Settings, timeout: float = 180) -> ClusterState:
         for n in range(1, c.workers + 1):
             work = cluster_dir(settings) / "work" / f"worker-{n}"
             work.mkdir(parents=True, exist_ok=True)
-            started.append(
+            record(
                 _start(
                     f"spark-worker-{n}",
                     [spark_class, "org.apache.spark.deploy.worker.Worker", "--host", c.host,
@@ -145,15 +151,14 @@ def up(settings: Settings, timeout: float = 180) -> ClusterState:
                     env, logs, master, "org.apache.spark.deploy.worker.Worker",
                 )
             )  # fmt: skip
-        started.append(_start_mlflow(settings, logs))
+        record(_start_mlflow(settings, logs))
         _wait(lambda: _alive_workers(state.master_ui) >= c.workers, started, timeout, "workers")
         _wait(lambda: TRACKING_SERVER.exists(settings, 2.0), started, timeout, "MLflow server")
     except BaseException:
         _stop(started)
+        state_path(settings).unlink(missing_ok=True)
         raise
-    state = ClusterState(**{**asdict(state), "members": tuple(started)})
-    state_path(settings).write_text(state.to_json())
-    return state
+    return replace(state, members=tuple(started))
 
 
 def down(settings: Settings, grace: float = 15) -> list[Member]:
