@@ -127,7 +127,10 @@ def up(settings: Settings, timeout: float = 180) -> ClusterState:
     def record(member: Member) -> None:
         """Written as each starts: a `smap cluster up` killed half-way leaves what `down` needs."""
         started.append(member)
-        state_path(settings).write_text(replace(state, members=tuple(started)).to_json())
+        path = state_path(settings)
+        partial = path.with_suffix(".tmp")
+        partial.write_text(replace(state, members=tuple(started)).to_json())
+        partial.replace(path)  # whole or not at all: `down` may read it any time
 
     try:
         record(

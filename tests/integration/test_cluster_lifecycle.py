@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.request import urlopen
 
@@ -139,3 +140,39 @@ def _processes_in(groups: set[int]) -> list[int]:
 
 def _base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("SMAP_")}
+
+
+def test_down_stops_what_a_killed_up_had_started(tmp_path, pg_database):
+    env = {
+        "SMAP_PROFILE": "cluster",
+        "SMAP_DATA_DIR": str(tmp_path / "smap"),
+        "SMAP_DATABASE": pg_database,
+        "SMAP_CLUSTER__SPARK_PORT": str(free_port()),
+        "SMAP_CLUSTER__SPARK_WEBUI_PORT": str(free_port()),
+        "SMAP_CLUSTER__MLFLOW_PORT": str(free_port()),
+        "SMAP_CLUSTER__WORKERS": "1",
+        "SMAP_CLUSTER__WORKER_MEMORY": "512m",
+    }
+    settings = load_settings("cluster", env=env)
+    starting = subprocess.Popen(
+        [sys.executable, "-m", "pipelines", "cluster", "up"],
+        env={**_base_env(), **env},
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and starting.poll() is None:
+            state = cluster.read_state(settings)
+            if state is not None and state.members:
+                break  # the master is recorded: up is half-way
+            time.sleep(0.2)
+    finally:
+        starting.kill()
+        starting.wait()
+    state = cluster.read_state(settings)
+    assert state is not None and state.members[0].name == "spark-master"
+    stopped = smap("cluster", "down", env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not _processes_in({m.pid for m in state.members})
