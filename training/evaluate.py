@@ -13,6 +13,7 @@ import pandas as pd
 from configs.settings import Settings
 from ingestion.etl import ENGAGEMENT_TARGETS, engagement_denominator
 from ingestion.warehouse import open_warehouse
+from training import tags as tag
 from training.baseline import naive_prediction
 from training.dataset import TrainingSet
 from training.errors import TaskError
@@ -114,7 +115,7 @@ def evaluate(settings: Settings, task: Task, rebuild: bool = False) -> dict[str,
     columns = [*model.features, *SCORED_COLUMNS]
     stored = trainer.build(settings, task, rebuild=rebuild, columns=columns)
     ts = stored.training_set
-    trained_on = client.get_model_version(task.name, str(version)).tags.get("smap.data_fingerprint")
+    trained_on = tag.read(client.get_model_version(task.name, str(version)).tags, tag.DATA)
     test = ts.part("test")
     predicted = model.predict_frame(trainer.model_input(ts, test))
     champion = trainer.score(ts, test, predicted, model.threshold)
