@@ -89,7 +89,7 @@ class CheckResult:
 def champion_of(settings: Settings, task: Task):
     """(version, run id) of the task's champion, or one line saying there is none."""
     from training.registry import current_champion
-    from training.tracking import label_experiment, use_tracking
+    from training.tracking import use_tracking
 
     client = use_tracking(settings)
     version = current_champion(client, task.name)
