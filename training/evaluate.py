@@ -17,7 +17,7 @@ from training import tags as tag
 from training.baseline import naive_prediction
 from training.dataset import TrainingSet
 from training.errors import TaskError
-from training.registry import current_champion
+from training.registry import current_champion, why_no_champion
 from training.task import Task
 from training.tracking import use_tracking
 
@@ -110,7 +110,7 @@ def evaluate(settings: Settings, task: Task, rebuild: bool = False) -> dict[str,
     client = use_tracking(settings)
     version = current_champion(client, task.name)
     if version is None:
-        raise TaskError(f"{task.name}: no champion registered yet (run `smap train {task.name}`)")
+        raise TaskError(why_no_champion(client, task.name))
     model = mlflow.pyfunc.load_model(f"models:/{task.name}@champion").unwrap_python_model()
     columns = [*model.features, *SCORED_COLUMNS]
     stored = trainer.build(settings, task, rebuild=rebuild, columns=columns)

@@ -178,6 +178,28 @@ def _gate_record(client: MlflowClient, task: str, version: int):
         return None
 
 
+def why_no_champion(client: MlflowClient, task: str) -> str:
+    """Why `task` has no champion, in one line: no version yet, or what the gate said about
+    the newest version it refused (its reason carries the figures)."""
+    with _registry(client, f"listing {task} versions"):
+        found = client.search_model_versions(f"name='{task}'")
+    if not found:
+        return f"{task}: no version registered yet (run `smap train {task}`)"
+    for version in sorted(found, key=lambda v: int(v.version), reverse=True):
+        record = _gate_record(client, task, int(version.version))
+        if record is not None:
+            d = record[0]
+            return (
+                f"{task}: no champion: the gate refused version {d.version} "
+                f"({d.decision}): {d.reason} (`smap models history {task}`)"
+            )
+    newest = max(int(v.version) for v in found)
+    return (
+        f"{task}: no champion: version {newest} was never gated "
+        f"(run `smap gate {task} --version {newest}`)"
+    )
+
+
 def _version_name(version: int | None) -> str:
     return "no version" if version is None else f"version {version}"
 
