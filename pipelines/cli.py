@@ -764,8 +764,18 @@ def print_demo_answers(served: dict) -> None:
             ", ".join(pred["missing_features"]) or "-",
         )
     out.print(table)
-    slots = ", ".join(f"{s['planned_at'][:16]} ({s['engagement_rate']:.4f})" for s in best["best"])
+    slots = ", ".join(
+        f"{s['planned_at'][:16]} ({s['engagement_rate']:.4f}"
+        + (", tie" if s.get("tied_with_best") else "")
+        + ")"
+        for s in best["best"]
+    )
     out.print(f"best posting time for author {served['drafts'][0]['user_id']}: {slots}")
+    if best.get("tied_slots", 1) > 1:
+        out.print(
+            f"  {best['tied_slots']} hours of the week tie for best (within "
+            f"{best['resolution']:g} of each other, the precision of the answer)"
+        )
     trend = served.get("trend")
     if trend:
         lineage = trend["lineage"]

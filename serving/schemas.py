@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from ingestion.simulator import POST_TYPES
+from serving.rules import POSTING_RESOLUTION
 
 MAX_BATCH = 256  # drafts or users per request
 MAX_HASHTAGS = 30
@@ -277,6 +278,8 @@ class FeaturesResponse(_Body):
 class PostingSlot(_Body):
     planned_at: datetime
     engagement_rate: float
+    # within `resolution` of the best slot's rate: a tie, not a ranking
+    tied_with_best: bool = False
 
 
 class PostingTimeResponse(_Body):
@@ -284,6 +287,8 @@ class PostingTimeResponse(_Body):
     slots: list[PostingSlot]
     missing_features: list[str]
     lineage: Lineage
+    resolution: float = POSTING_RESOLUTION  # rates closer than this are ties
+    tied_slots: int = 1  # slots of the week tied with the best (1: the best is clear)
 
 
 class TaskStatus(_Body):
