@@ -517,6 +517,8 @@ REQUEST_EXAMPLES = {
     },
     "/recommend_content": {"user_id": 1, "n": 5},
 }
+# where the service's docs page links to smap's docs: the service serves them under /guide
+DOCS_URL = "./guide"
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 REQUEST_ID_DOC = {
     "description": "The request's id: the caller's `x-request-id` when it matches the pattern, "
@@ -550,6 +552,58 @@ def _schema(model: type[BaseModel], mode: str, components: dict) -> dict:
     return schema
 
 
+def service_info(spec: dict, key_required: bool, docs_url: str) -> dict:
+    """The document's `info`: smap's title, version and a description of what each endpoint
+    answers and how to authenticate, in place of BentoML's boilerplate."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = version("smap")
+    except PackageNotFoundError:
+        release = "dev"
+    rows = []
+    for route, methods in sorted(spec["paths"].items()):
+        post = methods.get("post")
+        if post:
+            summary = " ".join((post.get("description") or "").split()).split(". ")[0]
+            rows.append(f"| `POST {route}` | {summary.rstrip('.')} |")
+    auth = (
+        "**This service requires a key**: send `x-api-key: KEY` or `Authorization: Bearer "
+        "KEY` (the key is `SMAP_API_KEY` where the service runs); click **Authorize** to try "
+        "the endpoints here."
+        if key_required
+        else "No key is required now; when the service is started with `SMAP_API_KEY` set, "
+        "every endpoint but the health probes needs `x-api-key: KEY` or `Authorization: "
+        "Bearer KEY`."
+    )
+    description = "\n".join(
+        [
+            "Predictions and insights for social-media posts and accounts, answered by the "
+            "`champion` of each task in smap's MLflow registry, with online features from "
+            "Feast. Every answer carries its lineage (model, version, run id, feature "
+            "service, request id) and is logged for drift monitoring.",
+            "",
+            "| endpoint | answers |",
+            "|---|---|",
+            *rows,
+            "| `GET /metadata` | the champion of each task: version, run, feature service, "
+            "training window, features |",
+            "",
+            f"**Authentication.** {auth}",
+            "",
+            "**Trying it.** Every endpoint has an example body that the demo's data answers: "
+            "click *Try it out*, then *Execute*. Bad input is a 422 whose `error` names the "
+            "field; a task without a champion is a 503 saying what to run.",
+            "",
+            f"**Docs**: [serving]({docs_url}/serving.md) (endpoints, ties, errors), "
+            f"[training]({docs_url}/training.md) (tasks, the champion gate), "
+            f"[monitoring]({docs_url}/monitoring.md), "
+            f"[architecture]({docs_url}/architecture.md).",
+        ]
+    )
+    return {"title": "smap prediction service", "version": release, "description": description}
+
+
 def openapi_document(
     spec: dict,
     bodies: dict[str, tuple[type[BaseModel], type[BaseModel]]],
@@ -559,12 +613,14 @@ def openapi_document(
     metrics_open: bool = False,
     max_body_bytes: int,
     metadata: type[BaseModel] | None = None,
+    docs_url: str = DOCS_URL,
 ) -> dict:
     """BentoML's document told the truth: per endpoint (`bodies`: route -> input and output
     models) its request and answer as pydantic validates and writes them, every status it can
     answer with the `Error` body, the `x-request-id` header; the probes' statuses; the API
     key's schemes when one is required."""
     spec = {**spec, "openapi": "3.1.0", "paths": dict(spec["paths"])}
+    spec["info"] = service_info(spec, key_required, docs_url)
     components = dict(spec.get("components", {}).get("schemas", {}))
     for bentoml_error in ("InvalidArgument", "NotFound", "InternalServerError"):
         components.pop(bentoml_error, None)
