@@ -367,6 +367,11 @@ def print_loop_summary(settings: Settings, summary: dict) -> None:
     if "serve" in summary:
         print_demo_answers(summary["serve"])
     out.print(f"drift reports: {summary['reports']}", soft_wrap=True)
+    board = summary.get("dashboard")
+    if board:
+        out.print(f"dashboard: {board['page']} ({board['seconds']} s to fill)", soft_wrap=True)
+        for title, note in board["empty"].items():
+            out.print(f"  {title}: {note}", markup=False, soft_wrap=True)
     for what, command in summary["commands"].items():
         out.print(f"{what}: {command}", markup=False, soft_wrap=True)
 
@@ -911,13 +916,14 @@ def report(
     """Write the dashboard (one self-contained HTML page) and CSV/Parquet exports for BI tools."""
     settings = settings_for(profile)
     done = write_report(settings, out_dir)
-    empty = [s.title for s in done.sections if s.empty]
+    empty = {f"empty: {s.title}": s.note for s in done.sections if s.empty}
     print_counts(
         "dashboard",
         {
             "page": str(done.path),
             "exports (CSV + Parquet)": f"{len(done.exports)} tables in {done.folder / 'exports'}",
-            "sections without data": ", ".join(empty) or "none",
+            "sections without data": len(empty) or "none",
+            **empty,  # each says the command that fills it
         },
     )
     if serve:
