@@ -36,6 +36,7 @@ from pipelines import flows
 from pipelines import monitoring as monitor_flow
 from pipelines import recommend as recommend_flow
 from pipelines import serving as serving_flow
+from pipelines import ui as ui_flow
 from pipelines.demo import run_loop, scrub
 from pipelines.logs import log_to_data_dir, route_library_output
 from pipelines.progress import fraction
@@ -897,6 +898,29 @@ def alerts(
     if post:
         sent = notify(warehouse, settings.analytics)
         out.print(f"posted {sent} alert(s) to the webhook")
+
+
+@app.command()
+def ui(
+    profile: Profile = None,
+    mlflow_port: Annotated[int, typer.Option(min=0, max=65535, help="0: a free port.")] = 0,
+    review_port: Annotated[int, typer.Option(min=0, max=65535, help="0: a free port.")] = 0,
+    dashboard_port: Annotated[int, typer.Option(min=0, max=65535, help="0: a free port.")] = 0,
+) -> None:
+    """Open MLflow's UI, the drift review page and the dashboard on 127.0.0.1 together;
+    Ctrl-C stops all three."""
+    settings = settings_for(profile, writes=False)
+
+    def show(pages: ui_flow.Pages) -> None:
+        print_counts("smap ui (Ctrl-C stops all three)", pages.lines())
+
+    ui_flow.run_until_interrupted(
+        settings,
+        show,
+        mlflow_port=mlflow_port,
+        review_port=review_port,
+        dashboard_port=dashboard_port,
+    )
 
 
 @app.command()
