@@ -25,6 +25,10 @@ from pipelines.serving import free_port
 
 LOOPBACK = "127.0.0.1"
 MLFLOW_START_SECONDS = 90.0  # MLflow's server imports its app and migrates the store first
+# MLflow 3.17's UI picks its GenAI or model-training view from a switch kept in the browser
+# (default GenAI), not from the experiments' `mlflow.experimentKind` tag; this query opens
+# the model-training one, and the UI keeps it on the links it follows
+MODEL_TRAINING_VIEW = "#/experiments?workflowType=machine_learning"
 
 
 class UiError(SmapError):
@@ -63,7 +67,7 @@ def _stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         try:
             os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=15)
+            process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=5)
@@ -132,7 +136,7 @@ def open_pages(
             _served(review.make_server(settings, LOOPBACK, review_port), "smap-review")
         )
         mlflow = stack.enter_context(_mlflow_ui(settings, mlflow_port))
-        yield Pages(mlflow, reviews, board)
+        yield Pages(mlflow + MODEL_TRAINING_VIEW, reviews, board)
 
 
 def run_until_interrupted(settings: Settings, show, **ports: int) -> None:

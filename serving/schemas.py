@@ -591,9 +591,10 @@ def service_info(spec: dict, key_required: bool, docs_url: str) -> dict:
             "",
             f"**Authentication.** {auth}",
             "",
-            "**Trying it.** Every endpoint has an example body that the demo's data answers: "
-            "click *Try it out*, then *Execute*. Bad input is a 422 whose `error` names the "
-            "field; a task without a champion is a 503 saying what to run.",
+            "**Trying it.** Every endpoint but `/predict_features` (whose fields are the "
+            "champion's own features, listed by `/metadata`) has an example body that the "
+            "demo's data answers: click *Try it out*, then *Execute*. Bad input is a 422 whose "
+            "`error` names the field; a task without a champion is a 503 saying what to run.",
             "",
             f"**Docs**: [serving]({docs_url}/serving.md) (endpoints, ties, errors), "
             f"[training]({docs_url}/training.md) (tasks, the champion gate), "
@@ -621,6 +622,13 @@ def openapi_document(
     key's schemes when one is required."""
     spec = {**spec, "openapi": "3.1.0", "paths": dict(spec["paths"])}
     spec["info"] = service_info(spec, key_required, docs_url)
+    spec["tags"] = [
+        {
+            "name": "Service APIs",
+            "description": "smap's answers (the table above says what each is).",
+        },
+        {"name": "Infrastructure", "description": "Health probes and Prometheus metrics."},
+    ]
     components = dict(spec.get("components", {}).get("schemas", {}))
     for bentoml_error in ("InvalidArgument", "NotFound", "InternalServerError"):
         components.pop(bentoml_error, None)

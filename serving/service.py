@@ -228,7 +228,7 @@ class TruthfulOpenApi:
         return await JSONResponse(spec)(scope, receive, send)
 
     async def docs_page(self, scope, receive, send):
-        """The Swagger page under smap's title, without BentoML's page tracker."""
+        """The Swagger page under smap's title, without BentoML's page tracker and GitHub corner."""
         start: dict = {}
         chunks: list[bytes] = []
 
@@ -246,6 +246,14 @@ class TruthfulOpenApi:
         page = page.replace("BentoML Prediction Service", "smap prediction service")
         page = re.sub(
             r"<!-- Google Tag Manager.*?<!-- End Google Tag Manager[^>]*-->", "", page, flags=re.S
+        )
+        # BentoML's corner link to its GitHub, and its stylesheet hiding the document's title
+        page = re.sub(r'<div class="version">.*?</svg></a>\s*</div>\s*</div>', "", page, flags=re.S)
+        page = page.replace(
+            "</head>",
+            "<style>.info .main .title { visibility: visible; }"
+            " .info .main .title span { position: static; }</style></head>",
+            1,
         )
         return await HTMLResponse(page)(scope, receive, send)
 

@@ -13,7 +13,7 @@ GATE_PREFIX = "Gate: "
 def experiment_note(task: Task) -> str:
     """The experiment's description: the task in two lines."""
     return (
-        f"**{task.name}** ({task.kind}): predicts {task.target or task.name} per {task.entity}. "
+        f"{task.name} ({task.kind}): predicts {task.target or task.name} per {task.entity}. "
         f"Feature service `{task.feature_service}`; headline metric `{task.metric}` "
         f"({task.direction}) on a time-held-out test part; naive baseline: {task.baseline}.\n\n"
         f"Each `train-{task.name}` run is one `smap train {task.name}`; its nested runs are the "
@@ -54,4 +54,5 @@ def version_description(task: Task, window: Mapping[str, str], fingerprint: str)
 def with_gate(description: str | None, reason: str) -> str:
     """`description` with its gate sentence replaced by this decision's."""
     kept = [line for line in (description or "").splitlines() if not line.startswith(GATE_PREFIX)]
-    return "\n".join([*(line for line in kept if line), f"{GATE_PREFIX}{reason}."])
+    # first: the UI's description column shows the start of it
+    return "\n".join([f"{GATE_PREFIX}{reason}.", *(line for line in kept if line)])

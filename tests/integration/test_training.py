@@ -106,7 +106,7 @@ def test_the_registry_describes_the_task_and_the_gate(platform, trained):
     model = client.get_registered_model("engagement")
     assert "engagement_v2" in model.description and "r2" in model.description
     version = client.get_model_version("engagement", str(trained.version))
-    assert version.description.splitlines()[-1] == f"Gate: {trained.decision.reason}."
+    assert version.description.splitlines()[0] == f"Gate: {trained.decision.reason}."
     assert "trained on " in version.description
     assert version.tags["gate"] == trained.decision.decision
 

@@ -13,7 +13,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-URL = re.compile(r"http://127\.0\.0\.1:\d+/")
+URL = re.compile(r"http://127\.0\.0\.1:\d+/\S*")
 
 
 def _pages(process: subprocess.Popen, deadline: float) -> list[str]:
@@ -40,7 +40,9 @@ def test_smap_ui_starts_the_three_pages_and_ctrl_c_stops_them(tmp_path):
     try:
         pages = _pages(process, time.monotonic() + 120)
         assert len(pages) == 3, process.stderr.read() if process.poll() is not None else pages
-        mlflow, review, dashboard = pages
+        landing, review, dashboard = pages
+        assert landing.endswith("#/experiments?workflowType=machine_learning")
+        mlflow = landing.split("#")[0]
         assert httpx.get(f"{mlflow}health", timeout=10).status_code == 200
         experiments = httpx.get(f"{mlflow}ajax-api/2.0/mlflow/experiments/search?max_results=5")
         assert experiments.status_code == 200

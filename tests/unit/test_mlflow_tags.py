@@ -26,4 +26,4 @@ def test_the_gate_sentence_is_replaced_not_appended():
     first = with_gate(version_description(task, window, "abc"), "r2 0.1 does not beat 0.2")
     second = with_gate(first, "rolled back from version 3")
     assert "trained on 2026-01-01..2026-02-01" in second
-    assert second.count("Gate: ") == 1 and second.endswith("Gate: rolled back from version 3.")
+    assert second.count("Gate: ") == 1 and second.startswith("Gate: rolled back from version 3.")
