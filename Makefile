@@ -10,8 +10,10 @@ export EVIDENTLY_DISABLE_TELEMETRY := 1
 
 .PHONY: uv install chromium demo test test-unit lint bench clean
 
+# pip installs uv when it is missing: -qq keeps its errors and drops its warnings (running as
+# root, and every folder of a machine's pip config that holds no uv: "Location ... is ignored")
 uv:
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || PIP_ROOT_USER_ACTION=ignore python3 -m pip install -qq uv
 
 # bytecode compiled once at install: every smap command and test subprocess imports Feast,
 # MLflow and friends, and with PYTHONDONTWRITEBYTECODE set nothing else would cache it

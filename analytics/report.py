@@ -36,6 +36,7 @@ from configs.settings import TRACKING_STORES, Settings
 from ingestion.etl import LABEL_DAYS
 from ingestion.schema import MONITORING_TABLES
 from ingestion.warehouse import Warehouse, open_warehouse
+from training import tags as tag
 
 log = logging.getLogger("smap.report")
 
@@ -548,7 +549,7 @@ def champions(settings: Settings) -> pd.DataFrame | str:
                     "registered_at": pd.Timestamp(
                         int(found.creation_timestamp), unit="ms", tz="UTC"
                     ),
-                    "feature_service": found.tags.get("smap.feature_service", ""),
+                    "feature_service": tag.read(found.tags, tag.FEATURES, ""),
                     "test_metrics": ", ".join(f"{k} {v:.4g}" for k, v in tests),
                 }
             )

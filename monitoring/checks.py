@@ -205,7 +205,7 @@ def log_monitoring_run(settings: Settings, result: CheckResult, paths: tuple[Pat
     """A run in the monitoring experiment holding the report and the decision."""
     import mlflow
 
-    from training.tracking import artifact_location, use_tracking
+    from training.tracking import artifact_location, label_experiment, use_tracking
 
     use_tracking(settings)
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
@@ -215,6 +215,12 @@ def log_monitoring_run(settings: Settings, result: CheckResult, paths: tuple[Pat
     found = mlflow.get_experiment_by_name(EXPERIMENT)
     assert found is not None  # created above
     experiment = found.experiment_id
+    label_experiment(
+        mlflow.MlflowClient(),
+        experiment,
+        "Drift checks of the served models: one run per `smap monitor TASK`, with the "
+        "Evidently report, the verdict and the retrain it triggered, if any.",
+    )
     with mlflow.start_run(experiment_id=experiment, run_name=f"monitor-{result.task}") as run:
         mlflow.set_tags(
             {

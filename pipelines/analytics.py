@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -10,6 +11,7 @@ from rich.table import Table
 from analytics.alerts import detect
 from analytics.influence import rank_influencers, top_influencers
 from analytics.kpis import build_kpis
+from analytics.report import write_report
 from analytics.segments import profile_segments
 from analytics.trends import score_trends, score_velocity
 from configs.settings import Settings
@@ -88,3 +90,23 @@ def alert_table(frame: pd.DataFrame, title: str) -> Table:
             f"{row.robust_z:+.1f}",
         )
     return table
+
+
+def fill_dashboard(settings: Settings) -> dict[str, object]:
+    """What the dashboard reads, in the order its inputs need: the user segments (the
+    clustering model, gated), then the analytics tables and the segments' profiles; then the
+    page. Returns the page, its sections still empty (each naming the command that fills it)
+    and the seconds it took."""
+    from training.segmentation import segment  # MLflow: not for `smap --help`
+
+    t0 = time.perf_counter()
+    segmented = segment(settings)
+    computed = run(settings)
+    written = write_report(settings)
+    return {
+        "page": str(written.path),
+        "segments": segmented.segments_written,
+        "analytics": computed,
+        "empty": {s.title: s.note for s in written.sections if s.empty},
+        "seconds": round(time.perf_counter() - t0, 1),
+    }

@@ -37,6 +37,7 @@ from pipelines import flows
 from pipelines import monitoring as monitor_flow
 from pipelines import recommend as recommend_flow
 from pipelines import serving as serving_flow
+from pipelines import ui as ui_flow
 from pipelines.demo import run_loop, scrub
 from pipelines.logs import log_to_data_dir, route_library_output
 from pipelines.progress import fraction
@@ -372,6 +373,11 @@ def print_loop_summary(settings: Settings, summary: dict) -> None:
     if "serve" in summary:
         print_demo_answers(summary["serve"])
     out.print(f"drift reports: {summary['reports']}", soft_wrap=True)
+    board = summary.get("dashboard")
+    if board:
+        out.print(f"dashboard: {board['page']} ({board['seconds']} s to fill)", soft_wrap=True)
+        for title, note in board["empty"].items():
+            out.print(f"  {title}: {note}", markup=False, soft_wrap=True)
     for what, command in summary["commands"].items():
         out.print(f"{what}: {command}", markup=False, soft_wrap=True)
 
@@ -769,8 +775,18 @@ def print_demo_answers(served: dict) -> None:
             ", ".join(pred["missing_features"]) or "-",
         )
     out.print(table)
-    slots = ", ".join(f"{s['planned_at'][:16]} ({s['engagement_rate']:.4f})" for s in best["best"])
+    slots = ", ".join(
+        f"{s['planned_at'][:16]} ({s['engagement_rate']:.4f}"
+        + (", tie" if s.get("tied_with_best") else "")
+        + ")"
+        for s in best["best"]
+    )
     out.print(f"best posting time for author {served['drafts'][0]['user_id']}: {slots}")
+    if best.get("tied_slots", 1) > 1:
+        out.print(
+            f"  {best['tied_slots']} hours of the week tie for best (within "
+            f"{best['resolution']:g} of each other, the precision of the answer)"
+        )
     trend = served.get("trend")
     if trend:
         lineage = trend["lineage"]
@@ -890,6 +906,29 @@ def alerts(
 
 
 @app.command()
+def ui(
+    profile: Profile = None,
+    mlflow_port: Annotated[int, typer.Option(min=0, max=65535, help="0: a free port.")] = 0,
+    review_port: Annotated[int, typer.Option(min=0, max=65535, help="0: a free port.")] = 0,
+    dashboard_port: Annotated[int, typer.Option(min=0, max=65535, help="0: a free port.")] = 0,
+) -> None:
+    """Open MLflow's UI, the drift review page and the dashboard on 127.0.0.1 together;
+    Ctrl-C stops all three."""
+    settings = settings_for(profile, writes=False)
+
+    def show(pages: ui_flow.Pages) -> None:
+        print_counts("smap ui (Ctrl-C stops all three)", pages.lines())
+
+    ui_flow.run_until_interrupted(
+        settings,
+        show,
+        mlflow_port=mlflow_port,
+        review_port=review_port,
+        dashboard_port=dashboard_port,
+    )
+
+
+@app.command()
 def report(
     profile: Profile = None,
     out_dir: Annotated[
@@ -906,13 +945,14 @@ def report(
     """Write the dashboard (one self-contained HTML page) and CSV/Parquet exports for BI tools."""
     settings = settings_for(profile)
     done = write_report(settings, out_dir)
-    empty = [s.title for s in done.sections if s.empty]
+    empty = {f"empty: {s.title}": s.note for s in done.sections if s.empty}
     print_counts(
         "dashboard",
         {
             "page": str(done.path),
             "exports (CSV + Parquet)": f"{len(done.exports)} tables in {done.folder / 'exports'}",
-            "sections without data": ", ".join(empty) or "none",
+            "sections without data": len(empty) or "none",
+            **empty,  # each says the command that fills it
         },
     )
     if serve:

@@ -24,6 +24,7 @@ from ingestion.simulator import PRESETS
 from ingestion.warehouse import open_warehouse
 from monitoring.checks import NotEnoughRows
 from pipelines import flows
+from pipelines.analytics import fill_dashboard
 from pipelines.monitoring import monitor
 from pipelines.progress import steps
 from pipelines.serving import (
@@ -143,6 +144,7 @@ def run_loop(
             summary["serve"] = ask_service(settings, url)
     finally:
         stop_service(process)
+    summary["dashboard"] = fill_dashboard(settings)  # `smap report` finds every section full
     summary["replays"] = replays
     summary["checks"] = [c.as_json() for c in checks]
     summary["failed_requests"] = sum(r[t]["failed"] for r in replays for t in r)
@@ -209,6 +211,7 @@ def next_commands(settings: Settings) -> dict[str, str]:
         "mlflow ui": f"open {uri}" if server else f'uv run mlflow ui --backend-store-uri "{uri}"',
         "drift reports": "uv run smap monitor ui",
         "recent checks": "uv run smap monitor --summary",
+        "look at everything (MLflow, drift reviews, dashboard)": "uv run smap ui",
     }
 
 

@@ -13,6 +13,7 @@ from configs.errors import SmapError
 from configs.settings import Settings
 from feature_repo.store import open_store
 from ingestion.warehouse import open_warehouse
+from training import tags as tag
 from training.dataset import historical_features
 from training.labels import published_rows
 
@@ -33,7 +34,7 @@ def champion_scores(settings: Settings, post_ids) -> tuple[pd.Series, dict[str, 
     if version is None:
         raise SmapError("no engagement champion (train it: `smap train engagement`)")
     found = client.get_model_version("engagement", str(version))
-    service = found.tags.get("smap.feature_service", "")
+    service = tag.read(found.tags, tag.FEATURES, "")
     model = mlflow.pyfunc.load_model(f"models:/engagement/{version}").unwrap_python_model()
     rows = published_rows(open_warehouse(settings), post_ids)
     frame, _ = historical_features(

@@ -57,7 +57,7 @@ def train(
     stored = task.trainer.build(settings, task, window=window, rebuild=rebuild, progress=progress)
     with training_run(settings, task) as run:
         tuned = tune(settings, task, stored, run, chosen, trials, timeout)
-        version = register(task, tuned)
+        version = register(task, tuned, stored.training_set.window)
         decision = None
         if run_promotion:
             client = run[0]

@@ -16,6 +16,7 @@ import pandas as pd
 
 from configs.settings import Settings
 from serving.features import encode
+from training import tags as tag
 from training.packaging import input_frame
 from training.tracking import use_tracking
 
@@ -110,7 +111,7 @@ def load_champion(client, task: str, version) -> Champion:
 
     model = mlflow.pyfunc.load_model(f"models:/{task}/{version.version}").unwrap_python_model()
     run = client.get_run(version.run_id)
-    service = version.tags.get("smap.feature_service") or run.data.params.get("feature_service")
+    service = tag.read(version.tags, tag.FEATURES) or run.data.params.get("feature_service")
     window = {
         k.removeprefix("window_"): v for k, v in run.data.params.items() if k.startswith("window_")
     }

@@ -288,15 +288,18 @@ class Predictor:
         except OnlineStoreDown as exc:
             raise Unavailable(str(exc)) from None
         preds, missing = self.score(champion, rows, request_id, keys, online)
+        tied = rules.ties_with_best(preds)
         slots = [
-            PostingSlot(planned_at=h, engagement_rate=float(p))
-            for h, p in zip(hours, np.asarray(preds), strict=True)
+            PostingSlot(planned_at=h, engagement_rate=float(p), tied_with_best=t and sum(tied) > 1)
+            for h, p, t in zip(hours, np.asarray(preds), tied, strict=True)
         ]
         return PostingTimeResponse(
             best=[slots[i] for i in rules.best_slots(preds)],
             slots=slots,
             missing_features=missing[0],
             lineage=self.lineage(champion, request_id),
+            resolution=rules.POSTING_RESOLUTION,
+            tied_slots=sum(tied),
         )
 
     def forecast_trend(

@@ -13,6 +13,9 @@ CHURN_BANDS: tuple[tuple[float, ChurnBand], ...] = ((0.6, "high"), (0.3, "medium
 DEFAULT_VIRALITY_THRESHOLD = 0.5  # only for a model logged without a tuned threshold
 WEEK_HOURS = 168
 BEST_SLOTS = 3
+# the resolution of a posting-time answer: engagement rates are told to 4 decimals (0.0610),
+# so slots whose predictions differ by less than one unit of the 4th decimal are a tie
+POSTING_RESOLUTION = 1e-4
 
 
 def churn_band(risk: float) -> ChurnBand:
@@ -37,3 +40,12 @@ def best_slots(predictions: np.ndarray, k: int = BEST_SLOTS) -> list[int]:
     """Indexes of the k highest predictions, best first (earliest wins a tie)."""
     order = np.argsort(-np.asarray(predictions, dtype=float), kind="stable")
     return [int(i) for i in order[:k]]
+
+
+def ties_with_best(predictions: np.ndarray, resolution: float = POSTING_RESOLUTION) -> list[bool]:
+    """Which slots are within `resolution` of the best prediction (the best one included):
+    the model cannot tell them apart at the precision it is answered with."""
+    values = np.asarray(predictions, dtype=float)
+    if values.size == 0:
+        return []
+    return [bool(v) for v in (values.max() - values) < resolution]

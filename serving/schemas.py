@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from ingestion.simulator import POST_TYPES
+from serving.rules import POSTING_RESOLUTION
 
 MAX_BATCH = 256  # drafts or users per request
 MAX_HASHTAGS = 30
@@ -277,6 +278,8 @@ class FeaturesResponse(_Body):
 class PostingSlot(_Body):
     planned_at: datetime
     engagement_rate: float
+    # within `resolution` of the best slot's rate: a tie, not a ranking
+    tied_with_best: bool = False
 
 
 class PostingTimeResponse(_Body):
@@ -284,6 +287,8 @@ class PostingTimeResponse(_Body):
     slots: list[PostingSlot]
     missing_features: list[str]
     lineage: Lineage
+    resolution: float = POSTING_RESOLUTION  # rates closer than this are ties
+    tied_slots: int = 1  # slots of the week tied with the best (1: the best is clear)
 
 
 class TaskStatus(_Body):
@@ -512,6 +517,8 @@ REQUEST_EXAMPLES = {
     },
     "/recommend_content": {"user_id": 1, "n": 5},
 }
+# where the service's docs page links to smap's docs: the service serves them under /guide
+DOCS_URL = "./guide"
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 REQUEST_ID_DOC = {
     "description": "The request's id: the caller's `x-request-id` when it matches the pattern, "
@@ -545,6 +552,59 @@ def _schema(model: type[BaseModel], mode: str, components: dict) -> dict:
     return schema
 
 
+def service_info(spec: dict, key_required: bool, docs_url: str) -> dict:
+    """The document's `info`: smap's title, version and a description of what each endpoint
+    answers and how to authenticate, in place of BentoML's boilerplate."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = version("smap")
+    except PackageNotFoundError:
+        release = "dev"
+    rows = []
+    for route, methods in sorted(spec["paths"].items()):
+        post = methods.get("post")
+        if post:
+            summary = " ".join((post.get("description") or "").split()).split(". ")[0]
+            rows.append(f"| `POST {route}` | {summary.rstrip('.')} |")
+    auth = (
+        "**This service requires a key**: send `x-api-key: KEY` or `Authorization: Bearer "
+        "KEY` (the key is `SMAP_API_KEY` where the service runs); click **Authorize** to try "
+        "the endpoints here."
+        if key_required
+        else "No key is required now; when the service is started with `SMAP_API_KEY` set, "
+        "every endpoint but the health probes needs `x-api-key: KEY` or `Authorization: "
+        "Bearer KEY`."
+    )
+    description = "\n".join(
+        [
+            "Predictions and insights for social-media posts and accounts, answered by the "
+            "`champion` of each task in smap's MLflow registry, with online features from "
+            "Feast. Every answer carries its lineage (model, version, run id, feature "
+            "service, request id) and is logged for drift monitoring.",
+            "",
+            "| endpoint | answers |",
+            "|---|---|",
+            *rows,
+            "| `GET /metadata` | the champion of each task: version, run, feature service, "
+            "training window, features |",
+            "",
+            f"**Authentication.** {auth}",
+            "",
+            "**Trying it.** Every endpoint but `/predict_features` (whose fields are the "
+            "champion's own features, listed by `/metadata`) has an example body that the "
+            "demo's data answers: click *Try it out*, then *Execute*. Bad input is a 422 whose "
+            "`error` names the field; a task without a champion is a 503 saying what to run.",
+            "",
+            f"**Docs**: [serving]({docs_url}/serving.md) (endpoints, ties, errors), "
+            f"[training]({docs_url}/training.md) (tasks, the champion gate), "
+            f"[monitoring]({docs_url}/monitoring.md), "
+            f"[architecture]({docs_url}/architecture.md).",
+        ]
+    )
+    return {"title": "smap prediction service", "version": release, "description": description}
+
+
 def openapi_document(
     spec: dict,
     bodies: dict[str, tuple[type[BaseModel], type[BaseModel]]],
@@ -554,12 +614,21 @@ def openapi_document(
     metrics_open: bool = False,
     max_body_bytes: int,
     metadata: type[BaseModel] | None = None,
+    docs_url: str = DOCS_URL,
 ) -> dict:
     """BentoML's document told the truth: per endpoint (`bodies`: route -> input and output
     models) its request and answer as pydantic validates and writes them, every status it can
     answer with the `Error` body, the `x-request-id` header; the probes' statuses; the API
     key's schemes when one is required."""
     spec = {**spec, "openapi": "3.1.0", "paths": dict(spec["paths"])}
+    spec["info"] = service_info(spec, key_required, docs_url)
+    spec["tags"] = [
+        {
+            "name": "Service APIs",
+            "description": "smap's answers (the table above says what each is).",
+        },
+        {"name": "Infrastructure", "description": "Health probes and Prometheus metrics."},
+    ]
     components = dict(spec.get("components", {}).get("schemas", {}))
     for bentoml_error in ("InvalidArgument", "NotFound", "InternalServerError"):
         components.pop(bentoml_error, None)

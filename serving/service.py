@@ -17,12 +17,14 @@ import gc
 import hmac
 import json
 import os
+import re
+from pathlib import Path
 from typing import Any
 
 import bentoml
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from configs.settings import load_settings, telemetry_env
@@ -193,7 +195,11 @@ class TruthfulOpenApi:
         self.settings = load_settings().serving
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] != "/docs.json" or scope["method"] != "GET":
+        if scope["type"] != "http" or scope["method"] != "GET":
+            return await self.app(scope, receive, send)
+        if scope["path"] == "/":
+            return await self.docs_page(scope, receive, send)
+        if scope["path"] != "/docs.json":
             return await self.app(scope, receive, send)
         start: dict = {}
         chunks: list[bytes] = []
@@ -217,8 +223,39 @@ class TruthfulOpenApi:
             metrics_open=self.settings.metrics_open,
             max_body_bytes=self.settings.max_body_bytes,
             metadata=Metadata,
+            docs_url="./guide",
         )
         return await JSONResponse(spec)(scope, receive, send)
+
+    async def docs_page(self, scope, receive, send):
+        """The Swagger page under smap's title, without BentoML's page tracker and GitHub corner."""
+        start: dict = {}
+        chunks: list[bytes] = []
+
+        async def keep(message):
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, keep)
+        if start.get("status") != 200:
+            await send(start)
+            return await send({"type": "http.response.body", "body": b"".join(chunks)})
+        page = b"".join(chunks).decode()
+        page = page.replace("BentoML Prediction Service", "smap prediction service")
+        page = re.sub(
+            r"<!-- Google Tag Manager.*?<!-- End Google Tag Manager[^>]*-->", "", page, flags=re.S
+        )
+        # BentoML's corner link to its GitHub, and its stylesheet hiding the document's title
+        page = re.sub(r'<div class="version">.*?</svg></a>\s*</div>\s*</div>', "", page, flags=re.S)
+        page = page.replace(
+            "</head>",
+            "<style>.info .main .title { visibility: visible; }"
+            " .info .main .title span { position: static; }</style></head>",
+            1,
+        )
+        return await HTMLResponse(page)(scope, receive, send)
 
 
 class BadInputIs422:
@@ -264,6 +301,21 @@ async def _metadata(_request: Request) -> JSONResponse:
 
 metadata_app = Starlette(routes=[Route("/", _metadata, methods=["GET"])])
 
+DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
+
+
+async def _guide(request: Request) -> Response:
+    """One of smap's docs pages (markdown, as text), linked from the service's docs page."""
+    name = request.path_params["page"]
+    page = DOCS_DIR / name
+    if not name.endswith(".md") or "/" in name or not page.is_file():
+        pages = ", ".join(sorted(p.name for p in DOCS_DIR.glob("*.md"))) or "none here"
+        return _refuse(404, f"page: no docs page {name!r} (pages: {pages})")
+    return PlainTextResponse(page.read_text(), media_type="text/markdown; charset=utf-8")
+
+
+guide_app = Starlette(routes=[Route("/{page}", _guide, methods=["GET"])])
+
 
 @bentoml.service(
     name="smap",
@@ -271,6 +323,7 @@ metadata_app = Starlette(routes=[Route("/", _metadata, methods=["GET"])])
     traffic={"timeout": 30},
 )
 @bentoml.asgi_app(metadata_app, path="/metadata")
+@bentoml.asgi_app(guide_app, path="/guide")
 class Smap:
     """Engagement, virality, churn and posting-time answers from the registry's champions."""
 

@@ -13,10 +13,11 @@ import pandas as pd
 from configs.settings import Settings
 from ingestion.etl import ENGAGEMENT_TARGETS, engagement_denominator
 from ingestion.warehouse import open_warehouse
+from training import tags as tag
 from training.baseline import naive_prediction
 from training.dataset import TrainingSet
 from training.errors import TaskError
-from training.registry import current_champion
+from training.registry import current_champion, why_no_champion
 from training.task import Task
 from training.tracking import use_tracking
 
@@ -109,12 +110,12 @@ def evaluate(settings: Settings, task: Task, rebuild: bool = False) -> dict[str,
     client = use_tracking(settings)
     version = current_champion(client, task.name)
     if version is None:
-        raise TaskError(f"{task.name}: no champion registered yet (run `smap train {task.name}`)")
+        raise TaskError(why_no_champion(client, task.name))
     model = mlflow.pyfunc.load_model(f"models:/{task.name}@champion").unwrap_python_model()
     columns = [*model.features, *SCORED_COLUMNS]
     stored = trainer.build(settings, task, rebuild=rebuild, columns=columns)
     ts = stored.training_set
-    trained_on = client.get_model_version(task.name, str(version)).tags.get("smap.data_fingerprint")
+    trained_on = tag.read(client.get_model_version(task.name, str(version)).tags, tag.DATA)
     test = ts.part("test")
     predicted = model.predict_frame(trainer.model_input(ts, test))
     champion = trainer.score(ts, test, predicted, model.threshold)

@@ -3,12 +3,15 @@ champion on the current holdout (`smap gate TASK --version N` runs the gate alon
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, cast
 
 from mlflow.tracking import MlflowClient
 
 from configs.settings import Settings
 from ingestion.warehouse import Warehouse
+from training import tags as tag
+from training.descriptions import model_description, version_description
 from training.errors import TaskError
 from training.registry import Decision, promote
 from training.snapshot import StoredSet
@@ -27,17 +30,20 @@ if TYPE_CHECKING:
     from training.trainers import Untrainable
 
 
-def register(task: Task, tuned: Tuned) -> int:
+def register(task: Task, tuned: Tuned, window: Mapping[str, str] | None = None) -> int:
     """A new version of the task's registered model, pending until `mark_ready`: a worker
-    that dies before then leaves a version no gate picks by default."""
+    that dies before then leaves a version no gate picks by default. `window` (the training
+    set's time bounds) goes into the version's description."""
     return register_version(
         tuned.model_uri,
         task.name,
         tags={
             VERSION_STATE: PENDING,
-            "smap.data_fingerprint": tuned.fingerprint,
-            "smap.feature_service": task.feature_service,
+            tag.DATA: tuned.fingerprint,
+            tag.FEATURES: task.feature_service,
         },
+        description=version_description(task, window or {}, tuned.fingerprint),
+        model_description=model_description(task),
     )
 
 

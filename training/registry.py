@@ -12,7 +12,7 @@ It is left alone (a drift-triggered retrain promotes unattended), so it fails cl
   version holding the alias (None: no champion). The two stores share no transaction, so a
   decision is committed in this order, under the warehouse's write lock (which serialises the
   gates of a profile):
-    1. the decision is written to the version as a tag (`smap.gate_record`: the intent);
+    1. the decision is written to the version as a tag (`gate_record`: the intent);
     2. the alias moves;
     3. the history row is appended. If that fails, the alias is moved back and the error
        raised: neither store changed.
@@ -45,13 +45,15 @@ from mlflow.tracking import MlflowClient
 from configs.errors import SmapError
 from ingestion.schema import MODEL_TABLES
 from ingestion.warehouse import Warehouse, WarehouseError
+from training import tags as tag
 from training.baseline import naive_prediction
+from training.descriptions import with_gate
 from training.errors import RegistryError, TaskError
 from training.task import Task
 from training.tracking import _masked
 
 CHAMPION, CHALLENGER = "champion", "challenger"
-RECORD_TAG = "smap.gate_record"
+RECORD_TAG = tag.GATE_RECORD
 HISTORY = MODEL_TABLES["champion_history"]
 NAN = float("nan")
 
@@ -165,7 +167,7 @@ def _point(client: MlflowClient, task: str, alias: str, version: int | None) -> 
 def _gate_record(client: MlflowClient, task: str, version: int):
     """The last decision a gate took about `version` (from its tag) and when, or None."""
     with _registry(client, f"reading {task} version {version}"):
-        text = client.get_model_version(task, str(version)).tags.get(RECORD_TAG)
+        text = tag.read(client.get_model_version(task, str(version)).tags, RECORD_TAG)
     if text is None:
         return None  # no tag
     try:
@@ -174,6 +176,28 @@ def _gate_record(client: MlflowClient, task: str, version: int):
         return Decision(**data), decided_at
     except (TypeError, ValueError):  # no tag, or not one this module wrote
         return None
+
+
+def why_no_champion(client: MlflowClient, task: str) -> str:
+    """Why `task` has no champion, in one line: no version yet, or what the gate said about
+    the newest version it refused (its reason carries the figures)."""
+    with _registry(client, f"listing {task} versions"):
+        found = client.search_model_versions(f"name='{task}'")
+    if not found:
+        return f"{task}: no version registered yet (run `smap train {task}`)"
+    for version in sorted(found, key=lambda v: int(v.version), reverse=True):
+        record = _gate_record(client, task, int(version.version))
+        if record is not None:
+            d = record[0]
+            return (
+                f"{task}: no champion: the gate refused version {d.version} "
+                f"({d.decision}): {d.reason} (`smap models history {task}`)"
+            )
+    newest = max(int(v.version) for v in found)
+    return (
+        f"{task}: no champion: version {newest} was never gated "
+        f"(run `smap gate {task} --version {newest}`)"
+    )
 
 
 def _version_name(version: int | None) -> str:
@@ -244,11 +268,13 @@ def _commit(client: MlflowClient, warehouse: Warehouse, task: Task, d: Decision,
         record = json.dumps({**asdict(d), "decided_at": decided_at.isoformat()})
         with _registry(client, f"tagging {task.name} version {d.version}"):
             client.set_model_version_tag(task.name, str(d.version), RECORD_TAG, record)
+            client.set_model_version_tag(task.name, str(d.version), tag.GATE, d.decision)
             client.set_model_version_tag(
-                task.name, str(d.version), "smap.gate_decision", d.decision
+                task.name, str(d.version), d.metric, f"{d.challenger_value:.6g}"
             )
-            client.set_model_version_tag(
-                task.name, str(d.version), f"smap.gate_{d.metric}", f"{d.challenger_value:.6g}"
+            described = client.get_model_version(task.name, str(d.version)).description
+            client.update_model_version(
+                task.name, str(d.version), description=with_gate(described, d.reason)
             )
         _point(client, task.name, alias, target)
         try:

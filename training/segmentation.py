@@ -38,13 +38,15 @@ from configs.settings import Settings
 from feature_repo.store import open_store
 from ingestion.schema import SEGMENT_TABLES
 from ingestion.warehouse import open_warehouse
+from training import tags as tag
 from training.dataset import fingerprint, service_features
+from training.descriptions import experiment_note, model_description, version_description
 from training.errors import TaskError
 from training.labels import segmentation_labels
 from training.packaging import input_frame
 from training.registry import Decision, promote
 from training.tasks.segmentation import TASK as SEGMENTATION
-from training.tracking import experiment_for, git_commit, use_tracking
+from training.tracking import experiment_for, git_commit, register_version, use_tracking
 
 TASK = "segmentation"
 ROWS_PER_CLUSTER = 10  # at least this many users per requested cluster
@@ -243,14 +245,14 @@ def segment(settings: Settings, k_range=(5, 6, 7), sample: int = 5000) -> Segmen
     profiles = _profiles(raw, segments, names)
 
     client = use_tracking(settings)
-    experiment_for(settings, TASK)
+    experiment_for(settings, TASK, experiment_note(task))
     with mlflow.start_run(run_name=f"segment-k{best_k}") as run:
         mlflow.set_tags(
             {
-                "smap.task": TASK,
-                "smap.feature_service": task.feature_service,
-                "smap.data_fingerprint": data_fingerprint,
-                "smap.git_commit": git_commit(),
+                tag.TASK: TASK,
+                tag.FEATURES: task.feature_service,
+                tag.DATA: data_fingerprint,
+                tag.COMMIT: git_commit(),
                 "smap.gate": "silhouette",
             }
         )
@@ -285,10 +287,13 @@ def segment(settings: Settings, k_range=(5, 6, 7), sample: int = 5000) -> Segmen
             pip_requirements=requirements(),
         )
         run_id = run.info.run_id
-    registered = mlflow.register_model(info.model_uri, TASK)
-    version = int(registered.version)
-    client.set_model_version_tag(TASK, str(version), "smap.data_fingerprint", data_fingerprint)
-    client.set_model_version_tag(TASK, str(version), "smap.feature_service", task.feature_service)
+    version = register_version(
+        info.model_uri,
+        TASK,
+        tags={tag.DATA: data_fingerprint, tag.FEATURES: task.feature_service},
+        description=version_description(task, {}, data_fingerprint),
+        model_description=model_description(task),
+    )
     warehouse = open_warehouse(settings)
     decision = promote(
         client,

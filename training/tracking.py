@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from configs.errors import SmapError
 from configs.settings import TRACKING_STORES, Settings
 from ingestion.warehouse import ensure_server_database, process_alive, retry_on_race
+from training import tags as tag
 from training.dataset import TrainingSet
 
 
@@ -77,16 +78,47 @@ def artifact_location(settings: Settings, experiment: str) -> str | None:
     return f"{root}/{experiment}" if root else None
 
 
-def experiment_for(settings: Settings, task_name: str) -> str:
+def experiment_for(settings: Settings, task_name: str, note: str | None = None) -> str:
+    """The task's experiment (created on first use), made active and labelled for the UI."""
     name = f"{settings.mlflow.experiment_prefix}-{task_name}"
 
     def ensure() -> None:
         if mlflow.get_experiment_by_name(name) is None:
             mlflow.create_experiment(name, artifact_location=artifact_location(settings, name))
+            retire_empty_default(MlflowClient())
 
     retry_on_race(ensure)
-    mlflow.set_experiment(name)
+    experiment = mlflow.set_experiment(name)
+    label_experiment(MlflowClient(), experiment.experiment_id, note)
     return name
+
+
+def label_experiment(client: MlflowClient, experiment_id: str, note: str | None) -> None:
+    """Tag the experiment as model training, so MLflow 3's UI opens its model-training view
+    rather than the GenAI one, and give it its description (`note`)."""
+    client.set_experiment_tag(experiment_id, tag.EXPERIMENT_KIND, tag.MODEL_TRAINING)
+    if note:
+        client.set_experiment_tag(experiment_id, tag.NOTE, note)
+
+
+def retire_empty_default(client: MlflowClient) -> None:
+    """MLflow's SQL store creates an experiment `Default` (id 0) in every new database, and
+    recreates it if it is missing; smap logs nothing there. Once smap's own experiments exist,
+    an empty Default is deleted through the public API (restorable, and no longer listed)."""
+    from mlflow.entities import ViewType
+
+    try:
+        default = client.get_experiment("0")
+    except MlflowException:
+        return
+    if default.name != "Default" or default.lifecycle_stage != "active":
+        return
+    if client.search_runs(["0"], max_results=1, run_view_type=ViewType.ALL):
+        return
+    try:
+        client.delete_experiment("0")
+    except MlflowException:
+        pass  # another worker deleted it first: the outcome is the same
 
 
 def git_commit() -> str:
@@ -106,11 +138,11 @@ def git_commit() -> str:
 def log_lineage(ts: TrainingSet, study: optuna.Study, features: list[str]) -> None:
     mlflow.set_tags(
         {
-            "smap.task": ts.task.name,
-            "smap.feature_service": ts.task.feature_service,
-            "smap.data_fingerprint": ts.fingerprint,
-            "smap.optuna_study": study.study_name,
-            "smap.git_commit": git_commit(),
+            tag.TASK: ts.task.name,
+            tag.FEATURES: ts.task.feature_service,
+            tag.DATA: ts.fingerprint,
+            tag.STUDY: study.study_name,
+            tag.COMMIT: git_commit(),
         }
     )
     mlflow.log_params(
@@ -187,7 +219,7 @@ def log_trial(
 
 # a registered version moves from pending to ready only when its `smap train` run finished;
 # a version left pending (the worker died) or abandoned is never taken as a candidate
-VERSION_STATE = "smap.state"
+VERSION_STATE = tag.STATE
 PENDING, READY, ABANDONED = "pending", "ready", "abandoned"
 
 
@@ -204,7 +236,7 @@ def fail_run(client: MlflowClient, run_id: str, reason: str) -> None:
     client.set_tag(run_id, "smap.fail_reason", reason)
     client.set_terminated(run_id, status="FAILED")
     for version in client.search_model_versions(f"run_id='{run_id}'"):
-        if version.tags.get(VERSION_STATE) == PENDING:
+        if tag.read(version.tags, VERSION_STATE) == PENDING:
             client.set_model_version_tag(version.name, version.version, VERSION_STATE, ABANDONED)
 
 
@@ -239,19 +271,31 @@ class StaleTrialReporter:
         fail_run(self.client, parent, reason)
 
 
-def register_version(model_uri: str, name: str, tags: dict[str, str]) -> int:
-    """Register a logged model; MLflow's notices, which it prints on stderr, go to the log."""
+def register_version(
+    model_uri: str,
+    name: str,
+    tags: dict[str, str],
+    description: str = "",
+    model_description: str = "",
+) -> int:
+    """Register a logged model with the descriptions the registry shows; MLflow's notices,
+    which it prints on stderr, go to the log."""
     notices = io.StringIO()
     with contextlib.redirect_stderr(notices):
         registered = mlflow.register_model(model_uri, name, tags=tags)
     for line in notices.getvalue().splitlines():
         logging.getLogger("mlflow.registry").info(line)
+    client = MlflowClient()
+    if model_description:
+        client.update_registered_model(name, description=model_description)
+    if description:
+        client.update_model_version(name, registered.version, description=description)
     return int(registered.version)
 
 
 def is_candidate(version) -> bool:
     """A version a gate may pick by default: its training run finished (or it predates states)."""
-    return version.tags.get(VERSION_STATE, READY) == READY
+    return tag.read(version.tags, VERSION_STATE, READY) == READY
 
 
 def log_plots(

@@ -18,6 +18,8 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from configs.settings import Settings
+from training import tags as tag
+from training.descriptions import experiment_note
 from training.errors import TaskError
 from training.search import (
     FAMILY,
@@ -93,7 +95,9 @@ def training_run(settings: Settings, task: Task) -> Iterator[tuple[MlflowClient,
     """The parent MLflow run of one `smap train` worker: (client, experiment id, run id).
     Runs of workers on this host that died are failed first."""
     client = use_tracking(settings)
-    experiment = mlflow.get_experiment_by_name(experiment_for(settings, task.name))
+    experiment = mlflow.get_experiment_by_name(
+        experiment_for(settings, task.name, experiment_note(task))
+    )
     assert experiment is not None  # experiment_for created it
     experiment_id = experiment.experiment_id
     reap_orphaned_runs(client, experiment_id)
@@ -149,9 +153,7 @@ def tune(
             "seed": seed,
         }
     )
-    mlflow.set_tags(
-        {"smap.best_trial_id": str(best._trial_id), "smap.best_trial_number": str(best.number)}
-    )
+    mlflow.set_tags({tag.BEST_TRIAL_ID: str(best._trial_id), tag.BEST_TRIAL: str(best.number)})
     log_json({"family": family, **best.params}, "best_params.json")
     trainer.log_extras(ts, model, study, test_metrics)
     trainer.log_model(model, test_input.head(5).reset_index(drop=True), family)

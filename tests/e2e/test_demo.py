@@ -33,6 +33,7 @@ def test_the_loop_detects_the_shift_retrains_and_swaps_the_champion(tmp_path, mo
     swap = summary["after_swap"]["engagement"]
     assert swap["new_version"] in swap["answered_by"]
     assert summary["failed_requests"] == 0 and swap["failed"] == 0
+    assert summary["dashboard"]["empty"] == {}  # `smap report` finds every section full
 
     use_tracking(load_settings())
     champion = mlflow.MlflowClient().get_model_version_by_alias("engagement", "champion")

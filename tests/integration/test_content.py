@@ -40,7 +40,7 @@ def test_content_is_trained_logged_gated_and_reported_next_to_its_oracle(trained
     assert result.decision.decision == "first_champion", result.decision.reason
     assert result.test_metrics["macro_f1"] > 0.85
     run = mlflow.get_run(result.run_id)
-    assert run.data.tags["smap.feature_service"] == "content_v1"
+    assert run.data.tags["features"] == "content_v1"
     oracle = run.data.metrics["test_oracle_macro_f1"]
     assert result.test_metrics["macro_f1"] < oracle < 0.97  # the Bayes classifier is the bar
 

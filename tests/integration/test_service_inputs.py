@@ -325,6 +325,22 @@ def test_the_openapi_document_lists_every_status_and_nullable_field(app):
     with TestClient(app) as client:
         spec = client.get("/docs.json", headers=AUTH).json()
         paths = spec["paths"]
+        info = spec["info"]  # smap's own, not BentoML's boilerplate
+        assert info["title"] == "smap prediction service" and info["version"] != "None"
+        assert "BentoML" not in info["description"]
+        assert (
+            "| `POST /predict_engagement` | Expected 7-day engagement rate" in info["description"]
+        )
+        assert "requires a key" in info["description"]  # this app runs with SMAP_API_KEY
+        page = client.get("/", headers=AUTH).text
+        assert "<title>smap prediction service</title>" in page
+        assert "googletagmanager" not in page
+        assert "./guide/serving.md" in info["description"]
+        guide = client.get("/guide/serving.md", headers=AUTH)
+        assert guide.status_code == 200 and "best_posting_time" in guide.text
+        missing = client.get("/guide/pyproject.toml", headers=AUTH)
+        assert missing.status_code == 404 and "no docs page" in missing.json()["error"]
+        assert client.get("/guide/..%2Fpyproject.toml", headers=AUTH).status_code == 404
         for path in POSTS:
             responses = paths[path]["post"]["responses"]
             assert {"200", "401", "413", "415", "422", "503"} <= set(responses), path

@@ -98,6 +98,10 @@ def test_served_vector_and_prediction_equal_training(platform):
         rtol=1e-12,
     )
     assert len({round(s.engagement_rate, 12) for s in best.slots}) > 1  # the hour matters
+    top = max(s.engagement_rate for s in best.slots)
+    tied = [s for s in best.slots if top - s.engagement_rate < best.resolution]
+    assert best.tied_slots == len(tied)  # ties are the slots within the answer's resolution
+    assert all(s.tied_with_best == (len(tied) > 1 and s in tied) for s in best.slots)
     predictor.close()
 
 

@@ -86,14 +86,29 @@ def _register_constant(settings, task="engagement") -> int:
 def test_parent_run_holds_the_lineage(platform, trained):
     run = MlflowClient().get_run(trained.run_id)
     tags, params = run.data.tags, run.data.params
-    assert tags["smap.feature_service"] == get_task("engagement").feature_service
-    assert len(tags["smap.data_fingerprint"]) == 16
-    assert tags["smap.optuna_study"] == trained.study
-    assert "smap.git_commit" in tags and "smap.best_trial_id" in tags
+    assert tags["features"] == get_task("engagement").feature_service
+    assert len(tags["data"]) == 16
+    assert tags["study"] == trained.study
+    assert "commit" in tags and "best_trial_id" in tags
     assert params["window_train_start"] < params["window_test_start"]
     assert {"test_r2", "test_mae", "validation_r2"} <= set(run.data.metrics)
     artifacts = {a.path for a in MlflowClient().list_artifacts(trained.run_id, "plots")}
     assert "plots/optuna_history.png" in artifacts
+
+
+def test_the_registry_describes_the_task_and_the_gate(platform, trained):
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("smap-engagement")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "engagement_v2" in experiment.tags["mlflow.note.content"]
+    active = {e.name for e in client.search_experiments()}
+    assert "Default" not in active
+    model = client.get_registered_model("engagement")
+    assert "engagement_v2" in model.description and "r2" in model.description
+    version = client.get_model_version("engagement", str(trained.version))
+    assert version.description.splitlines()[0] == f"Gate: {trained.decision.reason}."
+    assert "trained on " in version.description
+    assert version.tags["gate"] == trained.decision.decision
 
 
 def test_each_trial_is_a_nested_run(platform, trained):

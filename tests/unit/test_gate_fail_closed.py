@@ -28,7 +28,8 @@ from sklearn.preprocessing import StandardScaler
 from configs.settings import load_settings
 from ingestion.warehouse import ParquetWarehouse, WarehouseError, open_warehouse
 from pipelines.cli import main
-from training.errors import RegistryError
+from training.errors import RegistryError, TaskError
+from training.evaluate import evaluate
 from training.registry import (
     CHALLENGER,
     CHAMPION,
@@ -198,6 +199,12 @@ def test_a_first_model_worse_than_the_baseline_is_not_crowned(gate):
     assert current_champion(gate.client, "engagement") is None
     assert alias_version(gate.client, "engagement", CHALLENGER) == weak
     assert _agree(gate) is None
+    with pytest.raises(TaskError) as said:  # evaluate names the refused version and why
+        evaluate(gate.settings, ENGAGEMENT)
+    assert f"the gate refused version {weak} (below_baseline): r2 " in str(said.value)
+    assert "does not beat the naive baseline's 0.5" in str(said.value)
+    description = gate.client.get_model_version("engagement", str(weak)).description
+    assert description == f"Gate: {refused.reason}."
 
     strong = gate.register(OK)
     crowned = gate.promote(strong)

@@ -48,6 +48,13 @@ def test_posting_candidates_are_the_next_168_whole_hours_and_best_three_are_rank
     assert rules.best_slots(np.array([0.1, 0.5, 0.3, 0.5, 0.2])) == [1, 3, 2]
 
 
+def test_slots_within_the_answers_resolution_of_the_best_are_ties():
+    rates = np.array([0.06104, 0.0610, 0.06095, 0.0608, 0.02])
+    assert rules.ties_with_best(rates) == [True, True, True, False, False]
+    assert rules.ties_with_best(np.array([0.07, 0.06])) == [True, False]  # a clear best
+    assert rules.ties_with_best(np.array([])) == []
+
+
 def test_draft_bounds_name_the_field():
     drafts = TypeAdapter(Drafts)
     assert drafts.validate_python([DRAFT])[0].category == "food"
