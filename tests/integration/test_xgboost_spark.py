@@ -68,7 +68,7 @@ def spark_settings(request, tmp_path):
 
 
 def test_spark_fit_matches_local_xgboost_and_serves_without_spark(spark_settings, tmp_path):
-    train, val, test = _frame(3000, 1), _frame(800, 2), _frame(800, 3)
+    train, val, test = _frame(10_000, 1), _frame(2000, 2), _frame(2000, 3)
     encoder = FeatureEncoder.fit(train, FEATURES, [], scale=False)
     data = Data(
         encoder.transform(train),

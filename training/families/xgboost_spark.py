@@ -63,6 +63,7 @@ def fit(params: dict, data: Data, report: Report) -> Fitted:
         random_state=data.seed,
         tree_method="hist",
         eval_metric="logloss" if data.classify else "rmse",
+        verbose=False,  # no line per round from every Spark task
     ).fit(spark_frame(spark, data))
     fitted = BoosterFitted(model.get_booster(), data.kind, "xgboost_spark")
     report(params["rounds"] - 1, validation_loss(data.kind, data.y_val, fitted.predict(data.x_val)))
