@@ -24,10 +24,15 @@ import time
 import uuid
 from pathlib import Path
 
-import optuna
-import psycopg2
-from rich.console import Console
-from rich.table import Table
+# run as a script, this file's folder comes first on sys.path and `benchmarks/serving.py`
+# would shadow the `serving` package that `pipelines.flows` imports
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+import optuna  # noqa: E402
+import psycopg2  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
 
 from configs.settings import load_settings, telemetry_env
 from pipelines import flows

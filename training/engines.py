@@ -29,15 +29,21 @@ def _start_spark(settings: Settings) -> None:
 STARTERS: dict[str, Callable[[Settings], None]] = {"spark": _start_spark}
 
 
+def engines(family: str) -> tuple[str, ...]:
+    """The engines a family fits on (none for families outside the registry: content's)."""
+    found = FAMILIES.get(family)
+    return found.engines if found else ()
+
+
 def offered(settings: Settings, family: str) -> bool:
-    return set(FAMILIES[family].engines) <= PROFILE_ENGINES[settings.profile]
+    return set(engines(family)) <= PROFILE_ENGINES[settings.profile]
 
 
 def require_offered(settings: Settings, families: tuple[str, ...]) -> None:
     """One line naming a family whose engine this profile does not offer."""
     for name in families:
         if not offered(settings, name):
-            needs = ", ".join(FAMILIES[name].engines)
+            needs = ", ".join(engines(name))
             raise TaskError(
                 f"families: {name} fits on {needs}, which the {settings.profile} profile does "
                 "not offer (SMAP_PROFILE=cluster)"
@@ -46,7 +52,7 @@ def require_offered(settings: Settings, families: tuple[str, ...]) -> None:
 
 def start_engines(settings: Settings, families: tuple[str, ...]) -> None:
     """Start every engine the chosen families fit on, once, before the first trial."""
-    for engine in sorted({e for name in families for e in FAMILIES[name].engines}):
+    for engine in sorted({e for name in families for e in engines(name)}):
         STARTERS[engine](settings)
 
 
@@ -57,6 +63,6 @@ def at_scale(settings: Settings, families: tuple[str, ...], rows: int) -> tuple[
         return families
     swapped = []
     for name in families:
-        other = FAMILIES[name].at_scale
+        other = FAMILIES[name].at_scale if name in FAMILIES else None
         swapped.append(other if other and offered(settings, other) else name)
     return tuple(dict.fromkeys(swapped))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from configs.settings import load_settings
-from training.engines import at_scale, offered, require_offered
+from training.engines import at_scale, offered, require_offered, start_engines
 from training.errors import TaskError
 from training.families import FAMILIES
 
@@ -38,3 +38,10 @@ def test_large_sets_swap_xgboost_for_its_spark_counterpart_where_offered(tmp_pat
 def test_every_family_with_a_counterpart_names_a_registered_family():
     for family in FAMILIES.values():
         assert family.at_scale is None or family.at_scale in FAMILIES
+
+
+def test_families_outside_the_registry_need_no_engine(tmp_path):
+    settings = _settings("local", tmp_path, SMAP_TRAINING__SPARK_MIN_ROWS="1")
+    require_offered(settings, ("tfidf_logreg",))  # content's text families
+    start_engines(settings, ("tfidf_logreg", "linear"))  # nothing to start
+    assert at_scale(settings, ("tfidf_logreg",), 10) == ("tfidf_logreg",)

@@ -100,3 +100,10 @@ def test_the_next_round_opens_after_a_gate_on_new_data(local_settings, study):
     assert same == round_
     assert (new.first_trial, new.budget) == (1, 2)
     assert run_round(local_settings, study, new, objective) == [1, 2]
+
+
+def test_a_task_whose_models_are_not_refitted_has_no_workers(local_settings):
+    from pipelines.training import train_worker
+
+    with pytest.raises(TaskError, match=r"^--worker: content's models are kept as fitted"):
+        train_worker(local_settings, "content")
