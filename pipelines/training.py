@@ -12,12 +12,10 @@ from ingestion.warehouse import open_warehouse
 from monitoring.trigger import retrain_window
 from training.dataset import ALL_DATA, DataWindow
 from training.engines import at_scale, start_engines
-from training.errors import TaskError
 from training.gate import gate, mark_ready, register
 from training.readiness import require_inputs
 from training.registry import Decision
 from training.snapshot import StoredSet, log_training_set
-from training.task import Task
 from training.tasks import get_task
 from training.tracking import TrialLogger, log_lineage, use_tracking
 from training.tune import (
@@ -29,11 +27,11 @@ from training.tune import (
     tune,
 )
 from training.workers import (
-    Round,
     best_of_round,
     finish_round,
     join_round,
     mark_gated,
+    require_refits,
     run_round,
 )
 
@@ -140,7 +138,7 @@ def train_worker(
     check_budget(trials, timeout)
     task = get_task(task_name)
     chosen = choose_families(settings, task, families)
-    refuse_workers(task)
+    require_refits(task)
     require_inputs(settings, task.name)
     use_tracking(settings)
     stored = task.trainer.build(settings, task, rebuild=rebuild, progress=progress)
@@ -150,7 +148,7 @@ def train_worker(
         client, experiment_id, run_id = run
         study = open_task_study(settings, task, client, experiment_id)
         round_ = join_round(settings, study, ts.fingerprint, trials)
-        mlflow_tags(round_)
+        mlflow.set_tags(round_.tags())
         log_lineage(ts, study, ts.features)
         log_training_set(stored)
         start_engines(settings, chosen)
@@ -197,20 +195,6 @@ def train_worker(
         tuple(mine),
         gated,
         turn.reason,
-    )
-
-
-def refuse_workers(task: Task) -> None:
-    """Workers refit the round's best trial from its parameters: a trainer that keeps its
-    fitted model instead (content's text models) cannot gate another worker's trial."""
-    if not task.trainer.refits:
-        raise TaskError(f"--worker: {task.name}'s models are kept as fitted, not refitted; "
-                        f"train it with `smap train {task.name}` on one host")  # fmt: skip
-
-
-def mlflow_tags(round_: Round) -> None:
-    mlflow.set_tags(
-        {"smap.round_first_trial": str(round_.first_trial), "smap.round_budget": str(round_.budget)}
     )
 
 

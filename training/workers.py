@@ -27,6 +27,7 @@ import fcntl
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from optuna.trial import TrialState
 from configs.settings import STUDY_STORAGES, PostgresSettings, Settings, SqliteFile
 from training.errors import TaskError
 from training.search import FAMILY, RUN_ID
+from training.task import Task
 
 ROUND = "smap.round"  # study user attr: {budget, first_trial, fingerprint}
 GATING = "smap.gating"  # study user attr: {first_trial, worker} of the worker gating
@@ -154,11 +156,26 @@ class Round:
     def trials(self, study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
         return [t for t in study.get_trials(deepcopy=False) if t.number >= self.first_trial]
 
+    def tags(self) -> dict[str, str]:
+        """For each worker's MLflow run."""
+        return {
+            "smap.round_first_trial": str(self.first_trial),
+            "smap.round_budget": str(self.budget),
+        }
+
     def used(self, study: optuna.Study) -> int:
         """Trials of the budget taken: every trial of the round, a dead worker's trial and its
         rerun counting once."""
         trials = self.trials(study)
         return len(trials) - sum(RETRY_OF in t.system_attrs for t in trials)
+
+
+def require_refits(task: Task) -> None:
+    """The gating worker refits the round's best trial from its parameters: a trainer that
+    keeps the model it fitted instead (content's text models) cannot gate others' trials."""
+    if not task.trainer.refits:
+        raise TaskError(f"--worker: {task.name}'s models are kept as fitted, not refitted; "
+                        f"train it with `smap train {task.name}` on one host")  # fmt: skip
 
 
 def join_round(
@@ -217,7 +234,9 @@ def run_round(
     while timeout is None or time.monotonic() - started < timeout:
         claim.acquire(wait=True)
         try:
-            optuna.storages.fail_stale_trials(study)  # a dead worker's trial is rerun first
+            with warnings.catch_warnings():  # "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)  # a dead worker's trial reruns first
             waiting = any(t.state == TrialState.WAITING for t in round_.trials(study))
             if not waiting and round_.used(study) >= round_.budget:
                 break

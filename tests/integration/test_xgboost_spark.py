@@ -50,13 +50,13 @@ def _r2(y: np.ndarray, pred: np.ndarray) -> float:
     return float(1 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2))
 
 
-@pytest.fixture(params=["local[2]"])
-def spark_settings(request, tmp_path):
-    """Cluster settings on the Spark master given as the parameter; the session is stopped
-    after, so the next test (or parameter) starts its own."""
+@pytest.fixture(scope="module", params=["local[2]"])
+def spark_settings(request, tmp_path_factory):
+    """Cluster settings on the Spark master given as the parameter, its session shared by the
+    module's tests and stopped after, so the next parameter starts its own."""
+    root = tmp_path_factory.mktemp("spark") / "smap"
     settings = load_settings(
-        "cluster",
-        env={"SMAP_DATA_DIR": str(tmp_path / "smap"), "SMAP_SPARK__MASTER": request.param},
+        "cluster", env={"SMAP_DATA_DIR": str(root), "SMAP_SPARK__MASTER": request.param}
     )
     start_engines(settings, ("xgboost_spark",))
     yield settings
@@ -128,3 +128,15 @@ def test_spark_fit_matches_local_xgboost_and_serves_without_spark(spark_settings
     )
     assert served.returncode == 0, served.stderr[-2000:]
     np.testing.assert_allclose(np.load(tmp_path / "served.npy"), expected, rtol=1e-6)
+
+
+def test_spark_classifier_gives_probabilities_that_learned(spark_settings):
+    frame = _frame(4000, 4)
+    x, y = frame[FEATURES].to_numpy(), (frame.target > frame.target.median()).to_numpy(float)
+    data = Data(x[:3000], y[:3000], x[3000:], y[3000:], "classification", seed=7)
+
+    fitted = fit("xgboost_spark", PARAMS, data, lambda step, loss: None)
+
+    p = fitted.predict(data.x_val)
+    assert p.shape == (1000,) and ((p >= 0) & (p <= 1)).all()
+    assert np.mean((p > 0.5) == data.y_val.astype(bool)) > 0.8
