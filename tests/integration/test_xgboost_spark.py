@@ -13,6 +13,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from configs.settings import load_settings
 from training.engines import start_engines
@@ -140,3 +141,33 @@ def test_spark_classifier_gives_probabilities_that_learned(spark_settings):
     p = fitted.predict(data.x_val)
     assert p.shape == (1000,) and ((p >= 0) & (p <= 1)).all()
     assert np.mean((p > 0.5) == data.y_val.astype(bool)) > 0.8
+
+
+def test_train_on_the_cluster_profile_registers_a_spark_fitted_model(
+    spark_settings, pg_database, tmp_path
+):
+    import uuid
+
+    from pipelines import flows
+    from pipelines.training import train
+
+    settings = load_settings(
+        "cluster",
+        env={
+            "SMAP_DATA_DIR": str(tmp_path / "smap"),
+            "SMAP_DATABASE": pg_database,
+            "SMAP_FEAST__PROJECT": f"t{uuid.uuid4().hex[:10]}",
+            "SMAP_SPARK__MASTER": spark_settings.spark.master,
+        },
+    )
+    flows.simulate(settings)
+    flows.ingest(settings)
+    flows.apply_features(settings)  # training reads the offline store only
+
+    result = train(settings, "engagement", trials=2, families=("xgboost_spark",))
+
+    run = MlflowClient().get_run(result.run_id)
+    assert run.data.params["best_family"] == "xgboost_spark"
+    assert result.version == 1 and np.isfinite(result.test_metrics["r2"])
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    assert type(model.unwrap_python_model().fitted).__name__ == "BoosterFitted"
