@@ -1,12 +1,13 @@
-"""`smap train TASK --worker` on the services profile: workers started at once share one round
-of a study on PostgreSQL, split its budget without repeats, and exactly one registers and
-gates; a worker that comes after the round was gated runs nothing."""
+"""`smap train TASK --worker` on the services and cluster profiles: workers started at once
+share one round of a study on PostgreSQL, split its budget without repeats, and exactly one
+registers and gates; a worker that comes after the round was gated runs nothing."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import optuna
@@ -26,9 +27,34 @@ ROOT = Path(__file__).resolve().parents[2]
 STUDY = study_name("smap", "engagement", get_task("engagement").feature_service)
 
 
+@pytest.fixture
+def cluster_settings(tmp_path, pg_database, redis_online):
+    """The cluster profile on a private database and Feast project (Spark in process)."""
+    from configs.settings import load_settings
+
+    project = f"t{uuid.uuid4().hex[:10]}"
+    yield load_settings(
+        "cluster",
+        env={
+            "SMAP_DATA_DIR": str(tmp_path / "smap"),
+            "SMAP_DATABASE": pg_database,
+            "SMAP_FEAST__PROJECT": project,
+            "SMAP_SPARK__MASTER": "local[2]",
+        },
+    )
+    for key in redis_online.scan_iter(match=b"*" + project.encode() + b"*", count=1000):
+        redis_online.delete(key)
+
+
+@pytest.fixture(params=["services", "cluster"])
+def profile_settings(request):
+    return request.getfixturevalue(f"{request.param}_settings")
+
+
 def _worker(settings, *extra: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {
-        "SMAP_PROFILE": "services",
+        "SMAP_PROFILE": settings.profile,
+        "SMAP_SPARK__MASTER": settings.spark.master,
         "SMAP_DATABASE": settings.postgres.database,
         "SMAP_FEAST__PROJECT": settings.feast.project,
         "SMAP_DATA_DIR": str(settings.root),
@@ -46,13 +72,14 @@ def _finish(worker: subprocess.Popen) -> str:
     return out
 
 
-def test_workers_split_one_budget_and_one_of_them_gates(services_settings):
-    flows.prepare_data(services_settings)
+def test_workers_split_one_budget_and_one_of_them_gates(profile_settings):
+    settings = profile_settings  # services, or cluster: PostgreSQL study storage both
+    flows.prepare_data(settings)
     args = ("--trials", "6", "--families", "linear")
 
-    outputs = [_finish(w) for w in [_worker(services_settings, *args) for _ in range(2)]]
+    outputs = [_finish(w) for w in [_worker(settings, *args) for _ in range(2)]]
 
-    study = optuna.load_study(study_name=STUDY, storage=services_settings.optuna_storage_url)
+    study = optuna.load_study(study_name=STUDY, storage=settings.optuna_storage_url)
     numbers = [t.number for t in study.trials]
     assert sorted(numbers) == list(range(6))  # unique, and not one more than the budget
     assert all(t.state.is_finished() for t in study.trials)
@@ -62,11 +89,11 @@ def test_workers_split_one_budget_and_one_of_them_gates(services_settings):
         "first_trial": 0,
         "fingerprint": study.trials[0].user_attrs["smap.data_fingerprint"],
     }
-    client = use_tracking(services_settings)
+    client = use_tracking(settings)
     versions = client.search_model_versions("name='engagement'")
     assert [int(v.version) for v in versions] == [1]
     assert study.user_attrs[GATED]["version"] == 1
-    decisions = history(open_warehouse(services_settings), "engagement")
+    decisions = history(open_warehouse(settings), "engagement")
     assert decisions.version.tolist() == [1]  # gated once
     gaters = [o for o in outputs if "models:/engagement/1" in o]
     waiters = [o for o in outputs if "not this worker" in o]
@@ -74,7 +101,7 @@ def test_workers_split_one_budget_and_one_of_them_gates(services_settings):
     run = MlflowClient().get_run(versions[0].run_id)
     assert run.data.tags["smap.round_budget"] == "6"
 
-    late = _finish(_worker(services_settings, *args))
+    late = _finish(_worker(settings, *args))
 
     assert "trials run here" in late and "none" in late
     assert "gated the round (version 1)" in late, late
