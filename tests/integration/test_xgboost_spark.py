@@ -88,7 +88,7 @@ def test_spark_fit_matches_local_xgboost_and_serves_without_spark(spark_settings
     spark_r2, local_r2 = _r2(y_test, on_spark.predict(x_test)), _r2(y_test, local.predict(x_test))
     assert local_r2 > 0.8
     assert abs(spark_r2 - local_r2) < 0.02, (spark_r2, local_r2)
-    assert reported and reported[-1][0] == PARAMS["rounds"] - 1
+    assert reported == []  # rounds run in Spark tasks: nothing to prune on
     importances = on_spark.importances(len(FEATURES))
     assert importances is not None and importances.argmax() in (0, 1, 2, 3)
 
