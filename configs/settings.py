@@ -14,7 +14,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
+from urllib.error import URLError
 from urllib.parse import quote, urlencode
+from urllib.request import urlopen
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -146,10 +148,11 @@ class MLflowSettings(_Frozen):
     """Tracking backend; `null` means the profile's default (SQLite under data_dir)."""
 
     tracking_uri: str | None = None
-    backend: Literal["sqlite", "postgres"] = "sqlite"
+    # server: the tracking server `smap cluster up` starts (http://cluster.host:mlflow_port)
+    backend: Literal["sqlite", "postgres", "server"] = "sqlite"
     # where new experiments keep their artifacts: a folder or object-store URI that every
     # machine of the team reaches (file:///shared/mlartifacts, s3://bucket/path);
-    # null is <data_dir>/mlartifacts
+    # null is <data_dir>/mlartifacts, or the server's own store when tracking goes over HTTP
     artifact_location: str | None = None
     experiment_prefix: str = "smap"
     # an MLflow tracking server (http URI) that stops answering: per-request bound and retries
@@ -213,10 +216,37 @@ class PostgresCompanion:
         return found
 
 
+@dataclass(frozen=True)
+class TrackingServer:
+    """An MLflow tracking server reached over HTTP (`smap cluster up` starts it on
+    cluster.host:cluster.mlflow_port). It keeps runs and the registry in `store` and serves
+    artifacts itself (`mlflow-artifacts:/`), so no client needs the artifact folder on disk."""
+
+    store: PostgresCompanion
+
+    def url(self, settings: Settings) -> str:
+        return f"http://{settings.cluster.host}:{settings.cluster.mlflow_port}"
+
+    def server_database(self, settings: Settings) -> PostgresSettings | None:
+        """None: the server, not its clients, creates its database (`smap cluster up`)."""
+        return None
+
+    def exists(self, settings: Settings, timeout_seconds: float = 3.0) -> bool:
+        """Whether the server answers its health check."""
+        try:
+            with urlopen(f"{self.url(settings)}/health", timeout=timeout_seconds) as answer:
+                return answer.status == 200
+        except (URLError, OSError):
+            return False
+
+
+# the server `smap cluster up` runs: its runs and registry beside the services profile's
+TRACKING_SERVER = TrackingServer(PostgresCompanion("mlflow"))
 # mlflow.backend -> MLflow's tracking and model registry store (when no tracking_uri is set)
-TRACKING_STORES: dict[str, SqliteFile | PostgresCompanion] = {
+TRACKING_STORES: dict[str, SqliteFile | PostgresCompanion | TrackingServer] = {
     "sqlite": SqliteFile("mlflow"),
     "postgres": PostgresCompanion("mlflow"),
+    "server": TRACKING_SERVER,
 }
 # optuna.storage -> Optuna's study storage
 STUDY_STORAGES: dict[str, SqliteFile | PostgresCompanion] = {
@@ -413,9 +443,13 @@ class Settings(_Frozen):
         return TRACKING_STORES[self.mlflow.backend].url(self)
 
     @property
-    def mlflow_artifact_root(self) -> str:
+    def mlflow_artifact_root(self) -> str | None:
+        """Where new experiments keep artifacts; None over HTTP: the tracking server's own
+        store (`mlflow-artifacts:/`, proxied), which no client needs on its disk."""
         if self.mlflow.artifact_location:
             return self.mlflow.artifact_location
+        if self.mlflow_tracking_uri.startswith(("http://", "https://")):
+            return None
         return (self.root / "mlartifacts").as_uri()
 
     @property

@@ -263,6 +263,10 @@ def build_feature_views(sources: dict[str, DataSource]) -> dict[str, FeatureView
             schema=POST_CONTEXT_FIELDS,
             source=sources["post_features"],
             description="What was known about a post when it was published.",
+            # offline only: training sets join it, but nothing is served by post id (a
+            # draft has none), and one online key per post was 82% of the online store's
+            # keys and of materialization's time (docs/scale-out.md)
+            online=False,
         ),
         "hashtag_momentum": FeatureView(
             name="hashtag_momentum",

@@ -279,12 +279,12 @@ def materialize(
     end = end or datetime.now(UTC)
     tick = progress or (lambda _name: None)
     keys = {}
-    views = store.list_feature_views()
-    if not views:  # an empty or new registry: exiting 0 having loaded nothing would mislead
+    if not store.list_feature_views():  # an empty or new registry: loading nothing misleads
         raise RegistryUnusable(
             f"no feature views are registered in Feast project {settings.feast.project} "
             "(run `smap features apply`)"
         )
+    views = online_views(store)
     with named_server_errors(settings):
         for view in views:
             if _online_is_current(online, view):
@@ -308,6 +308,11 @@ def materialize(
             keys[view.name] = online.keys(view)
             tick(view.name)
     return keys
+
+
+def online_views(store) -> list:
+    """The feature views served online (the others are only joined into training sets)."""
+    return [view for view in store.list_feature_views() if view.online]
 
 
 def _online_is_current(online, view) -> bool:

@@ -7,7 +7,7 @@ tables, which give the oracle each model is measured against.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -197,15 +197,22 @@ def expected_sigmoid(mu: np.ndarray, sd: float) -> np.ndarray:
     return sigmoid(mu / np.sqrt(1.0 + np.pi * sd**2 / 8.0))
 
 
+def scaled(preset: str, factor: int) -> Preset:
+    """A preset with `factor` times its accounts (and so about `factor` times its posts,
+    likes and follows): how `benchmarks/scale.py` grows the data."""
+    spec = PRESETS[preset]
+    return replace(spec, users=spec.users * factor, hashtags=spec.hashtags * factor)
+
+
 def simulate(
-    preset: str = "quick",
+    preset: str | Preset = "quick",
     seed: int = 42,
     start_date: str = "2026-01-01",
     shift_at: int | None = None,
     progress=None,
 ) -> dict[str, pd.DataFrame]:
     """Generate raw and truth tables; `progress(step_name)` is called between steps."""
-    spec = PRESETS[preset]
+    spec = PRESETS[preset] if isinstance(preset, str) else preset
     rng = np.random.default_rng(seed)
     start = pd.Timestamp(start_date, tz="UTC")
     shift = ShiftSpec(shift_at) if shift_at is not None else None

@@ -9,9 +9,12 @@ Executors run Python (Feast's compute engine, UDFs), so they must use smap's int
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
+from configs.errors import SmapError
 from configs.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,8 +37,29 @@ def spark_conf(settings: Settings, step: str) -> dict[str, str]:
     }
 
 
+class SparkUnreachable(SmapError):
+    """The profile's standalone Spark master does not answer."""
+
+
+def check_master(settings: Settings, timeout_seconds: float = 3.0) -> None:
+    """A standalone master that does not accept a connection: one line saying how to start
+    it, instead of Spark's retries and a JVM stack trace a minute later."""
+    master = settings.spark.master
+    if not master.startswith("spark://"):
+        return  # local[N]: Spark inside this process
+    where = urlsplit(master)
+    try:
+        socket.create_connection((where.hostname, where.port), timeout_seconds).close()
+    except OSError as exc:
+        raise SparkUnreachable(
+            f"spark.master: {master} does not answer ({exc.strerror or exc}); start it with "
+            "`smap cluster up`, or run Spark in this process with SMAP_SPARK__MASTER=local[2]"
+        ) from None
+
+
 def spark_session(settings: Settings, step: str) -> SparkSession:
     """The process's Spark session, started on first use with the profile's settings."""
+    check_master(settings)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     from pyspark.sql import SparkSession

@@ -205,12 +205,12 @@ def log_monitoring_run(settings: Settings, result: CheckResult, paths: tuple[Pat
     """A run in the monitoring experiment holding the report and the decision."""
     import mlflow
 
-    from training.tracking import use_tracking
+    from training.tracking import artifact_location, use_tracking
 
     use_tracking(settings)
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
         mlflow.create_experiment(
-            EXPERIMENT, artifact_location=f"{settings.mlflow_artifact_root}/{EXPERIMENT}"
+            EXPERIMENT, artifact_location=artifact_location(settings, EXPERIMENT)
         )
     found = mlflow.get_experiment_by_name(EXPERIMENT)
     assert found is not None  # created above

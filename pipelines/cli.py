@@ -32,6 +32,7 @@ from ingestion.simulator import PRESETS
 from ingestion.warehouse import WarehouseError, open_warehouse
 from monitoring.review import serve_reports
 from pipelines import analytics as analytics_flow
+from pipelines import cluster as cluster_flow
 from pipelines import flows
 from pipelines import monitoring as monitor_flow
 from pipelines import recommend as recommend_flow
@@ -63,6 +64,10 @@ analytics_app = typer.Typer(
     no_args_is_help=True, help="Influencers, trends, alerts, segment profiles and campaign KPIs."
 )
 app.add_typer(analytics_app, name="analytics")
+cluster_app = typer.Typer(
+    no_args_is_help=True, help="Spark standalone master, workers and MLflow server on this host."
+)
+app.add_typer(cluster_app, name="cluster")
 out = Console()
 
 Profile = Annotated[
@@ -960,6 +965,64 @@ def report(
     )
     if serve:
         serve_folder(done.folder, port, lambda url: out.print(f"serving {url} (Ctrl-C stops)"))
+
+
+def cluster_settings(profile: str | None) -> Settings:
+    """`smap cluster` starts the cluster profile's servers unless told another profile."""
+    return settings_for(profile or os.environ.get("SMAP_PROFILE") or "cluster")
+
+
+def print_members(title: str, members, alive: Mapping[str, bool] | None = None) -> None:
+    table = Table(title=title)
+    for column in ("process", "pid", "address", "log"):
+        table.add_column(column)
+    if alive is not None:
+        table.add_column("running")
+    for m in members:
+        row = [m.name, str(m.pid), m.url, Path(m.log).name]
+        table.add_row(*row, *([] if alive is None else ["yes" if alive[m.name] else "no"]))
+    out.print(table, soft_wrap=True)
+
+
+@cluster_app.command("up")
+def cluster_up(profile: Profile = None) -> None:
+    """Start a Spark master, `cluster.workers` workers and the MLflow tracking server."""
+    settings = cluster_settings(profile)
+    state = cluster_flow.up(settings)
+    print_members("cluster up", state.members)
+    out.print(
+        f"Spark master {state.master} (web UI {state.master_ui}); MLflow {state.tracking_uri}"
+    )
+    folder = cluster_flow.cluster_dir(settings)
+    out.print(f"logs: {folder / 'logs'}; state: {folder / 'state.json'}", soft_wrap=True)
+
+
+@cluster_app.command("down")
+def cluster_down(profile: Profile = None) -> None:
+    """Stop what `smap cluster up` started (nothing running is fine)."""
+    stopped = cluster_flow.down(cluster_settings(profile))
+    out.print(f"stopped {', '.join(m.name for m in stopped)}" if stopped else "cluster is not up")
+
+
+@cluster_app.command("status")
+def cluster_status(profile: Profile = None) -> None:
+    """What runs, the master's workers and applications, and whether MLflow answers."""
+    found = cluster_flow.status(cluster_settings(profile))
+    if found.state is None:
+        out.print("cluster is not up")
+        return
+    print_members("cluster", found.state.members, found.alive)
+    workers = "no answer" if found.workers_alive is None else str(found.workers_alive)
+    health = "healthy" if found.tracking_healthy else "no answer"
+    out.print(f"alive workers (master): {workers}; MLflow {found.state.tracking_uri}: {health}")
+    apps = Table(title=f"applications on {found.state.master}")
+    for column in ("id", "name", "state", "cores", "seconds"):
+        apps.add_column(column)
+    for app_ in found.applications:
+        seconds = f"{app_.get('duration', 0) / 1000:.1f}"
+        apps.add_row(app_.get("id", ""), app_.get("name", ""), app_.get("state", ""),
+                     str(app_.get("cores", "")), seconds)  # fmt: skip
+    out.print(apps, soft_wrap=True)
 
 
 def _error_line(exc: BaseException) -> str:

@@ -203,8 +203,10 @@ def shown_uri(settings: Settings, uri: str) -> str:
 def next_commands(settings: Settings) -> dict[str, str]:
     """What to run next, printed and written in the summary: never with a secret in it."""
     uri = shown_uri(settings, settings.mlflow_tracking_uri)
+    # a tracking server is its own UI
+    server = uri.startswith(("http://", "https://"))
     return {
-        "mlflow ui": f'uv run mlflow ui --backend-store-uri "{uri}"',
+        "mlflow ui": f"open {uri}" if server else f'uv run mlflow ui --backend-store-uri "{uri}"',
         "drift reports": "uv run smap monitor ui",
         "recent checks": "uv run smap monitor --summary",
     }

@@ -94,7 +94,7 @@ def apply_features(settings: Settings) -> list[str]:
 def materialize_features(settings: Settings, end: datetime | None = None) -> dict[str, int]:
     """Load the online store (first run: whole history; later runs: incremental)."""
     store.check_online_store(settings)
-    n_views = len(store.open_store(settings).list_feature_views())
+    n_views = len(store.online_views(store.open_store(settings)))
     with steps("materialize", n_views) as tick:
         return store.materialize(settings, end=end, progress=tick)
 

@@ -41,6 +41,8 @@ def use_tracking(settings: Settings) -> MlflowClient:
     # a tracking server that stops answering: MLflow reads these on every HTTP request
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(settings.mlflow.request_timeout_seconds)
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.mlflow.request_max_retries)
+    # over HTTP MLflow prints a "View run at" link per run on stdout, where --json output goes
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
     def connect() -> MlflowClient:
         client = MlflowClient()  # the first client on a fresh database creates the schema
@@ -69,14 +71,18 @@ def _masked(uri: str) -> str:
         return uri
 
 
+def artifact_location(settings: Settings, experiment: str) -> str | None:
+    """A new experiment's artifact folder; None leaves it to a tracking server's own store."""
+    root = settings.mlflow_artifact_root
+    return f"{root}/{experiment}" if root else None
+
+
 def experiment_for(settings: Settings, task_name: str) -> str:
     name = f"{settings.mlflow.experiment_prefix}-{task_name}"
 
     def ensure() -> None:
         if mlflow.get_experiment_by_name(name) is None:
-            mlflow.create_experiment(
-                name, artifact_location=f"{settings.mlflow_artifact_root}/{name}"
-            )
+            mlflow.create_experiment(name, artifact_location=artifact_location(settings, name))
 
     retry_on_race(ensure)
     mlflow.set_experiment(name)

@@ -130,7 +130,9 @@ def test_request_features_are_computed_in_training_too(store):
 
 def test_online_values_equal_latest_offline_after_materialize(store):
     settings, fs = store
-    materialize(settings, end=datetime(2026, 4, 1, tzinfo=UTC))
+    loaded = materialize(settings, end=datetime(2026, 4, 1, tzinfo=UTC))
+    assert "post_context" not in loaded  # offline only: nothing is served by post id
+    assert loaded["user_engagement"] == 2
     online = fs.get_online_features(
         features=fs.get_feature_service("churn_v1"), entity_rows=[{"user_id": 1}, {"user_id": 2}]
     ).to_dict()

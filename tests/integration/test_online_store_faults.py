@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 T0 = pd.Timestamp("2026-03-01", tz="UTC")
 BEFORE_SECOND_ROW = datetime(2026, 3, 6, tzinfo=UTC)
 AFTER_ALL_ROWS = datetime(2026, 4, 1, tzinfo=UTC)
-EXPECTED_KEYS = {"user_engagement": 2, "post_context": 1, "hashtag_momentum": 1}
+EXPECTED_KEYS = {"user_engagement": 2, "hashtag_momentum": 1}  # post_context: offline only
 
 
 def _rows(table: str, rows: list[dict]) -> pd.DataFrame:
