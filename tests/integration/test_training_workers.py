@@ -12,8 +12,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from mlflow.tracking import MlflowClient
 
+from configs.settings import load_settings
 from ingestion.warehouse import open_warehouse
 from pipelines import flows
 from training.registry import history
@@ -24,45 +24,57 @@ from training.workers import GATED, ROUND
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-STUDY = study_name("smap", "engagement", get_task("engagement").feature_service)
+FEATURE_SERVICE = get_task("engagement").feature_service
+STUDY = study_name("smap", "engagement", FEATURE_SERVICE)
+
+
+# As in test_cluster_models.py: until the lake warehouse and Feast's Spark offline store land,
+# the cluster profile's data steps run on the local engines; tracking (the MLflow server over
+# HTTP) and the study storage are the session cluster's own.
+LOCAL_ENGINES = {
+    "SMAP_WAREHOUSE__TYPE": "parquet",
+    "SMAP_FEAST__OFFLINE_STORE": "duckdb",
+    "SMAP_FEAST__ONLINE_STORE": "redis",
+}
 
 
 @pytest.fixture
-def cluster_settings(tmp_path, pg_database, redis_online):
-    """The cluster profile on a private database and Feast project (Spark in process)."""
-    from configs.settings import load_settings
+def services_workers_env(services_settings) -> dict[str, str]:
+    return {
+        "SMAP_PROFILE": "services",
+        "SMAP_DATABASE": services_settings.postgres.database,
+        "SMAP_FEAST__PROJECT": services_settings.feast.project,
+        "SMAP_DATA_DIR": str(services_settings.root),
+    }
 
-    project = f"t{uuid.uuid4().hex[:10]}"
-    yield load_settings(
-        "cluster",
-        env={
-            "SMAP_DATA_DIR": str(tmp_path / "smap"),
-            "SMAP_DATABASE": pg_database,
-            "SMAP_FEAST__PROJECT": project,
-            "SMAP_SPARK__MASTER": "local[2]",
-        },
-    )
-    for key in redis_online.scan_iter(match=b"*" + project.encode() + b"*", count=1000):
-        redis_online.delete(key)
+
+@pytest.fixture
+def cluster_workers_env(cluster_env, tmp_path) -> dict[str, str]:
+    """The session's cluster with a data folder and a study of this test's own (the cluster's
+    database and registry are shared with other tests)."""
+    return {
+        **cluster_env,
+        **LOCAL_ENGINES,
+        "SMAP_DATA_DIR": str(tmp_path / "smap"),
+        "SMAP_OPTUNA__STUDY_PREFIX": f"w{uuid.uuid4().hex[:8]}",
+    }
 
 
 @pytest.fixture(params=["services", "cluster"])
-def profile_settings(request):
-    return request.getfixturevalue(f"{request.param}_settings")
+def workers_env(request) -> dict[str, str]:
+    return request.getfixturevalue(f"{request.param}_workers_env")
 
 
-def _worker(settings, *extra: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {
-        "SMAP_PROFILE": settings.profile,
-        "SMAP_SPARK__MASTER": settings.spark.master,
-        "SMAP_DATABASE": settings.postgres.database,
-        "SMAP_FEAST__PROJECT": settings.feast.project,
-        "SMAP_DATA_DIR": str(settings.root),
-        "COLUMNS": "200",  # rich tables unwrapped, so a reason reads as one line
-    }
+def _worker(env: dict[str, str], *extra: str) -> subprocess.Popen:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "SMAP_"))}
     cmd = [sys.executable, "-m", "pipelines", "train", "engagement", "--worker", *extra]
     return subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cmd,
+        cwd=ROOT,
+        env=base | env | {"COLUMNS": "200"},  # rich tables unwrapped: a reason reads whole
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -72,14 +84,17 @@ def _finish(worker: subprocess.Popen) -> str:
     return out
 
 
-def test_workers_split_one_budget_and_one_of_them_gates(profile_settings):
-    settings = profile_settings  # services, or cluster: PostgreSQL study storage both
+def test_workers_split_one_budget_and_one_of_them_gates(workers_env):
+    settings = load_settings(env=workers_env)  # services, or cluster: PostgreSQL studies both
     flows.prepare_data(settings)
+    client = use_tracking(settings)
+    before = {int(v.version) for v in client.search_model_versions("name='engagement'")}
     args = ("--trials", "6", "--families", "linear")
 
-    outputs = [_finish(w) for w in [_worker(settings, *args) for _ in range(2)]]
+    outputs = [_finish(w) for w in [_worker(workers_env, *args) for _ in range(2)]]
 
-    study = optuna.load_study(study_name=STUDY, storage=settings.optuna_storage_url)
+    name = study_name(settings.optuna.study_prefix, "engagement", FEATURE_SERVICE)
+    study = optuna.load_study(study_name=name, storage=settings.optuna_storage_url)
     numbers = [t.number for t in study.trials]
     assert sorted(numbers) == list(range(6))  # unique, and not one more than the budget
     assert all(t.state.is_finished() for t in study.trials)
@@ -89,31 +104,35 @@ def test_workers_split_one_budget_and_one_of_them_gates(profile_settings):
         "first_trial": 0,
         "fingerprint": study.trials[0].user_attrs["smap.data_fingerprint"],
     }
-    client = use_tracking(settings)
-    versions = client.search_model_versions("name='engagement'")
-    assert [int(v.version) for v in versions] == [1]
-    assert study.user_attrs[GATED]["version"] == 1
+    new = {int(v.version) for v in client.search_model_versions("name='engagement'")} - before
+    assert len(new) == 1  # exactly one worker registered
+    (version,) = new
+    assert study.user_attrs[GATED]["version"] == version
     decisions = history(open_warehouse(settings), "engagement")
-    assert decisions.version.tolist() == [1]  # gated once
-    gaters = [o for o in outputs if "models:/engagement/1" in o]
+    # gated once (on the shared cluster registry, the history also records the champion an
+    # earlier test crowned, which the gate reconciles first)
+    assert decisions.version.tolist().count(version) == 1
+    gaters = [o for o in outputs if f"models:/engagement/{version}" in o]
     waiters = [o for o in outputs if "not this worker" in o]
     assert len(gaters) == 1 and len(waiters) == 1, outputs
-    run = MlflowClient().get_run(versions[0].run_id)
+    run = client.get_run(client.get_model_version("engagement", str(version)).run_id)
     assert run.data.tags["smap.round_budget"] == "6"
 
-    late = _finish(_worker(settings, *args))
+    late = _finish(_worker(workers_env, *args))
 
     assert "trials run here" in late and "none" in late
-    assert "gated the round (version 1)" in late, late
-    assert len(optuna.load_study(study_name=STUDY, storage=study._storage).trials) == 6
-    assert len(client.search_model_versions("name='engagement'")) == 1
+    assert f"gated the round (version {version})" in late, late
+    assert len(optuna.load_study(study_name=name, storage=study._storage).trials) == 6
+    assert {int(v.version) for v in client.search_model_versions("name='engagement'")} == (
+        before | new
+    )
 
 
-def test_a_worker_asking_another_budget_is_one_line(services_settings):
+def test_a_worker_asking_another_budget_is_one_line(services_settings, services_workers_env):
     flows.prepare_data(services_settings)
-    _finish(_worker(services_settings, "--trials", "1", "--families", "linear", "--no-promote"))
+    _finish(_worker(services_workers_env, "--trials", "1", "--families", "linear", "--no-promote"))
 
-    other = _worker(services_settings, "--trials", "3", "--families", "linear")
+    other = _worker(services_workers_env, "--trials", "3", "--families", "linear")
     out, err = other.communicate(timeout=900)
 
     assert other.returncode != 0
