@@ -296,6 +296,10 @@ class TrainingSettings(_Frozen):
     # stores join every feature row within the TTL before keeping the latest); measured with
     # benchmarks/training_set.py
     retrieval_chunk_rows: int = Field(100_000, ge=1000)
+    # from this many training rows, a family with a Spark counterpart (xgboost) fits on Spark
+    # where the profile offers it (cluster); below it, Spark's start-up and data transfer cost
+    # more than the fit (docs/scale-out.md)
+    spark_min_rows: int = Field(2_000_000, ge=1)
 
 
 class ServingSettings(_Frozen):

@@ -425,6 +425,15 @@ def train(
     ] = None,
     no_promote: Annotated[bool, typer.Option("--no-promote", help="Skip the gate.")] = False,
     rebuild: Rebuild = False,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker",
+            help="Join the study's round with other workers (any host): --trials is the "
+            "round's total, recorded by its first worker; the last to finish registers and "
+            "gates.",
+        ),
+    ] = False,
 ) -> None:
     """Tune candidates with Optuna (resumable study), log to MLflow, register, run the gate."""
     # before the heavy imports: e.g. trend on an export without hashtags fails at once
@@ -435,6 +444,9 @@ def train(
     check_budget(trials, timeout)  # before any work or progress bar
     settings = settings_for(profile)
     chosen = tuple(f.strip() for f in families.split(",")) if families else None
+    if worker:
+        train_worker(settings, task, trials, timeout, not no_promote, chosen, rebuild)
+        return
     with fraction(f"{task}: training set from Feast (chunks)") as update:
         result = run_train(
             settings,
@@ -458,6 +470,42 @@ def train(
     if result.decision:
         summary["gate"] = f"{result.decision.decision}: {result.decision.reason}"
     print_counts(f"trained {task}", summary)
+
+
+def train_worker(
+    settings: Settings,
+    task: str,
+    trials: int | None,
+    timeout: float | None,
+    promote: bool,
+    families: tuple[str, ...] | None,
+    rebuild: bool,
+) -> None:
+    """`smap train --worker`: this worker's share of the round, and who gates it."""
+    from pipelines.training import train_worker as run_worker
+
+    with fraction(f"{task}: training set from Feast (chunks)") as update:
+        result = run_worker(settings, task, trials, timeout, promote, families, update, rebuild)
+    summary: dict[str, object] = {
+        "study": result.study,
+        "round": f"{result.budget} trials from trial {result.first_trial}",
+        "run id": result.run_id,
+        "trials run here": ", ".join(map(str, result.trials_run)) or "none",
+    }
+    gated = result.gated
+    if gated is None:
+        summary["gate"] = f"not this worker: {result.reason}"
+    else:
+        summary |= {
+            "model": gated.model_uri,
+            "best trial": gated.best_trial,
+            "validation": round(gated.validation_value, 4),
+            **{f"test {k}": round(v, 4) for k, v in gated.test_metrics.items()},
+            "gate": f"{gated.decision.decision}: {gated.decision.reason}"
+            if gated.decision
+            else "registered, not gated (--no-promote)",
+        }
+    print_counts(f"{task} worker", summary)
 
 
 @app.command()

@@ -5,16 +5,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import mlflow
+
 from configs.settings import Settings
 from ingestion.warehouse import open_warehouse
 from monitoring.trigger import retrain_window
 from training.dataset import ALL_DATA, DataWindow
+from training.engines import at_scale, start_engines
 from training.gate import gate, mark_ready, register
 from training.readiness import require_inputs
 from training.registry import Decision
+from training.snapshot import StoredSet, log_training_set
 from training.tasks import get_task
-from training.tracking import use_tracking
-from training.tune import check_budget, choose_families, training_run, tune
+from training.tracking import TrialLogger, log_lineage, use_tracking
+from training.tune import (
+    check_budget,
+    choose_families,
+    log_best,
+    open_task_study,
+    training_run,
+    tune,
+)
+from training.workers import (
+    best_of_round,
+    finish_round,
+    join_round,
+    mark_gated,
+    require_refits,
+    run_round,
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +74,7 @@ def train(
     require_inputs(settings, task.name)  # before any slow work: trend without hashtags
     use_tracking(settings)  # this profile's registry from here on, whatever fails next
     stored = task.trainer.build(settings, task, window=window, rebuild=rebuild, progress=progress)
+    chosen = scaled_families(settings, stored, chosen, families)
     with training_run(settings, task) as run:
         tuned = tune(settings, task, stored, run, chosen, trials, timeout)
         version = register(task, tuned, stored.training_set.window)
@@ -74,6 +94,107 @@ def train(
         tuned.validation_value,
         tuned.test_metrics,
         decision,
+    )
+
+
+def scaled_families(
+    settings: Settings, stored: StoredSet, chosen: tuple[str, ...], asked: tuple[str, ...] | None
+) -> tuple[str, ...]:
+    """Families named with `--families` as they are; the default ones swapped for their Spark
+    counterparts on a training set past `training.spark_min_rows`, where the profile offers
+    Spark."""
+    if asked:
+        return chosen
+    return at_scale(settings, chosen, len(stored.training_set.split.train))
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """One worker of a round: the trials it ran and, for the one that gated, the result."""
+
+    task: str
+    run_id: str
+    study: str
+    budget: int
+    first_trial: int
+    trials_run: tuple[int, ...]
+    gated: TrainResult | None
+    reason: str  # why this worker did not gate (who does), empty when it gated
+
+
+def train_worker(
+    settings: Settings,
+    task_name: str,
+    trials: int | None = None,
+    timeout: float | None = None,
+    run_promotion: bool = True,
+    families: tuple[str, ...] | None = None,
+    progress=None,
+    rebuild: bool = False,
+) -> WorkerResult:
+    """`smap train TASK --worker`: join the task's study round, run trials until its budget
+    (`trials`, recorded by the round's first worker) is spent; the last worker to finish refits
+    the round's best trial, registers and gates it (workers.py says how only one does)."""
+    check_budget(trials, timeout)
+    task = get_task(task_name)
+    chosen = choose_families(settings, task, families)
+    require_refits(task)
+    require_inputs(settings, task.name)
+    use_tracking(settings)
+    stored = task.trainer.build(settings, task, rebuild=rebuild, progress=progress)
+    chosen = scaled_families(settings, stored, chosen, families)
+    ts = stored.training_set
+    with training_run(settings, task) as run:
+        client, experiment_id, run_id = run
+        study = open_task_study(settings, task, client, experiment_id)
+        round_ = join_round(settings, study, ts.fingerprint, trials)
+        mlflow.set_tags(round_.tags())
+        log_lineage(ts, study, ts.features)
+        log_training_set(stored)
+        start_engines(settings, chosen)
+        objective = task.trainer.objective(ts, chosen, run_id, settings.training.seed)
+        mine = run_round(
+            settings,
+            study,
+            round_,
+            objective,
+            timeout or settings.training.timeout_seconds,
+            callbacks=[TrialLogger(client, run_id, experiment_id)],
+        )
+        gated = None
+        with finish_round(settings, study, round_) as turn:
+            if turn.gates:
+                best = best_of_round(study, round_, task.name)
+                tuned = log_best(settings, task, stored, objective, study, best, run_id)
+                version = register(task, tuned)
+                decision = None
+                if run_promotion:
+                    decision = gate(
+                        settings, client, open_warehouse(settings), task, version, stored
+                    )
+                mark_ready(client, task, version)
+                mark_gated(study, round_, run_id, version)
+                gated = TrainResult(
+                    task.name,
+                    run_id,
+                    f"models:/{task.name}/{version}",
+                    version,
+                    tuned.study,
+                    tuned.best_trial,
+                    tuned.trials_in_study,
+                    tuned.validation_value,
+                    tuned.test_metrics,
+                    decision,
+                )
+    return WorkerResult(
+        task.name,
+        run_id,
+        study.study_name,
+        round_.budget,
+        round_.first_trial,
+        tuple(mine),
+        gated,
+        turn.reason,
     )
 
 

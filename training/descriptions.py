@@ -13,7 +13,8 @@ GATE_PREFIX = "Gate: "
 def experiment_note(task: Task) -> str:
     """The experiment's description: the task in two lines."""
     return (
-        f"{task.name} ({task.trainer.name}): predicts {task.target or task.name} per {task.entity}. "
+        f"{task.name} ({task.trainer.name}): predicts {task.target or task.name} "
+        f"per {task.entity}. "
         f"Feature service `{task.feature_service}`; headline metric `{task.metric}` "
         f"({task.direction}) on a time-held-out test part; naive baseline: {task.baseline}.\n\n"
         f"Each `train-{task.name}` run is one `smap train {task.name}`; its nested runs are the "

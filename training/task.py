@@ -29,6 +29,9 @@ class Trainer(Protocol):
 
     name: str
     trainable: bool  # False: only `refuse(task)` is asked (`training.trainers.Untrainable`)
+    # True: `best_model` refits a trial from its parameters, so a worker can gate trials other
+    # workers ran (`smap train --worker`); False: the run keeps the model it fitted
+    refits: bool
 
     def candidates(self, task: Task) -> tuple[str, ...]: ...
 

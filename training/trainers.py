@@ -77,6 +77,7 @@ class Untrainable:
     command: str
 
     trainable = False
+    refits = False
 
     def refuse(self, task: Task) -> TaskError:
         return TaskError(f"{task.name}: trained, gated and evaluated by `{self.command}`")
@@ -87,6 +88,7 @@ class Tabular:
 
     name = "tabular"
     trainable = True
+    refits = True
     fit_kind = "regression"  # what the estimators fit
     binary_label = False  # monitoring compares a 0/1 label's class shares
 
@@ -254,6 +256,7 @@ class TextTrainer:
 
     name = "text"
     trainable = True
+    refits = False
     binary_label = False
 
     def candidates(self, task: Task) -> tuple[str, ...]:

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, cast
 
 import mlflow
 import numpy as np
+import optuna
 from mlflow.tracking import MlflowClient
 
 from configs.settings import Settings
 from training import tags as tag
 from training.descriptions import experiment_note
+from training.engines import require_offered, start_engines
 from training.errors import TaskError
 from training.search import (
     FAMILY,
@@ -87,6 +89,7 @@ def choose_families(settings: Settings, task: Task, families: tuple[str, ...] | 
             f"families: {', '.join(unknown)} not candidates for {task.name} "
             f"(choose from {', '.join(candidates)})"
         )
+    require_offered(settings, chosen)
     return chosen
 
 
@@ -105,6 +108,17 @@ def training_run(settings: Settings, task: Task) -> Iterator[tuple[MlflowClient,
         yield client, experiment_id, run.info.run_id
 
 
+def open_task_study(settings: Settings, task: Task, client: MlflowClient, experiment_id: str):
+    """The task's study in the profile's storage; a dead worker's stale trial fails its run."""
+    return open_study(
+        study_storage(settings),
+        study_name(settings.optuna.study_prefix, task.name, task.feature_service),
+        task.direction,
+        settings.training.seed,
+        on_stale=StaleTrialReporter(client, experiment_id, GRACE_SECONDS),
+    )
+
+
 def tune(
     settings: Settings,
     task: Task,
@@ -117,15 +131,10 @@ def tune(
     """Add trials to the task's study, refit this run's best and log it as the run's model."""
     client, experiment_id, run_id = run
     trainer, ts, seed = task.trainer, stored.training_set, settings.training.seed
-    study = open_study(
-        study_storage(settings),
-        study_name(settings.optuna.study_prefix, task.name, task.feature_service),
-        task.direction,
-        seed,
-        on_stale=StaleTrialReporter(client, experiment_id, GRACE_SECONDS),
-    )
+    study = open_task_study(settings, task, client, experiment_id)
     log_lineage(ts, study, ts.features)
     log_training_set(stored)
+    start_engines(settings, families)
     objective = trainer.objective(ts, families, run_id, seed)
     run_study(
         study,
@@ -135,7 +144,22 @@ def tune(
         callbacks=[TrialLogger(client, run_id, experiment_id)],
     )
     best = best_of_run(study, run_id, task.name)
+    return log_best(settings, task, stored, objective, study, best, run_id)
+
+
+def log_best(
+    settings: Settings,
+    task: Task,
+    stored: StoredSet,
+    objective,
+    study: optuna.Study,
+    best: optuna.trial.FrozenTrial,
+    run_id: str,
+) -> Tuned:
+    """Refit `best` on this run's data and log it, its test scores and extras as the run's
+    model (the caller's active MLflow run)."""
     assert best.value is not None  # a complete trial
+    trainer, ts = task.trainer, stored.training_set
     family = best.user_attrs[FAMILY]
     model = trainer.best_model(ts, objective, best)
     test_input = trainer.model_input(ts, ts.part("test"))
@@ -150,7 +174,7 @@ def tune(
             "best_trial": best.number,
             "trials_in_study": len(study.trials),
             "trials_in_run": len(run_trials(study, run_id)),
-            "seed": seed,
+            "seed": settings.training.seed,
         }
     )
     mlflow.set_tags({tag.BEST_TRIAL_ID: str(best._trial_id), tag.BEST_TRIAL: str(best.number)})

@@ -80,9 +80,14 @@ def backend_tables() -> dict[str, dict[str, Collection]]:
     from ingestion.warehouse import WAREHOUSES
     from serving.online_reader import ONLINE_READS
     from serving.prediction_log import PREDICTION_LOGS
+    from training.engines import PROFILE_ENGINES
+    from training.workers import STUDY_LOCKS
 
     return {
-        "profile": {"configs.settings.PROFILES": PROFILES},
+        "profile": {
+            "configs.settings.PROFILES": PROFILES,
+            "training.engines.PROFILE_ENGINES": PROFILE_ENGINES,
+        },
         "warehouse.type": {
             "ingestion.warehouse.WAREHOUSES": WAREHOUSES,
             "serving.prediction_log.PREDICTION_LOGS": PREDICTION_LOGS,
@@ -97,7 +102,10 @@ def backend_tables() -> dict[str, dict[str, Collection]]:
         },
         "feast.registry": {"feature_repo.store.REGISTRIES": REGISTRIES},
         "mlflow.backend": {"configs.settings.TRACKING_STORES": TRACKING_STORES},
-        "optuna.storage": {"configs.settings.STUDY_STORAGES": STUDY_STORAGES},
+        "optuna.storage": {
+            "configs.settings.STUDY_STORAGES": STUDY_STORAGES,
+            "training.workers.STUDY_LOCKS": STUDY_LOCKS,
+        },
     }
 
 

@@ -14,6 +14,7 @@ from training.families import (
     lstm,
     mlp,
     xgboost,
+    xgboost_spark,
 )
 from training.families.base import Data, Family, FeatureEncoder, Fitted, Report
 
@@ -27,6 +28,7 @@ FAMILIES: dict[str, Family] = {
         mlp.FAMILY,
         lstm.FAMILY,
         hist_gradient_boosting.FAMILY,
+        xgboost_spark.FAMILY,
     ]
 }
 

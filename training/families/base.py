@@ -146,10 +146,11 @@ Fit = Callable[[dict, Data, Report], Fitted]
 class Family:
     """One model family: its search space, its fit, and what a logged model needs to load.
 
-    `suggest(trial, prefix)` makes every `suggest_*` call of the family, each name starting
-    with `prefix` (`"<family>."`), so hyperparameters of one family are shared by all the
-    family sets a study sees. `scaled` families get imputed, standardised inputs; the others
-    get NaN where a feature is missing."""
+        `suggest(trial, prefix)` makes every `suggest_*` call of the family, each name starting
+        with `prefix` (`"<family>."`), so hyperparameters of one family are shared by all the
+        family sets a study sees. `scaled` families get imputed, standardised inputs; the others
+        get NaN where a feature is missing. A family with `engines` is offered only on profiles that
+    have them (`training/engines.py`)."""
 
     name: str
     suggest: Suggest
@@ -157,3 +158,5 @@ class Family:
     requirements: tuple[str, ...] = ()  # pip names beyond numpy, pandas, scikit-learn, mlflow
     scaled: bool = False
     needs_sequence: bool = False  # fits only on data with a history sequence (trend)
+    engines: tuple[str, ...] = ()  # engines beyond this process it fits on (`spark`)
+    at_scale: str | None = None  # the family that replaces it on a large training set

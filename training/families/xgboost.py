@@ -49,4 +49,5 @@ def fit(params: dict, data: Data, report: Report) -> Fitted:
     return Fitted(est, data.kind, "xgboost")
 
 
-FAMILY = Family("xgboost", suggest, fit, requirements=("xgboost",))
+# on a training set past `training.spark_min_rows`, where the profile offers Spark
+FAMILY = Family("xgboost", suggest, fit, requirements=("xgboost",), at_scale="xgboost_spark")
