@@ -51,7 +51,16 @@ def _last(n: int, lag: int = 0) -> str:
 
 
 CUMULATIVE = "UNBOUNDED PRECEDING AND CURRENT ROW"
-MATURED = f"UNBOUNDED PRECEDING AND {LABEL_DAYS} PRECEDING"
+
+def _sum_over(total: str, days: int | None, lag: int = 0) -> str:
+    """The sum over days (d - lag - days, d - lag] of a user's measure, from its running total
+    `total` (days None: every day up to d - lag), as the pandas ETL's cumulative sums did."""
+    order = "OVER (PARTITION BY user_id ORDER BY day)"
+    high = total if lag == 0 else f"LAG({total}, {lag}, 0) {order}"
+    if days is None:
+        return high
+    return f"({high} - LAG({total}, {days + lag}, 0) {order})"
+
 
 CALENDAR = f"""
 calendar AS (
@@ -105,6 +114,46 @@ GROUP BY user_id, date
 """
 
 _U = "user_id"
+
+# running totals per user; a window's sum is the difference of two of them
+USER_ROLLING = f"""
+cumulative AS (
+    SELECT *,
+        SUM(follows) {_window(_U, CUMULATIVE)} AS from_follows,
+        COUNT(observed) {_window(_U, CUMULATIVE)} AS seen,
+        SUM(posts) {_window(_U, CUMULATIVE)} AS posts_all,
+        SUM(inter) {_window(_U, CUMULATIVE)} AS inter_all,
+        SUM(base) {_window(_U, CUMULATIVE)} AS base_all,
+        SUM(reach) {_window(_U, CUMULATIVE)} AS reach_all,
+        SUM(active) {_window(_U, CUMULATIVE)} AS active_all,
+        SUM(likes_given) {_window(_U, CUMULATIVE)} AS likes_all,
+        SUM(comments_given) {_window(_U, CUMULATIVE)} AS comments_all,
+        MAX(CASE WHEN active > 0 THEN day END) {_window(_U, CUMULATIVE)} AS last_active,
+        MAX(CASE WHEN posts > 0 THEN day END) {_window(_U, CUMULATIVE)} AS last_post
+    FROM grid
+),
+rolled AS (
+    SELECT
+        user_id, day, signup, from_follows, seen, observed, posts_all,
+        {_sum_over("posts_all", 7)} AS posts_7d,
+        {_sum_over("posts_all", 28)} AS posts_28d,
+        {_ratio(_sum_over("inter_all", 28, LABEL_DAYS), _sum_over("base_all", 28, LABEL_DAYS))}
+            AS engagement_rate_28d,
+        {_ratio(_sum_over("inter_all", 7, LABEL_DAYS), _sum_over("base_all", 7, LABEL_DAYS))}
+            AS engagement_rate_7d,
+        {_ratio(_sum_over("reach_all", 28, LABEL_DAYS), _sum_over("posts_all", 28, LABEL_DAYS))}
+            AS avg_reach_28d,
+        {_sum_over("active_all", 7)} AS active_days_7d,
+        {_sum_over("active_all", 28)} AS active_days_28d,
+        day - last_active AS since_active,
+        day - last_post AS since_post,
+        {_sum_over("likes_all", 28)} AS likes_given_28d,
+        {_sum_over("comments_all", 28)} AS comments_given_28d,
+        {_ratio(_sum_over("inter_all", None, LABEL_DAYS), _sum_over("base_all", None, LABEL_DAYS))}
+            AS engagement_rate_all,
+        {_sum_over("posts_all", None, LABEL_DAYS)} AS matured_posts_all
+    FROM cumulative
+)"""
 USER_ENGAGEMENT_METRICS = f"""
 WITH {CALENDAR}, {TERMS},
 posted AS (
@@ -148,32 +197,7 @@ grid AS (
     LEFT JOIN observed AS o ON o.user_id = u.user_id AND o.day = d.day
     LEFT JOIN active AS a ON a.user_id = u.user_id AND a.day = d.day
 ),
-rolled AS (
-    SELECT
-        user_id, day, signup,
-        SUM(follows) {_window(_U, CUMULATIVE)} AS from_follows,
-        COUNT(observed) {_window(_U, CUMULATIVE)} AS seen,
-        observed,
-        SUM(posts) {_window(_U, _last(7))} AS posts_7d,
-        SUM(posts) {_window(_U, _last(28))} AS posts_28d,
-        {_ratio(f"SUM(inter) {_window(_U, _last(28, LABEL_DAYS))}",
-                f"SUM(base) {_window(_U, _last(28, LABEL_DAYS))}")} AS engagement_rate_28d,
-        {_ratio(f"SUM(inter) {_window(_U, _last(7, LABEL_DAYS))}",
-                f"SUM(base) {_window(_U, _last(7, LABEL_DAYS))}")} AS engagement_rate_7d,
-        {_ratio(f"SUM(reach) {_window(_U, _last(28, LABEL_DAYS))}",
-                f"SUM(posts) {_window(_U, _last(28, LABEL_DAYS))}")} AS avg_reach_28d,
-        SUM(active) {_window(_U, _last(7))} AS active_days_7d,
-        SUM(active) {_window(_U, _last(28))} AS active_days_28d,
-        day - MAX(CASE WHEN active > 0 THEN day END) {_window(_U, CUMULATIVE)} AS since_active,
-        day - MAX(CASE WHEN posts > 0 THEN day END) {_window(_U, CUMULATIVE)} AS since_post,
-        SUM(likes_given) {_window(_U, _last(28))} AS likes_given_28d,
-        SUM(comments_given) {_window(_U, _last(28))} AS comments_given_28d,
-        {_ratio(f"SUM(inter) {_window(_U, MATURED)}", f"SUM(base) {_window(_U, MATURED)}")}
-            AS engagement_rate_all,
-        COALESCE(SUM(posts) {_window(_U, MATURED)}, 0) AS matured_posts_all,
-        SUM(posts) {_window(_U, CUMULATIVE)} AS posts_all
-    FROM grid
-),
+{USER_ROLLING},
 counted AS (  -- an export's count, carried forward from the day it was seen, beats follows
     SELECT *, COALESCE(MAX(observed) OVER (PARTITION BY user_id, seen), from_follows) AS followers
     FROM rolled
