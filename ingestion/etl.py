@@ -7,34 +7,20 @@ feature row stamped at day d never contains an outcome that was unknown at d.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from ingestion.schema import ANALYTICS_TABLES, HISTORY_DAYS, RAW_TABLES
+from configs.settings import Settings
+from ingestion.etl_engines import run_on_duckdb, run_on_postgres
+from ingestion.schema import HISTORY_DAYS, RAW_TABLES
 from ingestion.warehouse import Warehouse, WarehouseError
 
 LABEL_DAYS = 7  # engagement is counted over a post's first 7 days
 EPOCH = pd.Timestamp("1970-01-01")
 NEVER = 999  # days-since value for "never happened"
-
-POSTGRES_VIEWS = {
-    "top_performing_content": """
-        SELECT c.post_id, c.user_id, c.created_at, c.post_type, c.category, c.reach,
-               c.interactions, c.engagement_rate, c.share_rate,
-               rank() OVER (PARTITION BY c.category ORDER BY c.engagement_rate DESC)
-                   AS category_rank
-        FROM {schema}.content_performance_metrics c
-        WHERE c.reach >= 100
-    """,
-    "trending_hashtags": """
-        SELECT h.hashtag_id, t.tag, h.date, h.usage, h.usage_mean_7d, h.trend_score
-        FROM {schema}.hashtag_daily h JOIN {schema}.hashtags t USING (hashtag_id)
-        WHERE h.date = (SELECT max(date) FROM {schema}.hashtag_daily)
-        ORDER BY h.trend_score DESC
-    """,
-}
 
 
 @dataclass(frozen=True)
@@ -462,27 +448,21 @@ def read_raw(warehouse: Warehouse) -> dict[str, pd.DataFrame]:
     return raw
 
 
+# warehouse.type -> where the analytics SQL runs: DuckDB over the Parquet files, or inside
+# PostgreSQL (the lake's runner is `etl_engines.run_on_spark`)
+ETL_ENGINES: dict[str, Callable[..., dict[str, int]]] = {
+    "parquet": run_on_duckdb,
+    "postgres": run_on_postgres,
+}
+
+
 def run_etl(
-    warehouse: Warehouse, since: pd.Timestamp | None = None, progress=None
+    settings: Settings,
+    warehouse: Warehouse,
+    since: pd.Timestamp | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
-    """Recompute analytics tables and replace their date partitions from `since` on."""
+    """Recompute analytics tables on the profile's engine and replace their date partitions
+    from `since` on; `progress` hears "transform", then each table's name."""
     tick = progress or (lambda _name: None)
-    tables = build_analytics(read_raw(warehouse))
-    tick("transform")
-    written = {}
-    for name, frame in tables.items():
-        table = ANALYTICS_TABLES[name]
-        if since is not None:
-            frame = frame[pd.to_datetime(frame[table.partition]) >= since.tz_localize(None)]
-        if len(frame):
-            written[name] = warehouse.replace_partitions(table, frame)
-        else:  # an empty table says "no such data" more clearly than a missing one
-            written[name] = 0 if warehouse.exists(name) else warehouse.write(table, frame)
-        tick(name)
-    if hasattr(warehouse, "execute") and hasattr(warehouse, "schema"):  # PostgreSQL
-        for view, sql in POSTGRES_VIEWS.items():
-            warehouse.execute(
-                f"CREATE OR REPLACE VIEW {warehouse.schema}.{view} AS "
-                + sql.format(schema=warehouse.schema)
-            )
-    return written
+    return ETL_ENGINES[settings.warehouse.type](settings, warehouse, since, tick)

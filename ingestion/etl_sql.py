@@ -52,6 +52,7 @@ def _last(n: int, lag: int = 0) -> str:
 
 CUMULATIVE = "UNBOUNDED PRECEDING AND CURRENT ROW"
 
+
 def _sum_over(total: str, days: int | None, lag: int = 0) -> str:
     """The sum over days (d - lag - days, d - lag] of a user's measure, from its running total
     `total` (days None: every day up to d - lag), as the pandas ETL's cumulative sums did."""
@@ -89,15 +90,15 @@ terms AS (
         CASE WHEN d.denominator = 'none' THEN LN(1 + CAST(p.shares AS DOUBLE))
             ELSE CAST(p.shares AS DOUBLE) END AS shares,
         CASE WHEN d.denominator = 'none' THEN 1.0
-            WHEN d.denominator = 'followers' THEN
-                CASE WHEN f.followers IS NOT NULL THEN GREATEST(CAST(f.followers AS DOUBLE), 1.0) END
+            WHEN d.denominator = 'followers' AND f.followers IS NULL THEN NULL
+            WHEN d.denominator = 'followers' THEN GREATEST(CAST(f.followers AS DOUBLE), 1.0)
             ELSE GREATEST(CAST(p.reach AS DOUBLE), 1.0) END AS base
     FROM content_posts AS p
     CROSS JOIN definition AS d
     LEFT JOIN follower_counts AS f ON f.post_id = p.post_id
 )"""
 
-USER_ACTIVITY = f"""
+USER_ACTIVITY = """
 SELECT user_id, date, SUM(posts) AS posts, SUM(likes_given) AS likes_given,
     SUM(comments_given) AS comments_given
 FROM (
@@ -370,9 +371,26 @@ def _typed(name: str) -> str:
     return f"SELECT {columns} FROM ({QUERIES[name]}) AS result"
 
 
+def _series_as_rows(node):
+    """DuckDB's GENERATE_SERIES is a list, unnested into rows; PostgreSQL's already returns
+    rows (SQLGlot 30 keeps the UNNEST, which PostgreSQL rejects)."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.Explode) and isinstance(node.this, exp.GenerateSeries):
+        return node.this
+    return node
+
+
+# SQLGlot dialect -> rewrites of the parsed SQL that its transpiler does not make itself
+REWRITES = {"duckdb": (), "postgres": (_series_as_rows,), "spark": ()}
+
+
 @functools.cache
 def analytics_sql(name: str, dialect: str) -> str:
-    """The SQL that computes analytics table `name`, in `dialect` (a SQLGlot dialect name)."""
+    """The SQL that computes analytics table `name`, in `dialect` (a key of REWRITES)."""
     import sqlglot
 
-    return sqlglot.transpile(_typed(name), read="duckdb", write=dialect, pretty=True)[0]
+    tree = sqlglot.parse_one(_typed(name), read="duckdb")
+    for rewrite in REWRITES[dialect]:
+        tree = tree.transform(rewrite)
+    return tree.sql(dialect=dialect, pretty=True)

@@ -55,14 +55,14 @@ def test_post_features_use_previous_day_hashtag_stats(raw, analytics):
     assert feats.hashtag_momentum_mean.abs().sum() > 0
 
 
-def test_etl_rerun_does_not_duplicate_partitions(raw, tmp_path):
+def test_etl_rerun_does_not_duplicate_partitions(raw, tmp_path, local_settings):
     warehouse = ParquetWarehouse(tmp_path)
     for name, frame in raw.items():
         warehouse.write(ALL_TABLES[name], frame)
-    first = run_etl(warehouse)
+    first = run_etl(local_settings, warehouse)
     sizes = {name: len(warehouse.read(name)) for name in first}
-    run_etl(warehouse)
-    run_etl(warehouse, since=pd.Timestamp("2026-03-01"))
+    run_etl(local_settings, warehouse)
+    run_etl(local_settings, warehouse, since=pd.Timestamp("2026-03-01"))
     assert {name: len(warehouse.read(name)) for name in first} == sizes
 
 
