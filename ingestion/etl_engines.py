@@ -220,7 +220,8 @@ def write_lake(
         F.date_format(partition, "yyyy-MM-dd").alias(LAKE_PARTITION),
     )
     rows = out.count()
-    out.write.mode("overwrite").partitionBy(LAKE_PARTITION).parquet(
+    # one task per day writes that day's file: a folder per day, not a file per task and day
+    out.repartition(LAKE_PARTITION).write.mode("overwrite").partitionBy(LAKE_PARTITION).parquet(
         lake_table_uri(settings, table.name)
     )
     return rows

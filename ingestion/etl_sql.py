@@ -260,8 +260,8 @@ rolled AS (
     SELECT *,
         LAG(usage, 1) OVER (PARTITION BY hashtag_id ORDER BY day) AS usage_lag_1,
         LAG(usage, 7) OVER (PARTITION BY hashtag_id ORDER BY day) AS usage_lag_7,
-        SUM(usage) {_window(_H, _last(7))} / 7.0 AS usage_mean_7d,
-        SUM(usage) {_window(_H, _last(28))} / 28.0 AS usage_mean_28d
+        SUM(usage) {_window(_H, _last(7))} / CAST(7 AS DOUBLE) AS usage_mean_7d,
+        SUM(usage) {_window(_H, _last(28))} / CAST(28 AS DOUBLE) AS usage_mean_28d
     FROM grid
 )
 SELECT

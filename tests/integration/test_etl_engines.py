@@ -30,7 +30,13 @@ FLOAT_RTOL = 1e-9
 
 @pytest.fixture(scope="module")
 def raw() -> dict[str, pd.DataFrame]:
-    return simulate("quick", seed=3)
+    """The quick platform with timestamps to the microsecond, as the lake stores them."""
+    tables = simulate("quick", seed=3)
+    for name, frame in tables.items():
+        for column, kind in ALL_TABLES[name].columns.items():
+            if kind == "ts":
+                frame[column] = frame[column].dt.floor("us")
+    return tables
 
 
 @pytest.fixture(scope="module")
