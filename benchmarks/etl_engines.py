@@ -1,7 +1,7 @@
 """Seconds of the ETL (raw tables -> every analytics table, written back) per engine, on one
 simulated platform: DuckDB over Parquet (local), in-database PostgreSQL (services), Spark over
-a lake (cluster, `--master`), and the pandas ETL it replaced (`pandas`, on commits before the
-switch). Loading the raw tables is not timed; Spark's time includes starting its session.
+a lake (cluster, `--master`). Loading the raw tables is not timed; Spark's time includes
+starting its session. (The pandas ETL these replaced is `--engines pandas` at commit f2232a5.)
 
     .venv/bin/python benchmarks/etl_engines.py --preset default --engines duckdb,postgres,spark
 """
@@ -95,22 +95,7 @@ def run_spark(root: Path, raw: dict[str, pd.DataFrame], master: str) -> float:
     return time.perf_counter() - start
 
 
-def run_pandas(root: Path, raw: dict[str, pd.DataFrame], master: str) -> float:
-    """The pandas ETL as `run_etl` ran it: read the raw tables, transform, replace."""
-    from ingestion.etl import build_analytics, read_raw  # type: ignore[attr-defined]
-    from ingestion.etl_engines import _replace
-    from ingestion.schema import ANALYTICS_TABLES
-
-    settings = load_settings("local", env={"SMAP_DATA_DIR": str(root / "pandas")})
-    warehouse = load(settings, raw)
-    start = time.perf_counter()
-    for name, frame in build_analytics(read_raw(warehouse)).items():
-        _replace(warehouse, ANALYTICS_TABLES[name], frame, None)
-    return time.perf_counter() - start
-
-
 ENGINES: dict[str, Callable[[Path, dict[str, pd.DataFrame], str], float]] = {
-    "pandas": run_pandas,
     "duckdb": run_duckdb,
     "postgres": run_postgres,
     "spark": run_spark,

@@ -15,12 +15,14 @@ import pandas as pd
 from configs.settings import Settings
 from ingestion.etl_sql import QUERIES, analytics_sql
 from ingestion.schema import ANALYTICS_TABLES, RAW_TABLES, TYPES, Table
+from ingestion.spark import spark_session
 from ingestion.warehouse import ParquetWarehouse, PostgresWarehouse, WarehouseError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 REQUIRED_RAW = ("content_posts", "users")  # the others may be absent from an export
+NO_POSTS = "content_posts is empty: nothing to transform"
 
 Progress = Callable[[str], None]
 
@@ -81,6 +83,8 @@ def run_on_duckdb(
             else:
                 _missing(name, str(warehouse.root))
                 con.execute(_empty_table_ddl(table))
+        if con.execute("SELECT EXISTS (SELECT 1 FROM content_posts)").fetchone() != (True,):
+            raise ValueError(NO_POSTS)
         frames = {}
         for name in QUERIES:
             con.execute(f"CREATE TEMP TABLE {name} AS {analytics_sql(name, 'duckdb')}")
@@ -110,6 +114,9 @@ def run_on_postgres(
                 if not warehouse.exists(name):
                     _missing(name, f"PostgreSQL schema {schema}")
                     cur.execute(_empty_table_ddl(table))
+            cur.execute("SELECT EXISTS (SELECT 1 FROM content_posts)")
+            if not cur.fetchone()[0]:
+                raise ValueError(NO_POSTS)
             for name in QUERIES:
                 cur.execute(f"CREATE TEMP TABLE {name} AS {analytics_sql(name, 'postgres')}")
                 cur.execute(f"ANALYZE pg_temp.{name}")  # the queries after it join it
@@ -150,11 +157,11 @@ def _insert_partitions(cur, warehouse: PostgresWarehouse, table: Table, since) -
 
 def run_on_spark(settings: Settings, since: pd.Timestamp | None, tick: Progress) -> dict[str, int]:
     """Spark over the lake: raw tables read from it, analytics tables written into it."""
-    from ingestion.spark import spark_session
-
     spark = spark_session(settings, "etl")
     for name, table in RAW_TABLES.items():
         read_lake(spark, settings, table).createOrReplaceTempView(name)
+    if spark.table("content_posts").isEmpty():
+        raise ValueError(NO_POSTS)
     results = {}
     for name in QUERIES:
         frame = spark.sql(analytics_sql(name, "spark")).persist()
@@ -211,6 +218,7 @@ def write_lake(
     spark = frame.sparkSession
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+    assert table.partition is not None, f"{table.name} has no date partition"
     partition = F.col(table.partition)
     if since is not None:
         frame = frame.where(partition >= F.lit(since.tz_localize(None).date()))
