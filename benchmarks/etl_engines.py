@@ -91,7 +91,7 @@ def run_spark(root: Path, raw: dict[str, pd.DataFrame], master: str) -> float:
             )
             pq.write_table(arrow, lake / name / "part-0.parquet", coerce_timestamps="us")
     start = time.perf_counter()
-    run_on_spark(settings, None, lambda _name: None)
+    run_on_spark(settings, None, None, lambda _name: None)
     return time.perf_counter() - start
 
 

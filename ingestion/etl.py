@@ -49,7 +49,7 @@ def engagement_denominator(definition: pd.DataFrame | None) -> str:
 
 
 # warehouse.type -> where the analytics SQL runs: DuckDB over the Parquet files, or inside
-# PostgreSQL (the lake's runner is `etl_engines.run_on_spark`)
+# PostgreSQL; the lake warehouse's entry is `etl_engines.run_on_spark` (Spark over the lake)
 ETL_ENGINES: dict[str, Callable[..., dict[str, int]]] = {
     "parquet": run_on_duckdb,
     "postgres": run_on_postgres,

@@ -88,7 +88,8 @@ def run_on_duckdb(
         frames = {}
         for name in QUERIES:
             con.execute(f"CREATE TEMP TABLE {name} AS {analytics_sql(name, 'duckdb')}")
-            frames[name] = con.execute(f"SELECT * FROM {name}").df()  # noqa: S608
+            # through Arrow: DuckDB's own pandas conversion took 8x longer on 3M rows
+            frames[name] = con.sql(f"SELECT * FROM {name}").to_arrow_table().to_pandas()
         tick("transform")
     finally:
         con.close()
@@ -155,8 +156,11 @@ def _insert_partitions(cur, warehouse: PostgresWarehouse, table: Table, since) -
     return cur.rowcount
 
 
-def run_on_spark(settings: Settings, since: pd.Timestamp | None, tick: Progress) -> dict[str, int]:
-    """Spark over the lake: raw tables read from it, analytics tables written into it."""
+def run_on_spark(
+    settings: Settings, warehouse: object, since: pd.Timestamp | None, tick: Progress
+) -> dict[str, int]:
+    """Spark over the lake at `settings.lake_uri`: raw tables read from it, analytics tables
+    written into it (the lake warehouse's own reads and locks are not needed here)."""
     spark = spark_session(settings, "etl")
     for name, table in RAW_TABLES.items():
         read_lake(spark, settings, table).createOrReplaceTempView(name)

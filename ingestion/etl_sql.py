@@ -18,6 +18,7 @@ from ingestion.schema import ANALYTICS_TABLES, HISTORY_DAYS
 
 LABEL_DAYS = 7  # engagement is counted over a post's first 7 days
 NEVER = 999  # days-since value for "never happened"
+PACK = 2**32  # a day number times PACK plus a follower count keeps both in a BIGINT
 
 
 def _day(ts: str) -> str:
@@ -121,7 +122,9 @@ USER_ROLLING = f"""
 cumulative AS (
     SELECT *,
         SUM(follows) {_window(_U, CUMULATIVE)} AS from_follows,
-        COUNT(observed) {_window(_U, CUMULATIVE)} AS seen,
+        -- the last count an export reported (its day packed above it, so MAX picks it)
+        MAX(CASE WHEN observed IS NOT NULL THEN day * {PACK} + observed END)
+            {_window(_U, CUMULATIVE)} AS last_seen,
         SUM(posts) {_window(_U, CUMULATIVE)} AS posts_all,
         SUM(inter) {_window(_U, CUMULATIVE)} AS inter_all,
         SUM(base) {_window(_U, CUMULATIVE)} AS base_all,
@@ -135,7 +138,13 @@ cumulative AS (
 ),
 rolled AS (
     SELECT
-        user_id, day, signup, from_follows, seen, observed, posts_all,
+        user_id, day, signup, posts_all,
+        -- an export's count, carried forward from the day it was seen, beats follows
+        COALESCE(last_seen % {PACK}, from_follows) AS followers,
+        COALESCE(last_seen % {PACK}, from_follows) - COALESCE(
+            LAG(last_seen, 7) OVER (PARTITION BY user_id ORDER BY day) % {PACK},
+            LAG(from_follows, 7, 0) OVER (PARTITION BY user_id ORDER BY day)
+        ) AS follower_growth_7d,
         {_sum_over("posts_all", 7)} AS posts_7d,
         {_sum_over("posts_all", 28)} AS posts_28d,
         {_ratio(_sum_over("inter_all", 28, LABEL_DAYS), _sum_over("base_all", 28, LABEL_DAYS))}
@@ -198,17 +207,7 @@ grid AS (
     LEFT JOIN observed AS o ON o.user_id = u.user_id AND o.day = d.day
     LEFT JOIN active AS a ON a.user_id = u.user_id AND a.day = d.day
 ),
-{USER_ROLLING},
-counted AS (  -- an export's count, carried forward from the day it was seen, beats follows
-    SELECT *, COALESCE(MAX(observed) OVER (PARTITION BY user_id, seen), from_follows) AS followers
-    FROM rolled
-),
-grown AS (
-    SELECT *,
-        followers - COALESCE(LAG(followers, 7) OVER (PARTITION BY user_id ORDER BY day), 0)
-            AS follower_growth_7d
-    FROM counted
-)
+{USER_ROLLING}
 SELECT
     g.user_id, {_date("g.day")} AS date, {_stamp("g.day")} AS event_timestamp,
     g.followers, g.follower_growth_7d, g.posts_7d, g.posts_28d, g.engagement_rate_28d,
@@ -217,7 +216,7 @@ SELECT
     COALESCE(g.since_post, {NEVER}) AS days_since_last_post,
     g.likes_given_28d, g.comments_given_28d, g.day - g.signup AS account_age_days,
     g.engagement_rate_all, g.matured_posts_all, g.posts_all
-FROM grown AS g CROSS JOIN calendar AS c
+FROM rolled AS g CROSS JOIN calendar AS c
 WHERE g.day >= GREATEST(g.signup, c.first_day)
 """
 

@@ -148,8 +148,8 @@ def test_spark_tables_equal_the_local_tables(cluster_settings, raw, expected):
             write_lake_table(lake, RAW_TABLES[name], frame)
     heard: list[str] = []
 
-    written = run_on_spark(cluster_settings, None, heard.append)
-    again = run_on_spark(cluster_settings, pd.Timestamp("2026-03-01"), heard.append)
+    written = run_on_spark(cluster_settings, None, None, heard.append)
+    again = run_on_spark(cluster_settings, None, pd.Timestamp("2026-03-01"), heard.append)
 
     assert heard[0] == "transform" and set(heard[1 : len(ANALYTICS_TABLES) + 1]) == set(
         ANALYTICS_TABLES
