@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 REQUIRED_RAW = ("content_posts", "users")  # the others may be absent from an export
 NO_POSTS = "content_posts is empty: nothing to transform"
+POSTGRES_SORT_MEMORY = "256MB"  # per sort of the ETL's session (the server default is 4MB)
 
 Progress = Callable[[str], None]
 
@@ -111,6 +112,8 @@ def run_on_postgres(
         with conn.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
             cur.execute(f"SET search_path TO {schema}")  # temporary tables come first
+            # the window passes sort the users x days grid: in memory, not in temporary files
+            cur.execute(f"SET work_mem = '{POSTGRES_SORT_MEMORY}'")
             for name, table in RAW_TABLES.items():
                 if not warehouse.exists(name):
                     _missing(name, f"PostgreSQL schema {schema}")
