@@ -135,11 +135,11 @@ def run_raw_load(warehouse, tables: dict[str, pd.DataFrame], profile: str) -> Re
     return Result("raw load", profile, rows, seconds)
 
 
-def run_etl_stage(warehouse, profile: str) -> Result:
+def run_etl_stage(settings: Settings, warehouse) -> Result:
     from ingestion.etl import run_etl
 
-    written, seconds = timed(lambda: run_etl(warehouse))
-    return Result("etl", profile, sum(written.values()), seconds)
+    written, seconds = timed(lambda: run_etl(settings, warehouse))
+    return Result("etl", settings.profile, sum(written.values()), seconds)
 
 
 def run_materialize(
@@ -171,7 +171,7 @@ def run_profile(
     log.print(f"{settings.profile}: raw load + etl")
     results = [
         run_raw_load(warehouse, tables, settings.profile),
-        run_etl_stage(warehouse, settings.profile),
+        run_etl_stage(settings, warehouse),
     ]
     features = feature_tables(settings)
     if not frames:

@@ -452,6 +452,10 @@ class PostgresWarehouse:
         finally:
             conn.close()
 
+    def table_ddl(self, table: Table) -> list[str]:
+        """The statements that create the table, its schema and its indexes if absent."""
+        return self._ddl(table)
+
     def _ddl(self, table: Table) -> list[str]:
         cols = ", ".join(f'"{c}" {TYPES[k][1]}' for c, k in table.columns.items())
         key = f", PRIMARY KEY ({', '.join(table.key)})" if table.key else ""

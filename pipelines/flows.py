@@ -59,7 +59,7 @@ def ingest(settings: Settings, since: str | None = None) -> dict[str, int]:
     warehouse = open_warehouse(settings)
     # raw tables read and analytics tables written with no import or simulation in between
     with warehouse.writing(), steps("ingest", len(ANALYTICS_TABLES) + 1) as tick:
-        return run_etl(warehouse, since=start, progress=tick)
+        return run_etl(settings, warehouse, since=start, progress=tick)
 
 
 def ingest_csv(settings: Settings, path: Path, mapping: Path | None):

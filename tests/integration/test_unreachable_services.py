@@ -53,8 +53,8 @@ def test_etl_on_postgres_is_idempotent_and_creates_views(services_settings):
     warehouse = open_warehouse(services_settings)
     for name, frame in simulate("quick", seed=2).items():
         warehouse.write(ALL_TABLES[name], frame)
-    first = run_etl(warehouse)
-    run_etl(warehouse)
+    first = run_etl(services_settings, warehouse)
+    run_etl(services_settings, warehouse)
     assert {n: len(warehouse.read(n)) for n in first} == first
     top = warehouse.read("top_performing_content")
     assert len(top) > 0 and "category_rank" in top.columns

@@ -77,6 +77,7 @@ def backend_tables() -> dict[str, dict[str, Collection]]:
     from feature_repo.data_sources import SOURCE_KINDS
     from feature_repo.online_state import ONLINE_STORES
     from feature_repo.store import OFFLINE_STORES, REGISTRIES
+    from ingestion.etl import ETL_ENGINES
     from ingestion.warehouse import WAREHOUSES
     from serving.online_reader import ONLINE_READS
     from serving.prediction_log import PREDICTION_LOGS
@@ -90,6 +91,7 @@ def backend_tables() -> dict[str, dict[str, Collection]]:
         },
         "warehouse.type": {
             "ingestion.warehouse.WAREHOUSES": WAREHOUSES,
+            "ingestion.etl.ETL_ENGINES": ETL_ENGINES,
             "serving.prediction_log.PREDICTION_LOGS": PREDICTION_LOGS,
         },
         "feast.offline_store": {

@@ -1,11 +1,11 @@
-import numpy as np
 import pandas as pd
 import pytest
 
-from ingestion.etl import LABEL_DAYS, build_analytics, run_etl
+from configs.settings import load_settings
+from ingestion.etl import LABEL_DAYS, run_etl
 from ingestion.schema import ALL_TABLES, ANALYTICS_TABLES
 from ingestion.simulator import simulate
-from ingestion.warehouse import ParquetWarehouse
+from ingestion.warehouse import ParquetWarehouse, open_warehouse
 
 
 @pytest.fixture(scope="module")
@@ -14,8 +14,15 @@ def raw():
 
 
 @pytest.fixture(scope="module")
-def analytics(raw):
-    return build_analytics(raw)
+def analytics(raw, tmp_path_factory):
+    """The local profile's ETL (DuckDB over Parquet) on the quick platform."""
+    root = tmp_path_factory.mktemp("etl") / "smap"
+    settings = load_settings("local", env={"SMAP_DATA_DIR": str(root)})
+    warehouse = open_warehouse(settings)
+    for name, frame in raw.items():
+        warehouse.write(ALL_TABLES[name], frame)
+    run_etl(settings, warehouse)
+    return {name: warehouse.read(name) for name in ANALYTICS_TABLES}
 
 
 def test_every_analytics_table_conforms_to_its_schema(analytics):
@@ -55,21 +62,23 @@ def test_post_features_use_previous_day_hashtag_stats(raw, analytics):
     assert feats.hashtag_momentum_mean.abs().sum() > 0
 
 
-def test_etl_rerun_does_not_duplicate_partitions(raw, tmp_path):
+def test_etl_rerun_does_not_duplicate_partitions(raw, tmp_path, local_settings):
     warehouse = ParquetWarehouse(tmp_path)
     for name, frame in raw.items():
         warehouse.write(ALL_TABLES[name], frame)
-    first = run_etl(warehouse)
+    first = run_etl(local_settings, warehouse)
     sizes = {name: len(warehouse.read(name)) for name in first}
-    run_etl(warehouse)
-    run_etl(warehouse, since=pd.Timestamp("2026-03-01"))
+    run_etl(local_settings, warehouse)
+    run_etl(local_settings, warehouse, since=pd.Timestamp("2026-03-01"))
     assert {name: len(warehouse.read(name)) for name in first} == sizes
 
 
-def test_empty_posts_is_a_clear_error(raw):
-    empty = dict(raw, content_posts=raw["content_posts"].iloc[:0])
+def test_empty_posts_is_a_clear_error(raw, local_settings):
+    warehouse = open_warehouse(local_settings)
+    for name, frame in dict(raw, content_posts=raw["content_posts"].iloc[:0]).items():
+        warehouse.write(ALL_TABLES[name], frame)
     with pytest.raises(ValueError, match="content_posts is empty"):
-        build_analytics(empty)
+        run_etl(local_settings, warehouse)
 
 
 def test_parquet_write_is_all_or_nothing(raw, tmp_path, monkeypatch):
@@ -94,10 +103,15 @@ def test_missing_column_named(raw):
         ALL_TABLES["content_posts"].conform(raw["content_posts"].drop(columns="reach"))
 
 
-def test_dense_windows_match_naive_rolling():
-    from ingestion.etl import _window_sum
-
-    m = np.arange(20, dtype=float).reshape(2, 10)
-    got = _window_sum(m, 3, lag=2)
-    assert got[0, 5] == m[0, 1:4].sum()
-    assert got[1, 1] == 0
+def test_rolling_windows_match_a_naive_count(raw, analytics):
+    posts = raw["content_posts"]
+    metrics = analytics["user_engagement_metrics"]
+    row = metrics[metrics.posts_28d > 0].iloc[len(metrics) // 5]
+    day_end = row.date.tz_localize("UTC") + pd.Timedelta(days=1)
+    mine = posts[posts.user_id == row.user_id]
+    for days, column in ((7, "posts_7d"), (28, "posts_28d")):
+        window = mine[
+            (mine.created_at >= day_end - pd.Timedelta(days=days)) & (mine.created_at < day_end)
+        ]
+        assert row[column] == len(window)
+    assert row.posts_all == (mine.created_at < day_end).sum()

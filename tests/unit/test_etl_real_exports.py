@@ -19,7 +19,7 @@ def warehouse(tmp_path: Path) -> ParquetWarehouse:
     return ParquetWarehouse(tmp_path / "warehouse")
 
 
-def load(warehouse, tmp_path: Path, csv_text: str, mapping_text: str | None = None):
+def load(settings, warehouse, tmp_path: Path, csv_text: str, mapping_text: str | None = None):
     export = tmp_path / "export.csv"
     export.write_text(csv_text.strip() + "\n", encoding="utf-8")
     mapping = None
@@ -27,14 +27,16 @@ def load(warehouse, tmp_path: Path, csv_text: str, mapping_text: str | None = No
         mapping = tmp_path / "mapping.yaml"
         mapping.write_text(mapping_text, encoding="utf-8")
     import_posts(export, mapping, warehouse, tmp_path / "rejects")
-    run_etl(warehouse)
+    run_etl(settings, warehouse)
 
 
-def test_followers_column_flows_into_followers_and_author_followers(warehouse, tmp_path):
+def test_followers_column_flows_into_followers_and_author_followers(
+    local_settings, warehouse, tmp_path
+):
     import_posts(
         FIXTURES / "page_export.csv", FIXTURES / "page_mapping.yaml", warehouse, tmp_path / "r"
     )
-    run_etl(warehouse)
+    run_etl(local_settings, warehouse)
 
     metrics = warehouse.read("user_engagement_metrics").sort_values("date")
     assert metrics.followers.iloc[0] == 5000 and metrics.followers.iloc[-1] == 5000 + 11 * 37
@@ -44,11 +46,13 @@ def test_followers_column_flows_into_followers_and_author_followers(warehouse, t
     assert (features.author_followers.iloc[1:] >= 5000).all()
 
 
-def test_engagement_per_follower_divides_by_the_reported_audience(warehouse, tmp_path):
+def test_engagement_per_follower_divides_by_the_reported_audience(
+    local_settings, warehouse, tmp_path
+):
     import_posts(
         FIXTURES / "page_export.csv", FIXTURES / "page_mapping.yaml", warehouse, tmp_path / "r"
     )
-    run_etl(warehouse)
+    run_etl(local_settings, warehouse)
 
     perf = warehouse.read("content_performance_metrics")
     counts = warehouse.read("follower_counts").set_index("post_id").followers
@@ -56,8 +60,9 @@ def test_engagement_per_follower_divides_by_the_reported_audience(warehouse, tmp
     assert np.allclose(perf.engagement_rate, expected)
 
 
-def test_no_denominator_models_log_interactions_per_post(warehouse, tmp_path):
+def test_no_denominator_models_log_interactions_per_post(local_settings, warehouse, tmp_path):
     load(
+        local_settings,
         warehouse,
         tmp_path,
         """
@@ -76,8 +81,11 @@ timestamp,account,type,likes,comments,shares
     assert np.isclose(metrics.engagement_rate_28d.iloc[-1], np.log1p([9, 99]).mean())
 
 
-def test_an_export_shorter_than_a_week_without_hashtags_goes_through(warehouse, tmp_path):
+def test_an_export_shorter_than_a_week_without_hashtags_goes_through(
+    local_settings, warehouse, tmp_path
+):
     load(
+        local_settings,
         warehouse,
         tmp_path,
         """
