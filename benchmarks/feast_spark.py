@@ -11,8 +11,8 @@ of engagement and churn (seconds, rows). Each profile gets its own Feast project
 keys are removed after) and the cluster one its own PostgreSQL database (dropped after).
 A benchmark, not a test: nothing here asserts on timings.
 
-    uv run python benchmarks/feast_spark.py --preset quick
-    uv run python benchmarks/feast_spark.py --preset default --json .smap/bench/feast_spark.json
+    uv run python -m benchmarks.feast_spark --preset quick
+    uv run python -m benchmarks.feast_spark --preset default --json .smap/bench/feast_spark.json
 """
 
 from __future__ import annotations
@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             if profile == "cluster":
                 env |= {"SMAP_DATABASE": database, "SMAP_SPARK__MASTER": args.master}
                 _database("create", database)
-            command = [sys.executable, __file__, "--child", profile, "--preset", args.preset]
+            command = [sys.executable, "-m", "benchmarks.feast_spark", "--child", profile]
+            command += ["--preset", args.preset]
             command += ["--data-dir", f"{tmp}/{profile}", "--env", json.dumps(env)]
             try:
                 done = subprocess.run(

@@ -23,6 +23,7 @@ the layout and reads hold there, the all-or-nothing swap does not (documented, u
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import socket
@@ -178,7 +179,8 @@ class LakeFolders:
             yield held
 
     def version(self, names: Sequence[str]) -> str:
-        """Changes whenever a table is rewritten: every write renames new part files in."""
+        """Changes whenever a table is rewritten (every write renames new part files in), the
+        same in every process: a stored training set is reused while it holds."""
         from pyarrow.fs import FileSelector, FileType
 
         parts = []
@@ -190,7 +192,8 @@ class LakeFolders:
             files = sorted(
                 f"{i.path}:{i.size}:{i.mtime_ns}" for i in infos if i.type == FileType.File
             )
-            parts.append(f"{name}:{len(files)}:{hash(tuple(files)) & 0xFFFFFFFFFFFF:x}")
+            digest = hashlib.sha256("\n".join(files).encode()).hexdigest()[:16]
+            parts.append(f"{name}:{len(files)}:{digest}")
         return "|".join(parts)
 
     # -- reading ---------------------------------------------------------------------------

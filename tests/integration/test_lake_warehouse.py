@@ -231,3 +231,31 @@ def test_append_adds_part_files_to_the_days_it_touches(lake, lake_settings):
     new = Table("lake_test_log", {"n": "int"})
     assert lake.append(new, pd.DataFrame({"n": [1, 2]})) == 2
     assert lake.read("lake_test_log").n.tolist() == [1, 2]
+
+
+VERSION = """
+from configs.settings import load_settings
+from ingestion.warehouse import open_warehouse
+print(open_warehouse(load_settings("cluster")).version(["user_activity", "hashtags"]))
+"""
+
+
+def test_version_changes_with_a_write_and_not_with_the_process(lake, lake_settings):
+    """A stored training set is reused while the version of its tables holds: the same in
+    another process, different once a day is replaced."""
+    lake.write(ACTIVITY, _activity(["2026-01-01", "2026-01-02"]))
+    first = lake.version(["user_activity", "hashtags"])
+    env = {
+        **os.environ,
+        "SMAP_PROFILE": "cluster",
+        "SMAP_DATA_DIR": str(lake_settings.data_dir),
+        "SMAP_DATABASE": lake_settings.postgres.database,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", VERSION], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == first
+    assert "hashtags:-" in first
+
+    lake.replace_partitions(ACTIVITY, _activity(["2026-01-02"], posts=3))
+    assert lake.version(["user_activity", "hashtags"]) != first
