@@ -82,8 +82,14 @@ def _forget_project(project: str) -> None:
     import redis
 
     client = redis.Redis(host="127.0.0.1", port=6379)
-    for key in client.scan_iter(match=b"*" + project.encode() + b"*", count=1000):
-        client.delete(key)
+    batch = []
+    for key in client.scan_iter(match=b"*" + project.encode() + b"*", count=10_000):
+        batch.append(key)
+        if len(batch) == 10_000:
+            client.delete(*batch)
+            batch.clear()
+    if batch:
+        client.delete(*batch)
 
 
 def main(argv: list[str] | None = None) -> int:
