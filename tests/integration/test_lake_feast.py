@@ -16,7 +16,7 @@ import pytest
 
 from configs.settings import load_settings
 from feature_repo.data_sources import table_of
-from feature_repo.store import open_store
+from feature_repo.store import online_views, open_store
 from ingestion.lake import PARTITION_KEY, table_uri
 from ingestion.schema import ANALYTICS_TABLES, RAW_TABLES, TRUTH_TABLES
 from ingestion.spark import spark_session
@@ -136,12 +136,12 @@ def _entity_rows(settings, view) -> list[dict]:
 
 
 def test_sparks_materialization_equals_the_local_one(platforms):
-    """After Feast's Spark compute engine loaded Redis, every feature of every view reads
+    """After Feast's Spark compute engine loaded Redis, every feature of every online view reads
     (Feast's get_online_features) what the local profile's SQLite store answers."""
     local, cluster = platforms
     local_store, cluster_store = open_store(local), open_store(cluster)
     checked = 0
-    for view in local_store.list_feature_views():
+    for view in online_views(local_store):
         rows = _entity_rows(local, view)
         refs = [f"{view.name}:{f.name}" for f in view.features]
         expected = local_store.get_online_features(features=refs, entity_rows=rows).to_dict()
@@ -157,4 +157,4 @@ def test_sparks_materialization_equals_the_local_one(platforms):
         known = sum(v is not None for v in expected[view.features[0].name])
         assert known > 0, view.name
         checked += len(rows)
-    assert checked > 10_000
+    assert checked > 1_500  # users, author categories, hashtags in five slots and by text
