@@ -26,7 +26,7 @@ import pandas as pd
 
 from ingestion.etl import interactions
 from ingestion.schema import INSIGHT_TABLES
-from ingestion.warehouse import ParquetWarehouse, PostgresWarehouse, Warehouse
+from ingestion.warehouse import LakeWarehouse, ParquetWarehouse, PostgresWarehouse, Warehouse
 
 RETENTION_DAYS = 28
 CAMPAIGNS = INSIGHT_TABLES["campaign_kpis"]
@@ -223,7 +223,9 @@ def daily_sql(schema: str) -> str:
     """
 
 
-def _write_tables(warehouse: ParquetWarehouse, value_per_engagement: float) -> dict[str, int]:
+def _write_tables(
+    warehouse: ParquetWarehouse | LakeWarehouse, value_per_engagement: float
+) -> dict[str, int]:
     read = warehouse.read
     posts = read(
         "content_posts", columns=["post_id", "user_id", "created_at", "campaign_id", *_COUNTS]
@@ -254,6 +256,7 @@ def _create_views(warehouse: PostgresWarehouse, value_per_engagement: float) -> 
 BUILDERS: dict[type, Callable[[Any, float], dict[str, int]]] = {
     ParquetWarehouse: _write_tables,
     PostgresWarehouse: _create_views,
+    LakeWarehouse: _write_tables,
 }
 
 

@@ -124,9 +124,10 @@ class RedisSettings(_Frozen):
 
 
 class WarehouseSettings(_Frozen):
-    """Where raw and analytics tables live: Parquet files or a PostgreSQL schema."""
+    """Where raw and analytics tables live: Parquet files, a PostgreSQL schema or the
+    cluster's lake (Parquet folders partitioned by day, ingestion/lake.py)."""
 
-    type: Literal["parquet", "postgres"] = "parquet"
+    type: Literal["parquet", "postgres", "lake"] = "parquet"
     # the cluster profile's lake: a base URI every machine reaches (file:///shared/lake,
     # s3a://bucket/path), one folder per table, partitioned by date; null is <data_dir>/lake
     lake_uri: str | None = None
@@ -138,8 +139,9 @@ class FeastSettings(_Frozen):
     project: str = Field("smap", pattern=r"^[a-z][a-z0-9_]*$")
     # duckdb: Feast's DuckDB store over the Parquet tables with an ASOF point-in-time join
     # (TTL kept, one row per entity row; feature_repo/offline_store.py); duckdb_window: Feast's
-    # own DuckDB join, file: Feast's Dask store, both kept for benchmarks/training_set.py
-    offline_store: Literal["duckdb", "duckdb_window", "file", "postgres"] = "duckdb"
+    # own DuckDB join, file: Feast's Dask store, both kept for benchmarks/training_set.py;
+    # spark: Feast's Spark store over the lake, Feast's Spark compute engine materializes
+    offline_store: Literal["duckdb", "duckdb_window", "file", "postgres", "spark"] = "duckdb"
     online_store: Literal["sqlite", "redis"] = "sqlite"
     registry: Literal["file", "sql"] = "file"
 

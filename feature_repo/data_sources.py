@@ -8,10 +8,12 @@ from feast.data_source import DataSource
 from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import (
     PostgreSQLSource,
 )
+from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 from feast.infra.offline_stores.file_source import FileSource
 
 from configs.settings import Settings
 from feature_repo.entities import MAX_DRAFT_TAGS
+from ingestion.lake import table_uri
 
 # feature table -> its event timestamp column
 FEATURE_TABLES = {
@@ -51,11 +53,39 @@ def _postgres(settings: Settings, table: str, ts: str, name: str, mapping: dict)
     )
 
 
+def _spark(settings: Settings, table: str, ts: str, name: str, mapping: dict) -> DataSource:
+    """The table's folder in the lake. No `date_partition_column`: the lake's `day` is the
+    row's `date`, a day before its event timestamp, and Feast prunes days by the timestamp's
+    date, which would drop the rows of the first day of a TTL window; Spark still skips the
+    row groups outside it by their timestamp statistics.
+
+    Renamed columns (a draft's hashtag slots) are a query's aliases, not a `field_mapping`:
+    Feast 0.67's Spark compute engine dedups materialized rows by the unmapped join key
+    after the mapping renamed it (`tag` cannot be resolved)."""
+    path = table_uri(settings, table)
+    if not mapping:
+        return SparkSource(
+            name=name,
+            path=path,
+            file_format="parquet",
+            timestamp_field=ts,
+            tags={TABLE_TAG: table},
+        )
+    aliases = ", ".join(f"`{column}` AS `{alias}`" for column, alias in mapping.items())
+    return SparkSource(
+        name=name,
+        query=f"SELECT *, {aliases} FROM parquet.`{path}`",  # noqa: S608 - names from code
+        timestamp_field=ts,
+        tags={TABLE_TAG: table},
+    )
+
+
 SOURCE_KINDS: dict[str, Callable[[Settings, str, str, str, dict], DataSource]] = {
     "duckdb": _file,  # the DuckDB stores read the same Parquet FileSources
     "duckdb_window": _file,
     "file": _file,
     "postgres": _postgres,
+    "spark": _spark,
 }
 
 

@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from configs.errors import SmapError
 from configs.settings import Settings
 from feature_repo.online_state import holds, loaded_until, online_state, online_store
+from ingestion.spark import spark_conf, spark_session, use_smap_python
 from ingestion.warehouse import WarehouseError, ensure_database, open_warehouse
 
 REGISTRY_CACHE_TTL_SECONDS = 60
@@ -72,10 +73,51 @@ def _postgres_ready(settings: Settings) -> None:
     os.environ.setdefault("PGCONNECT_TIMEOUT", str(settings.postgres.connect_timeout_seconds))
 
 
+# Spark moves frames to and from pandas through Arrow (row by row without it: minutes for
+# a training set)
+SPARK_FEAST_CONF = {"spark.sql.execution.arrow.pyspark.enabled": "true"}
+
+
+def _offline_spark(settings: Settings) -> dict[str, Any]:
+    """Feast's Spark store on the profile's Spark (its session is the process's one)."""
+    return {"type": "spark", "spark_conf": spark_conf(settings, "features") | SPARK_FEAST_CONF}
+
+
+def _spark_engine(settings: Settings) -> dict[str, Any]:
+    """Feast's Spark compute engine: materialization runs on the executors, each writing its
+    partition of the latest rows into the online store."""
+    conf = spark_conf(settings, "features") | SPARK_FEAST_CONF
+    return {
+        "type": "spark.engine",
+        "spark_conf": conf,
+        "partitions": settings.spark.shuffle_partitions,
+    }
+
+
+def _spark_ready(_settings: Settings) -> None:
+    """Executors run Python (the compute engine's writers): smap's interpreter, set before
+    Feast starts the session."""
+    use_smap_python()
+
+
+def _spark_started(settings: Settings) -> None:
+    """The process's Spark session on the profile's master before Feast's compute engine
+    asks for one: Feast 0.67 hands the engine's whole block (`type`, `spark_conf`, ...) to
+    SparkConf as if it were Spark's settings, so a session it starts ignores `spark_conf`
+    (the master included) and runs in local mode."""
+    session = spark_session(settings, "features")
+    for key, value in SPARK_FEAST_CONF.items():
+        session.conf.set(key, value)
+
+
 @dataclass(frozen=True)
 class OfflineBackend:
     config: Callable[[Settings], dict[str, Any]]  # the offline_store block of feature_store.yaml
     prepare: Callable[[Settings], None] = _nothing_to_prepare  # before Feast opens the store
+    # the batch_engine block (materialization); None: Feast's local engine, in this process
+    batch_engine: Callable[[Settings], dict[str, Any]] | None = None
+    # before Feast materializes with that engine
+    start_engine: Callable[[Settings], None] = _nothing_to_prepare
 
 
 # feast.offline_store -> the offline store (its data sources: data_sources.SOURCE_KINDS)
@@ -87,6 +129,10 @@ OFFLINE_STORES: dict[str, OfflineBackend] = {
     "duckdb_window": OfflineBackend(lambda _settings: {"type": "duckdb"}),  # Feast's own join
     "file": OfflineBackend(lambda _settings: {"type": "file"}),
     "postgres": OfflineBackend(_offline_postgres, prepare=_postgres_ready),
+    # Feast's Spark store over the lake's folders, its Spark compute engine to materialize
+    "spark": OfflineBackend(
+        _offline_spark, _spark_ready, batch_engine=_spark_engine, start_engine=_spark_started
+    ),
 }
 
 
@@ -140,11 +186,14 @@ def registry_file(settings: Settings) -> Path | None:
 
 def feature_store_config(settings: Settings) -> dict[str, Any]:
     """The feature_store.yaml content for this profile."""
+    offline = OFFLINE_STORES[settings.feast.offline_store]
+    engine = {"batch_engine": offline.batch_engine(settings)} if offline.batch_engine else {}
     return {
         "project": settings.feast.project,
         "provider": "local",
         "registry": REGISTRIES[settings.feast.registry].config(settings),
-        "offline_store": OFFLINE_STORES[settings.feast.offline_store].config(settings),
+        "offline_store": offline.config(settings),
+        **engine,
         "online_store": online_store(settings).feast_config(settings),
         "entity_key_serialization_version": 3,
     }
@@ -276,6 +325,7 @@ def materialize(
     """
     store = open_store(settings)
     online = online_state(settings)
+    OFFLINE_STORES[settings.feast.offline_store].start_engine(settings)
     end = end or datetime.now(UTC)
     tick = progress or (lambda _name: None)
     keys = {}

@@ -33,6 +33,11 @@ def spark_conf(settings: Settings, step: str) -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",  # timestamps read and written as UTC
         "spark.ui.showConsoleProgress": "false",
         "spark.pyspark.python": sys.executable,
+        # the lake (ingestion/lake.py): microsecond timestamps, and a table of a few hundred
+        # day folders listed by the driver (past 32 paths Spark lists them with a job of one
+        # task per folder: seconds of every read on two cores)
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
         **spark.conf,
     }
 
@@ -68,3 +73,10 @@ def spark_session(settings: Settings, step: str) -> SparkSession:
     for key, value in spark_conf(settings, step).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def use_smap_python() -> None:
+    """Executors and the driver run smap's interpreter (read only when a session starts):
+    for sessions that Feast, not `spark_session`, starts."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)

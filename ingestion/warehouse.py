@@ -31,12 +31,9 @@ from typing import Protocol
 import pandas as pd
 
 from configs.settings import PostgresSettings, Settings
+from ingestion.errors import WarehouseError
+from ingestion.lake import LakeFolders
 from ingestion.schema import ALL_TABLES, TYPES, Table
-
-
-class WarehouseError(RuntimeError):
-    """A warehouse that cannot be reached or a table that cannot be read."""
-
 
 _held = threading.local()  # write locks this thread holds: lock name -> nesting depth
 
@@ -737,12 +734,22 @@ def ensure_server_database(pg: PostgresSettings | None) -> None:
         ensure_database(pg)
 
 
+class LakeWarehouse(LakeFolders):
+    """The cluster profile's lake (ingestion/lake.py) under the profile's PostgreSQL advisory
+    locks: its writers run on many hosts, which all reach that server."""
+
+    @classmethod
+    def open(cls, settings: Settings) -> LakeWarehouse:
+        return cls(settings.lake_uri, PostgresWarehouse.open(settings))
+
+
 # warehouse.type -> the warehouse class; its `open(settings)` makes the profile's warehouse
 # (a server is asked at once), its `writing` and `exclusive` are the warehouse's locks
 # (a file lock beside the Parquet folder, a PostgreSQL advisory lock)
-WAREHOUSES: dict[str, type[ParquetWarehouse] | type[PostgresWarehouse]] = {
+WAREHOUSES: dict[str, type[ParquetWarehouse] | type[PostgresWarehouse] | type[LakeWarehouse]] = {
     "parquet": ParquetWarehouse,
     "postgres": PostgresWarehouse,
+    "lake": LakeWarehouse,
 }
 
 

@@ -434,6 +434,8 @@ PREDICTION_LOGS: dict[str, LogStore] = {
         writer=lambda s: ParquetParts(s.root / TABLE), rows=_parquet_rows, compact=compact_parts
     ),
     "postgres": LogStore(writer=PostgresTable, rows=_postgres_rows),
+    # the cluster's service replicas on many hosts share one log on the profile's PostgreSQL
+    "lake": LogStore(writer=PostgresTable, rows=_postgres_rows),
 }
 
 
