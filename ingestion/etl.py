@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from configs.settings import Settings
-from ingestion.etl_engines import run_on_duckdb, run_on_postgres
+from ingestion.etl_engines import run_on_duckdb, run_on_postgres, run_on_spark
 from ingestion.etl_sql import LABEL_DAYS
 from ingestion.schema import ANALYTICS_TABLES
 from ingestion.warehouse import Warehouse
@@ -48,11 +48,12 @@ def engagement_denominator(definition: pd.DataFrame | None) -> str:
     return str(definition.denominator.iloc[0])
 
 
-# warehouse.type -> where the analytics SQL runs: DuckDB over the Parquet files, or inside
-# PostgreSQL; the lake warehouse's entry is `etl_engines.run_on_spark` (Spark over the lake)
+# warehouse.type -> where the analytics SQL runs: DuckDB over the Parquet files, inside
+# PostgreSQL, or Spark over the lake
 ETL_ENGINES: dict[str, Callable[..., dict[str, int]]] = {
     "parquet": run_on_duckdb,
     "postgres": run_on_postgres,
+    "lake": run_on_spark,
 }
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from configs.settings import Settings
 from ingestion.etl_sql import QUERIES, analytics_sql
+from ingestion.lake import table_uri
 from ingestion.schema import ANALYTICS_TABLES, RAW_TABLES, TYPES, Table
 from ingestion.spark import spark_session
 from ingestion.warehouse import ParquetWarehouse, PostgresWarehouse, WarehouseError
@@ -184,14 +185,7 @@ def run_on_spark(
     return written
 
 
-# The lake's layout (shared with the lake warehouse): table T under <lake_uri>/T/, Parquet with
-# microsecond UTC timestamps, Hive-partitioned `day=YYYY-MM-DD` by the UTC date of the table's
-# partition column when it has one (`day` is not a table column).
-LAKE_PARTITION = "day"
-
-
-def lake_table_uri(settings: Settings, name: str) -> str:
-    return f"{settings.lake_uri}/{name}/"
+LAKE_PARTITION = "day"  # the lake's day folders (ingestion/lake.py:partition_column)
 
 
 def read_lake(spark: SparkSession, settings: Settings, table: Table) -> DataFrame:
@@ -200,7 +194,7 @@ def read_lake(spark: SparkSession, settings: Settings, table: Table) -> DataFram
     from pyspark.errors import AnalysisException
 
     try:
-        frame = spark.read.parquet(lake_table_uri(settings, table.name))
+        frame = spark.read.parquet(table_uri(settings, table.name))
     except AnalysisException as exc:
         if "PATH_NOT_FOUND" not in str(exc) and "Path does not exist" not in str(exc):
             raise
@@ -210,7 +204,7 @@ def read_lake(spark: SparkSession, settings: Settings, table: Table) -> DataFram
 
 
 def _spark_schema(table: Table) -> str:
-    types = {"ts": "TIMESTAMP", "date": "TIMESTAMP_NTZ", "float": "DOUBLE", "str": "STRING"}
+    types = {"ts": "TIMESTAMP", "date": "DATE", "float": "DOUBLE", "str": "STRING"}
     types |= {"int": "BIGINT", "nint": "BIGINT", "bool": "BOOLEAN"}
     return ", ".join(f"`{c}` {types[kind]}" for c, kind in table.columns.items())
 
@@ -219,7 +213,7 @@ def write_lake(
     frame: DataFrame, settings: Settings, table: Table, since: pd.Timestamp | None
 ) -> int:
     """Replace the table's `day` partitions that `frame` holds from `since` on (dates as
-    naive timestamps, as `Table.arrow_schema` has them)."""
+    Parquet dates, as `ingestion/lake.py:lake_schema` has them)."""
     from pyspark.sql import functions as F
 
     spark = frame.sparkSession
@@ -231,12 +225,12 @@ def write_lake(
         frame = frame.where(partition >= F.lit(since.tz_localize(None).date()))
     dates = [c for c, kind in table.columns.items() if kind == "date"]
     out = frame.select(
-        *[F.col(c).cast("timestamp_ntz") if c in dates else F.col(c) for c in table.columns],
+        *[F.col(c).cast("date") if c in dates else F.col(c) for c in table.columns],
         F.date_format(partition, "yyyy-MM-dd").alias(LAKE_PARTITION),
     )
     rows = out.count()
     # one task per day writes that day's file: a folder per day, not a file per task and day
     out.repartition(LAKE_PARTITION).write.mode("overwrite").partitionBy(LAKE_PARTITION).parquet(
-        lake_table_uri(settings, table.name)
+        table_uri(settings, table.name)
     )
     return rows

@@ -9,6 +9,7 @@ cluster), one session for the module.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,6 +21,7 @@ import pytest
 from configs.settings import load_settings
 from ingestion.etl import run_etl
 from ingestion.etl_engines import run_on_spark
+from ingestion.lake import LakeFolders
 from ingestion.schema import ALL_TABLES, ANALYTICS_TABLES, RAW_TABLES, Table
 from ingestion.simulator import simulate
 from ingestion.warehouse import open_warehouse
@@ -92,26 +94,19 @@ def test_postgres_tables_equal_the_local_tables(services_settings, raw, expected
 # --- Spark over a lake ---------------------------------------------------------------
 
 
-def write_lake_table(root: Path, table: Table, frame: pd.DataFrame) -> None:
-    """The lake's layout: <root>/T/, Parquet with microsecond timestamps, Hive-partitioned
-    `day=YYYY-MM-DD` by the UTC date of the table's partition column when it has one."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+class UnlockedLake:
+    """The lake's locks for one test process (the cluster profile's are PostgreSQL's)."""
 
-    conformed = table.conform(frame)
-    folder = root / table.name
-    parts = {"": conformed}
-    if table.partition is not None:
-        days = pd.to_datetime(conformed[table.partition], utc=True).dt.strftime("%Y-%m-%d")
-        parts = {f"day={day}": part for day, part in conformed.groupby(days)}
-    for sub, part in parts.items():
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-        arrow = pa.Table.from_pandas(part, schema=table.arrow_schema(), preserve_index=False)
-        pq.write_table(arrow, folder / sub / "part-0.parquet", coerce_timestamps="us")
+    def writing(self):
+        return contextlib.nullcontext()
+
+    def exclusive(self, name: str):
+        return contextlib.nullcontext(True)
 
 
-def read_lake_table(root: Path, table: Table) -> pd.DataFrame:
-    return pd.read_parquet(root / table.name, columns=list(table.columns))
+def lake_folders(settings) -> LakeFolders:
+    """The lake warehouse's own reads and writes over the settings' lake."""
+    return LakeFolders(settings.lake_uri, UnlockedLake())
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +117,7 @@ def spark_master() -> str:
 
 
 @pytest.fixture(scope="module")
-def cluster_settings(spark_master, tmp_path_factory):
+def lake_settings(spark_master, tmp_path_factory):
     """The cluster profile on `spark_master` with a lake in a temporary folder; the module's
     one Spark session is stopped after it."""
     root = tmp_path_factory.mktemp("cluster")
@@ -141,15 +136,13 @@ def cluster_settings(spark_master, tmp_path_factory):
         session.stop()
 
 
-def test_spark_tables_equal_the_local_tables(cluster_settings, raw, expected):
-    lake = Path(urlparse(cluster_settings.lake_uri).path)
-    for name, frame in raw.items():
-        if name in RAW_TABLES:
-            write_lake_table(lake, RAW_TABLES[name], frame)
+def test_spark_tables_equal_the_local_tables(lake_settings, raw, expected):
+    lake, folders = Path(urlparse(lake_settings.lake_uri).path), lake_folders(lake_settings)
+    folders.write_many([(RAW_TABLES[n], frame) for n, frame in raw.items() if n in RAW_TABLES])
     heard: list[str] = []
 
-    written = run_on_spark(cluster_settings, None, None, heard.append)
-    again = run_on_spark(cluster_settings, None, pd.Timestamp("2026-03-01"), heard.append)
+    written = run_on_spark(lake_settings, folders, None, heard.append)
+    again = run_on_spark(lake_settings, folders, pd.Timestamp("2026-03-01"), heard.append)
 
     assert heard[0] == "transform" and set(heard[1 : len(ANALYTICS_TABLES) + 1]) == set(
         ANALYTICS_TABLES
@@ -159,4 +152,4 @@ def test_spark_tables_equal_the_local_tables(cluster_settings, raw, expected):
     for name, table in ANALYTICS_TABLES.items():
         days = {p.name for p in (lake / name).iterdir() if p.name.startswith("day=")}
         assert len(days) == expected[name].date.nunique(), f"{name}: one folder per day"
-        assert_same_table(table, read_lake_table(lake, table), expected[name])
+        assert_same_table(table, folders.read(name), expected[name])
