@@ -14,7 +14,7 @@ import pandas as pd
 
 from configs.settings import Settings
 from ingestion.etl_sql import QUERIES, analytics_sql
-from ingestion.lake import table_uri
+from ingestion.lake import LakeFolders, table_uri
 from ingestion.schema import ANALYTICS_TABLES, RAW_TABLES, TYPES, Table
 from ingestion.spark import spark_session
 from ingestion.warehouse import ParquetWarehouse, PostgresWarehouse, WarehouseError
@@ -161,13 +161,13 @@ def _insert_partitions(cur, warehouse: PostgresWarehouse, table: Table, since) -
 
 
 def run_on_spark(
-    settings: Settings, warehouse: object, since: pd.Timestamp | None, tick: Progress
+    settings: Settings, warehouse: LakeFolders, since: pd.Timestamp | None, tick: Progress
 ) -> dict[str, int]:
     """Spark over the lake at `settings.lake_uri`: raw tables read from it, analytics tables
     written into it (the lake warehouse's own reads and locks are not needed here)."""
     spark = spark_session(settings, "etl")
     for name, table in RAW_TABLES.items():
-        read_lake(spark, settings, table).createOrReplaceTempView(name)
+        read_lake(spark, settings, table, warehouse).createOrReplaceTempView(name)
     if spark.table("content_posts").isEmpty():
         raise ValueError(NO_POSTS)
     results = {}
@@ -188,19 +188,14 @@ def run_on_spark(
 LAKE_PARTITION = "day"  # the lake's day folders (ingestion/lake.py:partition_column)
 
 
-def read_lake(spark: SparkSession, settings: Settings, table: Table) -> DataFrame:
+def read_lake(spark: SparkSession, settings: Settings, table: Table, lake) -> DataFrame:
     """A lake table as a Spark frame with exactly its columns (an absent optional raw table
-    as an empty one)."""
-    from pyspark.errors import AnalysisException
-
-    try:
-        frame = spark.read.parquet(table_uri(settings, table.name))
-    except AnalysisException as exc:
-        if "PATH_NOT_FOUND" not in str(exc) and "Path does not exist" not in str(exc):
-            raise
+    as an empty one; the lake is asked first, as Spark logs a stack trace for a missing
+    path)."""
+    if not lake.exists(table.name):
         _missing(table.name, settings.lake_uri)
         return spark.createDataFrame([], _spark_schema(table))
-    return frame.select(*table.columns)
+    return spark.read.parquet(table_uri(settings, table.name)).select(*table.columns)
 
 
 def _spark_schema(table: Table) -> str:

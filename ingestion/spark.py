@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -80,3 +82,26 @@ def use_smap_python() -> None:
     for sessions that Feast, not `spark_session`, starts."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+
+def stop_spark() -> None:
+    """End this process's Spark application, if it has one, at the end of a step: a
+    standalone master lends an application every free core until it stops, so an idle one
+    would starve the other hosts' steps; the next step starts an application of its own
+    name (the master's UI then lists what smap ran, step by step)."""
+    if "pyspark" not in sys.modules:  # no step of this process used Spark
+        return
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.stop()
+
+
+@contextmanager
+def spark_step() -> Iterator[None]:
+    """A step whose Spark application, if it starts one, ends with it (`stop_spark`)."""
+    try:
+        yield
+    finally:
+        stop_spark()

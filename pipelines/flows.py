@@ -19,6 +19,7 @@ from ingestion.csv_import import import_posts, preview_posts
 from ingestion.etl import ANALYTICS_TABLES, run_etl
 from ingestion.schema import ALL_TABLES
 from ingestion.simulator import simulate as generate
+from ingestion.spark import spark_step
 from ingestion.warehouse import open_warehouse
 from pipelines.progress import steps, transfer
 from pipelines.serving import demo_serving
@@ -58,7 +59,7 @@ def ingest(settings: Settings, since: str | None = None) -> dict[str, int]:
     start = pd.Timestamp(since) if since else None
     warehouse = open_warehouse(settings)
     # raw tables read and analytics tables written with no import or simulation in between
-    with warehouse.writing(), steps("ingest", len(ANALYTICS_TABLES) + 1) as tick:
+    with spark_step(), warehouse.writing(), steps("ingest", len(ANALYTICS_TABLES) + 1) as tick:
         return run_etl(settings, warehouse, since=start, progress=tick)
 
 
@@ -95,7 +96,7 @@ def materialize_features(settings: Settings, end: datetime | None = None) -> dic
     """Load the online store (first run: whole history; later runs: incremental)."""
     store.check_online_store(settings)
     n_views = len(store.online_views(store.open_store(settings)))
-    with steps("materialize", n_views) as tick:
+    with spark_step(), steps("materialize", n_views) as tick:
         return store.materialize(settings, end=end, progress=tick)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import mlflow
 
 from configs.settings import Settings
+from ingestion.spark import spark_step
 from ingestion.warehouse import open_warehouse
 from monitoring.trigger import retrain_window
 from training.dataset import ALL_DATA, DataWindow
@@ -73,9 +74,12 @@ def train(
     chosen = choose_families(settings, task, families)
     require_inputs(settings, task.name)  # before any slow work: trend without hashtags
     use_tracking(settings)  # this profile's registry from here on, whatever fails next
-    stored = task.trainer.build(settings, task, window=window, rebuild=rebuild, progress=progress)
+    with spark_step():  # the set is built (Feast's Spark join ends its application)
+        stored = task.trainer.build(
+            settings, task, window=window, rebuild=rebuild, progress=progress
+        )
     chosen = scaled_families(settings, stored, chosen, families)
-    with training_run(settings, task) as run:
+    with spark_step(), training_run(settings, task) as run:
         tuned = tune(settings, task, stored, run, chosen, trials, timeout)
         version = register(task, tuned, stored.training_set.window)
         decision = None
@@ -141,10 +145,11 @@ def train_worker(
     require_refits(task)
     require_inputs(settings, task.name)
     use_tracking(settings)
-    stored = task.trainer.build(settings, task, rebuild=rebuild, progress=progress)
+    with spark_step():
+        stored = task.trainer.build(settings, task, rebuild=rebuild, progress=progress)
     chosen = scaled_families(settings, stored, chosen, families)
     ts = stored.training_set
-    with training_run(settings, task) as run:
+    with spark_step(), training_run(settings, task) as run:
         client, experiment_id, run_id = run
         study = open_task_study(settings, task, client, experiment_id)
         round_ = join_round(settings, study, ts.fingerprint, trials)
