@@ -13,7 +13,7 @@ import httpx
 import pytest
 from cluster_fixtures import _private_database, _redis_project, smap
 
-from configs.settings import TRACKING_STORES, load_settings
+from configs.settings import TRACKING_SERVER, load_settings
 from ingestion.warehouse import ensure_database, ensure_server_database
 from pipelines import cluster
 from pipelines.serving import free_port
@@ -32,13 +32,14 @@ def test_the_loop_runs_on_the_standalone_cluster(cluster_env, tmp_path):
         }
         settings = load_settings("cluster", env=env)
         ensure_database(settings.postgres)
-        server = TRACKING_STORES[settings.mlflow.backend]
-        ensure_server_database(server.server_database(settings))
+        ensure_server_database(TRACKING_SERVER.store.server_database(settings))
         logs = tmp_path / "logs"
         logs.mkdir()
         mlflow = cluster._start_mlflow(settings, logs)
         try:
-            cluster._wait(lambda: server.exists(settings, 2.0), [mlflow], 180, "MLflow server")
+            cluster._wait(
+                lambda: TRACKING_SERVER.exists(settings, 2.0), [mlflow], 180, "MLflow server"
+            )
             summary_path = tmp_path / "summary.json"
             done = smap("demo", "--quick", "--json", str(summary_path), env=env, timeout=1500)
             assert done.returncode == 0, done.stderr[-3000:]
