@@ -96,9 +96,18 @@ def experiment_for(settings: Settings, task_name: str, note: str | None = None) 
 def label_experiment(client: MlflowClient, experiment_id: str, note: str | None) -> None:
     """Tag the experiment as model training, so MLflow 3's UI opens its model-training view
     rather than the GenAI one, and give it its description (`note`)."""
-    client.set_experiment_tag(experiment_id, tag.EXPERIMENT_KIND, tag.MODEL_TRAINING)
-    if note:
-        client.set_experiment_tag(experiment_id, tag.NOTE, note)
+    wanted = {tag.EXPERIMENT_KIND: tag.MODEL_TRAINING} | ({tag.NOTE: note} if note else {})
+    have = client.get_experiment(experiment_id).tags
+    for key, value in wanted.items():
+        if have.get(key) == value:
+            continue  # labelled already: most runs write nothing
+        try:
+            client.set_experiment_tag(experiment_id, key, value)
+        except MlflowException:
+            # workers starting together: MLflow's SQL store inserts a new tag without an
+            # upsert, so the second insert fails; the first one's label stands
+            if client.get_experiment(experiment_id).tags.get(key) != value:
+                raise
 
 
 def retire_empty_default(client: MlflowClient) -> None:
