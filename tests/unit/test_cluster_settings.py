@@ -50,6 +50,13 @@ def test_a_server_that_does_not_answer_has_no_registry(tmp_path):
     assert no_registry(settings)  # the report says so at once instead of retrying
 
 
+def free_ports(*names: str) -> dict[str, str]:
+    """SMAP_CLUSTER__<NAME> variables on free ports: the defaults may be a running cluster's."""
+    from pipelines.serving import free_port
+
+    return {f"SMAP_CLUSTER__{name}": str(free_port()) for name in names}
+
+
 def test_a_taken_port_names_its_setting(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -57,7 +64,11 @@ def test_a_taken_port_names_its_setting(tmp_path):
         port = taken.getsockname()[1]
         settings = load_settings(
             "cluster",
-            env={"SMAP_DATA_DIR": str(tmp_path), "SMAP_CLUSTER__SPARK_WEBUI_PORT": str(port)},
+            env={
+                "SMAP_DATA_DIR": str(tmp_path),
+                **free_ports("SPARK_PORT", "MLFLOW_PORT"),  # a cluster up here: not 7077
+                "SMAP_CLUSTER__SPARK_WEBUI_PORT": str(port),
+            },
         )
         with pytest.raises(cluster.ClusterError, match=r"^cluster\.spark_webui_port: 127\.0\.0"):
             cluster.check_ports(settings)
@@ -68,6 +79,7 @@ def test_two_settings_on_one_port_are_refused(tmp_path):
         "cluster",
         env={
             "SMAP_DATA_DIR": str(tmp_path),
+            **free_ports("SPARK_WEBUI_PORT"),
             "SMAP_CLUSTER__SPARK_PORT": "7177",
             "SMAP_CLUSTER__MLFLOW_PORT": "7177",
         },
