@@ -66,12 +66,14 @@ class Locks(Protocol):
     def exclusive(self, name: str) -> AbstractContextManager[bool]: ...
 
 
-# rows whose `column` lies in [low, high], bounds included (ingestion/warehouse.py's Between)
+# rows whose `column` lies in [low, high], bounds included (None: unbounded on that side);
+# every warehouse's `read` takes it
 Between = tuple[str, object, object]
 
 
-def _locked(method):
-    """Run a write method under the lake's write lock (nested use in a thread is free)."""
+def write_locked(method):
+    """Run a write method under its warehouse's write lock, `self.writing()` (nested use in a
+    thread is free); the Parquet, PostgreSQL and lake warehouses' writes all use it."""
 
     @functools.wraps(method)
     def locked(self, *args, **kwargs):
@@ -302,11 +304,11 @@ class LakeFolders:
                 self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
                 self.fs.copy_file(info.path, target)
 
-    @_locked
+    @write_locked
     def write(self, table: Table, df: pd.DataFrame) -> int:
         return self.write_many([(table, df)])[table.name]
 
-    @_locked
+    @write_locked
     def write_many(self, tables: Sequence[tuple[Table, pd.DataFrame]]) -> dict[str, int]:
         """Replace several tables as one change: every folder is staged before any is swapped
         in, and a failed swap puts back the tables already replaced."""
@@ -317,7 +319,7 @@ class LakeFolders:
             swap.commit([table.name for table, _ in frames])
         return {table.name: len(frame) for table, frame in frames}
 
-    @_locked
+    @write_locked
     def replace_partitions(self, table: Table, df: pd.DataFrame) -> int:
         """Replace the day folders of the days `df` holds (all of them: a day's rows are all
         given); the other days stay as they are, untouched on disk."""
@@ -339,11 +341,11 @@ class LakeFolders:
             index=frame.index,
         )
 
-    @_locked
+    @write_locked
     def append(self, table: Table, df: pd.DataFrame) -> int:
         return self.append_many([(table, [df])])[table.name]
 
-    @_locked
+    @write_locked
     def append_many(self, tables: Sequence[tuple[Table, Iterable[pd.DataFrame]]]) -> dict[str, int]:
         """Add rows to several tables as one change (each table's rows given as frames, read
         one at a time); a table is created when missing. Only the folders that get rows are

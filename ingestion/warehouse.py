@@ -32,7 +32,7 @@ import pandas as pd
 
 from configs.settings import PostgresSettings, Settings
 from ingestion.errors import WarehouseError
-from ingestion.lake import LakeFolders
+from ingestion.lake import Between, LakeFolders, write_locked
 from ingestion.schema import ALL_TABLES, TYPES, Table
 
 _held = threading.local()  # write locks this thread holds: lock name -> nesting depth
@@ -64,17 +64,6 @@ def _write_lock(
         release()
 
 
-def _locked(method):
-    """Run a write method under the warehouse's write lock."""
-
-    @functools.wraps(method)
-    def locked(self, *args, **kwargs):
-        with self.writing():
-            return method(self, *args, **kwargs)
-
-    return locked
-
-
 def _server_named(method):
     """PostgreSQL failing in the middle of a call (gone, hung past the read timeout):
     one line naming the server instead of the driver's traceback."""
@@ -91,10 +80,6 @@ def _server_named(method):
             ) from None
 
     return named
-
-
-# rows whose `column` lies in [low, high], bounds included (None: unbounded on that side)
-Between = tuple[str, object, object]
 
 
 class Warehouse(Protocol):
@@ -236,7 +221,7 @@ class ParquetWarehouse:
             parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}" if stat else f"{name}:-")
         return "|".join(parts)
 
-    @_locked
+    @write_locked
     def write(self, table: Table, df: pd.DataFrame) -> int:
         frame = table.conform(df)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -249,7 +234,7 @@ class ParquetWarehouse:
             tmp.unlink(missing_ok=True)
         return len(frame)
 
-    @_locked
+    @write_locked
     def write_many(self, tables: Sequence[tuple[Table, pd.DataFrame]]) -> dict[str, int]:
         """Replace several tables as one change: every file is staged before any is swapped in,
         and a failed swap puts back the tables already replaced, so a failure changes nothing."""
@@ -293,7 +278,7 @@ class ParquetWarehouse:
             for backup in backups:
                 backup.unlink(missing_ok=True)
 
-    @_locked
+    @write_locked
     def append_many(self, tables: Sequence[tuple[Table, Iterable[pd.DataFrame]]]) -> dict[str, int]:
         """Add rows to several tables as one change (each table's rows given as frames, read
         one at a time); a table is created when missing. The caller gives rows with new keys.
@@ -340,7 +325,7 @@ class ParquetWarehouse:
                 added += len(frame)
         return added
 
-    @_locked
+    @write_locked
     def replace_partitions(self, table: Table, df: pd.DataFrame) -> int:
         frame = table.conform(df)
         if self.exists(table.name):
@@ -350,7 +335,7 @@ class ParquetWarehouse:
         self.write(table, frame)
         return len(df)
 
-    @_locked
+    @write_locked
     def append(self, table: Table, df: pd.DataFrame) -> int:
         frame = table.conform(df)
         if self.exists(table.name):
@@ -492,7 +477,7 @@ class PostgresWarehouse:
         )
 
     @_server_named
-    @_locked
+    @write_locked
     def write(self, table: Table, df: pd.DataFrame) -> int:
         frame = table.conform(df)
         with self.connect() as conn, conn.cursor() as cur:
@@ -504,7 +489,7 @@ class PostgresWarehouse:
         return len(frame)
 
     @_server_named
-    @_locked
+    @write_locked
     def write_many(self, tables: Sequence[tuple[Table, pd.DataFrame]]) -> dict[str, int]:
         """Replace several tables in ONE transaction (DDL, TRUNCATE and COPY for all of them),
         so a failure on any table leaves every table as it was."""
@@ -522,7 +507,7 @@ class PostgresWarehouse:
         return {table.name: len(frame) for table, frame in frames}
 
     @_server_named
-    @_locked
+    @write_locked
     def append_many(self, tables: Sequence[tuple[Table, Iterable[pd.DataFrame]]]) -> dict[str, int]:
         """Add rows to several tables in ONE transaction, rewriting none: each table's frames
         are copied (one at a time) into a temporary staging table, then inserted with
@@ -549,7 +534,7 @@ class PostgresWarehouse:
         return added
 
     @_server_named
-    @_locked
+    @write_locked
     def replace_partitions(self, table: Table, df: pd.DataFrame) -> int:
         frame = table.conform(df)
         dates = sorted({d.date() for d in frame[table.partition]})
@@ -565,7 +550,7 @@ class PostgresWarehouse:
         return len(frame)
 
     @_server_named
-    @_locked
+    @write_locked
     def append(self, table: Table, df: pd.DataFrame) -> int:
         frame = table.conform(df)
         with self.connect() as conn, conn.cursor() as cur:
