@@ -17,6 +17,21 @@ def suggest(trial, p: str) -> dict:
     }
 
 
+def booster_params(params: dict, seed: int) -> dict:
+    """A trial's parameters as XGBoost's estimator arguments: the same for the in-process
+    family and `xgboost_spark`, so a study's trials mean the same on either."""
+    return dict(
+        n_estimators=params["rounds"],
+        learning_rate=params["eta"],
+        max_depth=params["max_depth"],
+        subsample=params["subsample"],
+        colsample_bytree=params["colsample"],
+        min_child_weight=params["min_child_weight"],
+        reg_lambda=params["lambda"],
+        random_state=seed,
+    )
+
+
 def fit(params: dict, data: Data, report: Report) -> Fitted:
     import xgboost as xgb
 
@@ -28,14 +43,7 @@ def fit(params: dict, data: Data, report: Report) -> Fitted:
             return False
 
     common = dict(
-        n_estimators=params["rounds"],
-        learning_rate=params["eta"],
-        max_depth=params["max_depth"],
-        subsample=params["subsample"],
-        colsample_bytree=params["colsample"],
-        min_child_weight=params["min_child_weight"],
-        reg_lambda=params["lambda"],
-        random_state=data.seed,
+        **booster_params(params, data.seed),
         n_jobs=2,
         tree_method="hist",
         callbacks=[Reporter()],
