@@ -201,21 +201,12 @@ class TruthfulOpenApi:
             return await self.docs_page(scope, receive, send)
         if scope["path"] != "/docs.json":
             return await self.app(scope, receive, send)
-        start: dict = {}
-        chunks: list[bytes] = []
-
-        async def keep(message):
-            if message["type"] == "http.response.start":
-                start.update(message)
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-
-        await self.app(scope, receive, keep)
+        start, body = await self.captured(scope, receive)
         if start.get("status") != 200:
             await send(start)
-            return await send({"type": "http.response.body", "body": b"".join(chunks)})
+            return await send({"type": "http.response.body", "body": body})
         spec = openapi_document(
-            json.loads(b"".join(chunks)),
+            json.loads(body),
             # `Smap` is the bentoml.Service its class decorator returns (mypy sees the class)
             {api.route: (api.input_spec, api.output_spec) for api in Smap.apis.values()},  # type: ignore[attr-defined]
             not_found=("/user_segment",),
@@ -227,8 +218,8 @@ class TruthfulOpenApi:
         )
         return await JSONResponse(spec)(scope, receive, send)
 
-    async def docs_page(self, scope, receive, send):
-        """The Swagger page under smap's title, without BentoML's page tracker and GitHub corner."""
+    async def captured(self, scope, receive) -> tuple[dict, bytes]:
+        """BentoML's own answer to this request, held back: its start message and body."""
         start: dict = {}
         chunks: list[bytes] = []
 
@@ -239,10 +230,15 @@ class TruthfulOpenApi:
                 chunks.append(message.get("body", b""))
 
         await self.app(scope, receive, keep)
+        return start, b"".join(chunks)
+
+    async def docs_page(self, scope, receive, send):
+        """The Swagger page under smap's title, without BentoML's page tracker and GitHub corner."""
+        start, body = await self.captured(scope, receive)
         if start.get("status") != 200:
             await send(start)
-            return await send({"type": "http.response.body", "body": b"".join(chunks)})
-        page = b"".join(chunks).decode()
+            return await send({"type": "http.response.body", "body": body})
+        page = body.decode()
         page = page.replace("BentoML Prediction Service", "smap prediction service")
         page = re.sub(
             r"<!-- Google Tag Manager.*?<!-- End Google Tag Manager[^>]*-->", "", page, flags=re.S
