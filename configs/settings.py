@@ -302,6 +302,16 @@ class TrainingSettings(_Frozen):
     # where the profile offers it (cluster); below it, Spark's start-up and data transfer cost
     # more than the fit (docs/scale-out.md)
     spark_min_rows: int = Field(2_000_000, ge=1)
+    # model selection (training/selection.py): up to this many train + validation rows every
+    # trial is scored by time-ordered cross-validation over `cv_folds` expanding windows; above
+    # it on the one validation split, where it is large enough to trust
+    cv_max_rows: int = Field(50_000, ge=0)
+    cv_folds: int = Field(3, ge=2, le=10)
+    # cheap, strong candidates (a ridge or logistic regression, with and without the naive
+    # baseline as offset) scored beside every run's trials, and a blend of the best of several
+    # families, chosen only when cross-validation says so
+    anchors: bool = True
+    blend: bool = True
 
 
 class ServingSettings(_Frozen):

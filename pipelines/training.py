@@ -157,7 +157,7 @@ def train_worker(
         log_lineage(ts, study, ts.features)
         log_training_set(stored)
         start_engines(settings, chosen)
-        objective = task.trainer.objective(ts, chosen, run_id, settings.training.seed)
+        objective = task.trainer.objective(ts, chosen, run_id, settings.training)
         mine = run_round(
             settings,
             study,

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 import optuna
+import pandas as pd
 from optuna.trial import TrialState
 
-from configs.settings import STUDY_STORAGES, Settings
+from configs.settings import STUDY_STORAGES, Settings, TrainingSettings
 from ingestion.warehouse import ensure_server_database, retry_on_race
 from training.dataset import TrainingSet
 from training.errors import TaskError
 from training.families import FAMILIES, Data, FeatureEncoder, fit, suggest
-from training.families.base import input_frame
+from training.families.base import Fitted, Report, input_frame
+from training.families.combine import Member, Offset, Scaling
 
 if TYPE_CHECKING:
     from training.trainers import Tabular
@@ -36,12 +38,32 @@ def score(ts: TrainingSet, part_frame, pred: np.ndarray, threshold: float | None
     return ts.task.trainer.score(ts, part_frame, pred, threshold)
 
 
+@dataclass(frozen=True)
+class Fold:
+    """One validation of a candidate: fit on `data`'s train rows, score on its validation
+    rows, which are `frame`'s rows in the same order."""
+
+    data: dict[bool, Data]  # by `scaled`
+    frame: pd.DataFrame
+
+
 @dataclass
 class Prepared:
-    """Encoders and matrices computed once per process and shared by all trials."""
+    """Encoders and matrices computed once per process and shared by all trials.
+
+    `data` is the train -> validation split the chosen model is refitted and calibrated on;
+    `folds` are what every candidate is scored on: that split alone on a large set, or
+    expanding time-ordered windows over train + validation on a small one."""
 
     encoders: dict[bool, FeatureEncoder]
     data: dict[bool, Data]
+    folds: list[Fold] = field(default_factory=list)
+    offset: tuple[int, int | None] | None = None  # columns of the task's offset, unscaled
+    population: float = 0.0  # the train part's mean target: where an offset shrinks to
+
+    @property
+    def cross_validated(self) -> bool:
+        return len(self.folds) > 1
 
 
 def history_columns(names: list[str]) -> tuple[int, ...]:
@@ -54,9 +76,13 @@ def history_columns(names: list[str]) -> tuple[int, ...]:
     return tuple(i for _, i in sorted(lags, reverse=True))
 
 
-def prepare(ts: TrainingSet, seed: int, trainer=None) -> Prepared:
-    """Encoders (raw and scaled) fitted on the train part, and every family's matrices."""
+def prepare(
+    ts: TrainingSet, seed: int, trainer=None, selection: TrainingSettings | None = None
+) -> Prepared:
+    """Encoders (raw and scaled) fitted on the train part, every family's matrices, and the
+    folds candidates are scored on (`selection.cv_max_rows` decides one split or several)."""
     trainer = trainer or ts.task.trainer
+    selection = selection or TrainingSettings()
     train, val = ts.part("train"), ts.part("validation")
     encoders, data = {}, {}
     for scaled in (False, True):
@@ -76,7 +102,65 @@ def prepare(ts: TrainingSet, seed: int, trainer=None) -> Prepared:
             seed,
             history_columns(enc.names),
         )
-    return Prepared(encoders, data)
+    small = len(train) + len(val) <= selection.cv_max_rows
+    folds = time_folds(ts, data, selection.cv_folds) if small else []
+    names = encoders[False].names
+    task = ts.task
+    offset = None
+    if (
+        trainer.fit_kind == "regression"
+        and task.offset_rate in names
+        and trainer.name != "forecast"
+    ):
+        count = names.index(task.offset_count) if task.offset_count in names else None
+        offset = (names.index(task.offset_rate), count)
+    return Prepared(
+        encoders,
+        data,
+        folds or [Fold(data, val)],
+        offset,
+        float(np.mean(data[False].y_train)) if len(train) else 0.0,
+    )
+
+
+MIN_FOLD_ROWS = 30  # a fold whose train or validation part is smaller says nothing
+
+
+def time_folds(ts: TrainingSet, data: dict[bool, Data], folds: int) -> list[Fold]:
+    """Expanding windows over train + validation in time order: the rows are cut into
+    `folds + 1` blocks; fold k validates on block k + 1 and trains on everything before it
+    that is older than the label window (`task.label_days`), so no label reaches into the
+    rows it is scored on. The newest fold is last. The test part is never touched."""
+    frame = pd.concat([ts.part("train"), ts.part("validation")])
+    stamps = pd.DatetimeIndex(pd.to_datetime(frame[ts.task.split_on], utc=True)).asi8
+    order = np.argsort(stamps, kind="stable")
+    stamps = stamps[order]
+    gap = pd.Timedelta(days=ts.task.label_days).value
+    stacked = {
+        scaled: (
+            np.concatenate([d.x_train, d.x_val])[order],
+            np.concatenate([d.y_train, d.y_val])[order],
+        )
+        for scaled, d in data.items()
+    }
+    cuts = np.linspace(0, len(order), folds + 2).astype(int)
+    out = []
+    for start, end in zip(cuts[1:-1], cuts[2:], strict=True):
+        train_end = int(np.searchsorted(stamps, stamps[start] - gap, side="left"))
+        if train_end < MIN_FOLD_ROWS or end - start < MIN_FOLD_ROWS:
+            continue
+        fold_data = {
+            scaled: replace(
+                d,
+                x_train=stacked[scaled][0][:train_end],
+                y_train=stacked[scaled][1][:train_end],
+                x_val=stacked[scaled][0][start:end],
+                y_val=stacked[scaled][1][start:end],
+            )
+            for scaled, d in data.items()
+        }
+        out.append(Fold(fold_data, frame.iloc[order[start:end]]))
+    return out if len(out) > 1 else []
 
 
 FAMILY = "family"  # user attr: the family a trial fitted, whatever its family parameter
@@ -100,11 +184,54 @@ def family_parameter(task_families: tuple[str, ...], chosen: tuple[str, ...]) ->
     return f"{FAMILY}:{'/'.join(choices)}", choices
 
 
+@dataclass(frozen=True)
+class Spec:
+    """A candidate before it is fitted: a family, its parameters, and whether it learns the
+    residual over the task's offset (and how hard that offset shrinks to the population)."""
+
+    family: str
+    params: dict
+    offset_strength: float | None = None
+
+    @classmethod
+    def of_trial(cls, trial: optuna.trial.FrozenTrial) -> Spec:
+        family = trial.user_attrs[FAMILY]
+        prefix = family + "."
+        params = {k[len(prefix) :]: v for k, v in trial.params.items() if k.startswith(prefix)}
+        strength = trial.params.get(OFFSET_STRENGTH) if trial.params.get(OFFSET) == SHRUNK else None
+        return cls(family, params, strength)
+
+
+OFFSET = "offset"  # trial parameter: what a regression learns over (none | shrunk_rate)
+OFFSET_STRENGTH = "offset.strength"
+SHRUNK = "shrunk_rate"
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A spec's validation: the headline metric per fold, every metric averaged over folds,
+    and its predictions per fold (task units), kept for blends."""
+
+    folds: tuple[float, ...]
+    metrics: dict[str, float]
+    predictions: tuple[np.ndarray, ...]
+
+    @property
+    def value(self) -> float:
+        return float(np.mean(self.folds))
+
+    @property
+    def spread(self) -> float:
+        return float(np.std(self.folds)) if len(self.folds) > 1 else 0.0
+
+
 class Objective:
-    """Given its data once; each call fits one candidate and returns its validation metric.
+    """Given its data once; each call fits one candidate and returns its validation metric
+    (the mean over the prepared folds, with their spread as `val_<metric>_spread`).
 
     Every trial is labelled with its family, its run and its data, so a run picks its best
     among its own trials, and the pruner compares a trial only with trials on the same data.
+    Each trial's fold predictions are kept, so the run can blend its best (`selection.py`).
     """
 
     def __init__(
@@ -115,13 +242,17 @@ class Objective:
         direction: str,
         run_id: str = "",
         trainer: Tabular | None = None,
+        selection: TrainingSettings | None = None,
     ):
         self.ts, self.prepared, self.run_id = ts, prepared, run_id
+        self.selection = selection or TrainingSettings()
         self.trainer = trainer or cast("Tabular", ts.task.trainer)
         self.family_name, self.families = family_parameter(
             self.trainer.candidates(ts.task), families
         )
+        self.direction = direction
         self.sign = -1.0 if direction == "maximize" else 1.0
+        self.scored: dict[int, Scored] = {}  # by trial number, this process's trials
 
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr(RUN_ID, self.run_id)
@@ -138,23 +269,76 @@ class Objective:
 
     def evaluate(self, trial: optuna.Trial, family: str) -> float:
         params = suggest(trial, family)
-        data = self.prepared.data[FAMILIES[family].scaled]
+        strength = None
+        if self.prepared.offset is not None:
+            if trial.suggest_categorical(OFFSET, ["none", SHRUNK]) == SHRUNK:
+                strength = trial.suggest_float(OFFSET_STRENGTH, 0.5, 50.0, log=True)
 
         def report(step: int, loss: float) -> None:
             trial.report(self.sign * loss, step)
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        fitted = fit(family, params, data, report)
-        validation = self.ts.part("validation")
-        pred = self.trainer.from_training_scale(fitted.predict(data.x_val), validation)
-        metrics = self.trainer.score(self.ts, validation, pred)
-        for name, value in metrics.items():
+        scored = self.score(Spec(family, params, strength), report)
+        for name, value in scored.metrics.items():
             trial.set_user_attr(f"val_{name}", value)
-        value = metrics[self.ts.task.metric]
-        if not np.isfinite(value):
-            raise FloatingPointError(f"validation {self.ts.task.metric} is not finite")
-        return value
+        metric = self.ts.task.metric
+        trial.set_user_attr(f"val_{metric}_spread", scored.spread)
+        trial.set_user_attr("folds", len(scored.folds))
+        self.scored[trial.number] = scored
+        return scored.value
+
+    def offset_for(self, spec: Spec) -> Offset | None:
+        if spec.offset_strength is None or self.prepared.offset is None:
+            return None
+        rate, count = self.prepared.offset
+        return Offset(rate, count, self.prepared.population, spec.offset_strength)
+
+    def fit(self, spec: Spec, data: dict[bool, Data], report: Report) -> Fitted:
+        """`spec` fitted on `data`'s train rows; it predicts on the unscaled matrix when it
+        learned a residual (a `Member`), else on its own family's matrix."""
+        scaled = FAMILIES[spec.family].scaled
+        offset = self.offset_for(spec)
+        if offset is None:
+            return fit(spec.family, spec.params, data[scaled], report)
+        raw = data[False]
+        base_train, base_val = offset.base(raw.x_train), offset.base(raw.x_val)
+        residual = replace(
+            data[scaled], y_train=data[scaled].y_train - base_train, y_val=raw.y_val - base_val
+        )
+        fitted = fit(spec.family, spec.params, residual, report)
+        scaling = Scaling.of(self.prepared.encoders[True]) if scaled else None
+        return Member(fitted, scaling, offset)
+
+    def score(self, spec: Spec, report: Report | None = None) -> Scored:
+        """`spec` fitted and scored on every fold; the newest fold first, the only one whose
+        losses reach the pruner (steps must mean the same data across trials)."""
+        folds = self.prepared.folds
+        values: list[float] = [0.0] * len(folds)
+        preds: list[np.ndarray] = [np.empty(0)] * len(folds)
+        every: list[dict[str, float]] = []
+        metric = self.ts.task.metric
+        for i in reversed(range(len(folds))):
+            fold = folds[i]
+            fitted = self.fit(spec, fold.data, report or _ignore)
+            report = None
+            x_val = fold.data[False if isinstance(fitted, Member) else _scaled(spec)].x_val
+            pred = self.trainer.from_training_scale(fitted.predict(x_val), fold.frame)
+            metrics = self.trainer.score(self.ts, fold.frame, pred)
+            if not np.isfinite(metrics[metric]):
+                raise FloatingPointError(f"validation {metric} is not finite (fold {i + 1})")
+            values[i], preds[i] = float(metrics[metric]), pred
+            every.append(metrics)
+        averaged = {k: float(np.nanmean([m[k] for m in every])) for k in every[0]}
+        return Scored(tuple(values), averaged, tuple(preds))
+
+
+def _ignore(step: int, loss: float) -> None:
+    """Losses of folds other than the newest: never reported to the pruner."""
+
+
+def _scaled(spec: Spec) -> bool:
+    return FAMILIES[spec.family].scaled
 
 
 def failure_line(exc: BaseException) -> str:

@@ -16,6 +16,7 @@ STUDY = "study"  # the Optuna study
 COMMIT = "commit"  # smap's git commit
 BEST_TRIAL = "best_trial"  # the Optuna trial number of the registered model
 BEST_TRIAL_ID = "best_trial_id"  # that trial's id in the study storage
+CHOSEN = "chosen"  # what the run kept: its best trial, an anchor or a blend (selection.py)
 STATE = "state"  # pending | ready | abandoned (a version's training run finished or not)
 GATE = "gate"  # the gate's decision on a version (promoted, below_baseline, ...)
 GATE_RECORD = "gate_record"  # the whole decision as JSON (the gate's intent, see registry.py)

@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import pandas as pd
 
-from configs.settings import Settings
+from configs.settings import Settings, TrainingSettings
 from ingestion.warehouse import Warehouse
 
 Direction = Literal["maximize", "minimize"]
@@ -45,9 +45,11 @@ class Trainer(Protocol):
         columns: list[str] | None = None,
     ) -> Any: ...
 
-    def objective(self, ts: Any, families: tuple[str, ...], run_id: str, seed: int) -> Any: ...
+    def objective(
+        self, ts: Any, families: tuple[str, ...], run_id: str, selection: TrainingSettings
+    ) -> Any: ...
 
-    def best_model(self, ts: Any, objective: Any, best: Any) -> Any: ...
+    def best_model(self, ts: Any, objective: Any, best: Any, study: Any = None) -> Any: ...
 
     def model_input(self, ts: Any, frame: pd.DataFrame) -> pd.DataFrame: ...
 
@@ -103,6 +105,10 @@ class Task:
     # monitoring: the matured label of each logged answer (warehouse, task, window frame)
     matured_labels: Callable[..., pd.Series] | None = None
     serving: Serving | None = None  # None: trained and gated, not served
+    # the naive baseline as numeric features in target units, which candidates may learn the
+    # residual over (training/families/combine.py:Offset): a rate and the posts it rests on
+    offset_rate: str = ""
+    offset_count: str = ""
 
     @property
     def kind(self) -> str:

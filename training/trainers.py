@@ -22,7 +22,7 @@ import pandas as pd
 
 from training.dataset import ALL_DATA, TrainingSet
 from training.errors import TaskError
-from training.families import FAMILIES, fit, requirements
+from training.families import FAMILIES, requirements
 from training.reference import log_reference
 from training.snapshot import StoredSet, training_set
 from training.task import Task
@@ -41,6 +41,13 @@ def _search():
     from training import search
 
     return search
+
+
+def _selection():
+    """Which candidate a run keeps (anchors, blends): loaded when a task is tuned."""
+    from training import selection
+
+    return selection
 
 
 def _metrics():
@@ -105,10 +112,10 @@ class Tabular:
             settings, task, rebuild=rebuild, progress=progress, window=window, columns=columns
         )
 
-    def objective(self, ts, families, run_id, seed):
+    def objective(self, ts, families, run_id, selection):
         search = _search()
-        prepared = search.prepare(ts, seed, self)
-        return search.Objective(ts, prepared, families, ts.task.direction, run_id, self)
+        prepared = search.prepare(ts, selection.seed, self, selection)
+        return search.Objective(ts, prepared, families, ts.task.direction, run_id, self, selection)
 
     def training_target(self, frame: pd.DataFrame) -> np.ndarray:
         return _packaging().training_target(self.name, frame)
@@ -116,15 +123,14 @@ class Tabular:
     def from_training_scale(self, raw: np.ndarray, frame: pd.DataFrame) -> np.ndarray:
         return _packaging().from_training_scale(self.name, raw, frame)
 
-    def best_model(self, ts, objective, best):
-        """The best trial's family and parameters refitted on this run's prepared data."""
-        prepared = objective.prepared
-        family = best.user_attrs[_search().FAMILY]
-        prefix = family + "."
-        params = {k[len(prefix) :]: v for k, v in best.params.items() if k.startswith(prefix)}
-        scaled = FAMILIES[family].scaled
-        fitted = fit(family, params, prepared.data[scaled], lambda step, loss: None)
-        model = _packaging().SmapModel(prepared.encoders[scaled], fitted, self.name, ts.features)
+    def best_model(self, ts, objective, best, study=None):
+        """The run's chosen candidate (its best trial, an anchor or a blend: selection.py)
+        refitted on this run's prepared data, with what was considered recorded on it."""
+        selection = _selection()
+        chosen = selection.choose(objective, study, best, objective.selection)
+        encoder, fitted = selection.refit(objective, chosen.chosen)
+        model = _packaging().SmapModel(encoder, fitted, self.name, ts.features)
+        model.selection = chosen.summary()
         self.calibrate(ts, model)
         return model
 
@@ -180,7 +186,7 @@ class Tabular:
                 python_model=model,
                 signature=mlflow.models.infer_signature(example, model.predict_frame(example)),
                 input_example=example,
-                pip_requirements=pinned(requirements(family)),
+                pip_requirements=pinned(model_requirements(model, family)),
                 code_paths=_packaging().model_code(Path(code)),
             )
 
@@ -245,6 +251,14 @@ class Forecast(Tabular):
         return {"interval_coverage": float(np.mean((y >= lower) & (y <= upper)))}
 
 
+def model_requirements(model, family: str) -> list[str]:
+    """pip names of every family the model holds (a blend holds several)."""
+    selection = getattr(model, "selection", None)
+    members = selection["chosen"]["members"] if selection else [{"family": family}]
+    names = [n for m in members for n in requirements(str(m["family"]))]
+    return list(dict.fromkeys(names))
+
+
 REGRESSION, CLASSIFICATION, FORECAST = Regression(), Classification(), Forecast()
 CLUSTERING = Untrainable("clustering", "smap segment")
 
@@ -269,11 +283,12 @@ class TextTrainer:
         ts = _content().content_set(settings, task, window)
         return StoredSet(ts, (settings.warehouse_dir / "content_posts").resolve(), reused=False)
 
-    def objective(self, ts, families, run_id, seed):
+    def objective(self, ts, families, run_id, selection):
         content = _content()
-        return content.ContentObjective(ts, content.ContentData.of(ts, seed), families, run_id)
+        data = content.ContentData.of(ts, selection.seed)
+        return content.ContentObjective(ts, data, families, run_id)
 
-    def best_model(self, ts, objective, best):
+    def best_model(self, ts, objective, best, study=None):
         if objective.best is None or objective.best[1] != best.number:
             raise TaskError(
                 f"{ts.task.name}: the best trial's model was not kept; nothing registered"

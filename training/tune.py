@@ -130,12 +130,12 @@ def tune(
 ) -> Tuned:
     """Add trials to the task's study, refit this run's best and log it as the run's model."""
     client, experiment_id, run_id = run
-    trainer, ts, seed = task.trainer, stored.training_set, settings.training.seed
+    trainer, ts = task.trainer, stored.training_set
     study = open_task_study(settings, task, client, experiment_id)
     log_lineage(ts, study, ts.features)
     log_training_set(stored)
     start_engines(settings, families)
-    objective = trainer.objective(ts, families, run_id, seed)
+    objective = trainer.objective(ts, families, run_id, settings.training)
     run_study(
         study,
         objective,
@@ -160,14 +160,22 @@ def log_best(
     model (the caller's active MLflow run)."""
     assert best.value is not None  # a complete trial
     trainer, ts = task.trainer, stored.training_set
-    family = best.user_attrs[FAMILY]
-    model = trainer.best_model(ts, objective, best)
+    model = trainer.best_model(ts, objective, best, study)
+    # what the run keeps may be an anchor or a blend rather than its best trial (selection.py)
+    selection = getattr(model, "selection", None)
+    chosen = selection["chosen"] if selection else {}
+    family = str(chosen.get("family", best.user_attrs[FAMILY]))
+    value = float(chosen.get("value", best.value))
     test_input = trainer.model_input(ts, ts.part("test"))
     pred = model.predict_frame(test_input)
     test_metrics = trainer.score(ts, ts.part("test"), pred, model.threshold)
     test_metrics.update(trainer.test_extras(ts, model, pred))
     mlflow.log_metrics({f"test_{k}": v for k, v in test_metrics.items() if np.isfinite(v)})
-    mlflow.log_metric(f"validation_{task.metric}", best.value)
+    mlflow.log_metric(f"validation_{task.metric}", value)
+    if selection:
+        mlflow.log_metric(f"validation_{task.metric}_spread", float(chosen["spread"]))
+        mlflow.log_metric("validation_folds", len(chosen["folds"]))
+        log_json(selection, "selection.json")
     mlflow.log_params(
         {
             "best_family": family,
@@ -178,7 +186,13 @@ def log_best(
         }
     )
     mlflow.set_tags({tag.BEST_TRIAL_ID: str(best._trial_id), tag.BEST_TRIAL: str(best.number)})
-    log_json({"family": family, **best.params}, "best_params.json")
+    log_json(
+        {"family": family, "members": chosen["members"]}
+        if selection
+        else {"family": family, **best.params},
+        "best_params.json",
+    )
+    mlflow.set_tag(tag.CHOSEN, str(chosen.get("label", f"trial {best.number}")))
     trainer.log_extras(ts, model, study, test_metrics)
     trainer.log_model(model, test_input.head(5).reset_index(drop=True), family)
     return Tuned(
@@ -187,7 +201,7 @@ def log_best(
         study.study_name,
         best.number,
         len(study.trials),
-        float(best.value),
+        value,
         family,
         test_metrics,
         ts.fingerprint,

@@ -19,4 +19,6 @@ TASK = Task(
     target="engagement rate over the post's first 7 days",
     matured_labels=matured.post_outcomes,
     serving=Serving("drafts"),
+    offset_rate="engagement_rate_28d",
+    offset_count="posts_28d",
 )
