@@ -210,7 +210,8 @@ SHRUNK = "shrunk_rate"
 @dataclass(frozen=True)
 class Scored:
     """A spec's validation: the headline metric per fold, every metric averaged over folds,
-    and its predictions per fold (task units), kept for blends."""
+    and its predictions per fold on the scale the model fits (a blend averages there, as the
+    blended model does), kept for blends."""
 
     folds: tuple[float, ...]
     metrics: dict[str, float]
@@ -323,11 +324,12 @@ class Objective:
             fitted = self.fit(spec, fold.data, report or _ignore)
             report = None
             x_val = fold.data[False if isinstance(fitted, Member) else _scaled(spec)].x_val
-            pred = self.trainer.from_training_scale(fitted.predict(x_val), fold.frame)
+            raw = np.asarray(fitted.predict(x_val), dtype=float)
+            pred = self.trainer.from_training_scale(raw, fold.frame)
             metrics = self.trainer.score(self.ts, fold.frame, pred)
             if not np.isfinite(metrics[metric]):
                 raise FloatingPointError(f"validation {metric} is not finite (fold {i + 1})")
-            values[i], preds[i] = float(metrics[metric]), pred
+            values[i], preds[i] = float(metrics[metric]), raw
             every.append(metrics)
         averaged = {k: float(np.nanmean([m[k] for m in every])) for k in every[0]}
         return Scored(tuple(values), averaged, tuple(preds))

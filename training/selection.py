@@ -87,7 +87,7 @@ def blend(objective: Objective, members: list[Candidate]) -> Candidate | None:
     values, preds, every = [], [], []
     for i, fold in enumerate(folds):
         mean = np.mean([m.scored.predictions[i] for m in members], axis=0)
-        metrics = trainer.score(ts, fold.frame, mean)
+        metrics = trainer.score(ts, fold.frame, trainer.from_training_scale(mean, fold.frame))
         values.append(float(metrics[ts.task.metric]))
         preds.append(mean)
         every.append(metrics)
