@@ -8,8 +8,9 @@ from feature_repo.feature_views import draft_features, post_request_features
 
 DRAFT_SERVICES = ("engagement_v2", "virality_v2")  # services a draft post can be scored on
 TREND_SERVICES = ("trend_v2",)  # services a hashtag forecast can be served from (by tag text)
-# what churn_v2 takes from the user view: activity only (its audience and engagement figures
-# only gave the trees noise to fit); `followers` is serving's probe for an unknown account
+# what churn_v2 takes from the user view: activity only (going quiet is what churn is; the
+# audience and engagement columns give the trees noise to fit); `followers` is serving's probe
+# for an account the online store does not know
 CHURN_USER_FEATURES = ("followers", "days_since_last_activity", "active_days_7d", "active_days_28d")
 
 
