@@ -8,6 +8,10 @@ from feature_repo.feature_views import draft_features, post_request_features
 
 DRAFT_SERVICES = ("engagement_v2", "virality_v2")  # services a draft post can be scored on
 TREND_SERVICES = ("trend_v2",)  # services a hashtag forecast can be served from (by tag text)
+# what churn_v2 takes from the user view: activity only (going quiet is what churn is; the
+# audience and engagement columns give the trees noise to fit); `followers` is serving's probe
+# for an account the online store does not know
+CHURN_USER_FEATURES = ("followers", "days_since_last_activity", "active_days_7d", "active_days_28d")
 
 
 def build_feature_services(views: dict[str, FeatureView]) -> dict[str, FeatureService]:
@@ -40,6 +44,12 @@ def build_feature_services(views: dict[str, FeatureView]) -> dict[str, FeatureSe
             name="churn_v1",
             features=[user],
             description="Whether an account goes quiet for the next 28 days.",
+        ),
+        "churn_v2": FeatureService(
+            name="churn_v2",
+            features=[user[list(CHURN_USER_FEATURES)], views["user_activity_trend"]],
+            description="Whether an account goes quiet for the next 28 days, from its last days "
+            "of activity against its usual rate.",
         ),
         "trend_v1": FeatureService(
             name="trend_v1",

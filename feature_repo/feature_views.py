@@ -33,6 +33,13 @@ USER_ENGAGEMENT_FIELDS = [
     Field(name="matured_posts_all", dtype=Int64),
 ]
 
+# churn_v2's view of going quiet: the last days' activity against the account's usual rate
+USER_ACTIVITY_TREND_FIELDS = [
+    Field(name="active_days_3d", dtype=Int64),
+    Field(name="active_days_14d", dtype=Int64),
+    Field(name="usual_active_rate", dtype=Float64),
+]
+
 POST_CONTEXT_FIELDS = [
     Field(name="post_type", dtype=String),
     Field(name="category", dtype=String),
@@ -255,6 +262,14 @@ def build_feature_views(sources: dict[str, DataSource]) -> dict[str, FeatureView
             schema=USER_ENGAGEMENT_FIELDS,
             source=sources["user_engagement_metrics"],
             description="Daily rolling engagement, audience and activity per account.",
+        ),
+        "user_activity_trend": FeatureView(
+            name="user_activity_trend",
+            entities=[user],
+            ttl=timedelta(days=35),
+            schema=USER_ACTIVITY_TREND_FIELDS,
+            source=sources["user_engagement_metrics"],
+            description="An account's last days of activity and its usual rate of active days.",
         ),
         "post_context": FeatureView(
             name="post_context",

@@ -132,6 +132,7 @@ cumulative AS (
         SUM(active) {_window(_U, CUMULATIVE)} AS active_all,
         SUM(likes_given) {_window(_U, CUMULATIVE)} AS likes_all,
         SUM(comments_given) {_window(_U, CUMULATIVE)} AS comments_all,
+        SUM(present) {_window(_U, CUMULATIVE)} AS present_all,
         MAX(CASE WHEN active > 0 THEN day END) {_window(_U, CUMULATIVE)} AS last_active,
         MAX(CASE WHEN posts > 0 THEN day END) {_window(_U, CUMULATIVE)} AS last_post
     FROM grid
@@ -161,7 +162,12 @@ rolled AS (
         {_sum_over("comments_all", 28)} AS comments_given_28d,
         {_ratio(_sum_over("inter_all", None, LABEL_DAYS), _sum_over("base_all", None, LABEL_DAYS))}
             AS engagement_rate_all,
-        {_sum_over("posts_all", None, LABEL_DAYS)} AS matured_posts_all
+        {_sum_over("posts_all", None, LABEL_DAYS)} AS matured_posts_all,
+        {_sum_over("active_all", 3)} AS active_days_3d,
+        {_sum_over("active_all", 14)} AS active_days_14d,
+        -- the share of days active before the last 14: what going quiet is measured against
+        {_ratio(_sum_over("active_all", None, 14), _sum_over("present_all", None, 14))}
+            AS usual_active_rate
     FROM cumulative
 )"""
 USER_ENGAGEMENT_METRICS = f"""
@@ -199,7 +205,8 @@ grid AS (
         COALESCE(p.base, 0.0) AS base, COALESCE(p.reach, 0) AS reach,
         COALESCE(f.follows, 0) AS follows, o.followers AS observed,
         CASE WHEN a.user_id IS NULL THEN 0 ELSE 1 END AS active,
-        COALESCE(a.likes_given, 0) AS likes_given, COALESCE(a.comments_given, 0) AS comments_given
+        COALESCE(a.likes_given, 0) AS likes_given, COALESCE(a.comments_given, 0) AS comments_given,
+        CASE WHEN d.day >= {_day("u.created_at")} THEN 1 ELSE 0 END AS present
     FROM users AS u
     CROSS JOIN days AS d
     LEFT JOIN posted AS p ON p.user_id = u.user_id AND p.day = d.day
@@ -215,7 +222,8 @@ SELECT
     COALESCE(g.since_active, {NEVER}) AS days_since_last_activity,
     COALESCE(g.since_post, {NEVER}) AS days_since_last_post,
     g.likes_given_28d, g.comments_given_28d, g.day - g.signup AS account_age_days,
-    g.engagement_rate_all, g.matured_posts_all, g.posts_all
+    g.engagement_rate_all, g.matured_posts_all, g.posts_all, g.active_days_3d,
+    g.active_days_14d, g.usual_active_rate
 FROM rolled AS g CROSS JOIN calendar AS c
 WHERE g.day >= GREATEST(g.signup, c.first_day)
 """

@@ -33,6 +33,9 @@ AUTHOR_DEFAULTS: dict[str, float] = {
     "account_age_days": 0,
     "engagement_rate_all": np.nan,
     "matured_posts_all": 0,
+    "active_days_3d": 0,
+    "active_days_14d": 0,
+    "usual_active_rate": np.nan,
 }
 AUTHOR_PROBE = "followers"  # null only when the author has no row in the online store
 # an unknown hashtag is left out of the draft's hashtag aggregates (0 when none is known)

@@ -275,7 +275,8 @@ def test_two_workers_share_one_study_on_postgres(services_platform):
     outputs = [w.communicate(timeout=600) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], [o[1].decode()[-1500:] for o in outputs]
     study = optuna.load_study(
-        study_name="workers-churn-churn_v1", storage=services_platform.optuna_storage_url
+        study_name=f"workers-churn-{get_task('churn').feature_service}",
+        storage=services_platform.optuna_storage_url,
     )
     numbers = [t.number for t in study.trials]
     assert sorted(numbers) == list(range(6))

@@ -115,3 +115,24 @@ def test_rolling_windows_match_a_naive_count(raw, analytics):
         ]
         assert row[column] == len(window)
     assert row.posts_all == (mine.created_at < day_end).sum()
+
+
+def test_activity_trend_matches_a_naive_count(raw, analytics):
+    """Given the quick platform, when the ETL runs, then an account's recent active days and
+    its usual rate (active days over days since signup, before the last 14) match a count of
+    its `user_activity` days."""
+    metrics = analytics["user_engagement_metrics"]
+    active = analytics["user_activity"]
+    first_day = raw["content_posts"].created_at.min().tz_convert(None).normalize()
+    rows = metrics[(metrics.active_days_28d > 0) & metrics.usual_active_rate.notna()]
+    for row in rows.iloc[[len(rows) // 4, len(rows) // 2]].itertuples():
+        days = pd.to_datetime(active[active.user_id == row.user_id].date)
+        for n, column in ((3, "active_days_3d"), (14, "active_days_14d")):
+            assert (
+                getattr(row, column)
+                == days.between(row.date - pd.Timedelta(days=n - 1), row.date).sum()
+            )
+        before = row.date - pd.Timedelta(days=14)
+        signup = raw["users"].set_index("user_id").created_at[row.user_id].tz_convert(None)
+        present = (before - max(first_day, signup.normalize())).days + 1
+        assert row.usual_active_rate == pytest.approx((days <= before).sum() / present)
