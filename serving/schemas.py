@@ -202,9 +202,23 @@ class Lineage(_Body):
     request_id: str
 
 
+class Interval(_Body):
+    """The range the true engagement rate falls in with probability `level`: a split-conformal
+    interval, its width learnt from held-out rows in training (`docs/training.md`)."""
+
+    low: float
+    high: float
+    level: float
+
+
+INTERVAL_DOC = "Null when the champion carries no interval (trained before intervals)."
+INTERVAL_EXAMPLE = {"low": 0.0161, "high": 0.0942, "level": 0.9}
+
+
 class EngagementPrediction(_Body):
     user_id: int
     engagement_rate: float
+    interval: Interval | None = Field(None, description=INTERVAL_DOC, examples=[INTERVAL_EXAMPLE])
     missing_features: list[str]
 
 
@@ -278,6 +292,7 @@ class FeaturesResponse(_Body):
 class PostingSlot(_Body):
     planned_at: datetime
     engagement_rate: float
+    interval: Interval | None = Field(None, description=INTERVAL_DOC, examples=[INTERVAL_EXAMPLE])
     # within `resolution` of the best slot's rate: a tie, not a ranking
     tied_with_best: bool = False
 

@@ -132,6 +132,11 @@ def test_http_app_answers_with_lineage_validates_and_logs(platform, monkeypatch,
         assert body["lineage"]["feature_service"] == "engagement_v2"
         assert body["lineage"]["request_id"] == ok.headers["x-request-id"]
         assert body["predictions"][0]["missing_features"] == ["hashtag:no_such_tag"]
+        for answered in body["predictions"]:  # the champion's 90% conformal interval
+            interval = answered["interval"]
+            assert interval["level"] == 0.9
+            assert 0 <= interval["low"] <= answered["engagement_rate"] <= interval["high"]
+            assert interval["high"] > interval["low"]
 
         unknown = client.post(
             "/predict_engagement", json={"drafts": [{**DRAFT, "user_id": 10**9}]}, headers=key
@@ -145,6 +150,10 @@ def test_http_app_answers_with_lineage_validates_and_logs(platform, monkeypatch,
             headers=key,
         )
         assert best.status_code == 200 and len(best.json()["slots"]) == 168
+        assert all(
+            s["interval"]["low"] <= s["engagement_rate"] <= s["interval"]["high"]
+            for s in best.json()["slots"]
+        )
         assert len(best.json()["best"]) == 3
 
         bad = {
