@@ -212,7 +212,8 @@ class Interval(_Body):
 
 
 INTERVAL_DOC = "Null when the champion carries no interval (trained before intervals)."
-INTERVAL_EXAMPLE = {"low": 0.0161, "high": 0.0942, "level": 0.9}
+# the answer to DRAFT_EXAMPLE on the small preset (docs/serving.md)
+INTERVAL_EXAMPLE = {"low": 0.0264, "high": 0.1451, "level": 0.9}
 
 
 class EngagementPrediction(_Body):

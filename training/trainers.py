@@ -264,7 +264,16 @@ class Classification(Tabular):
             model.predict_frame(model_input),
             method,
         )
-        tracking.log_json({"method": method}, "calibration.json")
+        val = ts.part("validation").target.to_numpy()
+        rarer = int(min(val.sum(), len(val) - val.sum()))
+        tracking.log_json(
+            {
+                "method": method,
+                "validation_rarer_class_rows": rarer,
+                "platt_below_rows": _packaging().PLATT_BELOW_POSITIVES,
+            },
+            "calibration.json",
+        )
 
     def score(self, ts, frame, pred, threshold=None):
         return _metrics().classification_report(frame.target.to_numpy(), pred, threshold)
