@@ -263,9 +263,12 @@ class Predictor:
                     user_id=u,
                     value=float(p),
                     label=None if threshold is None else bool(p >= threshold),
+                    interval=i,
                     missing_features=m,
                 )
-                for u, p, m in zip(users, preds, missing, strict=True)
+                for u, p, i, m in zip(
+                    users, preds, intervals(champion, preds), missing, strict=True
+                )
             ],
             lineage=self.lineage(champion, request_id),
         )

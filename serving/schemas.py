@@ -203,8 +203,9 @@ class Lineage(_Body):
 
 
 class Interval(_Body):
-    """The range the true engagement rate falls in with probability `level`: a split-conformal
-    interval, its width learnt from held-out rows in training (`docs/training.md`)."""
+    """The range the true value (an engagement rate) falls in with probability `level`: a
+    split-conformal interval, its width learnt from held-out rows in training
+    (`docs/training.md`)."""
 
     low: float
     high: float
@@ -242,11 +243,13 @@ TaskName = Annotated[
 
 class TaskPrediction(_Body):
     """One answer of a task served by `POST /predict`: its score, and where the champion has a
-    tuned threshold (a probability), the label at that threshold."""
+    tuned threshold (a probability), the label at that threshold; where it has a prediction
+    interval (a regression), its bounds."""
 
     user_id: int
     value: float
     label: bool | None = None
+    interval: Interval | None = None
     missing_features: list[str]
 
 

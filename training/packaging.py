@@ -196,7 +196,7 @@ class ConformalInterval:
         return np.clip(pred - half, 0, None), pred + half
 
 
-PLATT_BELOW_POSITIVES = 200  # fewer validation positives: isotonic's steps overfit
+PLATT_BELOW_POSITIVES = 200  # validation rows of the rarer class below which isotonic overfits
 CALIBRATION_FOLDS = 5
 TIE_BREAK = 1e-6  # keeps the isotonic map strictly increasing: no new ties in ROC-AUC
 

@@ -137,6 +137,10 @@ def test_http_app_answers_with_lineage_validates_and_logs(platform, monkeypatch,
             assert interval["level"] == 0.9
             assert 0 <= interval["low"] <= answered["engagement_rate"] <= interval["high"]
             assert interval["high"] > interval["low"]
+        generic = client.post(
+            "/predict", json={"task": "engagement", "drafts": [DRAFT]}, headers=key
+        )
+        assert generic.json()["predictions"][0]["interval"] == interval  # same draft, same bounds
 
         unknown = client.post(
             "/predict_engagement", json={"drafts": [{**DRAFT, "user_id": 10**9}]}, headers=key
@@ -175,10 +179,10 @@ def test_http_app_answers_with_lineage_validates_and_logs(platform, monkeypatch,
         tasks = {t["task"]: t for t in meta["tasks"]}
         assert tasks["engagement"]["version"] == trained.version and not tasks["churn"]["serving"]
         assert tasks["engagement"]["training_window"]["test_end"]
-    # shutdown flushed the log: one row per prediction (3 + 1 + 168)
+    # shutdown flushed the log: one row per prediction (3 + 1 + 1 + 168)
     logged = read_parquet_log(settings.root / "predictions")
     logged = logged[~logged.request_id.isin(["skew", "best", "full"])]  # skew test rows
-    assert (logged.task == "engagement").sum() == 172
+    assert (logged.task == "engagement").sum() == 173
     assert logged.feature_service.eq("engagement_v2").all()
 
 
