@@ -344,8 +344,28 @@ def posting_lift(performance: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+BAND_LEVEL = 0.9  # confidence of the band drawn around each hour's median lift
+BAND_Z = 1.645  # the normal quantile of BAND_LEVEL's upper tail (0.95)
+
+
+def median_band(values: pd.Series) -> tuple[float, float]:
+    """A distribution-free BAND_LEVEL confidence interval of the median: the order
+    statistics n/2 -+ z*sqrt(n)/2 (normal approximation of the binomial count of values below
+    the median, fine from the MIN_HOUR_POSTS an hour needs). Hours whose bands overlap the
+    best hour's are not reliably worse."""
+    ordered = np.sort(values.dropna().to_numpy(dtype=float))
+    n = len(ordered)
+    if n == 0:
+        return float("nan"), float("nan")
+    spread = BAND_Z * np.sqrt(n) / 2
+    low = int(np.clip(np.floor(n / 2 - spread), 1, n))
+    high = int(np.clip(np.ceil(n / 2 + spread), 1, n))
+    return float(ordered[low - 1]), float(ordered[high - 1])
+
+
 def posting_hours(lift: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(by hour of day, by weekday and hour): posts, median lift, mean engagement rate."""
+    """(by hour of day, by weekday and hour): posts, median lift (by hour, with its
+    BAND_LEVEL confidence band), mean engagement rate."""
 
     def summarise(keys: list[str], index: pd.Index) -> pd.DataFrame:
         grouped = lift.groupby(keys)
@@ -360,6 +380,10 @@ def posting_hours(lift: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         return out.reset_index()
 
     hours = summarise(["hour"], pd.RangeIndex(24, name="hour"))
+    bands = {int(h): median_band(values) for h, values in lift.groupby("hour").lift}
+    no_band = (np.nan, np.nan)
+    hours["lift_low"] = [bands.get(h, no_band)[0] for h in hours.hour]
+    hours["lift_high"] = [bands.get(h, no_band)[1] for h in hours.hour]
     ranked = hours.posts >= MIN_HOUR_POSTS
     hours["rank"] = hours.median_lift.where(ranked).rank(ascending=False, method="first")
     hours["rank"] = hours["rank"].astype("Int64")
@@ -397,10 +421,18 @@ def hours_section(performance: pd.DataFrame | None) -> Section:
             x=hours.hour,
             y=(hours.median_lift - 1).where(ranked),
             name="median lift",
-            customdata=hours.posts,
+            customdata=np.stack([hours.posts, hours.lift_low - 1, hours.lift_high - 1], axis=-1),
             marker_color=["#c62828" if h in best else "#1565c0" for h in hours.hour],
-            hovertemplate="%{x}:00 UTC: %{y:+.1%} against the author's usual (%{customdata} "
-            "posts)<extra></extra>",
+            error_y={
+                "type": "data",
+                "array": (hours.lift_high - hours.median_lift).where(ranked),
+                "arrayminus": (hours.median_lift - hours.lift_low).where(ranked),
+                "color": "#424242",
+                "thickness": 1,
+            },
+            hovertemplate="%{x}:00 UTC: %{y:+.1%} against the author's usual, "
+            f"{BAND_LEVEL:.0%} band %{{customdata[1]:+.1%}} to %{{customdata[2]:+.1%}} "
+            "(%{customdata[0]} posts)<extra></extra>",
         )
     )
     _style(
@@ -429,8 +461,10 @@ def hours_section(performance: pd.DataFrame | None) -> Section:
     note = (
         f"Best hours (UTC): {slots}. Lift: a matured post's engagement rate over its author's "
         f"median, {len(lift):,} posts of authors with at least {MIN_AUTHOR_POSTS}. The median "
-        f"per hour (hours with fewer than {MIN_HOUR_POSTS} posts left out), then per weekday "
-        f"and hour (blank: fewer than {MIN_CELL_POSTS} posts; blue: above the author's usual)."
+        f"per hour (hours with fewer than {MIN_HOUR_POSTS} posts left out; whiskers: its "
+        f"{BAND_LEVEL:.0%} confidence band, so hours whose band reaches the best hour's are not "
+        f"reliably worse), then per weekday and hour (blank: fewer than {MIN_CELL_POSTS} posts; "
+        f"blue: above the author's usual)."
     )
     shown = hours.dropna(subset=["rank"]).sort_values("rank").head(5)
     return Section(

@@ -58,7 +58,16 @@ class Champion:
         if self.model.kind == "forecast":
             return self.predict(pd.DataFrame(dict(zip(features, columns, strict=True))))
         x = encode(columns, features, self.model.encoder)
-        return np.asarray(self.model.fitted.predict(x), dtype=float)
+        return self.model.calibrated(np.asarray(self.model.fitted.predict(x), dtype=float))
+
+    def interval(self, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """(low, high, level) of the champion's prediction interval around `pred`; None when
+        it carries none (another kind, or trained before intervals)."""
+        conformal = getattr(self.model, "conformal", None)
+        if conformal is None:
+            return None
+        low, high = conformal.bounds(pred)
+        return low, high, float(conformal.level)
 
 
 def champion_version(client, task: str):

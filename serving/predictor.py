@@ -41,6 +41,7 @@ from serving.schemas import (
     EngagementResponse,
     FeaturesResponse,
     HashtagForecast,
+    Interval,
     Lineage,
     Metadata,
     PostingSlot,
@@ -65,6 +66,18 @@ log = logging.getLogger(__name__)
 
 def _finite(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
+
+
+def intervals(champion: Champion, preds: np.ndarray) -> list[Interval | None]:
+    """Each prediction's interval from the champion (None each when it carries none)."""
+    bounds = champion.interval(preds)
+    if bounds is None:
+        return [None] * len(preds)
+    low, high, level = bounds
+    return [
+        Interval(low=float(lo), high=float(hi), level=level)
+        for lo, hi in zip(low, high, strict=True)
+    ]
 
 
 def served_tasks() -> tuple[str, ...]:
@@ -184,9 +197,11 @@ class Predictor:
         return EngagementResponse(
             predictions=[
                 EngagementPrediction(
-                    user_id=d.user_id, engagement_rate=float(p), missing_features=m
+                    user_id=d.user_id, engagement_rate=float(p), interval=i, missing_features=m
                 )
-                for d, p, m in zip(drafts, preds, missing, strict=True)
+                for d, p, i, m in zip(
+                    drafts, preds, intervals(champion, preds), missing, strict=True
+                )
             ],
             lineage=self.lineage(champion, request_id),
         )
@@ -248,9 +263,12 @@ class Predictor:
                     user_id=u,
                     value=float(p),
                     label=None if threshold is None else bool(p >= threshold),
+                    interval=i,
                     missing_features=m,
                 )
-                for u, p, m in zip(users, preds, missing, strict=True)
+                for u, p, i, m in zip(
+                    users, preds, intervals(champion, preds), missing, strict=True
+                )
             ],
             lineage=self.lineage(champion, request_id),
         )
@@ -290,8 +308,15 @@ class Predictor:
         preds, missing = self.score(champion, rows, request_id, keys, online)
         tied = rules.ties_with_best(preds)
         slots = [
-            PostingSlot(planned_at=h, engagement_rate=float(p), tied_with_best=t and sum(tied) > 1)
-            for h, p, t in zip(hours, np.asarray(preds), tied, strict=True)
+            PostingSlot(
+                planned_at=h,
+                engagement_rate=float(p),
+                interval=i,
+                tied_with_best=t and sum(tied) > 1,
+            )
+            for h, p, i, t in zip(
+                hours, np.asarray(preds), intervals(champion, preds), tied, strict=True
+            )
         ]
         return PostingTimeResponse(
             best=[slots[i] for i in rules.best_slots(preds)],

@@ -202,9 +202,25 @@ class Lineage(_Body):
     request_id: str
 
 
+class Interval(_Body):
+    """The range the true value (an engagement rate) falls in with probability `level`: a
+    split-conformal interval, its width learnt from held-out rows in training
+    (`docs/training.md`)."""
+
+    low: float
+    high: float
+    level: float
+
+
+INTERVAL_DOC = "Null when the champion carries no interval (trained before intervals)."
+# the answer to DRAFT_EXAMPLE on the small preset (docs/serving.md)
+INTERVAL_EXAMPLE = {"low": 0.0264, "high": 0.1451, "level": 0.9}
+
+
 class EngagementPrediction(_Body):
     user_id: int
     engagement_rate: float
+    interval: Interval | None = Field(None, description=INTERVAL_DOC, examples=[INTERVAL_EXAMPLE])
     missing_features: list[str]
 
 
@@ -227,11 +243,13 @@ TaskName = Annotated[
 
 class TaskPrediction(_Body):
     """One answer of a task served by `POST /predict`: its score, and where the champion has a
-    tuned threshold (a probability), the label at that threshold."""
+    tuned threshold (a probability), the label at that threshold; where it has a prediction
+    interval (a regression), its bounds."""
 
     user_id: int
     value: float
     label: bool | None = None
+    interval: Interval | None = None
     missing_features: list[str]
 
 
@@ -278,6 +296,7 @@ class FeaturesResponse(_Body):
 class PostingSlot(_Body):
     planned_at: datetime
     engagement_rate: float
+    interval: Interval | None = Field(None, description=INTERVAL_DOC, examples=[INTERVAL_EXAMPLE])
     # within `resolution` of the best slot's rate: a tie, not a ranking
     tied_with_best: bool = False
 

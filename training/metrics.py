@@ -28,6 +28,37 @@ def best_f1_threshold(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
     return (float(thresholds[i]) if len(thresholds) else 0.5), float(f1[i])
 
 
+def expected_calibration_error(y: np.ndarray, prob: np.ndarray, bins: int = 10) -> float:
+    """|mean label - mean probability| per equal-width probability bin, weighted by the
+    bin's share of rows: how far a stated probability is from the rate it comes true."""
+    y, prob = np.asarray(y, dtype=float), np.asarray(prob, dtype=float)
+    at = np.clip((prob * bins).astype(int), 0, bins - 1)
+    gap = 0.0
+    for b in np.unique(at):
+        rows = at == b
+        gap += rows.sum() * abs(y[rows].mean() - prob[rows].mean())
+    return float(gap / len(y)) if len(y) else float("nan")
+
+
+def calibration_report(y: np.ndarray, raw: np.ndarray, calibrated: np.ndarray) -> dict[str, float]:
+    """Brier score and ECE of the raw and the calibrated probabilities (same rows)."""
+    return {
+        "brier_raw": float(brier_score_loss(y, raw)),
+        "brier": float(brier_score_loss(y, calibrated)),
+        "ece_raw": expected_calibration_error(y, raw),
+        "ece": expected_calibration_error(y, calibrated),
+    }
+
+
+def interval_report(y: np.ndarray, low: np.ndarray, high: np.ndarray) -> dict[str, float]:
+    """Share of targets inside their interval and the interval's mean width."""
+    y, low, high = (np.asarray(a, dtype=float) for a in (y, low, high))
+    return {
+        "interval_coverage": float(np.mean((y >= low) & (y <= high))),
+        "interval_width": float(np.mean(high - low)),
+    }
+
+
 def regression_report(y, pred) -> dict[str, float]:
     return {"r2": float(r2_score(y, pred)), "mae": float(mean_absolute_error(y, pred))}
 

@@ -367,5 +367,41 @@ def log_plots(
         mlflow.log_artifacts(str(out), "plots")
 
 
+def log_reliability(y_true: np.ndarray, raw: np.ndarray, calibrated: np.ndarray, method: str):
+    """`plots/reliability.png`: observed positive rate against the stated probability in 10
+    equal-width bins, the raw scores beside the calibrated ones (test part), with each
+    bin's share of rows, so a reader sees where the probabilities were off and by how much."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    y_true = np.asarray(y_true, dtype=float)
+    fig, (curve, counts) = plt.subplots(
+        2, 1, figsize=(6, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    curve.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
+    for name, scores in (("raw", raw), (f"calibrated ({method})", calibrated)):
+        scores = np.asarray(scores, dtype=float)
+        at = np.clip((scores * 10).astype(int), 0, 9)
+        filled = [b for b in range(10) if (at == b).any()]
+        stated = [scores[at == b].mean() for b in filled]
+        observed = [y_true[at == b].mean() for b in filled]
+        curve.plot(stated, observed, marker="o", label=name)
+        counts.hist(scores, bins=10, range=(0, 1), histtype="step", label=name)
+    curve.set_ylabel("observed positive rate")
+    curve.set_title("reliability (test)")
+    curve.legend()
+    counts.set_yscale("log")
+    counts.set_xlabel("stated probability")
+    counts.set_ylabel("rows")
+    fig.tight_layout()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "reliability.png"
+        fig.savefig(path)
+        plt.close(fig)
+        mlflow.log_artifact(str(path), "plots")
+
+
 def log_json(data: dict, path: str) -> None:
     mlflow.log_text(json.dumps(data, indent=2, default=str), path)

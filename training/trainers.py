@@ -13,7 +13,7 @@ task registry that declares these trainers stays light.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib.metadata import version as pkg_version
 from pathlib import Path
 
@@ -192,7 +192,32 @@ class Tabular:
 
 
 class Regression(Tabular):
+    """A value with a 90% split-conformal interval learnt on the validation part (rows the
+    fit never saw), its width scaled by the prediction (`ConformalInterval`)."""
+
     name = "regression"
+
+    def calibrate(self, ts, model):
+        val = ts.part("validation")
+        pred = model.predict_frame(self.model_input(ts, val))
+        model.conformal = _packaging().ConformalInterval.fit(val.target.to_numpy(), pred)
+
+    def test_extras(self, ts, model, pred):
+        """Coverage and mean width of the interval on the test part (none without one)."""
+        if getattr(model, "conformal", None) is None:
+            return {}
+        test = ts.part("test")
+        low, high = model.interval(pred)
+        return _metrics().interval_report(test.target.to_numpy(), low, high)
+
+    def log_extras(self, ts, model, study, test_metrics):
+        super().log_extras(ts, model, study, test_metrics)
+        if model.conformal is not None:
+            _tracking().log_json(asdict(model.conformal), "interval.json")
+
+    def evaluate_extras(self, ts, model, predicted):
+        """The interval's coverage and width on the test part, as training logged them."""
+        return {"uncertainty": self.test_extras(ts, model, predicted)}
 
 
 class Classification(Tabular):
@@ -203,9 +228,57 @@ class Classification(Tabular):
     binary_label = True
 
     def calibrate(self, ts, model):
+        """A calibrator (Platt or isotonic, `choose_calibration`) on the validation scores,
+        then the F1-best threshold on the calibrated ones."""
         val = ts.part("validation")
-        model.threshold, _ = _metrics().best_f1_threshold(
-            val.target.to_numpy(), model.predict_frame(self.model_input(ts, val))
+        y, model_input = val.target.to_numpy(), self.model_input(ts, val)
+        raw = model.raw_frame(model_input)
+        packaging = _packaging()
+        method = packaging.choose_calibration(y, raw)
+        model.calibrator = packaging.fit_calibrator(method, y, raw)
+        model.threshold, _ = _metrics().best_f1_threshold(y, model.predict_frame(model_input))
+
+    def test_extras(self, ts, model, pred):
+        """Brier score and ECE before and after calibration, and the raw ranking (ROC-AUC,
+        PR-AUC), so calibration is seen not to cost any."""
+        test = ts.part("test")
+        y = test.target.to_numpy()
+        if len(np.unique(y)) < 2:
+            return {}
+        metrics = _metrics()
+        raw = model.raw_frame(self.model_input(ts, test))
+        ranking = metrics.classification_report(y, raw)
+        return {
+            **metrics.calibration_report(y, raw, pred),
+            "roc_auc_raw": ranking["roc_auc"],
+            "pr_auc_raw": ranking["pr_auc"],
+        }
+
+    def evaluate_extras(self, ts, model, predicted):
+        """Brier score and ECE before and after calibration on the test part."""
+        return {"uncertainty": self.test_extras(ts, model, predicted)}
+
+    def log_extras(self, ts, model, study, test_metrics):
+        super().log_extras(ts, model, study, test_metrics)
+        test = ts.part("test")
+        model_input = self.model_input(ts, test)
+        method = getattr(model.calibrator, "method", "none")
+        tracking = _tracking()
+        tracking.log_reliability(
+            test.target.to_numpy(),
+            model.raw_frame(model_input),
+            model.predict_frame(model_input),
+            method,
+        )
+        val = ts.part("validation").target.to_numpy()
+        rarer = int(min(val.sum(), len(val) - val.sum()))
+        tracking.log_json(
+            {
+                "method": method,
+                "validation_rarer_class_rows": rarer,
+                "platt_below_rows": _packaging().PLATT_BELOW_POSITIVES,
+            },
+            "calibration.json",
         )
 
     def score(self, ts, frame, pred, threshold=None):

@@ -146,6 +146,10 @@ def test_best_posting_hour_is_the_one_the_simulator_favours(dashboard):
     best = int(hours.sort_values("rank").hour.iloc[0])
     # the simulator's hour effect peaks at 19:00 UTC (ingestion/simulator.py: hour_effect)
     assert best in (18, 19, 20), hours.sort_values("rank").head()
+    ranked = hours.dropna(subset=["rank"])  # each ranked hour's median inside its band
+    assert (ranked.lift_low <= ranked.median_lift).all()
+    assert (ranked.median_lift <= ranked.lift_high).all()
+    assert (ranked.lift_high > ranked.lift_low).all()
     grid = pd.read_parquet(out / "exports" / "posting_weekday_hours.parquet")
     weekend = grid.weekday >= 5  # the simulator adds 0.1 to the logit on Saturday and Sunday
     lift = grid.median_lift * grid.posts
@@ -153,6 +157,7 @@ def test_best_posting_hour_is_the_one_the_simulator_favours(dashboard):
         lift[~weekend].sum() / grid.posts[~weekend].sum()
     )
     assert f"{best:02d}:00" in page
+    assert "90% confidence band" in page
 
 
 def test_exports_read_back_with_pandas_from_csv_and_parquet(dashboard):

@@ -132,6 +132,15 @@ def test_http_app_answers_with_lineage_validates_and_logs(platform, monkeypatch,
         assert body["lineage"]["feature_service"] == "engagement_v2"
         assert body["lineage"]["request_id"] == ok.headers["x-request-id"]
         assert body["predictions"][0]["missing_features"] == ["hashtag:no_such_tag"]
+        for answered in body["predictions"]:  # the champion's 90% conformal interval
+            interval = answered["interval"]
+            assert interval["level"] == 0.9
+            assert 0 <= interval["low"] <= answered["engagement_rate"] <= interval["high"]
+            assert interval["high"] > interval["low"]
+        generic = client.post(
+            "/predict", json={"task": "engagement", "drafts": [DRAFT]}, headers=key
+        )
+        assert generic.json()["predictions"][0]["interval"] == interval  # same draft, same bounds
 
         unknown = client.post(
             "/predict_engagement", json={"drafts": [{**DRAFT, "user_id": 10**9}]}, headers=key
@@ -145,6 +154,10 @@ def test_http_app_answers_with_lineage_validates_and_logs(platform, monkeypatch,
             headers=key,
         )
         assert best.status_code == 200 and len(best.json()["slots"]) == 168
+        assert all(
+            s["interval"]["low"] <= s["engagement_rate"] <= s["interval"]["high"]
+            for s in best.json()["slots"]
+        )
         assert len(best.json()["best"]) == 3
 
         bad = {
@@ -166,10 +179,10 @@ def test_http_app_answers_with_lineage_validates_and_logs(platform, monkeypatch,
         tasks = {t["task"]: t for t in meta["tasks"]}
         assert tasks["engagement"]["version"] == trained.version and not tasks["churn"]["serving"]
         assert tasks["engagement"]["training_window"]["test_end"]
-    # shutdown flushed the log: one row per prediction (3 + 1 + 168)
+    # shutdown flushed the log: one row per prediction (3 + 1 + 1 + 168)
     logged = read_parquet_log(settings.root / "predictions")
     logged = logged[~logged.request_id.isin(["skew", "best", "full"])]  # skew test rows
-    assert (logged.task == "engagement").sum() == 172
+    assert (logged.task == "engagement").sum() == 173
     assert logged.feature_service.eq("engagement_v2").all()
 
 
