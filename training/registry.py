@@ -300,8 +300,13 @@ def _commit(client: MlflowClient, warehouse: Warehouse, task: Task, d: Decision,
     return d
 
 
+def _linear_note(linear: tuple[str, float] | None) -> str:
+    """The plain linear model's value on the holdout, for a reason that names the naive one."""
+    return "" if linear is None else f" ({linear[0]} {linear[1]:.4f})"
+
+
 def _baselines(naive: float, linear: tuple[str, float] | None) -> str:
-    """Both baselines' values on the holdout, for every reason the gate records."""
+    """Both baselines' values on the holdout, for a reason about the champion."""
     plain = "" if linear is None else f", {linear[0]} {linear[1]:.4f}"
     return f"(naive {naive:.4f}{plain})"
 
@@ -333,7 +338,6 @@ def promote(
         if linear is None
         else (linear.name, float(scorer(holdout, linear.predict(holdout))[task.metric]))
     )
-    baselines = _baselines(baseline_value, plain)
 
     def decided(decision: str, after: int | None, old: float, reason: str) -> Decision:
         return Decision(
@@ -343,8 +347,7 @@ def promote(
     if not beats(task, new_value, baseline_value, 0.0):
         reason = (
             f"{task.metric} {new_value:.4f} does not beat the naive baseline's "
-            f"{baseline_value:.4f} ({task.baseline}) on the holdout"
-            f"{'' if plain is None else f' ({plain[0]} {plain[1]:.4f})'}; "
+            f"{baseline_value:.4f} ({task.baseline}) on the holdout{_linear_note(plain)}; "
             f"version {version} stays challenger"
         )
         return _commit(
@@ -352,9 +355,9 @@ def promote(
         )
     if plain is not None and beats(task, plain[1], new_value, margin):
         reason = (
-            f"{task.metric} {new_value:.4f} is below a plain {plain[0]} on the same features: "
-            f"{new_value:.4f} vs {plain[1]:.4f} (by {abs(plain[1] - new_value):.4f}, margin "
-            f"{margin}) {baselines}; version {version} stays challenger"
+            f"{task.metric} below a plain {plain[0]} on the same features: {new_value:.4f} vs "
+            f"{plain[1]:.4f} (margin {margin}; naive {baseline_value:.4f}); "
+            f"version {version} stays challenger"
         )
         return _commit(
             client, warehouse, task, decided("below_linear", before, NAN, reason), CHALLENGER
@@ -362,7 +365,7 @@ def promote(
     if before is None:
         reason = (
             f"no champion yet; {task.metric} {new_value:.4f} beats the naive baseline's "
-            f"{baseline_value:.4f} {baselines}"
+            f"{baseline_value:.4f}{_linear_note(plain)}"
         )
         return _commit(
             client, warehouse, task, decided("first_champion", version, NAN, reason), CHAMPION
@@ -374,7 +377,7 @@ def promote(
     else:
         decision, after, alias = "kept_champion", before, CHALLENGER
         reason = f"{task.metric} {new_value:.4f} does not beat {old_value:.4f} by {margin}"
-    d = decided(decision, after, old_value, f"{reason} {baselines}")
+    d = decided(decision, after, old_value, f"{reason} {_baselines(baseline_value, plain)}")
     return _commit(client, warehouse, task, d, alias)
 
 
