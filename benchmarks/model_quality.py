@@ -3,7 +3,9 @@ linear model and the naive baseline, through the real CLI.
 
 Each export goes through what a user runs, in its own SMAP_DATA_DIR and child processes:
 `smap ingest csv` (with a mapping), `smap ingest`, `smap features apply`, `smap features
-materialize`, `smap train engagement --trials N`, `smap evaluate engagement --json`.
+materialize`, `smap train engagement --trials N`, `smap evaluate engagement --version 1
+--json`: the trained model (version 1 of a fresh data directory) is reported whether the gate
+crowned it or not, with the gate's decision beside it.
 
 - `page`: one brand page, about 500 posts over 18 months, with reach and page likes
   (engagement = interactions / reach).
@@ -206,7 +208,8 @@ class Result:
     export: str
     rows: int  # rows in the export (a preset: rows of its engagement training set)
     metric: str
-    champion: float | None
+    champion: float | None  # the trained version, crowned or not (see `gate`)
+    gate: str | None  # the gate's decision on it: first_champion, below_baseline, below_linear
     naive: float | None
     linear_name: str | None
     linear: float | None
@@ -262,15 +265,17 @@ def run_export(name: str, args: argparse.Namespace, root: Path) -> Result:
         smap(["features", "materialize"], data_dir)
         log.print(f"{name}: training engagement ({args.trials} trials)")
         smap(["train", "engagement", "--trials", str(args.trials)], data_dir)
-        report = json.loads(smap(["evaluate", "engagement", "--json"], data_dir))
+        # a fresh data directory: the run registers version 1, crowned or refused
+        report = json.loads(smap(["evaluate", "engagement", "--version", "1", "--json"], data_dir))
     except RuntimeError as exc:
         log.print(f"{name}: {exc}")
-        return Result(name, rows, "r2", *[None] * 5, args.trials, 0, 0.0, str(exc))
+        return Result(name, rows, "r2", *[None] * 6, args.trials, 0, 0.0, str(exc))
     return Result(
         name,
         rows or sum(report["split"]["rows"].values()),  # a preset: the training set's rows
         report["metric"],
-        report["champion_value"],
+        report["version"]["value"],
+        (report["version"]["gate"] or {}).get("decision"),
         report["baseline_value"],
         report["linear_name"],
         report["linear_value"],
@@ -287,15 +292,16 @@ def fmt(value: float | None) -> str:
 
 def render(results: list[Result]) -> None:
     table = Table(title="engagement on generated exports (test part of each)")
-    heads = ("export", "rows", "metric", "champion", "naive", "plain linear", "oracle")
+    heads = ("export", "rows", "metric", "champion", "gate", "naive", "plain linear", "oracle")
     for head in (*heads, "champion-linear", "champion-naive", "trials", "test rows", "s"):
-        table.add_column(head, justify="left" if head in ("export", "metric") else "right")
+        table.add_column(head, justify="left" if head in ("export", "metric", "gate") else "right")
     for r in results:
         table.add_row(
             r.export,
             str(r.rows),
             r.metric,
             fmt(r.champion),
+            r.gate or "—",
             fmt(r.naive),
             f"{fmt(r.linear)} ({r.linear_name})" if r.linear_name else fmt(r.linear),
             fmt(r.oracle),

@@ -7,7 +7,8 @@ It is left alone (a drift-triggered retrain promotes unattended), so it fails cl
   locked database) raises `RegistryError` naming the registry, and no alias moves.
 - A challenger, the first one included, is crowned only if it beats the task's naive baseline
   on the holdout, and does not lose to a plain linear model on the same features (Ridge or
-  LogisticRegression, `training/linear_baseline.py`) by more than the margin; otherwise it
+  LogisticRegression, `training/linear_baseline.py`) by more than the margin (at least
+  `LINEAR_TIE`); otherwise it
   stays `challenger` and the reason says why. Every reason carries both baselines' values.
 - The decision and the alias move are recorded together. The `champion` alias is the truth
   (serving follows it); `champion_history` is its log, whose last row per task names the
@@ -59,6 +60,10 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 RECORD_TAG = tag.GATE_RECORD
 HISTORY = MODEL_TABLES["champion_history"]
 NAN = float("nan")
+# a plain linear model must beat a challenger by more than this (besides the margin) to refuse
+# it: the search's own `linear` family lands within about that of it, and refusing a tuned
+# ridge for a difference the reason cannot even show would leave a task without a champion
+LINEAR_TIE = 0.005
 
 
 @dataclass(frozen=True)
@@ -325,7 +330,8 @@ def promote(
 
     A challenger that does not beat the naive baseline on the same holdout is never crowned,
     not even as the first champion, and neither is one that the plain `linear` model (fitted
-    on the same set's train part) beats by more than `margin`: it stays `challenger` and the
+    on the same set's train part) beats by more than `margin` (at least `LINEAR_TIE`): it
+    stays `challenger` and the
     reason says why and by how much.
     """
     before = current_champion(client, task.name)
@@ -353,10 +359,10 @@ def promote(
         return _commit(
             client, warehouse, task, decided("below_baseline", before, NAN, reason), CHALLENGER
         )
-    if plain is not None and beats(task, plain[1], new_value, margin):
+    if plain is not None and beats(task, plain[1], new_value, max(margin, LINEAR_TIE)):
         reason = (
             f"{task.metric} below a plain {plain[0]} on the same features: {new_value:.4f} vs "
-            f"{plain[1]:.4f} (margin {margin}; naive {baseline_value:.4f}); "
+            f"{plain[1]:.4f} (margin {max(margin, LINEAR_TIE)}; naive {baseline_value:.4f}); "
             f"version {version} stays challenger"
         )
         return _commit(

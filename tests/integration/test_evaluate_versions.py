@@ -78,7 +78,7 @@ def test_a_challenger_below_the_plain_linear_model_is_refused_and_evaluated_besi
     refused = gate_version(settings, open_warehouse(settings), ENGAGEMENT, weak, stored=stored)
     assert refused.decision == "below_linear" and refused.champion_after is None
     assert "below a plain ridge on the same features: " in refused.reason
-    assert "(margin 0.0; naive " in refused.reason
+    assert "(margin 0.005; naive " in refused.reason
 
     capsys.readouterr()
     assert main(["evaluate", "engagement", "--version", str(weak), "--json"]) == 0
