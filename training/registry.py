@@ -8,8 +8,8 @@ It is left alone (a drift-triggered retrain promotes unattended), so it fails cl
 - A challenger, the first one included, is crowned only if it beats the task's naive baseline
   on the holdout, and does not lose to a plain linear model on the same features (Ridge or
   LogisticRegression, `training/linear_baseline.py`) by more than the margin (at least
-  `LINEAR_TIE`); otherwise it
-  stays `challenger` and the reason says why. Every reason carries both baselines' values.
+  `LINEAR_TIE`); otherwise it stays `challenger` and the reason says why. Every reason
+  carries both baselines' values.
 - The decision and the alias move are recorded together. The `champion` alias is the truth
   (serving follows it); `champion_history` is its log, whose last row per task names the
   version holding the alias (None: no champion). The two stores share no transaction, so a
@@ -331,8 +331,7 @@ def promote(
     A challenger that does not beat the naive baseline on the same holdout is never crowned,
     not even as the first champion, and neither is one that the plain `linear` model (fitted
     on the same set's train part) beats by more than `margin` (at least `LINEAR_TIE`): it
-    stays `challenger` and the
-    reason says why and by how much.
+    stays `challenger` and the reason says why and by how much.
     """
     before = current_champion(client, task.name)
     if before == version:
