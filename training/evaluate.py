@@ -158,7 +158,7 @@ def evaluate(
         if linear_model is None
         else trainer.score(ts, test, linear_model.predict(test), linear_model.threshold)
     )
-    champion = scores.get(champion_version, {}) if champion_version is not None else {}
+    champion = scores.get(champion_version, {}) if champion_version else {}
 
     def trained_on_it(v: int) -> bool:
         tags = client.get_model_version(task.name, str(v)).tags
