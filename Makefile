@@ -47,6 +47,7 @@ bench: install
 	mkdir -p .smap/bench
 	$(UV) run python benchmarks/ingest.py --json .smap/bench/ingest.json
 	$(UV) run python benchmarks/tuning.py --json .smap/bench/tuning.json
+	$(UV) run python benchmarks/model_quality.py --trials 10 --json .smap/bench/model_quality.json
 	$(UV) run python benchmarks/training_set.py --preset small --json .smap/bench/training_set.json
 	$(UV) run python benchmarks/serving.py --preset quick --json .smap/bench/serving.json
 	$(UV) run python benchmarks/soak.py --json .smap/bench/soak.json

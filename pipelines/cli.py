@@ -529,38 +529,58 @@ def gate(
 app.command("promote", hidden=True, help="Same as `smap gate`.")(gate)
 
 
+def evaluation_table(task: str, report: dict) -> Table:
+    """The evaluate report as one table: the models scored, then the baselines and oracle."""
+    shown = report.get("version")
+    champion = report["model_version"]
+    columns: dict[str, dict] = {}
+    if shown is not None and shown["version"] != champion:
+        columns[f"version {shown['version']}"] = shown["metrics"]
+    if champion is not None:
+        columns[f"champion v{champion}"] = report["champion"]
+    if report["linear_name"] is not None:
+        columns[report["linear_name"]] = report["linear"]
+    columns["naive baseline"] = report["baseline"]
+    columns["oracle"] = report["oracle"]
+    table = Table(title=f"{task} on {report['test_rows']} test rows ({report['metric']} first)")
+    table.add_column("metric")
+    for name in columns:
+        table.add_column(name, justify="right")
+    first = next(iter(columns.values()))
+    names = [report["metric"], *(n for n in first if n != report["metric"])]
+    for name in names:
+        table.add_row(name, *(f"{c.get(name, float('nan')):.4f}" for c in columns.values()))
+    return table
+
+
 @app.command()
 def evaluate(
     task: TaskName,
     profile: Profile = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
     rebuild: Rebuild = False,
+    version: Annotated[
+        int | None,
+        typer.Option(help="A registered version to score next to the champion (e.g. refused)."),
+    ] = None,
 ) -> None:
-    """The champion's test metrics next to the simulator's oracle and a naive baseline."""
+    """The champion's test metrics next to a plain linear model, the naive baseline and the
+    simulator's oracle; `--version N` adds a registered version (a refused challenger)."""
     from training.evaluate import evaluate as run_evaluate
 
-    report = run_evaluate(settings_for(profile), get_task(task), rebuild)
+    report = run_evaluate(settings_for(profile), get_task(task), rebuild, version)
     say_training_set(report["training_set"]["reused"], report["training_set"]["path"])
     if as_json:
         from training.evaluate import report_json
 
         typer.echo(report_json(report))  # strict JSON: NaN becomes null
         return
-    table = Table(
-        title=f"{task}: champion v{report['model_version']} on {report['test_rows']} test rows"
-    )
-    for col in ("metric", "champion", "oracle", "naive baseline"):
-        table.add_column(col, justify="right")
-    for name, value in report["champion"].items():
-        table.add_row(
-            name,
-            f"{value:.4f}",
-            f"{report['oracle'].get(name, float('nan')):.4f}",
-            f"{report['baseline'].get(name, float('nan')):.4f}",
-        )
     if report.get("oracle_note"):
         out.print(f"oracle: {report['oracle_note']}")
-    out.print(table)
+    out.print(evaluation_table(task, report))
+    gated = (report.get("version") or {}).get("gate")
+    if gated:
+        out.print(f"gate on version {version}: {gated['decision']}: {gated['reason']}")
 
 
 @app.command()

@@ -13,6 +13,7 @@ from ingestion.warehouse import Warehouse
 from training import tags as tag
 from training.descriptions import model_description, version_description
 from training.errors import TaskError
+from training.linear_baseline import fit_linear
 from training.registry import Decision, promote
 from training.snapshot import StoredSet
 from training.task import Task
@@ -65,7 +66,8 @@ def gate(
     stored: StoredSet,
 ) -> Decision:
     """Champion and challenger scored on the stored set's test part; the alias moves only if
-    the challenger beats the naive baseline and the champion (by `promote_margin`)."""
+    the challenger beats the naive baseline and the champion (by `promote_margin`), and a
+    plain linear model fitted on the set's train part does not beat it (by that margin)."""
     return promote(
         client,
         warehouse,
@@ -74,6 +76,7 @@ def gate(
         stored.training_set.part("test"),
         holdout_scorer(stored),
         settings.training.promote_margin,
+        fit_linear(stored.training_set),
     )
 
 

@@ -6,7 +6,10 @@ It is left alone (a drift-triggered retrain promotes unattended), so it fails cl
   not found" answers mean "no champion yet"; anything else (a server down or answering 5xx, a
   locked database) raises `RegistryError` naming the registry, and no alias moves.
 - A challenger, the first one included, is crowned only if it beats the task's naive baseline
-  on the holdout; otherwise it stays `challenger` and the reason says why.
+  on the holdout, and does not lose to a plain linear model on the same features (Ridge or
+  LogisticRegression, `training/linear_baseline.py`) by more than the margin (at least
+  `LINEAR_TIE`); otherwise it stays `challenger` and the reason says why. Every reason
+  carries both baselines' values.
 - The decision and the alias move are recorded together. The `champion` alias is the truth
   (serving follows it); `champion_history` is its log, whose last row per task names the
   version holding the alias (None: no champion). The two stores share no transaction, so a
@@ -49,6 +52,7 @@ from training import tags as tag
 from training.baseline import naive_prediction
 from training.descriptions import with_gate
 from training.errors import RegistryError, TaskError
+from training.linear_baseline import LinearBaseline
 from training.task import Task
 from training.tracking import _masked
 
@@ -56,13 +60,18 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 RECORD_TAG = tag.GATE_RECORD
 HISTORY = MODEL_TABLES["champion_history"]
 NAN = float("nan")
+# a plain linear model must beat a challenger by more than this (besides the margin) to refuse
+# it: the search's own `linear` family lands within about that of it, and refusing a tuned
+# ridge for a difference the reason cannot even show would leave a task without a champion
+LINEAR_TIE = 0.005
 
 
 @dataclass(frozen=True)
 class Decision:
     task: str
     version: int
-    # first_champion | promoted | kept_champion | below_baseline | rollback | reconciled
+    # first_champion | promoted | kept_champion | below_baseline | below_linear | rollback |
+    # reconciled
     decision: str
     champion_before: int | None
     champion_after: int | None  # None: still no champion (the first model lost to the baseline)
@@ -178,6 +187,12 @@ def _gate_record(client: MlflowClient, task: str, version: int):
         return None
 
 
+def gate_decision(client: MlflowClient, task: str, version: int) -> Decision | None:
+    """The last decision a gate took about `version`, None if it was never gated."""
+    record = _gate_record(client, task, version)
+    return None if record is None else record[0]
+
+
 def why_no_champion(client: MlflowClient, task: str) -> str:
     """Why `task` has no champion, in one line: no version yet, or what the gate said about
     the newest version it refused (its reason carries the figures)."""
@@ -290,6 +305,17 @@ def _commit(client: MlflowClient, warehouse: Warehouse, task: Task, d: Decision,
     return d
 
 
+def _linear_note(linear: tuple[str, float] | None) -> str:
+    """The plain linear model's value on the holdout, for a reason that names the naive one."""
+    return "" if linear is None else f" ({linear[0]} {linear[1]:.4f})"
+
+
+def _baselines(naive: float, linear: tuple[str, float] | None) -> str:
+    """Both baselines' values on the holdout, for a reason about the champion."""
+    plain = "" if linear is None else f", {linear[0]} {linear[1]:.4f}"
+    return f"(naive {naive:.4f}{plain})"
+
+
 def promote(
     client: MlflowClient,
     warehouse: Warehouse,
@@ -298,44 +324,57 @@ def promote(
     holdout: pd.DataFrame,
     scorer,
     margin: float,
+    linear: LinearBaseline | None = None,
 ) -> Decision:
     """Score challenger and champion on `holdout`; move `champion` only if it wins by `margin`.
 
     A challenger that does not beat the naive baseline on the same holdout is never crowned,
-    not even as the first champion: it stays `challenger` and the reason says why.
+    not even as the first champion, and neither is one that the plain `linear` model (fitted
+    on the same set's train part) beats by more than `margin` (at least `LINEAR_TIE`): it
+    stays `challenger` and the reason says why and by how much.
     """
     before = current_champion(client, task.name)
     if before == version:
         raise TaskError(f"{task.name}: version {version} is already the champion")
     new_value = score_version(client, task, version, holdout, scorer)
     baseline_value = float(scorer(holdout, naive_prediction(task, holdout))[task.metric])
+    plain = (
+        None
+        if linear is None
+        else (linear.name, float(scorer(holdout, linear.predict(holdout))[task.metric]))
+    )
+
+    def decided(decision: str, after: int | None, old: float, reason: str) -> Decision:
+        return Decision(
+            task.name, version, decision, before, after, task.metric, new_value, old, reason
+        )
+
     if not beats(task, new_value, baseline_value, 0.0):
         reason = (
             f"{task.metric} {new_value:.4f} does not beat the naive baseline's "
-            f"{baseline_value:.4f} ({task.baseline}) on the holdout; "
+            f"{baseline_value:.4f} ({task.baseline}) on the holdout{_linear_note(plain)}; "
             f"version {version} stays challenger"
         )
-        d = Decision(
-            task.name,
-            version,
-            "below_baseline",
-            before,
-            before,
-            task.metric,
-            new_value,
-            NAN,
-            reason,
+        return _commit(
+            client, warehouse, task, decided("below_baseline", before, NAN, reason), CHALLENGER
         )
-        return _commit(client, warehouse, task, d, CHALLENGER)
+    if plain is not None and beats(task, plain[1], new_value, max(margin, LINEAR_TIE)):
+        reason = (
+            f"{task.metric} below a plain {plain[0]} on the same features: {new_value:.4f} vs "
+            f"{plain[1]:.4f} (margin {max(margin, LINEAR_TIE)}; naive {baseline_value:.4f}); "
+            f"version {version} stays challenger"
+        )
+        return _commit(
+            client, warehouse, task, decided("below_linear", before, NAN, reason), CHALLENGER
+        )
     if before is None:
         reason = (
             f"no champion yet; {task.metric} {new_value:.4f} beats the naive baseline's "
-            f"{baseline_value:.4f}"
+            f"{baseline_value:.4f}{_linear_note(plain)}"
         )
-        d = Decision(
-            task.name, version, "first_champion", None, version, task.metric, new_value, NAN, reason
+        return _commit(
+            client, warehouse, task, decided("first_champion", version, NAN, reason), CHAMPION
         )
-        return _commit(client, warehouse, task, d, CHAMPION)
     old_value = score_version(client, task, before, holdout, scorer)
     if beats(task, new_value, old_value, margin):
         decision, after, alias = "promoted", version, CHAMPION
@@ -343,9 +382,7 @@ def promote(
     else:
         decision, after, alias = "kept_champion", before, CHALLENGER
         reason = f"{task.metric} {new_value:.4f} does not beat {old_value:.4f} by {margin}"
-    d = Decision(
-        task.name, version, decision, before, after, task.metric, new_value, old_value, reason
-    )
+    d = decided(decision, after, old_value, f"{reason} {_baselines(baseline_value, plain)}")
     return _commit(client, warehouse, task, d, alias)
 
 

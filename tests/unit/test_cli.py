@@ -1,6 +1,8 @@
 """The CLI turns bad input into one line on stderr and a non-zero exit."""
 
-from pipelines.cli import main
+from rich.console import Console
+
+from pipelines.cli import evaluation_table, main
 
 
 def test_help_works_for_every_command(capsys):
@@ -53,3 +55,32 @@ def test_config_show_never_prints_the_password(capsys, monkeypatch):
     shown = capsys.readouterr().out
     assert "p@ss" not in shown and "p%40ss" not in shown
     assert "postgresql+psycopg2://postgres:***@127.0.0.1:5432/smap_mlflow" in shown
+
+
+def test_evaluate_table_puts_the_version_then_the_champion_then_the_baselines():
+    report = {
+        "metric": "r2",
+        "test_rows": 10,
+        "model_version": 3,
+        "version": {"version": 5, "metrics": {"mae": 0.2, "r2": 0.30}},
+        "champion": {"mae": 0.1, "r2": 0.40},
+        "linear_name": "ridge",
+        "linear": {"mae": 0.15, "r2": 0.35},
+        "baseline": {"mae": 0.3, "r2": 0.10},
+        "oracle": {},
+    }
+    console = Console(record=True, width=200)
+    console.print(evaluation_table("engagement", report))
+    text = console.export_text().splitlines()
+    header = next(line for line in text if "┃" in line)
+    lines = [line for line in text if "│" in line]
+    assert [c.strip() for c in header.split("┃") if c.strip()] == [
+        "metric",
+        "version 5",
+        "champion v3",
+        "ridge",
+        "naive baseline",
+        "oracle",
+    ]
+    first = [cell.strip() for cell in lines[0].split("│") if cell.strip()]
+    assert first == ["r2", "0.3000", "0.4000", "0.3500", "0.1000", "nan"]

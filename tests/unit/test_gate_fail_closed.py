@@ -28,11 +28,14 @@ from sklearn.preprocessing import StandardScaler
 from configs.settings import load_settings
 from ingestion.warehouse import ParquetWarehouse, WarehouseError, open_warehouse
 from pipelines.cli import main
+from training.dataset import Split, TrainingSet
 from training.errors import RegistryError, TaskError
 from training.evaluate import evaluate
+from training.linear_baseline import fit_linear
 from training.registry import (
     CHALLENGER,
     CHAMPION,
+    LINEAR_TIE,
     alias_version,
     champion_at,
     current_champion,
@@ -210,6 +213,36 @@ def test_a_first_model_worse_than_the_baseline_is_not_crowned(gate):
     crowned = gate.promote(strong)
     assert crowned.decision == "first_champion" and "beats the naive baseline" in crowned.reason
     assert _agree(gate) == strong
+
+
+def test_a_challenger_a_plain_ridge_beats_is_refused_and_a_tie_is_not(gate):
+    n = len(gate.holdout)
+    split = Split(np.arange(n // 2), np.arange(n // 2, n), np.arange(n // 2, n))
+    features = ["engagement_rate_28d", "other"]
+    ts = TrainingSet(ENGAGEMENT, gate.holdout, features, [], split, "fp", {})
+    ridge = fit_linear(ts)  # r2 about 1 on this holdout, like GOOD
+
+    def promote_against_ridge(version: int):
+        return promote(
+            gate.client, gate.warehouse, ENGAGEMENT, version, gate.holdout, r2, 0.0, ridge
+        )
+
+    ok = gate.register(OK)  # beats the naive baseline, loses to the ridge by about 0.1
+    refused = promote_against_ridge(ok)
+    assert refused.decision == "below_linear" and refused.champion_after is None
+    said = f"r2 below a plain ridge on the same features: {refused.challenger_value:.4f} vs "
+    assert refused.reason.startswith(f"{said}{ridge_value(ridge, gate.holdout):.4f}")
+    assert ridge_value(ridge, gate.holdout) - refused.challenger_value > 0.05
+    assert f"(margin {LINEAR_TIE}; naive 0.5" in refused.reason
+    assert current_champion(gate.client, "engagement") is None
+
+    tied = promote_against_ridge(gate.register(GOOD))  # within LINEAR_TIE of the ridge
+    assert tied.decision == "first_champion"
+    assert tied.reason.endswith(f"(ridge {ridge_value(ridge, gate.holdout):.4f})")
+
+
+def ridge_value(ridge, holdout: pd.DataFrame) -> float:
+    return r2(holdout, ridge.predict(holdout))["r2"]
 
 
 def test_history_append_failing_moves_the_alias_back(gate, monkeypatch):
