@@ -6,10 +6,11 @@ It is left alone (a drift-triggered retrain promotes unattended), so it fails cl
   not found" answers mean "no champion yet"; anything else (a server down or answering 5xx, a
   locked database) raises `RegistryError` naming the registry, and no alias moves.
 - A challenger, the first one included, is crowned only if it beats the task's naive baseline
-  on the holdout, and does not lose to a plain linear model on the same features (Ridge or
-  LogisticRegression, `training/linear_baseline.py`) by more than the margin (at least
-  `LINEAR_TIE`); otherwise it stays `challenger` and the reason says why. Every reason
-  carries both baselines' values.
+  on the holdout. It replaces a champion only if it also does not lose to a plain linear
+  model on the same features (Ridge or LogisticRegression, `training/linear_baseline.py`) by
+  more than the margin (at least `LINEAR_TIE`); a first model that loses to it is crowned so
+  the task answers, and its reason says by how much. Every reason carries both baselines'
+  values.
 - The decision and the alias move are recorded together. The `champion` alias is the truth
   (serving follows it); `champion_history` is its log, whose last row per task names the
   version holding the alias (None: no champion). The two stores share no transaction, so a
@@ -329,9 +330,10 @@ def promote(
     """Score challenger and champion on `holdout`; move `champion` only if it wins by `margin`.
 
     A challenger that does not beat the naive baseline on the same holdout is never crowned,
-    not even as the first champion, and neither is one that the plain `linear` model (fitted
-    on the same set's train part) beats by more than `margin` (at least `LINEAR_TIE`): it
-    stays `challenger` and the reason says why and by how much.
+    not even as the first champion. One that the plain `linear` model (fitted on the same
+    set's train part) beats by more than `margin` (at least `LINEAR_TIE`) never replaces a
+    champion (`below_linear`); as the first model it is crowned, so the task answers, and
+    the reason says by how much the plain model wins.
     """
     before = current_champion(client, task.name)
     if before == version:
@@ -358,7 +360,9 @@ def promote(
         return _commit(
             client, warehouse, task, decided("below_baseline", before, NAN, reason), CHALLENGER
         )
-    if plain is not None and beats(task, plain[1], new_value, max(margin, LINEAR_TIE)):
+    below_plain = plain is not None and beats(task, plain[1], new_value, max(margin, LINEAR_TIE))
+    if below_plain and before is not None:
+        assert plain is not None
         reason = (
             f"{task.metric} below a plain {plain[0]} on the same features: {new_value:.4f} vs "
             f"{plain[1]:.4f} (margin {max(margin, LINEAR_TIE)}; naive {baseline_value:.4f}); "
@@ -372,6 +376,14 @@ def promote(
             f"no champion yet; {task.metric} {new_value:.4f} beats the naive baseline's "
             f"{baseline_value:.4f}{_linear_note(plain)}"
         )
+        if below_plain:
+            assert plain is not None
+            reason = (
+                f"no champion yet; {task.metric} {new_value:.4f} beats the naive baseline's "
+                f"{baseline_value:.4f} but is below a plain {plain[0]} on the same features "
+                f"({plain[1]:.4f}, margin {max(margin, LINEAR_TIE)}): crowned so the task "
+                f"answers; a challenger must beat both to replace it"
+            )
         return _commit(
             client, warehouse, task, decided("first_champion", version, NAN, reason), CHAMPION
         )

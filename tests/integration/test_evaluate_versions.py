@@ -74,11 +74,7 @@ def test_a_challenger_below_the_plain_linear_model_is_refused_and_evaluated_besi
     linear = fit_linear(stored.training_set)
     assert linear is not None and linear.name == "ridge"
     weak = _register(settings, TowardsLinear(linear, 0.1))
-
-    refused = gate_version(settings, open_warehouse(settings), ENGAGEMENT, weak, stored=stored)
-    assert refused.decision == "below_linear" and refused.champion_after is None
-    assert "below a plain ridge on the same features: " in refused.reason
-    assert "(margin 0.005; naive " in refused.reason
+    strong = _register(settings, TowardsLinear(linear, 1.0))  # the linear model itself
 
     capsys.readouterr()
     assert main(["evaluate", "engagement", "--version", str(weak), "--json"]) == 0
@@ -87,12 +83,14 @@ def test_a_challenger_below_the_plain_linear_model_is_refused_and_evaluated_besi
     assert alone["linear_name"] == "ridge"
     assert alone["version"]["value"] < alone["linear_value"]
     assert alone["version"]["value"] > alone["baseline_value"]
-    assert alone["version"]["gate"]["decision"] == "below_linear"
 
-    strong = _register(settings, TowardsLinear(linear, 1.0))  # the linear model itself
     crowned = gate_version(settings, open_warehouse(settings), ENGAGEMENT, strong, stored=stored)
     assert crowned.decision == "first_champion", crowned.reason
     assert crowned.reason.endswith(f"(ridge {crowned.challenger_value:.4f})")
+    refused = gate_version(settings, open_warehouse(settings), ENGAGEMENT, weak, stored=stored)
+    assert refused.decision == "below_linear" and refused.champion_after == strong
+    assert "below a plain ridge on the same features: " in refused.reason
+    assert "(margin 0.005; naive " in refused.reason
 
     assert main(["evaluate", "engagement", "--version", str(weak)]) == 0
     table = capsys.readouterr().out
@@ -103,10 +101,11 @@ def test_a_challenger_below_the_plain_linear_model_is_refused_and_evaluated_besi
     assert beside["model_version"] == strong
     assert beside["champion_value"] == pytest.approx(beside["linear_value"])
     assert beside["version"]["value"] == pytest.approx(alone["version"]["value"])
+    assert beside["version"]["gate"]["decision"] == "below_linear"
 
     assert main(["evaluate", "engagement", "--version", "99"]) == 1
     said = capsys.readouterr().err.strip()
     assert said == f"error: --version: engagement has no version 99 (registered: {weak}, {strong})"
 
     decisions = history(open_warehouse(settings), "engagement").decision.tolist()
-    assert decisions == ["below_linear", "first_champion"]
+    assert decisions == ["first_champion", "below_linear"]
