@@ -372,18 +372,17 @@ def promote(
             client, warehouse, task, decided("below_linear", before, NAN, reason), CHALLENGER
         )
     if before is None:
+        beaten = (
+            f" but is below a plain {plain[0]} on the same features ({plain[1]:.4f}, margin "
+            f"{max(margin, LINEAR_TIE)}): crowned so the task answers; a challenger must beat "
+            f"both to replace it"
+            if below_plain and plain is not None
+            else _linear_note(plain)
+        )
         reason = (
             f"no champion yet; {task.metric} {new_value:.4f} beats the naive baseline's "
-            f"{baseline_value:.4f}{_linear_note(plain)}"
+            f"{baseline_value:.4f}{beaten}"
         )
-        if below_plain:
-            assert plain is not None
-            reason = (
-                f"no champion yet; {task.metric} {new_value:.4f} beats the naive baseline's "
-                f"{baseline_value:.4f} but is below a plain {plain[0]} on the same features "
-                f"({plain[1]:.4f}, margin {max(margin, LINEAR_TIE)}): crowned so the task "
-                f"answers; a challenger must beat both to replace it"
-            )
         return _commit(
             client, warehouse, task, decided("first_champion", version, NAN, reason), CHAMPION
         )
