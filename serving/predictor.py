@@ -69,13 +69,17 @@ def _finite(value: float) -> float | None:
 
 
 def intervals(champion: Champion, preds: np.ndarray) -> list[Interval | None]:
-    """Each prediction's interval from the champion (None each when it carries none)."""
+    """Each prediction's interval from the champion: None where it carries none, or where a
+    bound is not finite (a model calibrated on fewer than 9 validation rows cannot promise
+    the level, and JSON has no infinity)."""
     bounds = champion.interval(preds)
     if bounds is None:
         return [None] * len(preds)
     low, high, level = bounds
     return [
         Interval(low=float(lo), high=float(hi), level=level)
+        if np.isfinite(lo) and np.isfinite(hi)
+        else None
         for lo, hi in zip(low, high, strict=True)
     ]
 

@@ -164,3 +164,13 @@ def test_answers_document_a_nullable_interval_with_an_example():
         assert {"type": "null"} in field["anyOf"]
         example = field["examples"][0]
         assert example["low"] <= example["high"] and example["level"] == 0.9
+
+
+def test_an_interval_that_cannot_promise_its_level_is_answered_as_null():
+    from serving.predictor import intervals
+
+    class Few:
+        def interval(self, pred):
+            return np.zeros(len(pred)), np.full(len(pred), np.inf), 0.9
+
+    assert intervals(Few(), np.array([0.1, 0.2])) == [None, None]
