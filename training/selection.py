@@ -11,6 +11,7 @@ better on the data it was chosen on.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,9 @@ from configs.settings import TrainingSettings
 from training.families import FAMILIES
 from training.families.base import FeatureEncoder, Fitted
 from training.families.combine import Blend, Member, Scaling
-from training.search import FAMILY, RUN_ID, Objective, Scored, Spec
+from training.search import FAMILY, RUN_ID, Objective, Scored, Spec, failure_line
+
+log = logging.getLogger(__name__)
 
 BLEND_SIZE = 3  # most members a blend takes: the best of this many families or anchors
 ANCHOR_FAMILY = "linear"
@@ -67,7 +70,13 @@ def anchors(objective: Objective) -> list[Candidate]:
                 Spec(ANCHOR_FAMILY, ANCHOR_PARAMS, ANCHOR_OFFSET_STRENGTH),
             )
         )
-    return [Candidate(label, (spec,), objective.score(spec)) for label, spec in specs]
+    found = []
+    for label, spec in specs:
+        try:
+            found.append(Candidate(label, (spec,), objective.score(spec)))
+        except (ValueError, ArithmeticError) as exc:  # what fails a trial skips an anchor
+            log.warning("anchor %s not scored: %s", label, failure_line(exc))
+    return found
 
 
 def _regresses(objective: Objective) -> bool:

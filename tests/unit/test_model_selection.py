@@ -138,3 +138,19 @@ def test_an_offset_member_predicts_the_same_after_pickling():
     x = objective.prepared.data[False].x_val
     again = pickle.loads(pickle.dumps(fitted))
     assert np.allclose(again.predict(x), fitted.predict(x))
+
+
+def test_an_anchor_that_cannot_be_scored_is_skipped_not_fatal(monkeypatch):
+    from training import selection
+
+    ts = _small_set()
+    objective = REGRESSION.objective(ts, ("linear",), "run", TrainingSettings())
+    real = objective.score
+
+    def failing_with_offset(spec, report=None):
+        if spec.offset_strength is not None:
+            raise FloatingPointError("validation r2 is not finite (fold 1)")
+        return real(spec, report)
+
+    monkeypatch.setattr(objective, "score", failing_with_offset)
+    assert [a.label for a in selection.anchors(objective)] == ["ridge"]
