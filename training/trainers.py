@@ -234,8 +234,9 @@ class Classification(Tabular):
         y, model_input = val.target.to_numpy(), self.model_input(ts, val)
         raw = model.raw_frame(model_input)
         packaging = _packaging()
-        method = packaging.choose_calibration(y, raw)
-        model.calibrator = packaging.fit_calibrator(method, y, raw)
+        if len(np.unique(y)) == 2:  # one class in validation: nothing to calibrate against
+            method = packaging.choose_calibration(y, raw)
+            model.calibrator = packaging.fit_calibrator(method, y, raw)
         model.threshold, _ = _metrics().best_f1_threshold(y, model.predict_frame(model_input))
 
     def test_extras(self, ts, model, pred):

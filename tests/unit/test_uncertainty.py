@@ -174,3 +174,28 @@ def test_an_interval_that_cannot_promise_its_level_is_answered_as_null():
             return np.zeros(len(pred)), np.full(len(pred), np.inf), 0.9
 
     assert intervals(Few(), np.array([0.1, 0.2])) == [None, None]
+
+
+def test_a_validation_part_of_one_class_leaves_the_scores_uncalibrated():
+    from training.dataset import Split, TrainingSet
+    from training.tasks import get_task
+    from training.trainers import CLASSIFICATION
+
+    churn = get_task("churn")
+    frame = pd.DataFrame({"x": np.arange(20.0), "target": [0, 1] * 5 + [0] * 10})
+    split = Split(np.arange(10), np.arange(10, 20), np.arange(10, 20))
+    ts = TrainingSet(churn, frame, ["x"], [], split, "fp", {})
+
+    class Scores:
+        calibrator = None
+        threshold = None
+
+        def raw_frame(self, frame):
+            return frame.x.to_numpy() / 20
+
+        def predict_frame(self, frame):
+            return self.raw_frame(frame)
+
+    model = Scores()
+    CLASSIFICATION.calibrate(ts, model)
+    assert model.calibrator is None
