@@ -351,25 +351,23 @@ def promote(
             task.name, version, decision, before, after, task.metric, new_value, old, reason
         )
 
+    def refused(decision: str, why: str) -> Decision:
+        reason = f"{why}; version {version} stays challenger"
+        return _commit(client, warehouse, task, decided(decision, before, NAN, reason), CHALLENGER)
+
     if not beats(task, new_value, baseline_value, 0.0):
-        reason = (
+        return refused(
+            "below_baseline",
             f"{task.metric} {new_value:.4f} does not beat the naive baseline's "
-            f"{baseline_value:.4f} ({task.baseline}) on the holdout{_linear_note(plain)}; "
-            f"version {version} stays challenger"
-        )
-        return _commit(
-            client, warehouse, task, decided("below_baseline", before, NAN, reason), CHALLENGER
+            f"{baseline_value:.4f} ({task.baseline}) on the holdout{_linear_note(plain)}",
         )
     below_plain = plain is not None and beats(task, plain[1], new_value, max(margin, LINEAR_TIE))
     if below_plain and before is not None:
         assert plain is not None
-        reason = (
+        return refused(
+            "below_linear",
             f"{task.metric} below a plain {plain[0]} on the same features: {new_value:.4f} vs "
-            f"{plain[1]:.4f} (margin {max(margin, LINEAR_TIE)}; naive {baseline_value:.4f}); "
-            f"version {version} stays challenger"
-        )
-        return _commit(
-            client, warehouse, task, decided("below_linear", before, NAN, reason), CHALLENGER
+            f"{plain[1]:.4f} (margin {max(margin, LINEAR_TIE)}; naive {baseline_value:.4f})",
         )
     if before is None:
         beaten = (

@@ -193,6 +193,11 @@ class Spec:
     params: dict
     offset_strength: float | None = None
 
+    @property
+    def scaled(self) -> bool:
+        """Whether its family fits imputed, standardised inputs."""
+        return FAMILIES[self.family].scaled
+
     @classmethod
     def of_trial(cls, trial: optuna.trial.FrozenTrial) -> Spec:
         family = trial.user_attrs[FAMILY]
@@ -216,6 +221,12 @@ class Scored:
     folds: tuple[float, ...]
     metrics: dict[str, float]
     predictions: tuple[np.ndarray, ...]
+
+    @classmethod
+    def of(cls, values: list[float], every: list[dict[str, float]], preds: list[np.ndarray]):
+        """From per-fold headline values, per-fold metrics and per-fold predictions."""
+        averaged = {k: float(np.nanmean([m[k] for m in every])) for k in every[0]}
+        return cls(tuple(values), averaged, tuple(preds))
 
     @property
     def value(self) -> float:
@@ -298,7 +309,7 @@ class Objective:
     def fit(self, spec: Spec, data: dict[bool, Data], report: Report) -> Fitted:
         """`spec` fitted on `data`'s train rows; it predicts on the unscaled matrix when it
         learned a residual (a `Member`), else on its own family's matrix."""
-        scaled = FAMILIES[spec.family].scaled
+        scaled = spec.scaled
         offset = self.offset_for(spec)
         if offset is None:
             return fit(spec.family, spec.params, data[scaled], report)
@@ -323,7 +334,7 @@ class Objective:
             fold = folds[i]
             fitted = self.fit(spec, fold.data, report or _ignore)
             report = None
-            x_val = fold.data[False if isinstance(fitted, Member) else _scaled(spec)].x_val
+            x_val = fold.data[False if isinstance(fitted, Member) else spec.scaled].x_val
             raw = np.asarray(fitted.predict(x_val), dtype=float)
             pred = self.trainer.from_training_scale(raw, fold.frame)
             metrics = self.trainer.score(self.ts, fold.frame, pred)
@@ -331,16 +342,11 @@ class Objective:
                 raise FloatingPointError(f"validation {metric} is not finite (fold {i + 1})")
             values[i], preds[i] = float(metrics[metric]), raw
             every.append(metrics)
-        averaged = {k: float(np.nanmean([m[k] for m in every])) for k in every[0]}
-        return Scored(tuple(values), averaged, tuple(preds))
+        return Scored.of(values, every, preds)
 
 
 def _ignore(step: int, loss: float) -> None:
     """Losses of folds other than the newest: never reported to the pruner."""
-
-
-def _scaled(spec: Spec) -> bool:
-    return FAMILIES[spec.family].scaled
 
 
 def failure_line(exc: BaseException) -> str:

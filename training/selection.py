@@ -19,7 +19,6 @@ import optuna
 from optuna.trial import TrialState
 
 from configs.settings import TrainingSettings
-from training.families import FAMILIES
 from training.families.base import FeatureEncoder, Fitted
 from training.families.combine import Blend, Member, Scaling
 from training.search import FAMILY, RUN_ID, Objective, Scored, Spec, failure_line
@@ -100,10 +99,9 @@ def blend(objective: Objective, members: list[Candidate]) -> Candidate | None:
         values.append(float(metrics[ts.task.metric]))
         preds.append(mean)
         every.append(metrics)
-    averaged = {k: float(np.nanmean([m[k] for m in every])) for k in every[0]}
     label = "blend of " + ", ".join(m.label for m in members)
     specs = tuple(s for m in members for s in m.specs)
-    return Candidate(label, specs, Scored(tuple(values), averaged, tuple(preds)))
+    return Candidate(label, specs, Scored.of(values, every, preds))
 
 
 def _wins(objective: Objective, challenger: Candidate, best: Candidate) -> bool:
@@ -200,19 +198,15 @@ def refit(objective: Objective, candidate: Candidate) -> tuple[FeatureEncoder, F
     prepared = objective.prepared
     fitted = [objective.fit(spec, prepared.data, _quiet) for spec in candidate.specs]
     if len(fitted) == 1 and not isinstance(fitted[0], Member):
-        return prepared.encoders[FAMILIES[candidate.specs[0].family].scaled], fitted[0]
+        return prepared.encoders[candidate.specs[0].scaled], fitted[0]
     scaling = Scaling.of(prepared.encoders[True])
     members = [
-        f if isinstance(f, Member) else Member(f, scaling if _scaled(s) else None, None)
+        f if isinstance(f, Member) else Member(f, scaling if s.scaled else None, None)
         for f, s in zip(fitted, candidate.specs, strict=True)
     ]
     if len(members) == 1:
         return prepared.encoders[False], members[0]
     return prepared.encoders[False], Blend(members, [1.0] * len(members))
-
-
-def _scaled(spec: Spec) -> bool:
-    return FAMILIES[spec.family].scaled
 
 
 def _quiet(step: int, loss: float) -> None:
