@@ -169,6 +169,23 @@ RAW_TABLES: dict[str, Table] = {
             },
             key=["campaign_id"],
         ),
+        # The share graph (ingestion/simulate_cascades.py): who shared which post from whom,
+        # when, at what depth of the cascade, and how many accounts the share reached. An export
+        # without it leaves it empty; the analyses then fall back to the posts' counters.
+        _t(
+            "share_events",
+            {
+                "share_id": "int",
+                "post_id": "int",
+                "user_id": "int",
+                "from_user_id": "int",
+                "created_at": "ts",
+                "depth": "int",
+                "reached": "int",
+            },
+            key=["share_id"],
+            indexes=["post_id", "user_id"],
+        ),
     ]
 }
 
@@ -205,6 +222,12 @@ TRUTH_TABLES: dict[str, Table] = {
         _t(
             "truth_post_categories",
             {"post_id": "int", "oracle_category": "str"},
+            key=["post_id"],
+        ),
+        # the bot bursts the simulator planted in `share_events` (not in the posts' counters)
+        _t(
+            "truth_bot_bursts",
+            {"post_id": "int", "bot_shares": "int", "started_at": "ts"},
             key=["post_id"],
         ),
     ]
@@ -577,3 +600,112 @@ MONITORING_TABLES: dict[str, Table] = {
     ),
 }
 ALL_TABLES.update(MONITORING_TABLES)
+
+# Engagement quality, share cascades and lifecycles (analytics/quality.py, cascades.py,
+# lifecycle.py), written by `smap analytics run`
+LIFECYCLE_TABLES: dict[str, Table] = {
+    t.name: t
+    for t in [
+        _t(
+            "post_quality",
+            {
+                "post_id": "int",
+                "user_id": "int",
+                "created_at": "ts",
+                "post_type": "str",
+                "reach": "int",
+                "likes": "int",
+                "comments": "int",
+                "shares": "int",
+                "saves": "int",
+                "avg_sentiment": "float",
+                "bot_engagements": "int",
+                "weighted_engagement": "float",
+                "quality_score": "float",
+                "quality_class": "str",
+            },
+            key=["post_id"],
+            indexes=["user_id"],
+        ),
+        _t(
+            "account_quality",
+            {
+                "user_id": "int",
+                "posts": "int",
+                "reach": "int",
+                "weighted_engagement": "float",
+                "bot_engagements": "int",
+                "quality_score": "float",
+                "quality_class": "str",
+            },
+            key=["user_id"],
+        ),
+        _t(
+            "post_cascades",
+            {
+                "post_id": "int",
+                "user_id": "int",
+                "created_at": "ts",
+                "post_type": "str",
+                "reach": "int",
+                "cascade_size": "int",
+                "depth": "int",
+                "breadth": "int",
+                "viral_reach": "int",
+                "viral_share": "float",
+            },
+            key=["post_id"],
+            indexes=["user_id"],
+        ),
+        _t(
+            "cascade_starters",
+            {
+                "user_id": "int",
+                "posts": "int",
+                "cascades": "int",
+                "cascade_shares": "int",
+                "mean_size": "float",
+                "max_depth": "int",
+                "viral_reach": "int",
+                "reshared": "int",
+                "rank": "int",
+            },
+            key=["user_id"],
+        ),
+        _t(
+            "engagement_half_life",
+            {
+                "post_type": "str",
+                "kind": "str",
+                "posts": "int",
+                "events": "int",
+                "half_life_hours": "float",
+            },
+            key=["post_type", "kind"],
+        ),
+        _t(
+            "user_stages",
+            {"user_id": "int", "date": "date", "stage": "str"},
+            key=["user_id", "date"],
+            indexes=["date"],
+        ),
+        _t(
+            "stage_transitions",
+            {"from_stage": "str", "to_stage": "str", "users": "int", "rate": "float"},
+            key=["from_stage", "to_stage"],
+        ),
+        _t(
+            "stage_summary",
+            {
+                "stage": "str",
+                "users": "int",
+                "share": "float",
+                "churn_rate": "float",
+                "churn_probability": "float",
+                "risk_source": "str",
+            },
+            key=["stage"],
+        ),
+    ]
+}
+ALL_TABLES.update(LIFECYCLE_TABLES)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from ingestion.simulate_cascades import simulate_shares
+
 CATEGORIES = ("fashion", "food", "travel", "fitness", "tech", "music", "gaming", "beauty")
 POST_TYPES = ("image", "video", "text", "link", "carousel")
 POST_TYPE_SHARE = (0.38, 0.22, 0.14, 0.08, 0.18)
@@ -542,6 +544,7 @@ def simulate(
             "expected_usage": expected_usage.ravel(),
         }
     )
+    share_events, truth_bot_bursts = simulate_shares(seed, posts, follows, n_u, AUDIENCE_PER_FOLLOW)
     tick("tables")
     return {
         "users": users,
@@ -556,4 +559,6 @@ def simulate(
         "truth_users": truth_users,
         "truth_hashtag_daily": truth_hashtags,
         "truth_post_categories": truth_categories,
+        "share_events": share_events,
+        "truth_bot_bursts": truth_bot_bursts,
     }

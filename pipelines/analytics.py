@@ -9,8 +9,11 @@ import pandas as pd
 from rich.table import Table
 
 from analytics.alerts import detect
+from analytics.cascades import trace_cascades
 from analytics.influence import rank_influencers, top_influencers
 from analytics.kpis import build_kpis
+from analytics.lifecycle import track_lifecycles
+from analytics.quality import score_quality
 from analytics.report import write_report
 from analytics.segments import profile_segments
 from analytics.trends import score_trends, score_velocity
@@ -34,6 +37,9 @@ def run(settings: Settings, now: datetime | None = None) -> dict[str, object]:
         "alerts (new)": lambda: detect(warehouse, config, now),
         "campaign and daily KPIs": lambda: build_kpis(warehouse, config.value_per_engagement),
         "segment_summary": lambda: profile_segments(warehouse),
+        "engagement quality": lambda: score_quality(warehouse),
+        "share cascades": lambda: trace_cascades(warehouse),
+        "lifecycles": lambda: track_lifecycles(warehouse),
     }
     done: dict[str, object] = {}
     # the tables are read and written with no import or ETL changing them in between
