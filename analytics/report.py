@@ -30,6 +30,7 @@ import pandas as pd
 
 from analytics.exports import Export, write_export
 from analytics.influence import top_of
+from analytics.lifecycle_report import lifecycle_parts
 from analytics.trends import trending_hashtags
 from configs.errors import SmapError
 from configs.settings import TRACKING_STORES, Settings
@@ -616,6 +617,7 @@ def sections(settings: Settings, warehouse: Warehouse) -> list[Section]:
         segments_section(read("segment_summary")),
         influencers_section(read("influencer_network")),
         hours_section(performance),
+        *(Section(*part) for part in lifecycle_parts(read)),
         health_section(drift_checks(warehouse), champions(settings)),
     ]
 
