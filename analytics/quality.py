@@ -45,19 +45,31 @@ _EVENT_COLUMNS = ["post_id", "user_id", "created_at"]
 def engagement_events(
     likes: pd.DataFrame, comments: pd.DataFrame, shares: pd.DataFrame | None
 ) -> pd.DataFrame:
-    """Every engagement with a time and an account: kind, post_id, user_id, created_at."""
+    """Every engagement with a time and an account: post_id, user_id, created_at, kind."""
+    kinds = {"like": likes, "comment": comments, "share": shares}
     parts = [
-        likes[_EVENT_COLUMNS].assign(kind="like"),
-        comments[_EVENT_COLUMNS].assign(kind="comment"),
+        frame[_EVENT_COLUMNS].assign(kind=kind)
+        for kind, frame in kinds.items()
+        if frame is not None and len(frame)
     ]
-    if shares is not None and len(shares):
-        parts.append(shares[_EVENT_COLUMNS].assign(kind="share"))
+    if not parts:
+        return pd.DataFrame(
+            {
+                "post_id": pd.Series(dtype=np.int64),
+                "user_id": pd.Series(dtype=np.int64),
+                "created_at": pd.Series(dtype="datetime64[ns, UTC]"),
+                "kind": pd.Series(dtype=object),
+            }
+        )
     return pd.concat(parts, ignore_index=True)
 
 
 def bot_like(events: pd.DataFrame, posts: pd.DataFrame) -> pd.Series:
     """True for each event that belongs to a bot-like burst (module docstring)."""
-    activity = pd.concat([events[["user_id", "created_at"]], posts[["user_id", "created_at"]]])
+    activity = pd.concat(
+        [frame[["user_id", "created_at"]] for frame in (events, posts) if len(frame)]
+        or [posts[["user_id", "created_at"]]]
+    )
     first_seen = activity.groupby("user_id").created_at.min()
     new = events.created_at - events.user_id.map(first_seen) <= pd.Timedelta(
         hours=NEW_ACCOUNT_HOURS
@@ -123,7 +135,7 @@ def post_quality(
     reach = posts.reach.to_numpy(float)
     out = posts[["post_id", "user_id", "created_at", "post_type", "reach"]].copy()
     out["likes"] = likes_q
-    out["comments"] = posts.comments.to_numpy() - bots["comment"]
+    out["comments"] = np.maximum(posts.comments.to_numpy() - bots["comment"], 0)
     out["shares"] = shares_q
     out["saves"] = posts.saves.to_numpy()
     out["avg_sentiment"] = (

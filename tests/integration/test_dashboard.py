@@ -36,12 +36,16 @@ TITLES = [
     "Segments",
     "Influencers",
     "Best posting hours",
+    "Engagement quality",
+    "Share cascades",
+    "Lifecycles",
     "Model health",
 ]
 EXPORTS = {
     "kpi_daily", "campaign_kpis", "top_content", "trending_hashtags", "hashtag_trends",
     "segment_summary", "influencer_network", "posting_hours", "posting_weekday_hours",
-    "drift_checks",
+    "drift_checks", "account_quality", "cascade_starters", "engagement_half_life",
+    "stage_transitions", "stage_summary",
 }  # fmt: skip
 CHART = re.compile(r'Plotly\.newPlot\(\s*"([a-z]+-\d)"')  # one call per chart, by its div id
 
