@@ -17,7 +17,9 @@ the days with any activity (a post, a like or a comment: `user_activity`, as the
 - churned: not active in the last 2 * PERIOD_DAYS
 The transition matrix counts users' stages at consecutive period ends (rates: per row). Risk per
 stage: the churn label rate (share with no activity in the next CHURN_DAYS, the churn task's
-target) over the period ends whose next CHURN_DAYS are in the data.
+target) over the period ends whose next CHURN_DAYS are in the data, and, when the registry
+holds a churn champion, its mean probability over each stage's users at the newest period end
+(analytics/churn_risk.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.cascades import organic_shares
+from analytics.churn_risk import ChurnScorer, stage_probabilities
 from ingestion.etl import LABEL_DAYS
 from ingestion.schema import LIFECYCLE_TABLES
 from ingestion.warehouse import Warehouse
@@ -186,8 +189,24 @@ def user_stages(
     return stages, transitions[list(TRANSITIONS.columns)], summary[list(SUMMARY.columns)]
 
 
-def track_lifecycles(warehouse: Warehouse) -> dict[str, int]:
-    """Rewrite `engagement_half_life`, `user_stages`, `stage_transitions` and `stage_summary`."""
+def with_champion(
+    summary: pd.DataFrame, stages: pd.DataFrame, metrics: pd.DataFrame, scorer: ChurnScorer
+) -> pd.DataFrame:
+    """`summary` with the churn champion's mean probability per stage at the newest period end
+    (`metrics`: that day's `user_engagement_metrics` rows)."""
+    now = stages[stages.date == stages.date.max()]
+    mean = stage_probabilities(now[["user_id", "stage"]], metrics, scorer)
+    day = now.date.max()
+    return summary.assign(
+        churn_probability=summary.stage.map(mean).astype(float),
+        risk_source=f"churn champion v{scorer.version} on {day:%Y-%m-%d}; "
+        + summary.risk_source.astype(str),
+    )
+
+
+def track_lifecycles(warehouse: Warehouse, churn: ChurnScorer | None = None) -> dict[str, int]:
+    """Rewrite `engagement_half_life`, `user_stages`, `stage_transitions` and `stage_summary`
+    (with the churn champion's probabilities when `churn` is given)."""
     read = warehouse.read
     posts = read("content_posts", columns=["post_id", "user_id", "created_at", "post_type"])
     comments = read("comments", columns=["post_id", "user_id", "created_at"])
@@ -202,6 +221,15 @@ def track_lifecycles(warehouse: Warehouse) -> dict[str, int]:
         read("users", columns=["user_id", "created_at"]),
         read("user_activity", columns=["user_id", "date"]),
     )
+    if churn is not None and len(stages) and warehouse.exists("user_engagement_metrics"):
+        day = stages.date.max()
+        metrics = read(
+            "user_engagement_metrics",
+            columns=["user_id", "date", *churn.features],
+            between=("date", day - pd.Timedelta(days=RECENT_DAYS), day),
+        )  # each user's newest row: the metrics may end a day before the activity does
+        newest = metrics.sort_values("date").drop_duplicates("user_id", keep="last")
+        summary = with_champion(summary, stages, newest.drop(columns="date"), churn)
     return warehouse.write_many(
         [
             (HALF_LIFE, half_lives(posts, comments, shares)),

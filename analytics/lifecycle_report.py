@@ -221,13 +221,22 @@ def lifecycle_part(
         go.Bar(
             x=summary.stage,
             y=summary.churn_rate,
-            name="churn rate",
+            name="churn label rate",
             customdata=summary.users,
             hovertemplate="%{x}: %{y:.0%} quiet for the next 28 days (%{customdata} users now)"
             "<extra></extra>",
         )
     )
-    _style(risk, height=300, yaxis_tickformat=".0%", yaxis_title="churn rate")
+    if summary.churn_probability.notna().any():
+        risk.add_trace(
+            go.Bar(
+                x=summary.stage,
+                y=summary.churn_probability,
+                name="churn champion's mean probability",
+                hovertemplate="%{x}: %{y:.0%} on average, by the churn champion<extra></extra>",
+            )
+        )
+    _style(risk, height=300, yaxis_tickformat=".0%", yaxis_title="churn risk", barmode="group")
     figures.append(risk)
     slow = half_life[half_life.kind == "all"].sort_values("half_life_hours")
     pace = (

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from analytics.alerts import detect
 from analytics.cascades import trace_cascades
+from analytics.churn_risk import champion_churn
 from analytics.influence import rank_influencers, top_influencers
 from analytics.kpis import build_kpis
 from analytics.lifecycle import track_lifecycles
@@ -39,7 +40,7 @@ def run(settings: Settings, now: datetime | None = None) -> dict[str, object]:
         "segment_summary": lambda: profile_segments(warehouse),
         "engagement quality": lambda: score_quality(warehouse),
         "share cascades": lambda: trace_cascades(warehouse),
-        "lifecycles": lambda: track_lifecycles(warehouse),
+        "lifecycles": lambda: track_lifecycles(warehouse, champion_churn(settings)),
     }
     done: dict[str, object] = {}
     # the tables are read and written with no import or ETL changing them in between

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from analytics.cascades import cascade_starters, organic_shares, post_cascades
-from analytics.lifecycle import half_lives, user_stages
+from analytics.churn_risk import ChurnScorer
+from analytics.lifecycle import half_lives, user_stages, with_champion
 from analytics.lifecycle_report import cascades_part, lifecycle_parts, quality_part
 from analytics.quality import BURST_MIN, COMMENT, LIKE, SHARE, account_quality, post_quality
 from ingestion.schema import ALL_TABLES
@@ -203,3 +204,24 @@ def test_sections_say_what_to_run_and_why_a_share_graph_is_missing():
     empty = pd.DataFrame(columns=["post_id"])
     assert "No share graph" in cascades_part(empty, empty).note
     assert "No engagement quality" in quality_part(None, None).note
+
+
+def test_the_churn_champion_s_mean_probability_joins_each_stage():
+    day = pd.Timestamp("2026-06-30")
+    stages = pd.DataFrame(
+        {
+            "user_id": [1, 2, 3, 1],
+            "date": [day, day, day, day - pd.Timedelta(days=28)],
+            "stage": ["active", "active", "dormant", "new"],
+        }
+    )
+    metrics = pd.DataFrame({"user_id": [1, 2, 3], "days_since_last_activity": [0, 2, 40]})
+    scorer = ChurnScorer(7, ["days_since_last_activity"], lambda f: f.iloc[:, 0] / 50.0)
+    summary = pd.DataFrame(
+        {"stage": ["new", "active", "dormant"], "churn_probability": np.nan, "risk_source": "x"}
+    )
+    out = with_champion(summary, stages, metrics, scorer).set_index("stage")
+    assert out.churn_probability.to_dict() == pytest.approx(
+        {"new": np.nan, "active": 0.02, "dormant": 0.8}, nan_ok=True
+    )
+    assert out.risk_source.iloc[0].startswith("churn champion v7 on 2026-06-30")
