@@ -121,7 +121,8 @@ def cascades_part(cascades: pd.DataFrame | None, starters: pd.DataFrame | None) 
             title,
             "No share graph in this warehouse (the export has no share events): counters say "
             "how often a post was shared, not through whom, so depth, breadth and viral reach "
-            "are unknown. Import a share-events file to see them.",
+            "are unknown. A `share_events` table (docs/lifecycle.md) in the warehouse brings "
+            "them.",
         )
     go = _go()
     depth = cascades.depth.value_counts().sort_index()
