@@ -26,8 +26,9 @@ SKIPPED_SEGMENTS = "skipped: no user segments yet (run `smap segment`)"
 
 
 def run(settings: Settings, now: datetime | None = None) -> dict[str, object]:
-    """Influencers, hashtag trends, post velocity, alerts, KPIs and segment profiles; returns
-    rows written per table (alerts: new ones), or why a table was skipped."""
+    """Influencers, hashtag trends, post velocity, alerts, KPIs, segment profiles, engagement
+    quality, share cascades and lifecycles; returns rows written per table (alerts: new
+    ones), or why a table was skipped."""
     warehouse = open_warehouse(settings)
     config = settings.analytics
     now = now or datetime.now(UTC)

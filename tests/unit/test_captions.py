@@ -41,7 +41,8 @@ def _stable(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _digest(tables: dict[str, pd.DataFrame]) -> str:
     h = hashlib.sha256()
-    for name in sorted(set(tables) - {"truth_post_categories"}):
+    later = {"truth_post_categories", "share_events", "truth_bot_bursts"}  # tables added since
+    for name in sorted(set(tables) - later):
         frame = _stable(tables[name].drop(columns=["caption"], errors="ignore"))
         h.update(name.encode())
         h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
