@@ -66,3 +66,64 @@ def test_an_export_without_a_share_graph_scores_on_counters(local_settings):
     cascades = next(s for s in write_report(local_settings).sections if s.key == "cascades")
     assert "No share graph" in cascades.note
     assert pd.notna(scored.quality_score).any()
+
+
+class QuietDaysModel:
+    """A stand-in churn champion: the probability grows with the days since the last activity."""
+
+    features = ["days_since_last_activity", "active_days_28d"]
+
+    def predict_frame(self, frame: pd.DataFrame):
+        return (frame.days_since_last_activity.clip(0, 60) / 60.0).to_numpy()
+
+
+@pytest.fixture
+def mlflow_restored(monkeypatch):
+    """MLflow's global URIs and request settings put back after the test."""
+    import mlflow
+
+    for name in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES"):
+        monkeypatch.setenv(name, "30")
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    yield
+    mlflow.set_tracking_uri(before[0])
+    mlflow.set_registry_uri(before[1])
+
+
+def test_stages_carry_the_churn_champion_s_probability(local_settings, mlflow_restored):
+    import mlflow
+    from mlflow.pyfunc import PythonModel
+
+    from analytics.churn_risk import champion_churn
+    from analytics.lifecycle import track_lifecycles
+
+    class Wrapped(PythonModel, QuietDaysModel):
+        def predict(self, context, model_input, params=None):
+            return self.predict_frame(model_input)
+
+    flows.simulate(local_settings, preset="quick")
+    flows.ingest(local_settings)
+    warehouse = open_warehouse(local_settings)
+    assert champion_churn(local_settings) is None  # no registry yet: nothing opened
+
+    uri = local_settings.mlflow_tracking_uri
+    local_settings.root.mkdir(parents=True, exist_ok=True)
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment(
+        "lifecycle-test", artifact_location=(local_settings.root / "artifacts").as_uri()
+    )
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    with mlflow.start_run(experiment_id=experiment):
+        logged = mlflow.pyfunc.log_model(name="model", python_model=Wrapped(), pip_requirements=[])
+    version = mlflow.register_model(logged.model_uri, "churn").version
+    assert champion_churn(local_settings) is None  # registered, not champion
+    client.set_registered_model_alias("churn", "champion", version)
+
+    scorer = champion_churn(local_settings)
+    assert scorer is not None and scorer.version == int(version)
+    track_lifecycles(warehouse, scorer)
+    summary = warehouse.read("stage_summary").set_index("stage")
+    probability = summary.churn_probability
+    assert probability["active"] < probability["at-risk"] < probability["dormant"]
+    assert summary.risk_source.iloc[0].startswith(f"churn champion v{version} on ")
