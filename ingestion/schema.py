@@ -107,6 +107,8 @@ RAW_TABLES: dict[str, Table] = {
                 "comments": "int",
                 "shares": "int",
                 "saves": "int",
+                "experiment": "str",  # a content experiment the post is in (or null)
+                "variant": "str",  # its variant in that experiment (docs/experiments.md)
             },
             key=["post_id"],
             indexes=["user_id", "created_at"],
@@ -207,6 +209,18 @@ TRUTH_TABLES: dict[str, Table] = {
             {"post_id": "int", "oracle_category": "str"},
             key=["post_id"],
         ),
+        # simulator only: the planted content experiments and their true relative lift
+        _t(
+            "truth_experiments",
+            {
+                "experiment": "str",
+                "true_lift": "float",
+                "start_at": "ts",
+                "end_at": "ts",
+                "posts": "int",
+            },
+            key=["experiment"],
+        ),
     ]
 }
 
@@ -262,6 +276,8 @@ ANALYTICS_TABLES: dict[str, Table] = {
                 "share_rate": "float",
                 "avg_sentiment": "float",
                 "label_available_at": "ts",
+                "experiment": "str",
+                "variant": "str",
             },
             key=["post_id"],
             partition="date",

@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from ingestion.simulate_experiments import PLANTED, plant_experiments
+
 CATEGORIES = ("fashion", "food", "travel", "fitness", "tech", "music", "gaming", "beauty")
 POST_TYPES = ("image", "video", "text", "link", "carousel")
 POST_TYPE_SHARE = (0.38, 0.22, 0.14, 0.08, 0.18)
@@ -210,8 +212,10 @@ def simulate(
     start_date: str = "2026-01-01",
     shift_at: int | None = None,
     progress=None,
+    experiments: bool = False,
 ) -> dict[str, pd.DataFrame]:
-    """Generate raw and truth tables; `progress(step_name)` is called between steps."""
+    """Generate raw and truth tables; `progress(step_name)` is called between steps;
+    `experiments` plants the content experiments of ingestion/simulate_experiments.py."""
     spec = PRESETS[preset] if isinstance(preset, str) else preset
     rng = np.random.default_rng(seed)
     start = pd.Timestamp(start_date, tz="UTC")
@@ -543,7 +547,7 @@ def simulate(
         }
     )
     tick("tables")
-    return {
+    tables = {
         "users": users,
         "content_posts": posts,
         "comments": comment_rows,
@@ -557,3 +561,4 @@ def simulate(
         "truth_hashtag_daily": truth_hashtags,
         "truth_post_categories": truth_categories,
     }
+    return plant_experiments(tables, seed, PLANTED if experiments else ())
