@@ -147,6 +147,13 @@ def cuped_adjusted(outcome: np.ndarray, covariate: np.ndarray) -> tuple[np.ndarr
     return outcome - theta * (covariate - covariate.mean()), theta
 
 
+def labelled(posts: pd.DataFrame) -> pd.DataFrame:
+    """Posts whose missing experiment and variant are null: PostgreSQL's warehouse reads NULL
+    text back as ""."""
+    blank = {"experiment": posts.experiment.replace("", None)}
+    return posts.assign(**blank, variant=posts.variant.replace("", None))
+
+
 def author_pre_rates(posts: pd.DataFrame, start: pd.Timestamp) -> pd.Series:
     """Each author's mean engagement rate over their posts before `start` that are in no
     experiment."""
@@ -159,6 +166,7 @@ def analyse(
 ) -> ABReport:
     """The report of one experiment from the posts (all of them: the experiment's and the
     authors' earlier ones), columns as `COLUMNS`."""
+    posts = labelled(posts)
     mine = posts[posts.experiment == experiment].sort_values("created_at")
     if mine.empty:
         known = sorted(posts.experiment.dropna().unique())
@@ -229,7 +237,7 @@ def read_posts(warehouse: Warehouse) -> pd.DataFrame:
 
 
 def experiments(posts: pd.DataFrame) -> list[str]:
-    return sorted(posts.experiment.dropna().unique())
+    return sorted(labelled(posts).experiment.dropna().unique())
 
 
 def report(

@@ -158,7 +158,7 @@ def experiments_parts(posts: pd.DataFrame | None, models: pd.DataFrame | None) -
         exports["model_experiments"] = models
     if posts is None or posts.empty or "experiment" not in posts:
         notes.append("No posts yet: run `smap ingest`.")
-    elif posts.experiment.notna().any():
+    elif posts.experiment.fillna("").ne("").any():  # PostgreSQL reads NULL text as ""
         lifts = experiment_lifts(posts)
         figures.insert(0, _forest(lifts))
         shown = lifts.drop(columns=["plain_lift_low", "plain_lift_high"])
