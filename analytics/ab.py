@@ -17,7 +17,9 @@ statistics are statsmodels' and scipy's:
   difference, which may be read at every look.
 `plan` gives the posts per variant for a baseline rate and a relative lift: statsmodels'
 `NormalIndPower` on Cohen's h (`proportion_effectsize`), that is each post counted as one
-success-or-not trial at the baseline rate.
+success-or-not trial at the baseline rate. A post's rate averages over its reach, so its
+spread is far below a trial's; given the per-post standard deviation (`sd`, the report's
+`rate_sd`), the same power calculation runs on Cohen's d = rate * lift / sd instead.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class VariantRate:
     rate: float  # mean engagement rate per post
     rate_low: float
     rate_high: float
+    rate_sd: float  # per post: what `plan --sd` takes
 
 
 @dataclass(frozen=True)
@@ -105,15 +108,16 @@ class Plan:
     baseline_rate: float
     lift: float
     target_rate: float
-    effect_size: float  # Cohen's h
+    effect_size: float  # Cohen's h, or Cohen's d when sd is given
+    effect: str  # which of the two
     power: float
     alpha: float
     posts_per_variant: int
 
 
-def _rate(values: np.ndarray, alpha: float) -> tuple[float, float, float]:
+def _rate(values: np.ndarray, alpha: float) -> tuple[float, float, float, float]:
     low, high = DescrStatsW(values).tconfint_mean(alpha=alpha)
-    return float(values.mean()), float(low), float(high)
+    return float(values.mean()), float(low), float(high), float(values.std(ddof=1))
 
 
 def estimate(control: np.ndarray, treated: np.ndarray, alpha: float) -> Estimate:
@@ -253,8 +257,15 @@ def _check_level(value: float, name: str) -> None:
         raise AnalyticsError(f"{name}: must be between 0 and 1 (got {value})")
 
 
-def plan(baseline_rate: float, lift: float, power: float = 0.8, alpha: float = 0.05) -> Plan:
-    """Posts per variant to detect a relative `lift` on `baseline_rate` (two-sided test)."""
+def plan(
+    baseline_rate: float,
+    lift: float,
+    power: float = 0.8,
+    alpha: float = 0.05,
+    sd: float | None = None,
+) -> Plan:
+    """Posts per variant to detect a relative `lift` on `baseline_rate` (two-sided test);
+    with `sd`, the per-post standard deviation of the rate, on Cohen's d."""
     _check_level(baseline_rate, "baseline-rate")
     _check_level(power, "power")
     _check_level(alpha, "alpha")
@@ -265,8 +276,13 @@ def plan(baseline_rate: float, lift: float, power: float = 0.8, alpha: float = 0
         raise AnalyticsError(
             f"lift: baseline-rate * (1 + lift) = {target:.4g} is not a rate between 0 and 1"
         )
-    effect = float(proportion_effectsize(target, baseline_rate))
+    if sd is not None and not sd > 0:
+        raise AnalyticsError(f"sd: must be above 0 (got {sd})")
+    if sd is None:
+        effect, kind = float(proportion_effectsize(target, baseline_rate)), "Cohen's h"
+    else:
+        effect, kind = (target - baseline_rate) / sd, "Cohen's d"
     n = NormalIndPower().solve_power(
         effect_size=effect, alpha=alpha, power=power, ratio=1.0, alternative="two-sided"
     )
-    return Plan(baseline_rate, lift, target, effect, power, alpha, math.ceil(float(n)))
+    return Plan(baseline_rate, lift, target, effect, kind, power, alpha, math.ceil(float(n)))

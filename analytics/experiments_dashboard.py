@@ -81,20 +81,23 @@ def experiment_lifts(posts: pd.DataFrame) -> pd.DataFrame:
 
 
 def sample_size_guide(posts: pd.DataFrame) -> pd.DataFrame:
-    """Posts per variant for a few lifts at the platform's mean engagement rate."""
+    """Posts per variant for a few lifts at the platform's mean engagement rate and per-post
+    spread (Cohen's d), and counting each post as one trial (Cohen's h)."""
     ab = _statistics()
 
     baseline = float(posts.engagement_rate.mean())
+    sd = float(posts.engagement_rate.std(ddof=1))
     rows = []
     for lift in GUIDE_LIFTS:
-        p = ab.plan(baseline, lift)
         rows.append(
             {
                 "baseline_rate": baseline,
+                "rate_sd": sd,
                 "lift": lift,
-                "posts_per_variant": p.posts_per_variant,
-                "power": p.power,
-                "alpha": p.alpha,
+                "posts_per_variant": ab.plan(baseline, lift, sd=sd).posts_per_variant,
+                "posts_per_variant_as_trials": ab.plan(baseline, lift).posts_per_variant,
+                "power": 0.8,
+                "alpha": 0.05,
             }
         )
     return pd.DataFrame(rows)

@@ -27,8 +27,10 @@ def report(settings: Settings, experiment: str, alpha: float) -> ab.ABReport:
     return _statistics().report(open_warehouse(settings), experiment, alpha)
 
 
-def plan(baseline_rate: float, lift: float, power: float, alpha: float) -> ab.Plan:
-    return _statistics().plan(baseline_rate, lift, power, alpha)
+def plan(
+    baseline_rate: float, lift: float, power: float, alpha: float, sd: float | None
+) -> ab.Plan:
+    return _statistics().plan(baseline_rate, lift, power, alpha, sd)
 
 
 def _finite(value):
@@ -60,12 +62,13 @@ def report_tables(result: ab.ABReport) -> list[Table]:
     variants = Table(
         title=f"experiment {result.experiment}: {result.start:%Y-%m-%d} to {result.end:%Y-%m-%d}"
     )
-    for column in ("variant", "posts", "reach", "engagement rate", f"{level} interval"):
+    for column in ("variant", "posts", "reach", "engagement rate", f"{level} interval", "sd"):
         variants.add_column(column, justify="right")
     for v in result.variants:
         name = v.variant + (" (control)" if v.variant == result.control else "")
         interval = f"{_rate(v.rate_low)} to {_rate(v.rate_high)}"
-        variants.add_row(name, f"{v.posts:,}", f"{v.reach:,}", _rate(v.rate), interval)
+        cells = (name, f"{v.posts:,}", f"{v.reach:,}", _rate(v.rate), interval)
+        variants.add_row(*cells, f"{v.rate_sd:.4f}")
     tables = [variants]
     for c in result.comparisons:
         table = Table(title=f"{c.variant} vs {result.control}")
@@ -106,7 +109,7 @@ def plan_table(p: ab.Plan) -> Table:
         "baseline rate": f"{p.baseline_rate:.4%}",
         "lift (relative)": _pct(p.lift),
         "target rate": f"{p.target_rate:.4%}",
-        "effect size (Cohen's h)": f"{p.effect_size:.4f}",
+        f"effect size ({p.effect})": f"{p.effect_size:.4f}",
         "power / alpha (two-sided)": f"{p.power:.2f} / {p.alpha:.3f}",
         "posts per variant": f"{p.posts_per_variant:,}",
     }

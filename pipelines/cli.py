@@ -1062,10 +1062,14 @@ def ab_plan(
     lift: Annotated[float, typer.Option(help="Relative lift to detect, e.g. 0.1 for +10%.")],
     power: Annotated[float, typer.Option(help="Chance of detecting the lift.")] = 0.8,
     alpha: Annotated[float, typer.Option(help="False-positive rate (two-sided).")] = 0.05,
+    sd: Annotated[
+        float | None,
+        typer.Option(help="Per-post sd of the rate (`ab report` shows it): Cohen's d, not h."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
-    """Posts needed per variant (statsmodels' NormalIndPower on Cohen's h)."""
-    result = ab_flow.plan(baseline_rate, lift, power, alpha)
+    """Posts needed per variant (statsmodels' NormalIndPower on Cohen's h, or d with --sd)."""
+    result = ab_flow.plan(baseline_rate, lift, power, alpha, sd)
     if as_json:
         typer.echo(ab_flow.as_json(asdict(result)))
     else:

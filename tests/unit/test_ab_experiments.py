@@ -45,12 +45,15 @@ def test_the_plan_is_statsmodels_power_calculation(rate, lift, power, alpha):
     assert plan(rate, lift, power, alpha).posts_per_variant == int(np.ceil(expected))
     same = zt_ind_solve_power(effect, alpha=alpha, power=power, ratio=1.0)
     assert plan(rate, lift, power, alpha).posts_per_variant == int(np.ceil(same))
+    d = rate * lift / 0.04  # with the per-post sd: Cohen's d
+    by_sd = NormalIndPower().solve_power(d, alpha=alpha, power=power, ratio=1.0)
+    assert plan(rate, lift, power, alpha, sd=0.04).posts_per_variant == int(np.ceil(by_sd))
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [((0.0, 0.1), "baseline-rate"), ((0.5, 1.5), "lift"), ((0.1, 0.0), "lift"),
-     ((0.1, 0.1, 1.0), "power")],
+     ((0.1, 0.1, 1.0), "power"), ((0.1, 0.1, 0.8, 0.05, 0.0), "sd")],
 )  # fmt: skip
 def test_a_plan_that_cannot_be_made_names_the_option(args, message):
     with pytest.raises(AnalyticsError, match=message):
