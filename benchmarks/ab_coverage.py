@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="quick", choices=list(PRESETS))
     parser.add_argument("--json", dest="json_path", default=None, help="Also write the figures.")
     args = parser.parse_args(argv)
-    console = Console()
+    console = Console(width=max(Console().width, 120))
     rows: list[dict] = []
     with console.status("simulating") as status:
         for seed in range(args.seeds):
