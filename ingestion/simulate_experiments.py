@@ -51,12 +51,15 @@ def plant_experiments(
     planted: tuple[PlantedExperiment, ...] = PLANTED,
 ) -> dict[str, pd.DataFrame]:
     """Tables with `experiment`/`variant` on content_posts (null outside any experiment), the
-    planted lifts applied, and `truth_experiments`; with `planted=()` only the null columns."""
+    planted lifts applied, and `truth_experiments`; with `planted=()` the tables as they are
+    (the warehouse writes the two columns null)."""
+    if not planted:
+        return tables
     posts = tables["content_posts"].copy()
     experiment = np.full(len(posts), None, dtype=object)
     variant = np.full(len(posts), None, dtype=object)
     rows = []
-    if planted and len(posts):
+    if len(posts):
         rng = np.random.default_rng([seed, EXPERIMENT_STREAM])
         created = posts.created_at
         first, last = created.min().normalize(), created.max().normalize() + pd.Timedelta(days=1)
