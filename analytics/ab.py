@@ -220,7 +220,7 @@ def analyse(
                 str(name),
                 plain,
                 cuped,
-                cuped.width / plain.width,
+                cuped.width / plain.width if plain.width > 0 else float("nan"),
                 looks[-1].p_value,
                 looks[-1].ci_low,
                 looks[-1].ci_high,

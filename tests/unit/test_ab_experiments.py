@@ -19,6 +19,7 @@ from ingestion.csv_import import import_posts
 from ingestion.simulate_experiments import PLANTED
 from ingestion.simulator import simulate
 from ingestion.warehouse import ParquetWarehouse
+from pipelines import ab as ab_flow
 from pipelines.cli import main
 
 SEED = 5
@@ -100,6 +101,23 @@ def test_cuped_without_a_varying_covariate_leaves_the_outcome():
     y = np.array([1.0, 2.0, 3.0])
     adjusted, theta = cuped_adjusted(y, np.ones(3))
     assert theta == 0.0 and adjusted.tolist() == y.tolist()
+
+
+def test_degenerate_variants_give_numbers_not_a_crash():
+    posts = pd.DataFrame(
+        {
+            "post_id": range(6),
+            "user_id": [1, 2, 3, 1, 2, 3],
+            "created_at": pd.date_range("2026-01-01", periods=6, freq="D", tz="UTC"),
+            "reach": 100,
+            "engagement_rate": 0.0,
+            "experiment": "flat",
+            "variant": ["A", "B"] * 3,
+        }
+    )
+    (c,) = analyse(posts, "flat").comparisons
+    assert c.plain.diff == 0 and np.isnan(c.width_ratio) and c.sequential_p == 1.0
+    assert json.loads(ab_flow.as_json(analyse(posts, "flat").to_dict()))["experiment"] == "flat"
 
 
 def test_an_unknown_or_one_sided_experiment_is_one_line(posts):
