@@ -52,6 +52,7 @@ bench: install
 	$(UV) run python benchmarks/serving.py --preset quick --json .smap/bench/serving.json
 	$(UV) run python benchmarks/soak.py --json .smap/bench/soak.json
 	$(UV) run python benchmarks/drift.py --json .smap/bench/drift.json
+	$(UV) run python benchmarks/ab_coverage.py --seeds 100 --json .smap/bench/ab_coverage.json
 	$(UV) run smap cluster up
 	$(UV) run python benchmarks/scale.py --preset small --sizes 1,4 --json .smap/bench/scale.json; status=$$?; $(UV) run smap cluster down; exit $$status
 

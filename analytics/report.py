@@ -28,6 +28,8 @@ from urllib.parse import quote, quote_plus
 import numpy as np
 import pandas as pd
 
+from analytics.experiments_dashboard import COLUMNS as EXPERIMENT_COLUMNS
+from analytics.experiments_dashboard import experiments_parts, model_experiments
 from analytics.exports import Export, write_export
 from analytics.influence import top_of
 from analytics.lifecycle_report import lifecycle_parts
@@ -526,6 +528,13 @@ def health_section(checks: pd.DataFrame | None, champions: pd.DataFrame | str) -
     return Section(key, title, " ".join(notes), figures, shown, exports)
 
 
+def experiments_section(posts: pd.DataFrame | None, warehouse: Warehouse) -> Section:
+    parts = experiments_parts(posts, model_experiments(warehouse))
+    return Section(
+        "experiments", "Experiments", parts.note, parts.figures, parts.shown, parts.exports
+    )
+
+
 # -- reading the warehouse and the registry --------------------------------------------------
 
 
@@ -618,6 +627,7 @@ def sections(settings: Settings, warehouse: Warehouse) -> list[Section]:
         influencers_section(read("influencer_network")),
         hours_section(performance),
         *(Section(*part) for part in lifecycle_parts(read)),
+        experiments_section(read("content_performance_metrics", EXPERIMENT_COLUMNS), warehouse),
         health_section(drift_checks(warehouse), champions(settings)),
     ]
 

@@ -57,6 +57,8 @@ OPTIONAL_FIELDS = (
     "saves",
     "impressions",
     "post_id",
+    "experiment",
+    "variant",
 )
 MAPPING_KEYS = (
     "columns",
@@ -76,6 +78,7 @@ AUDIENCE_TABLES = ("follower_counts", "engagement_definition")
 # is the engagement denominator (dividing by an unknown is not zero).
 BLANK_AS_ZERO = ("likes", "comments", "shares", "saves")
 MAX_COUNT = 10**12  # far above any real post's reach; larger values are typos or overflow
+MAX_LABEL_CHARS = 200  # an experiment's or a variant's name
 MAX_TEXT_CHARS = 100_000  # longer captions are rejected per row, never the whole file
 DEFAULT_EARLIEST_DATE = "2004-01-01"
 FUTURE_SLACK = pd.Timedelta(days=1)  # a post may be stamped up to a day ahead (time zones)
@@ -165,6 +168,8 @@ class _Post:
     external_id: str
     followers: int | None = None
     blank_counts: int = 0  # interaction cells that were blank and loaded as 0
+    experiment: str = ""  # a content experiment and its variant, both or neither
+    variant: str = ""
 
     @functools.cached_property  # hashed once per post, not at every lookup
     def post_id(self) -> int:
@@ -912,6 +917,8 @@ def _parse_row(
         external_id=values.get("post_id", ""),
         followers=values.get("followers"),
         blank_counts=blanks,
+        experiment=values.get("experiment", ""),
+        variant=values.get("variant", ""),
     )
 
 
@@ -920,6 +927,12 @@ def _contradictions(
 ) -> list[str]:
     """Counts that cannot all be true: more likes than people reached (unless reach is an
     estimate the platform samples, which the mapping says with reach_sampled)."""
+    if bool(values.get("experiment")) != bool(values.get("variant")):
+        given, blank = (
+            ("experiment", "variant") if values.get("experiment") else ("variant", "experiment")
+        )
+        column = columns.get(blank, blank)
+        return [f"{blank} (column {column!r}): is empty while {given} is set"]
     reach = values.get("reach")
     if mapping.reach_sampled or not reach or values["likes"] <= reach:
         return []
@@ -1043,6 +1056,13 @@ def _caption(value: Any, _mapping: ColumnMapping) -> str:
     return text
 
 
+def _label(value: Any, _mapping: ColumnMapping) -> str:
+    text = _text(value)
+    if len(text) > MAX_LABEL_CHARS:
+        raise _Invalid(f"is {len(text):,} characters long (at most {MAX_LABEL_CHARS})")
+    return text
+
+
 def _flag(value: Any, _mapping: ColumnMapping) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in TRUTHY
@@ -1070,6 +1090,8 @@ PARSERS: dict[str, Callable[[Any, ColumnMapping], Any]] = {
     "post_id": lambda value, _mapping: _text(value),
     "hashtags": lambda value, _mapping: _tags(_text(value), _LISTED_TAG),
     "paid": _flag,
+    "experiment": _label,
+    "variant": _label,
 }
 
 
@@ -1129,6 +1151,8 @@ def _staged_rows(posts: list[_Post]) -> pd.DataFrame:
                 for metric in ("reach", "impressions", "likes", "comments", "shares", "saves")
             },
             "followers": pd.array([post.followers for post in posts], dtype="Int64"),
+            "experiment": [post.experiment or None for post in posts],
+            "variant": [post.variant or None for post in posts],
         }
     )
 

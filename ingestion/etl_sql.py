@@ -236,7 +236,8 @@ SELECT
     p.category, t.reach, t.interactions,
     t.inter / t.base AS engagement_rate, t.shares / t.base AS share_rate,
     COALESCE(s.sentiment, 0.0) AS avg_sentiment,
-    t.created_at + INTERVAL {LABEL_DAYS} DAY AS label_available_at
+    t.created_at + INTERVAL {LABEL_DAYS} DAY AS label_available_at,
+    COALESCE(p.experiment, '') AS experiment, COALESCE(p.variant, '') AS variant
 FROM terms AS t
 JOIN content_posts AS p ON p.post_id = t.post_id
 LEFT JOIN sentiment AS s ON s.post_id = t.post_id

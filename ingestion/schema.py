@@ -32,12 +32,17 @@ class Table:
     partition: str | None = None  # date column that ETL replaces partition by partition
     # a column, or several for one composite index
     indexes: tuple[str | tuple[str, ...], ...] = field(default_factory=tuple)
+    # nullable columns a frame may leave out (added after the table's first writers): null
+    optional: tuple[str, ...] = ()
 
     def conform(self, df: pd.DataFrame) -> pd.DataFrame:
         """Return `df` with exactly this table's columns, in order, with their dtypes."""
-        missing = [c for c in self.columns if c not in df.columns]
+        missing = [c for c in self.columns if c not in df.columns and c not in self.optional]
         if missing:
             raise ValueError(f"table {self.name}: missing column(s) {', '.join(missing)}")
+        absent = [c for c in self.optional if c not in df.columns]
+        if absent:
+            df = df.assign(**dict.fromkeys(absent))
         out = df.loc[:, list(self.columns)].copy()
         for col, kind in self.columns.items():
             dtype = TYPES[kind][0]
@@ -70,8 +75,8 @@ class Table:
         return pa.schema([(col, types[kind]) for col, kind in self.columns.items()])
 
 
-def _t(name, columns, key=(), partition=None, indexes=()):
-    return Table(name, columns, tuple(key), partition, tuple(indexes))
+def _t(name, columns, key=(), partition=None, indexes=(), optional=()):
+    return Table(name, columns, tuple(key), partition, tuple(indexes), tuple(optional))
 
 
 RAW_TABLES: dict[str, Table] = {
@@ -107,9 +112,12 @@ RAW_TABLES: dict[str, Table] = {
                 "comments": "int",
                 "shares": "int",
                 "saves": "int",
+                "experiment": "str",  # a content experiment the post is in (or null)
+                "variant": "str",  # its variant in that experiment (docs/experiments.md)
             },
             key=["post_id"],
             indexes=["user_id", "created_at"],
+            optional=["experiment", "variant"],
         ),
         _t(
             "comments",
@@ -230,6 +238,18 @@ TRUTH_TABLES: dict[str, Table] = {
             {"post_id": "int", "bot_shares": "int", "started_at": "ts"},
             key=["post_id"],
         ),
+        # simulator only: the planted content experiments and their true relative lift
+        _t(
+            "truth_experiments",
+            {
+                "experiment": "str",
+                "true_lift": "float",
+                "start_at": "ts",
+                "end_at": "ts",
+                "posts": "int",
+            },
+            key=["experiment"],
+        ),
     ]
 }
 
@@ -285,6 +305,8 @@ ANALYTICS_TABLES: dict[str, Table] = {
                 "share_rate": "float",
                 "avg_sentiment": "float",
                 "label_available_at": "ts",
+                "experiment": "str",
+                "variant": "str",
             },
             key=["post_id"],
             partition="date",

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ingestion.simulate_cascades import simulate_shares
+from ingestion.simulate_experiments import PLANTED, plant_experiments
 
 CATEGORIES = ("fashion", "food", "travel", "fitness", "tech", "music", "gaming", "beauty")
 POST_TYPES = ("image", "video", "text", "link", "carousel")
@@ -212,8 +213,10 @@ def simulate(
     start_date: str = "2026-01-01",
     shift_at: int | None = None,
     progress=None,
+    experiments: bool = False,
 ) -> dict[str, pd.DataFrame]:
-    """Generate raw and truth tables; `progress(step_name)` is called between steps."""
+    """Generate raw and truth tables; `progress(step_name)` is called between steps;
+    `experiments` plants the content experiments of ingestion/simulate_experiments.py."""
     spec = PRESETS[preset] if isinstance(preset, str) else preset
     rng = np.random.default_rng(seed)
     start = pd.Timestamp(start_date, tz="UTC")
@@ -546,7 +549,7 @@ def simulate(
     )
     share_events, truth_bot_bursts = simulate_shares(seed, posts, follows, n_u, AUDIENCE_PER_FOLLOW)
     tick("tables")
-    return {
+    tables = {
         "users": users,
         "content_posts": posts,
         "comments": comment_rows,
@@ -562,3 +565,4 @@ def simulate(
         "share_events": share_events,
         "truth_bot_bursts": truth_bot_bursts,
     }
+    return plant_experiments(tables, seed, PLANTED if experiments else ())

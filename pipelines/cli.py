@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +32,7 @@ from ingestion.csv_import import CsvImportError
 from ingestion.simulator import PRESETS
 from ingestion.warehouse import WarehouseError, open_warehouse
 from monitoring.review import serve_reports
+from pipelines import ab as ab_flow
 from pipelines import analytics as analytics_flow
 from pipelines import cluster as cluster_flow
 from pipelines import flows
@@ -69,6 +71,8 @@ cluster_app = typer.Typer(
     no_args_is_help=True, help="Spark standalone master, workers and MLflow server on this host."
 )
 app.add_typer(cluster_app, name="cluster")
+ab_app = typer.Typer(no_args_is_help=True, help="Content experiments: reports and sample sizes.")
+app.add_typer(ab_app, name="ab")
 out = Console()
 
 Profile = Annotated[
@@ -156,6 +160,10 @@ def simulate(
         int | None,
         typer.Option("--shift-at", help="Day index from which behaviour changes (drift)."),
     ] = None,
+    experiments: Annotated[
+        bool,
+        typer.Option("--experiments", help="Plant content experiments with known lifts."),
+    ] = False,
 ) -> None:
     """Generate a seeded social platform into the raw and truth tables."""
     if preset is not None and preset not in PRESETS:
@@ -170,7 +178,9 @@ def simulate(
             f"choose 1 to {days - 1}"
         )
     started = time.perf_counter()
-    counts = flows.simulate(settings, preset=preset, seed=seed, shift_at=shift_at)
+    counts = flows.simulate(
+        settings, preset=preset, seed=seed, shift_at=shift_at, experiments=experiments
+    )
     seconds = time.perf_counter() - started
     total = sum(counts.values())
     summary = {
@@ -1025,6 +1035,45 @@ def report(
     )
     if serve:
         serve_folder(done.folder, port, lambda url: out.print(f"serving {url} (Ctrl-C stops)"))
+
+
+@ab_app.command("report")
+def ab_report(
+    experiment: Annotated[str, typer.Argument(help="The experiment's name on its posts.")],
+    profile: Profile = None,
+    alpha: Annotated[float, typer.Option(help="1 - the intervals' level.")] = 0.05,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Per variant: posts, reach, engagement rate; against the control: difference and lift
+    with intervals (plain and CUPED), p-value and the always-valid sequential test."""
+    result = ab_flow.report(settings_for(profile, writes=False), experiment, alpha)
+    if as_json:
+        typer.echo(ab_flow.as_json(result.to_dict()))
+        return
+    for table in ab_flow.report_tables(result):
+        out.print(table)
+
+
+@ab_app.command("plan")
+def ab_plan(
+    baseline_rate: Annotated[
+        float, typer.Option("--baseline-rate", help="The control's engagement rate (0-1).")
+    ],
+    lift: Annotated[float, typer.Option(help="Relative lift to detect, e.g. 0.1 for +10%.")],
+    power: Annotated[float, typer.Option(help="Chance of detecting the lift.")] = 0.8,
+    alpha: Annotated[float, typer.Option(help="False-positive rate (two-sided).")] = 0.05,
+    sd: Annotated[
+        float | None,
+        typer.Option(help="Per-post sd of the rate (`ab report` shows it): Cohen's d, not h."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Posts needed per variant (statsmodels' NormalIndPower on Cohen's h, or d with --sd)."""
+    result = ab_flow.plan(baseline_rate, lift, power, alpha, sd)
+    if as_json:
+        typer.echo(ab_flow.as_json(asdict(result)))
+    else:
+        out.print(ab_flow.plan_table(result))
 
 
 def cluster_settings(profile: str | None) -> Settings:

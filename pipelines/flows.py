@@ -33,6 +33,7 @@ def simulate(
     preset: str | None = None,
     seed: int | None = None,
     shift_at: int | None = None,
+    experiments: bool = False,
 ) -> dict[str, int]:
     """Generate a platform and write its raw and truth tables to the warehouse."""
     warehouse = open_warehouse(settings)  # fails fast when the warehouse is unreachable
@@ -44,6 +45,7 @@ def simulate(
             sim.start_date,
             shift_at,
             progress=tick,
+            experiments=experiments,
         )
     counts = {}
     # one lock for all tables: an ETL or import never sees half of a new platform
