@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from ingestion.simulate_interests import follow_interests
+
 CATEGORIES = ("fashion", "food", "travel", "fitness", "tech", "music", "gaming", "beauty")
 POST_TYPES = ("image", "video", "text", "link", "carousel")
 POST_TYPE_SHARE = (0.38, 0.22, 0.14, 0.08, 0.18)
@@ -542,13 +544,25 @@ def simulate(
             "expected_usage": expected_usage.ravel(),
         }
     )
+    # who follows, likes and comments: by interest, on a stream of its own (counts unchanged)
+    chosen = follow_interests(
+        seed,
+        {"content_posts": posts, "follows": follows, "likes": like_rows, "comments": comment_rows},
+        CATEGORIES,
+        interests,
+        quality,
+        signup_day,
+        active,
+        active_prob,
+        start,
+    )
     tick("tables")
     return {
         "users": users,
         "content_posts": posts,
-        "comments": comment_rows,
-        "likes": like_rows,
-        "follows": follows,
+        "comments": chosen["comments"],
+        "likes": chosen["likes"],
+        "follows": chosen["follows"],
         "hashtags": hashtags,
         "post_hashtags": post_tags.astype(np.int64),
         "campaigns": campaigns,
@@ -556,4 +570,5 @@ def simulate(
         "truth_users": truth_users,
         "truth_hashtag_daily": truth_hashtags,
         "truth_post_categories": truth_categories,
+        "truth_interests": chosen["truth_interests"],
     }
