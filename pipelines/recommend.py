@@ -109,3 +109,69 @@ def evaluate(
         **lineage,
         "by_interaction": figures,
     }
+
+
+def train(
+    settings: Settings, holdout_days: int = 7, max_queries: int | None = None
+) -> dict[str, Any]:
+    """Fit the ALS recommender, log, register and gate it against popularity."""
+    from training import recommender  # imports MLflow and implicit
+
+    result = recommender.train_recommender(
+        settings,
+        open_warehouse(settings),
+        holdout_days,
+        max_queries or recommender.MAX_QUERIES,
+    )
+    return {
+        "version": result.version,
+        "run_id": result.run_id,
+        "params": dict(zip(("factors", "regularization", "alpha"), result.params, strict=True)),
+        "decision": result.decision.decision,
+        "champion": result.decision.champion_after,
+        "reason": result.decision.reason,
+        "queries": result.queries,
+        "methods": _rows(result.holdout),
+    }
+
+
+def _rows(table: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    return [{"method": method, **figures} for method, figures in table.items()]
+
+
+def evaluate_models(
+    settings: Settings, holdout_days: int = 7, k: int = rec.K, max_queries: int | None = None
+) -> dict[str, Any]:
+    """Hit-rate@k and NDCG@k of popularity, the recommendation champion (and its factor
+    score alone) and the oracle on the held-out days' likes."""
+    import mlflow
+
+    from training import recommender  # imports MLflow and implicit
+    from training.registry import current_champion
+    from training.tracking import use_tracking
+
+    data = recommender.read_interactions(open_warehouse(settings))
+    days = recommender.split_days(data, holdout_days)
+    frame = recommender.ranking_frame(
+        data,
+        days["test"],
+        days["end"],
+        max_queries or recommender.MAX_QUERIES,
+        settings.training.seed,
+    )
+    client = use_tracking(settings)
+    version = current_champion(client, recommender.RECOMMENDATION.name)
+    model = None
+    if version is not None:
+        uri = f"models:/{recommender.RECOMMENDATION.name}/{version}"
+        model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    return {
+        "k": k,
+        "holdout_days": holdout_days,
+        "holdout_start": str(days["test"]),
+        "queries": int(frame["query"].nunique()),
+        "mean_pool": round(len(frame) / max(frame["query"].nunique(), 1), 1),
+        "champion_version": version,
+        "note": "" if version else "no recommendation champion: `smap recommend --train`",
+        "methods": _rows(recommender.compare(model, frame, k)),
+    }
