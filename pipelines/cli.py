@@ -929,11 +929,15 @@ def recommend(
     if user is None:
         raise typer.BadParameter("give --user ID, or --evaluate", param_hint="--user")
     answer = recommend_flow.recommend_for(settings, user, n, use_champion=not proxy)
-    interests = ", ".join(answer["interests"]) if answer["interests"] else "all (no history)"
+    by_model = answer["scored_by"].startswith("recommendation")
+    interests = ", ".join(answer["interests"] or []) or (
+        "learned by the model" if by_model else "all (no history)"
+    )
     out.print(f"user {user} at {answer['at']}; interests: {interests}", markup=False)
     out.print(f"scored by: {answer['scored_by']}", soft_wrap=True, markup=False)
     table = Table(title=f"{len(answer['posts'])} recommended posts")
-    for col in ("post", "author", "category", "type", "published", "predicted engagement"):
+    score = "score" if by_model else "predicted engagement"
+    for col in ("post", "author", "category", "type", "published", score):
         table.add_column(col)
     for r in answer["posts"].itertuples():
         published = f"{r.created_at:%Y-%m-%d %H:%M}"

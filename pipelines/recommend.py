@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analytics import recommend as rec
@@ -73,9 +74,14 @@ def engagement_scores(
 def recommend_for(
     settings: Settings, user_id: int, n: int = rec.K, use_champion: bool = True
 ) -> dict[str, Any]:
-    """The top `n` fresh posts for `user_id` at the data's present."""
+    """The top `n` fresh posts for `user_id` at the data's present: ranked by the
+    recommendation champion, or without one by the engagement rule."""
     platform = rec.read_platform(open_warehouse(settings))
     at = platform.now + pd.Timedelta(seconds=1)
+    if use_champion:
+        ranked = champion_ranking(settings, platform, user_id, n, at)
+        if ranked is not None:
+            return ranked
     recent = platform.posts[platform.posts.created_at >= at - pd.Timedelta(days=rec.RECENT_DAYS)]
     scores, lineage = engagement_scores(settings, recent, use_champion)
     ranked, categories = rec.recommend(platform, scores, user_id, n, at)
@@ -85,6 +91,40 @@ def recommend_for(
         "interests": sorted(categories) if categories is not None else None,
         "posts": ranked,
         **lineage,
+    }
+
+
+def champion_ranking(
+    settings: Settings, platform: rec.Platform, user_id: int, n: int, at: pd.Timestamp
+) -> dict[str, Any] | None:
+    """The recommendation champion's top `n` for `user_id` at `at`, None without a champion."""
+    import mlflow
+
+    from training import recommender  # these import MLflow and implicit
+    from training.registry import current_champion
+    from training.tracking import use_tracking
+
+    client = use_tracking(settings)
+    version = current_champion(client, recommender.RECOMMENDATION.name)
+    if version is None:
+        return None
+    uri = f"models:/{recommender.RECOMMENDATION.name}/{version}"
+    model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    acts = platform.interactions[platform.interactions.post_id.isin(platform.posts.post_id)]
+    acts = acts.sort_values("created_at", kind="stable").reset_index(drop=True)
+    pools = recommender.Pools(
+        recommender.Interactions(platform.posts, platform.follows, acts, None)
+    )
+    frame, pool = pools.frame(int(user_id), at.value)
+    scores = model.predict_frame(frame) if len(frame) else np.array([])
+    order = np.lexsort((frame.age_days.to_numpy(), -np.asarray(scores, float)))[:n]
+    posts = platform.posts.iloc[pool[order]].assign(score=np.asarray(scores)[order])
+    return {
+        "user_id": user_id,
+        "at": str(at),
+        "interests": None,
+        "posts": posts,
+        "scored_by": f"recommendation champion v{version}",
     }
 
 
