@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from analytics import recommend as rec
@@ -94,36 +93,28 @@ def recommend_for(
     }
 
 
+def _recommender():
+    from training import recommender  # imports MLflow and implicit
+
+    return recommender
+
+
 def champion_ranking(
     settings: Settings, platform: rec.Platform, user_id: int, n: int, at: pd.Timestamp
 ) -> dict[str, Any] | None:
     """The recommendation champion's top `n` for `user_id` at `at`, None without a champion."""
-    import mlflow
-
-    from training import recommender  # these import MLflow and implicit
-    from training.registry import current_champion
-    from training.tracking import use_tracking
-
-    client = use_tracking(settings)
-    version = current_champion(client, recommender.RECOMMENDATION.name)
-    if version is None:
+    recommender = _recommender()
+    found = recommender.load_champion(settings)
+    if found is None:
         return None
-    uri = f"models:/{recommender.RECOMMENDATION.name}/{version}"
-    model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
-    acts = platform.interactions[platform.interactions.post_id.isin(platform.posts.post_id)]
-    acts = acts.sort_values("created_at", kind="stable").reset_index(drop=True)
-    pools = recommender.Pools(
-        recommender.Interactions(platform.posts, platform.follows, acts, None)
-    )
-    frame, pool = pools.frame(int(user_id), at.value)
-    scores = model.predict_frame(frame) if len(frame) else np.array([])
-    order = np.lexsort((frame.age_days.to_numpy(), -np.asarray(scores, float)))[:n]
-    posts = platform.posts.iloc[pool[order]].assign(score=np.asarray(scores)[order])
+    model, version, _run_id = found
+    data = recommender.interactions_of(platform.posts, platform.follows, platform.interactions)
+    positions, scores = recommender.top(model, recommender.Pools(data), user_id, at, n)
     return {
         "user_id": user_id,
         "at": str(at),
         "interests": None,
-        "posts": posts,
+        "posts": platform.posts.iloc[positions].assign(score=scores),
         "scored_by": f"recommendation champion v{version}",
     }
 
@@ -155,8 +146,7 @@ def train(
     settings: Settings, holdout_days: int = 7, max_queries: int | None = None
 ) -> dict[str, Any]:
     """Fit the ALS recommender, log, register and gate it against popularity."""
-    from training import recommender  # imports MLflow and implicit
-
+    recommender = _recommender()
     result = recommender.train_recommender(
         settings,
         open_warehouse(settings),
@@ -184,12 +174,7 @@ def evaluate_models(
 ) -> dict[str, Any]:
     """Hit-rate@k and NDCG@k of popularity, the recommendation champion (and its factor
     score alone) and the oracle on the held-out days' likes."""
-    import mlflow
-
-    from training import recommender  # imports MLflow and implicit
-    from training.registry import current_champion
-    from training.tracking import use_tracking
-
+    recommender = _recommender()
     data = recommender.read_interactions(open_warehouse(settings))
     days = recommender.split_days(data, holdout_days)
     frame = recommender.ranking_frame(
@@ -199,12 +184,8 @@ def evaluate_models(
         max_queries or recommender.MAX_QUERIES,
         settings.training.seed,
     )
-    client = use_tracking(settings)
-    version = current_champion(client, recommender.RECOMMENDATION.name)
-    model = None
-    if version is not None:
-        uri = f"models:/{recommender.RECOMMENDATION.name}/{version}"
-        model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    found = recommender.load_champion(settings)
+    model, version = (found[0], found[1]) if found is not None else (None, None)
     return {
         "k": k,
         "holdout_days": holdout_days,

@@ -19,8 +19,6 @@ from __future__ import annotations
 import threading
 import time
 
-import mlflow
-import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
@@ -39,10 +37,8 @@ from serving.schemas import (
     RecommendedPost,
     RecommendResponse,
 )
-from training.recommender import Interactions, Pools
-from training.registry import current_champion
+from training.recommender import AffinityModel, Pools, interactions_of, load_champion, top
 from training.tasks.recommendation import TASK as RECOMMENDATION
-from training.tracking import use_tracking
 
 MAX_SCORED = 500  # candidates scored per request, newest first
 TABLES = ["content_posts", "follows", "likes", "comments"]
@@ -57,7 +53,7 @@ class ContentAnswers:
         self._version: str | None = None
         self._checked = float("-inf")
         self._pools: tuple[rec.Platform, Pools] | None = None
-        self._ranker: tuple[object, int, str] | None = None  # model, version, run id
+        self._ranker: tuple[AffinityModel, int, str] | None = None  # model, version, run id
         self._ranker_checked = float("-inf")
 
     def warehouse(self):
@@ -128,7 +124,7 @@ class ContentAnswers:
         scores = pd.Series(list(map(float, predicted)), index=pool.post_id.to_numpy())
         return scores, champion
 
-    def ranker(self) -> tuple[object, int, str] | None:
+    def ranker(self) -> tuple[AffinityModel, int, str] | None:
         """The recommendation champion (model, version, run id), None without one; a registry
         that does not answer keeps the last one loaded."""
         with self._lock:
@@ -137,15 +133,7 @@ class ContentAnswers:
                 return self._ranker
             self._ranker_checked = now
             try:
-                client = use_tracking(self.settings)
-                version = current_champion(client, RECOMMENDATION.name)
-                if version is None:
-                    self._ranker = None
-                elif self._ranker is None or self._ranker[1] != version:
-                    uri = f"models:/{RECOMMENDATION.name}/{version}"
-                    model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
-                    run_id = client.get_model_version(RECOMMENDATION.name, str(version)).run_id
-                    self._ranker = (model, version, run_id or "")
+                self._ranker = load_champion(self.settings)
             except (SmapError, OSError, MlflowException):
                 pass
             return self._ranker
@@ -153,9 +141,7 @@ class ContentAnswers:
     def pools(self, platform: rec.Platform) -> Pools:
         """The candidate arrays of `platform`, built once per read of it."""
         if self._pools is None or self._pools[0] is not platform:
-            acts = platform.interactions[platform.interactions.post_id.isin(platform.posts.post_id)]
-            acts = acts.sort_values("created_at", kind="stable").reset_index(drop=True)
-            data = Interactions(platform.posts, platform.follows, acts, None)
+            data = interactions_of(platform.posts, platform.follows, platform.interactions)
             self._pools = (platform, Pools(data))
         return self._pools[1]
 
@@ -168,10 +154,8 @@ class ContentAnswers:
             return None
         model, version, run_id = found
         at = platform.now + pd.Timedelta(seconds=1)
-        frame, pool = self.pools(platform).frame(int(user_id), at.value)
-        scores = model.predict_frame(frame) if len(frame) else np.array([])  # type: ignore[attr-defined]
-        order = np.lexsort((frame.age_days.to_numpy(), -np.asarray(scores, float)))[:n]
-        posts = platform.posts.iloc[pool[order]]
+        positions, scores = top(model, self.pools(platform), user_id, at, n)
+        posts = platform.posts.iloc[positions]
         return RecommendResponse(
             user_id=user_id,
             interests=None,
@@ -185,7 +169,7 @@ class ContentAnswers:
                     published_at=r.created_at.to_pydatetime(),
                     score=float(score),
                 )
-                for r, score in zip(posts.itertuples(), np.asarray(scores)[order], strict=True)
+                for r, score in zip(posts.itertuples(), scores, strict=True)
             ],
             scored_by=f"recommendation champion v{version}",
             lineage=Lineage(

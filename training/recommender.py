@@ -37,7 +37,7 @@ from training import tags as tag
 from training.dataset import fingerprint
 from training.descriptions import experiment_note, model_description, version_description
 from training.errors import TaskError
-from training.registry import Decision, promote
+from training.registry import Decision, current_champion, promote
 from training.tasks.recommendation import TASK as RECOMMENDATION
 from training.tasks.recommendation import popularity
 from training.tracking import experiment_for, git_commit, register_version, use_tracking
@@ -507,3 +507,35 @@ def train_recommender(
 def ranking_scorer(frame: pd.DataFrame, scores) -> dict[str, float]:
     """The gate's scorer: hit-rate and NDCG of `scores` on the held-out pools."""
     return ranking_metrics(frame, scores)
+
+
+def load_champion(settings: Settings) -> tuple[AffinityModel, int, str] | None:
+    """The recommendation champion (model, version, run id), None when there is none."""
+    client = use_tracking(settings)
+    version = current_champion(client, RECOMMENDATION.name)
+    if version is None:
+        return None
+    uri = f"models:/{RECOMMENDATION.name}/{version}"
+    model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    run_id = client.get_model_version(RECOMMENDATION.name, str(version)).run_id or ""
+    return cast(AffinityModel, model), version, run_id
+
+
+def interactions_of(posts: pd.DataFrame, follows: pd.DataFrame, acts: pd.DataFrame) -> Interactions:
+    """Interactions from tables read elsewhere (posts in time order; acts of any order)."""
+    acts = acts[acts.post_id.isin(posts.post_id)]
+    acts = acts.sort_values("created_at", kind="stable").reset_index(drop=True)
+    return Interactions(posts, follows, acts, None)
+
+
+def top(
+    model: AffinityModel, pools: Pools, user_id: int, at: pd.Timestamp, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The positions (in the posts' time order) of the `n` best candidates for `user_id` at
+    `at`, best first (newest first on ties), and their scores."""
+    frame, pool = pools.frame(int(user_id), at.value)
+    if not len(frame):
+        return pool, np.array([])
+    scores = np.asarray(model.predict_frame(frame), float)
+    order = np.lexsort((frame.age_days.to_numpy(), -scores))[:n]
+    return pool[order], scores[order]
