@@ -392,17 +392,17 @@ def choose(data: Interactions, days: dict[str, pd.Timestamp], seed: int, max_que
     frame = ranking_frame(data, days["valid"], days["test"], max_queries, seed)
     half = frame["query"].to_numpy() % 2 == 0
     fit_part, score_part = frame[half], frame[~half]
-    best: tuple[float, tuple[int, float, float], np.ndarray, dict[str, float]] | None = None
+    best: tuple[float, tuple[int, float, float], Factors, dict[str, float]] | None = None
     for params in GRID:
         factors = fit_factors(data, days["valid"], params, seed)
         coef = fit_blend(factors, fit_part, seed)
         figures = ranking_metrics(score_part, feature_matrix(factors, score_part) @ coef)
         if best is None or figures[f"hit_rate_at_{K}"] > best[0]:
-            best = (figures[f"hit_rate_at_{K}"], params, coef, figures)
+            best = (figures[f"hit_rate_at_{K}"], params, factors, figures)
     assert best is not None
-    _, params, _, figures = best
+    _, params, factors, figures = best
     # the blend for the registered model: fitted on every validation query
-    coef = fit_blend(fit_factors(data, days["valid"], params, seed), frame, seed)
+    coef = fit_blend(factors, frame, seed)
     return params, coef, figures
 
 
