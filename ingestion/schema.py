@@ -250,6 +250,13 @@ TRUTH_TABLES: dict[str, Table] = {
             },
             key=["experiment"],
         ),
+        # each user's latent interest per category and quality, the inputs of the expected
+        # affinity of a like (ingestion/simulate_interests.py), the recommendations' oracle
+        _t(
+            "truth_interests",
+            {"user_id": "int", "category": "str", "interest": "float", "quality": "float"},
+            key=["user_id", "category"],
+        ),
     ]
 }
 

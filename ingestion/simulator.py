@@ -14,6 +14,7 @@ import pandas as pd
 
 from ingestion.simulate_cascades import simulate_shares
 from ingestion.simulate_experiments import PLANTED, plant_experiments
+from ingestion.simulate_interests import follow_interests
 
 CATEGORIES = ("fashion", "food", "travel", "fitness", "tech", "music", "gaming", "beauty")
 POST_TYPES = ("image", "video", "text", "link", "carousel")
@@ -547,14 +548,28 @@ def simulate(
             "expected_usage": expected_usage.ravel(),
         }
     )
-    share_events, truth_bot_bursts = simulate_shares(seed, posts, follows, n_u, AUDIENCE_PER_FOLLOW)
+    # who follows, likes and comments: by interest, on a stream of its own (counts unchanged)
+    chosen = follow_interests(
+        seed,
+        {"content_posts": posts, "follows": follows, "likes": like_rows, "comments": comment_rows},
+        CATEGORIES,
+        interests,
+        quality,
+        signup_day,
+        active,
+        active_prob,
+        start,
+    )
+    share_events, truth_bot_bursts = simulate_shares(
+        seed, posts, chosen["follows"], n_u, AUDIENCE_PER_FOLLOW
+    )
     tick("tables")
     tables = {
         "users": users,
         "content_posts": posts,
-        "comments": comment_rows,
-        "likes": like_rows,
-        "follows": follows,
+        "comments": chosen["comments"],
+        "likes": chosen["likes"],
+        "follows": chosen["follows"],
         "hashtags": hashtags,
         "post_hashtags": post_tags.astype(np.int64),
         "campaigns": campaigns,
@@ -564,5 +579,6 @@ def simulate(
         "truth_post_categories": truth_categories,
         "share_events": share_events,
         "truth_bot_bursts": truth_bot_bursts,
+        "truth_interests": chosen["truth_interests"],
     }
     return plant_experiments(tables, seed, PLANTED if experiments else ())

@@ -887,8 +887,18 @@ def recommend(
     n: Annotated[int, typer.Option(min=1, max=100, help="How many posts.")] = 10,
     run_evaluate: Annotated[
         bool,
-        typer.Option("--evaluate", help="Hit-rate@k on held-out likes against popularity."),
+        typer.Option(
+            "--evaluate",
+            help="Hit-rate@k and NDCG@k on held-out likes: popularity, champion, oracle.",
+        ),
     ] = False,
+    run_train: Annotated[
+        bool,
+        typer.Option("--train", help="Fit the ALS recommender, register it, gate it."),
+    ] = False,
+    queries: Annotated[
+        int, typer.Option(min=10, help="Held-out likes sampled (--evaluate, --train).")
+    ] = 2000,
     holdout_days: Annotated[int, typer.Option(min=1, help="Held-out days (--evaluate).")] = 7,
     k: Annotated[int, typer.Option(min=1, help="Hit-rate@k (--evaluate).")] = 10,
     proxy: Annotated[
@@ -896,40 +906,48 @@ def recommend(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
-    """Fresh posts from unfollowed accounts in a user's interest categories, ranked by
-    predicted engagement; --evaluate measures hit-rate on held-out likes."""
-    settings = settings_for(profile, writes=False)
-    if run_evaluate:
-        report = recommend_flow.evaluate(settings, holdout_days, k, use_champion=not proxy)
+    """Fresh posts for a user; --train fits the ALS recommender and gates it against
+    popularity; --evaluate compares popularity, the champion and the oracle on held-out likes."""
+    settings = settings_for(profile, writes=run_train)
+    if run_train or run_evaluate:
+        report = (
+            recommend_flow.train(settings, holdout_days, queries)
+            if run_train
+            else recommend_flow.evaluate_models(settings, holdout_days, k, queries)
+        )
         if as_json:
             from training.evaluate import report_json  # strict JSON; imports MLflow
 
             typer.echo(report_json(report))
             return
-        out.print(f"scored by: {report['scored_by']}", soft_wrap=True, markup=False)
-        table = Table(title=f"hit-rate@{k} on the last {holdout_days} days' interactions")
-        columns = ("held out", "n", "recommender", "chance", "popularity", "chance ", "in pool")
-        for col in columns:
+        if run_train:
+            out.print(f"version {report['version']}: {report['decision']}: {report['reason']}")
+        elif report["note"]:
+            out.print(report["note"], markup=False)
+        kk = 10 if run_train else k
+        table = Table(
+            title=f"{report['queries']} held-out likes of the last {holdout_days} days",
+        )
+        for col in ("method", f"hit_rate_at_{kk}", f"ndcg_at_{kk}"):
             table.add_column(col, justify="right")
-        for kind, f in report["by_interaction"].items():
-            reachable = f"{f['recommender_reachable']:.0%} / {f['popularity_reachable']:.0%}"
+        for row in report["methods"]:
             table.add_row(
-                kind + "s",
-                str(f["held_out"]),
-                *(f"{f[name]:.4f}" for name in ("recommender", "recommender_chance")),
-                *(f"{f[name]:.4f}" for name in ("popularity", "popularity_chance")),
-                reachable,
+                row["method"], f"{row[f'hit_rate_at_{kk}']:.4f}", f"{row[f'ndcg_at_{kk}']:.4f}"
             )
         out.print(table)
         return
     if user is None:
         raise typer.BadParameter("give --user ID, or --evaluate", param_hint="--user")
     answer = recommend_flow.recommend_for(settings, user, n, use_champion=not proxy)
-    interests = ", ".join(answer["interests"]) if answer["interests"] else "all (no history)"
+    by_model = answer["scored_by"].startswith("recommendation")
+    interests = ", ".join(answer["interests"] or []) or (
+        "learned by the model" if by_model else "all (no history)"
+    )
     out.print(f"user {user} at {answer['at']}; interests: {interests}", markup=False)
     out.print(f"scored by: {answer['scored_by']}", soft_wrap=True, markup=False)
     table = Table(title=f"{len(answer['posts'])} recommended posts")
-    for col in ("post", "author", "category", "type", "published", "predicted engagement"):
+    score = "score" if by_model else "predicted engagement"
+    for col in ("post", "author", "category", "type", "published", score):
         table.add_column(col)
     for r in answer["posts"].itertuples():
         published = f"{r.created_at:%Y-%m-%d %H:%M}"

@@ -73,9 +73,14 @@ def engagement_scores(
 def recommend_for(
     settings: Settings, user_id: int, n: int = rec.K, use_champion: bool = True
 ) -> dict[str, Any]:
-    """The top `n` fresh posts for `user_id` at the data's present."""
+    """The top `n` fresh posts for `user_id` at the data's present: ranked by the
+    recommendation champion, or without one by the engagement rule."""
     platform = rec.read_platform(open_warehouse(settings))
     at = platform.now + pd.Timedelta(seconds=1)
+    if use_champion:
+        ranked = champion_ranking(settings, platform, user_id, n, at)
+        if ranked is not None:
+            return ranked
     recent = platform.posts[platform.posts.created_at >= at - pd.Timedelta(days=rec.RECENT_DAYS)]
     scores, lineage = engagement_scores(settings, recent, use_champion)
     ranked, categories = rec.recommend(platform, scores, user_id, n, at)
@@ -85,6 +90,32 @@ def recommend_for(
         "interests": sorted(categories) if categories is not None else None,
         "posts": ranked,
         **lineage,
+    }
+
+
+def _recommender():
+    from training import recommender  # imports MLflow and implicit
+
+    return recommender
+
+
+def champion_ranking(
+    settings: Settings, platform: rec.Platform, user_id: int, n: int, at: pd.Timestamp
+) -> dict[str, Any] | None:
+    """The recommendation champion's top `n` for `user_id` at `at`, None without a champion."""
+    recommender = _recommender()
+    found = recommender.load_champion(settings)
+    if found is None:
+        return None
+    model, version, _run_id = found
+    data = recommender.interactions_of(platform.posts, platform.follows, platform.interactions)
+    positions, scores = recommender.top(model, recommender.Pools(data), user_id, at, n)
+    return {
+        "user_id": user_id,
+        "at": str(at),
+        "interests": None,
+        "posts": platform.posts.iloc[positions].assign(score=scores),
+        "scored_by": f"recommendation champion v{version}",
     }
 
 
@@ -108,4 +139,60 @@ def evaluate(
         "holdout_start": str(platform.now - pd.Timedelta(days=holdout_days)),
         **lineage,
         "by_interaction": figures,
+    }
+
+
+def train(
+    settings: Settings, holdout_days: int = 7, max_queries: int | None = None
+) -> dict[str, Any]:
+    """Fit the ALS recommender, log, register and gate it against popularity."""
+    recommender = _recommender()
+    result = recommender.train_recommender(
+        settings,
+        open_warehouse(settings),
+        holdout_days,
+        max_queries or recommender.MAX_QUERIES,
+    )
+    return {
+        "version": result.version,
+        "run_id": result.run_id,
+        "params": dict(zip(("factors", "regularization", "alpha"), result.params, strict=True)),
+        "decision": result.decision.decision,
+        "champion": result.decision.champion_after,
+        "reason": result.decision.reason,
+        "queries": result.queries,
+        "methods": _rows(result.holdout),
+    }
+
+
+def _rows(table: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    return [{"method": method, **figures} for method, figures in table.items()]
+
+
+def evaluate_models(
+    settings: Settings, holdout_days: int = 7, k: int = rec.K, max_queries: int | None = None
+) -> dict[str, Any]:
+    """Hit-rate@k and NDCG@k of popularity, the recommendation champion (and its factor
+    score alone) and the oracle on the held-out days' likes."""
+    recommender = _recommender()
+    data = recommender.read_interactions(open_warehouse(settings))
+    days = recommender.split_days(data, holdout_days)
+    frame = recommender.ranking_frame(
+        data,
+        days["test"],
+        days["end"],
+        max_queries or recommender.MAX_QUERIES,
+        settings.training.seed,
+    )
+    found = recommender.load_champion(settings)
+    model, version = (found[0], found[1]) if found is not None else (None, None)
+    return {
+        "k": k,
+        "holdout_days": holdout_days,
+        "holdout_start": str(days["test"]),
+        "queries": int(frame["query"].nunique()),
+        "mean_pool": round(len(frame) / max(frame["query"].nunique(), 1), 1),
+        "champion_version": version,
+        "note": "" if version else "no recommendation champion: `smap recommend --train`",
+        "methods": _rows(recommender.compare(model, frame, k)),
     }

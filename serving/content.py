@@ -1,6 +1,11 @@
 """The service's content answers: `classify_content` (the content champion's category and
-probabilities) and `recommend_content` (fresh posts ranked by predicted engagement, the rules
-of `analytics.recommend`).
+probabilities) and `recommend_content` (fresh posts ranked by the recommendation champion,
+`training/recommender.py`; without one, by predicted engagement, the rules of
+`analytics.recommend`).
+
+The recommendation champion (`recommendation@champion`) is looked up again every
+`serving.alias_poll_seconds`; its candidates and their features are those of its evaluation
+(`training.recommender.Pools`) at the data's present.
 
 Recommendations read posts, follows, likes and comments from the warehouse, kept until the
 warehouse says one was rewritten (checked at most every `serving.alias_poll_seconds`). The
@@ -15,6 +20,7 @@ import threading
 import time
 
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 from analytics import recommend as rec
 from analytics.errors import AnalyticsError
@@ -27,9 +33,12 @@ from serving.schemas import (
     ContentPost,
     ContentPrediction,
     ContentResponse,
+    Lineage,
     RecommendedPost,
     RecommendResponse,
 )
+from training.recommender import AffinityModel, Pools, interactions_of, load_champion, top
+from training.tasks.recommendation import TASK as RECOMMENDATION
 
 MAX_SCORED = 500  # candidates scored per request, newest first
 TABLES = ["content_posts", "follows", "likes", "comments"]
@@ -43,6 +52,9 @@ class ContentAnswers:
         self._platform: rec.Platform | None = None
         self._version: str | None = None
         self._checked = float("-inf")
+        self._pools: tuple[rec.Platform, Pools] | None = None
+        self._ranker: tuple[AffinityModel, int, str] | None = None  # model, version, run id
+        self._ranker_checked = float("-inf")
 
     def warehouse(self):
         if self._warehouse is None:
@@ -112,9 +124,69 @@ class ContentAnswers:
         scores = pd.Series(list(map(float, predicted)), index=pool.post_id.to_numpy())
         return scores, champion
 
+    def ranker(self) -> tuple[AffinityModel, int, str] | None:
+        """The recommendation champion (model, version, run id), None without one; a registry
+        that does not answer keeps the last one loaded."""
+        with self._lock:
+            now = self._clock()
+            if now - self._ranker_checked < self.settings.serving.alias_poll_seconds:
+                return self._ranker
+            self._ranker_checked = now
+            try:
+                self._ranker = load_champion(self.settings)
+            except (SmapError, OSError, MlflowException):
+                pass
+            return self._ranker
+
+    def pools(self, platform: rec.Platform) -> Pools:
+        """The candidate arrays of `platform`, built once per read of it."""
+        if self._pools is None or self._pools[0] is not platform:
+            data = interactions_of(platform.posts, platform.follows, platform.interactions)
+            self._pools = (platform, Pools(data))
+        return self._pools[1]
+
+    def ranked(
+        self, platform: rec.Platform, user_id: int, n: int, request_id: str
+    ) -> RecommendResponse | None:
+        """The champion's top `n` for `user_id`, None without a champion."""
+        found = self.ranker()
+        if found is None:
+            return None
+        model, version, run_id = found
+        at = platform.now + pd.Timedelta(seconds=1)
+        positions, scores = top(model, self.pools(platform), user_id, at, n)
+        posts = platform.posts.iloc[positions]
+        return RecommendResponse(
+            user_id=user_id,
+            interests=None,
+            at=at.to_pydatetime(),
+            posts=[
+                RecommendedPost(
+                    post_id=int(r.post_id),
+                    author_id=int(r.user_id),
+                    category=str(r.category),
+                    post_type=str(r.post_type),
+                    published_at=r.created_at.to_pydatetime(),
+                    score=float(score),
+                )
+                for r, score in zip(posts.itertuples(), scores, strict=True)
+            ],
+            scored_by=f"recommendation champion v{version}",
+            lineage=Lineage(
+                model=RECOMMENDATION.name,
+                version=version,
+                run_id=run_id,
+                feature_service=RECOMMENDATION.feature_service,
+                request_id=request_id,
+            ),
+        )
+
     def recommend(self, user_id: int, n: int, request_id: str) -> RecommendResponse:
         """The top `n` fresh posts for `user_id` at the data's present."""
         platform = self.platform()
+        ranked = self.ranked(platform, user_id, n, request_id)
+        if ranked is not None:
+            return ranked
         at = platform.now + pd.Timedelta(seconds=1)
         categories = rec.interests(platform, at).get(int(user_id))
         following = rec.followed(platform, user_id, at)

@@ -410,13 +410,16 @@ class RecommendedPost(_Body):
     category: str
     post_type: str
     published_at: datetime
-    predicted_engagement: float
+    predicted_engagement: float | None = None  # the engagement rule's score
+    score: float | None = None  # the recommendation champion's ranking score
 
 
 class RecommendResponse(_Body):
-    """Fresh posts from accounts the user does not follow, in the user's interest categories
-    (`interests` null: no history, every category), best predicted engagement first;
-    `scored_by` names the engagement champion or the proxy, `lineage` is the champion's."""
+    """Fresh posts for a user, best first. With a recommendation champion: every post of the
+    last 3 days not by the user, ranked by the champion (`score`; `interests` null). Without
+    one: posts from accounts the user does not follow, in the user's interest categories
+    (`interests` null: no history, every category), best predicted engagement first.
+    `scored_by` names the model or the proxy, `lineage` is the model's."""
 
     user_id: int
     interests: list[str] | None

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from training.errors import TaskError
 from training.task import Task
-from training.tasks import churn, content, engagement, segmentation, trend, virality
+from training.tasks import (
+    churn,
+    content,
+    engagement,
+    recommendation,
+    segmentation,
+    trend,
+    virality,
+)
 
 TASKS: dict[str, Task] = {
     t.name: t
@@ -20,6 +28,7 @@ TASKS: dict[str, Task] = {
         trend.TASK,
         segmentation.TASK,
         content.TASK,
+        recommendation.TASK,
     ]
 }
 
