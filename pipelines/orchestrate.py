@@ -12,8 +12,11 @@ Dagster is imported inside the functions: the CLI imports this module at start-u
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.error import URLError
+from urllib.request import urlopen
 
 import yaml
 
@@ -80,6 +85,9 @@ def _postgres_storage(settings: Settings) -> dict[str, Any]:
         "port": pg.port,
         "db_name": pg.database,
         "params": {"sslmode": pg.sslmode, "connect_timeout": pg.connect_timeout_seconds},
+        # SQLAlchemy 2.1 picks psycopg 3 for `postgresql://`, whose server-side parameters
+        # break dagster-postgres' `NOTIFY run_events, %(id)s`; psycopg2 binds it client-side
+        "scheme": "postgresql+psycopg2",
     }
     if pg.password.get_secret_value():
         db["password"] = {"env": "SMAP_POSTGRES__PASSWORD"}
@@ -405,3 +413,47 @@ def stop(processes, timeout: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_up(url: str, processes, timeout: float = 90.0) -> None:
+    """Wait until the webserver answers `url`; one line if it exits or never answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            raise SmapError("the Dagster UI stopped while starting (see its log)")
+        try:
+            with urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except (URLError, OSError):
+            pass
+        time.sleep(0.5)
+    raise SmapError(f"the Dagster UI did not answer at {url} within {timeout:g} s")
+
+
+def serve_ui(settings: Settings, port: int, daemon: bool, show: Callable[[str], None]) -> None:
+    """`smap orchestrate ui`: the webserver on 127.0.0.1 (and the daemon, which runs the
+    schedules and the run queue) until Ctrl-C or SIGTERM; both are stopped on the way out."""
+    port = port or free_port()
+    log = instance_dir(settings) / "ui.log"
+    stopping = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    processes = start_ui(settings, port, daemon, log)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(f"{url}/server_info", processes)
+        show(url)
+        while not stopping.wait(0.5):
+            if any(p.poll() is not None for p in processes):
+                raise SmapError(f"a Dagster process stopped (log: {log})")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop(processes)
+        signal.signal(signal.SIGTERM, previous)
