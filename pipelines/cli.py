@@ -685,7 +685,12 @@ def monitor(
     all_tasks: Annotated[
         bool, typer.Option("--all", help="Check every task in monitoring.tasks.")
     ] = False,
-    watch: Annotated[bool, typer.Option("--watch", help="Check again every --interval.")] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="Run the orchestrator's monitor job every --interval (Dagster)."
+        ),
+    ] = False,
     interval: Annotated[float, typer.Option(help="Seconds between --watch rounds.")] = 300.0,
     no_retrain: Annotated[
         bool, typer.Option("--no-retrain", help="Report drift without retraining.")
@@ -716,15 +721,17 @@ def monitor(
         get_task(name)  # an unknown task is one line before any work
     show = (lambda r: out.print_json(data=r.as_json())) if as_json else print_check
     err = Console(stderr=True)
-    if watch:
-        monitor_flow.watch(
-            settings,
-            tasks,
-            interval,
-            show,
-            lambda why: out.print(f"waiting: {why}", markup=False, soft_wrap=True),
-            on_error=lambda why: err.print(f"error: {why}", markup=False, soft_wrap=True),
-        )
+    if watch:  # a thin wrapper: the orchestrator's monitor job, every --interval
+
+        def said(ran) -> None:
+            how = "done" if ran.success else "failed"
+            (out if ran.success else err).print(
+                f"monitor run {ran.run_id[:8]} {how}: " + "; ".join(ran.said),
+                markup=False,
+                soft_wrap=True,
+            )
+
+        orchestrate_flow.watch(settings, tasks, interval, said)
         return
     if all_tasks:  # every task is checked, whatever one of them does
         results, problems, failures = monitor_flow.monitor_all(settings, not no_retrain, show)

@@ -58,12 +58,14 @@ class UnknownJob(SmapError):
 
 @dataclass(frozen=True)
 class Ran:
-    """One run of a job: when its tick was, its Dagster run id, whether it succeeded."""
+    """One run of a job: when its tick was, its Dagster run id, whether it succeeded, and
+    what its stages said (a line per item of their metadata, or the failure)."""
 
     at: datetime
     job: str
     run_id: str
     success: bool
+    said: tuple[str, ...] = ()
 
 
 def instance_dir(settings: Settings) -> Path:
@@ -293,7 +295,44 @@ def run_job(settings: Settings, job: str, at: datetime | None = None, instance=N
             raise_on_error=False,
         )
     )
-    return Ran(when, job, result.run_id, result.success)
+    return Ran(when, job, result.run_id, result.success, _said(result))
+
+
+def _said(result) -> tuple[str, ...]:
+    """The stages' metadata as `key: value` lines, then each failed step's error."""
+    lines = [
+        f"{key}: {getattr(value, 'value', value)}"
+        for event in result.get_asset_materialization_events()
+        for key, value in event.step_materialization_data.materialization.metadata.items()
+    ]
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        while error is not None and error.cause is not None:  # past "Exceeded max_retries"
+            error = error.cause
+        text = error.message.strip().splitlines()[0] if error else "failed"
+        lines.append(f"{event.step_key} failed: {text.split(': ', 1)[-1]}")
+    return tuple(lines)
+
+
+def watch(
+    settings: Settings,
+    tasks: list[str],
+    interval: float,
+    on_run: Callable[[Ran], None],
+    rounds: int | None = None,
+) -> None:
+    """`smap monitor --watch`: the Dagster `monitor` job on `tasks`, every `interval` seconds
+    (forever, or `rounds` times), in this process; each round is a run of the profile's
+    instance, retried and shown in its UI like a scheduled one."""
+    instance = open_instance(settings)
+    monitored = settings.monitoring.model_copy(update={"tasks": tuple(tasks)})
+    scoped = settings.model_copy(update={"monitoring": monitored})
+    done = 0
+    while rounds is None or done < rounds:
+        on_run(run_job(scoped, "monitor", instance=instance))
+        done += 1
+        if rounds is None or done < rounds:
+            time.sleep(interval)
 
 
 def ticks(settings: Settings, start: datetime, end: datetime) -> list[tuple[datetime, str]]:

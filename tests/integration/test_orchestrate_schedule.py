@@ -166,3 +166,13 @@ def test_a_day_of_schedules_runs_shows_in_the_ui_and_retries(any_settings, monke
     assert [e.step_key for e in retried] == ["dashboard"]
     statuses = {r.run_id: r.status for r in orchestrate.recent_runs(settings, 2, instance)}
     assert statuses == {busy.run_id: "FAILURE", ok.run_id: "SUCCESS"}
+
+    # `smap monitor --watch` is the monitor job in a loop: each round a run of the instance
+    rounds: list[orchestrate.Ran] = []
+    orchestrate.watch(settings, ["engagement"], 0.01, rounds.append, rounds=2)
+    assert [r.success for r in rounds] == [True, True]
+    assert rounds[0].said == (
+        "engagement: waiting: engagement: no champion to monitor (run `smap train engagement`)",
+    )
+    newest = orchestrate.recent_runs(settings, 2, instance)
+    assert {(r.run_id, r.job) for r in newest} == {(r.run_id, "monitor") for r in rounds}
