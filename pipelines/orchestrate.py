@@ -31,7 +31,7 @@ import yaml
 
 from analytics.report import write_report
 from configs.errors import SmapError
-from configs.settings import Settings
+from configs.settings import PostgresSettings, Settings
 from ingestion.warehouse import ensure_database, open_warehouse
 from pipelines import analytics as analytics_flow
 from pipelines import flows
@@ -96,9 +96,20 @@ def _postgres_storage(settings: Settings) -> dict[str, Any]:
     return {"storage": {"postgres": {"postgres_db": db}}}
 
 
-INSTANCE_STORAGES: dict[str, Callable[[Settings], dict[str, Any]]] = {
-    "sqlite": _sqlite_storage,
-    "postgres": _postgres_storage,
+@dataclass(frozen=True)
+class InstanceStorage:
+    """Where an instance keeps runs, events and ticks: its dagster.yaml section, and the
+    PostgreSQL database to create before first use (None: Dagster creates its files)."""
+
+    config: Callable[[Settings], dict[str, Any]]
+    server_database: Callable[[Settings], PostgresSettings | None]
+
+
+INSTANCE_STORAGES: dict[str, InstanceStorage] = {
+    "sqlite": InstanceStorage(_sqlite_storage, lambda settings: None),
+    "postgres": InstanceStorage(
+        _postgres_storage, lambda settings: settings.postgres.companion("dagster")
+    ),
 }
 
 
@@ -106,7 +117,7 @@ def instance_config(settings: Settings) -> dict[str, Any]:
     """dagster.yaml of the profile: storage, no telemetry, one run per job at a time."""
     o = settings.orchestration
     return {
-        **INSTANCE_STORAGES[o.storage](settings),
+        **INSTANCE_STORAGES[o.storage].config(settings),
         "telemetry": {"enabled": settings.telemetry},
         "concurrency": {
             "runs": {
@@ -124,8 +135,9 @@ def write_instance(settings: Settings) -> Path:
     folder to use as DAGSTER_HOME."""
     folder = instance_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
-    if settings.orchestration.storage == "postgres":
-        ensure_database(settings.postgres.companion("dagster"))
+    database = INSTANCE_STORAGES[settings.orchestration.storage].server_database(settings)
+    if database is not None:
+        ensure_database(database)
     (folder / "dagster.yaml").write_text(yaml.safe_dump(instance_config(settings)))
     return folder
 
