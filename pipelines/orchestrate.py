@@ -45,6 +45,9 @@ JOBS: dict[str, tuple[str, ...]] = {
 }
 TAG_JOB = "smap/job"  # the run queue admits one run per value at a time
 TAG_AT = "smap/at"  # the schedule's tick: the clock the run's stages read
+# a run in this process says only warnings on the console; the instance (and so the UI) keeps
+# every event of it
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 LOCATION = "pipelines.orchestrate_location"  # the code location the UI and daemon load
 
 
@@ -304,6 +307,7 @@ def run_job(settings: Settings, job: str, at: datetime | None = None, instance=N
         .execute_in_process(
             instance=instance,
             tags={TAG_JOB: job, TAG_AT: when.isoformat()},
+            run_config=QUIET,
             raise_on_error=False,
         )
     )
@@ -386,7 +390,7 @@ def run_schedule(
             result = defs.resolve_job_def(job).execute_in_process(
                 instance=instance,
                 tags={**schedule.tags, **request.tags, TAG_JOB: job},
-                run_config=request.run_config,
+                run_config={**QUIET, **request.run_config},
                 raise_on_error=False,
             )
             ran = Ran(when, job, result.run_id, result.success)
