@@ -88,9 +88,12 @@ def test_local_state_is_a_folder_and_one_run_per_job_at_a_time(local):
     config = yaml.safe_load((orchestrate.write_instance(local) / "dagster.yaml").read_text())
     assert "storage" not in config  # Dagster's SQLite files under DAGSTER_HOME
     assert config["telemetry"] == {"enabled": False}
-    assert config["concurrency"]["runs"]["tag_concurrency_limits"] == [
-        {"key": orchestrate.TAG_JOB, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
-    ]
+    limits = [{"key": orchestrate.TAG_JOB, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+    assert config["concurrency"]["runs"]["tag_concurrency_limits"] == limits
+    # the queue the daemon dequeues by reads them from the instance
+    queue = orchestrate.open_instance(local).get_concurrency_config().run_queue_config
+    assert queue.tag_concurrency_limits == limits
+    assert queue.max_concurrent_runs == local.orchestration.max_concurrent_runs
 
 
 def test_services_state_is_postgres_and_the_password_is_never_written(tmp_path):
