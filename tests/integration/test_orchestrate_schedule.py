@@ -153,6 +153,7 @@ def test_a_day_of_schedules_runs_shows_in_the_ui_and_retries(any_settings, monke
     failed = instance.all_logs(busy.run_id, of_type=DagsterEventType.STEP_FAILURE)
     error = failed[0].dagster_event.event_specific_data.error
     assert "StageBusy: dashboard: another run is running it now" in error.to_string()
+    assert busy.said[-1] == "dashboard failed: dashboard: another run is running it now"
 
     # the other run lets go while the retry waits: the retry succeeds
     release = threading.Event()
