@@ -27,6 +27,7 @@ _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # read directly, not as config keys (SMAP_API_KEY is a secret the service reads at start)
 _RESERVED_ENV = {"SMAP_PROFILE", "SMAP_CONFIG", "SMAP_DATABASE", "SMAP_API_KEY"}
 _warned_env: set[str] = set()  # unknown variables already warned about in this process
+_CRON = r"^\S+( \S+){4}$"  # five cron fields; Dagster validates the rest when it loads
 
 
 class ConfigError(ValueError):
@@ -402,6 +403,27 @@ class AnalyticsSettings(_Frozen):
     value_per_engagement: float = Field(0.10, ge=0)  # campaign ROI: what one interaction earns
 
 
+class OrchestrationSchedules(_Frozen):
+    """When Dagster runs each job (cron, in `orchestration.timezone`); null: never scheduled."""
+
+    materialize: str | None = Field("0 * * * *", pattern=_CRON)  # ETL, then the online store
+    analytics: str | None = Field("15 6 * * *", pattern=_CRON)  # analytics, then the report
+    monitor: str | None = Field("30 * * * *", pattern=_CRON)  # drift checks; drift retrains
+
+
+class OrchestrationSettings(_Frozen):
+    """smap's jobs on Dagster (docs/orchestration.md): schedules, retries, the UI's port. Its
+    state lives under `<data_dir>/dagster/` locally, in `<database>_dagster` on PostgreSQL."""
+
+    schedules: OrchestrationSchedules = OrchestrationSchedules()
+    storage: Literal["sqlite", "postgres"] = "sqlite"  # runs, events and schedule ticks
+    timezone: str = "UTC"
+    retries: int = Field(2, ge=0, le=10)  # a failed step runs again this many times
+    retry_delay_seconds: float = Field(60.0, ge=0)  # before the first retry; doubles after
+    max_concurrent_runs: int = Field(4, ge=1)  # runs of all jobs at once (one per job)
+    ui_port: int = Field(3070, ge=0, le=65535)  # `smap orchestrate ui` on 127.0.0.1
+
+
 class Settings(_Frozen):
     profile: Literal["local", "services", "cluster"] = "local"
     telemetry: bool = False  # opt in to MLflow / BentoML / Evidently usage telemetry
@@ -419,6 +441,7 @@ class Settings(_Frozen):
     monitoring: MonitoringSettings = MonitoringSettings()
     spark: SparkSettings = SparkSettings()
     cluster: ClusterSettings = ClusterSettings()
+    orchestration: OrchestrationSettings = OrchestrationSettings()
 
     @property
     def root(self) -> Path:

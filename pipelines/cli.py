@@ -37,6 +37,7 @@ from pipelines import analytics as analytics_flow
 from pipelines import cluster as cluster_flow
 from pipelines import flows
 from pipelines import monitoring as monitor_flow
+from pipelines import orchestrate as orchestrate_flow
 from pipelines import recommend as recommend_flow
 from pipelines import serving as serving_flow
 from pipelines import ui as ui_flow
@@ -73,6 +74,10 @@ cluster_app = typer.Typer(
 app.add_typer(cluster_app, name="cluster")
 ab_app = typer.Typer(no_args_is_help=True, help="Content experiments: reports and sample sizes.")
 app.add_typer(ab_app, name="ab")
+orchestrate_app = typer.Typer(
+    no_args_is_help=True, help="Scheduled runs on Dagster: its UI, a job now, recent runs."
+)
+app.add_typer(orchestrate_app, name="orchestrate")
 out = Console()
 
 Profile = Annotated[
@@ -690,7 +695,12 @@ def monitor(
     all_tasks: Annotated[
         bool, typer.Option("--all", help="Check every task in monitoring.tasks.")
     ] = False,
-    watch: Annotated[bool, typer.Option("--watch", help="Check again every --interval.")] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="Run the orchestrator's monitor job every --interval (Dagster)."
+        ),
+    ] = False,
     interval: Annotated[float, typer.Option(help="Seconds between --watch rounds.")] = 300.0,
     no_retrain: Annotated[
         bool, typer.Option("--no-retrain", help="Report drift without retraining.")
@@ -721,15 +731,17 @@ def monitor(
         get_task(name)  # an unknown task is one line before any work
     show = (lambda r: out.print_json(data=r.as_json())) if as_json else print_check
     err = Console(stderr=True)
-    if watch:
-        monitor_flow.watch(
-            settings,
-            tasks,
-            interval,
-            show,
-            lambda why: out.print(f"waiting: {why}", markup=False, soft_wrap=True),
-            on_error=lambda why: err.print(f"error: {why}", markup=False, soft_wrap=True),
-        )
+    if watch:  # a thin wrapper: the orchestrator's monitor job, every --interval
+
+        def said(ran) -> None:
+            how = "done" if ran.success else "failed"
+            (out if ran.success else err).print(
+                f"monitor run {ran.run_id[:8]} {how}: " + "; ".join(ran.said),
+                markup=False,
+                soft_wrap=True,
+            )
+
+        orchestrate_flow.watch(settings, tasks, interval, said)
         return
     if all_tasks:  # every task is checked, whatever one of them does
         results, problems, failures = monitor_flow.monitor_all(settings, not no_retrain, show)
@@ -1150,6 +1162,101 @@ def cluster_status(profile: Profile = None) -> None:
         apps.add_row(app_.get("id", ""), app_.get("name", ""), app_.get("state", ""),
                      str(app_.get("cores", "")), seconds)  # fmt: skip
     out.print(apps, soft_wrap=True)
+
+
+JobName = Annotated[str, typer.Argument(help="materialize | analytics | monitor")]
+
+
+def _when(text: str | None, option: str):
+    """An ISO date or time (UTC unless it says otherwise), or None."""
+    if text is None:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise SmapError(f"{option}: {text!r} is not an ISO date or time") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def print_runs(title: str, runs) -> None:
+    table = Table(title=title)
+    for col in ("tick", "job", "status", "run"):
+        table.add_column(col)
+    for r in runs:
+        status = r.status if hasattr(r, "status") else ("SUCCESS" if r.success else "FAILURE")
+        tick = r.at if isinstance(r.at, str) else r.at.isoformat()
+        table.add_row(tick[:19], r.job, status, r.run_id[:8])
+    out.print(table)
+
+
+@orchestrate_app.command("ui")
+def orchestrate_ui(
+    profile: Profile = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="0: a free port (default from config).")
+    ] = None,
+    daemon: Annotated[
+        bool, typer.Option("--daemon/--no-daemon", help="Also run the schedules (the daemon).")
+    ] = True,
+) -> None:
+    """Dagster's UI on 127.0.0.1 and its daemon, which runs the profile's schedules; Ctrl-C
+    stops both."""
+    settings = settings_for(profile)
+    chosen = settings.orchestration.ui_port if port is None else port
+
+    def show(url: str) -> None:
+        runs = "schedules running" if daemon else "no daemon: schedules do not run"
+        out.print(f"Dagster UI on {url} ({runs}; Ctrl-C stops)")
+
+    orchestrate_flow.serve_ui(settings, chosen, daemon, show)
+
+
+@orchestrate_app.command("run")
+def orchestrate_run(
+    job: JobName,
+    profile: Profile = None,
+    at: Annotated[
+        str | None, typer.Option(help="The clock its stages read (ISO time; default now).")
+    ] = None,
+) -> None:
+    """Run a job now in this process; recorded in the instance, so its UI shows it."""
+    orchestrate_flow.require_job(job)
+    settings = settings_for(profile)
+    ran = orchestrate_flow.run_job(settings, job, _when(at, "--at"))
+    print_runs(f"{job} ({settings.profile})", [ran])
+    if not ran.success:
+        raise SmapError(f"{job}: run {ran.run_id} failed (its steps and logs: smap orchestrate ui)")
+
+
+@orchestrate_app.command("replay")
+def orchestrate_replay(
+    start: Annotated[str, typer.Option("--from", help="First tick's time (ISO; UTC).")],
+    end: Annotated[str, typer.Option("--to", help="Up to this time, excluded (ISO; UTC).")],
+    profile: Profile = None,
+) -> None:
+    """Run every scheduled tick from --from to --to in order, time advanced, not waited for
+    (a day of a simulated platform in minutes)."""
+    settings = settings_for(profile)
+    first, last = _when(start, "--from"), _when(end, "--to")
+    if last <= first:
+        raise SmapError("--to: must be after --from")
+    runs = orchestrate_flow.run_schedule(settings, first, last)
+    print_runs(f"replayed {len(runs)} scheduled runs ({settings.profile})", runs)
+    failed = [r for r in runs if not r.success]
+    if failed:
+        raise SmapError(f"{len(failed)} of {len(runs)} runs failed (smap orchestrate ui)")
+
+
+@orchestrate_app.command("status")
+def orchestrate_status(
+    profile: Profile = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many runs.")] = 20,
+) -> None:
+    """The newest runs of the profile's Dagster instance."""
+    runs = orchestrate_flow.recent_runs(settings_for(profile), limit)
+    print_runs("recent runs" if runs else "no runs yet", runs)
 
 
 def _error_line(exc: BaseException) -> str:

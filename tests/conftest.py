@@ -60,7 +60,7 @@ def _fresh_database() -> Iterator[str]:
         cur.execute(f'CREATE DATABASE "{name}"')
     yield name
     with admin.cursor() as cur:
-        for database in (name, f"{name}_mlflow", f"{name}_optuna"):
+        for database in (name, f"{name}_mlflow", f"{name}_optuna", f"{name}_dagster"):
             cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     admin.close()
 

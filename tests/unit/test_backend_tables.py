@@ -79,6 +79,7 @@ def backend_tables() -> dict[str, dict[str, Collection]]:
     from feature_repo.store import OFFLINE_STORES, REGISTRIES
     from ingestion.etl import ETL_ENGINES
     from ingestion.warehouse import WAREHOUSES
+    from pipelines.orchestrate import INSTANCE_STORAGES
     from serving.online_reader import ONLINE_READS
     from serving.prediction_log import PREDICTION_LOGS
     from training.engines import PROFILE_ENGINES
@@ -108,6 +109,7 @@ def backend_tables() -> dict[str, dict[str, Collection]]:
             "configs.settings.STUDY_STORAGES": STUDY_STORAGES,
             "training.workers.STUDY_LOCKS": STUDY_LOCKS,
         },
+        "orchestration.storage": {"pipelines.orchestrate.INSTANCE_STORAGES": INSTANCE_STORAGES},
     }
 
 
