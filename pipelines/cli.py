@@ -69,6 +69,10 @@ cluster_app = typer.Typer(
     no_args_is_help=True, help="Spark standalone master, workers and MLflow server on this host."
 )
 app.add_typer(cluster_app, name="cluster")
+experiment_app = typer.Typer(
+    no_args_is_help=True, help="Model experiments: a challenger in split or shadow traffic."
+)
+app.add_typer(experiment_app, name="experiment")
 out = Console()
 
 Profile = Annotated[
@@ -670,6 +674,18 @@ def print_checks_summary(frame) -> None:
     out.print(table)
 
 
+def print_running_experiments(settings: Settings, task: str | None) -> None:
+    """The running model experiments under the checks of `monitor --summary`."""
+    from monitoring.experiments import running_analyses  # MLflow
+
+    tasks = [task] if task else list(settings.monitoring.tasks)
+    analyses = running_analyses(settings, open_warehouse(settings), tasks)
+    if not analyses:
+        out.print("no model experiment running")
+    for analysis in analyses:
+        print_experiment(analysis)
+
+
 @app.command()
 def monitor(
     task: Annotated[
@@ -700,6 +716,7 @@ def monitor(
         return
     if summary:
         print_checks_summary(monitor_flow.recent_checks(settings, task, 20))
+        print_running_experiments(settings, task)
         return
     if interval <= 0:
         raise typer.BadParameter("must be more than 0 seconds", param_hint="--interval")
@@ -761,6 +778,104 @@ def models_rollback(task: TaskName, profile: Profile = None) -> None:
 
     decision = registry.rollback_champion(settings_for(profile), task)
     out.print(f"{task}: champion is version {decision.champion_after} again ({decision.reason})")
+
+
+@experiment_app.command("start")
+def experiment_start(
+    task: TaskName,
+    challenger: Annotated[int, typer.Option(help="The challenger's registered version.")],
+    split: Annotated[
+        float | None,
+        typer.Option(help="Percent of authors/users the challenger answers (0 < PCT < 100)."),
+    ] = None,
+    shadow: Annotated[
+        bool, typer.Option("--shadow", help="The challenger scores every request off the path.")
+    ] = False,
+    min_samples: Annotated[
+        int, typer.Option(help="Labelled answers per arm before a winner can be named.")
+    ] = 200,
+    profile: Profile = None,
+) -> None:
+    """Start an experiment: the service follows it within serving.alias_poll_seconds."""
+    from pipelines import experiments
+
+    if shadow == (split is not None):
+        raise typer.BadParameter("pass either --split PCT or --shadow", param_hint="--split")
+    mode = "shadow" if shadow else "split"
+    e = experiments.start(settings_for(profile), task, challenger, mode, split, min_samples)
+    share = f"{e.split:.0%} of entities" if e.mode == "split" else "shadow"
+    out.print(
+        f"{task}: experiment {e.id} started: version {e.challenger} vs champion "
+        f"{e.champion} ({share}, {e.min_samples} labelled answers per arm)"
+    )
+
+
+def print_experiment(analysis) -> None:
+    """One experiment: each arm's figures, the difference and the sequential verdict."""
+    from analytics.model_experiments_stats import Estimate
+    from monitoring.experiments import finite
+
+    e = analysis.experiment
+
+    def est(x, spec: str = ".4f") -> str:
+        if finite(x.value) is None:
+            return "-"
+        interval = "" if finite(x.low) is None else f" [{x.low:{spec}}, {x.high:{spec}}]"
+        return f"{x.value:{spec}}{interval}"
+
+    mode = f"split {e.split:.0%}" if e.mode == "split" else "shadow"
+    table = Table(title=f"{e.task}: experiment {e.id} ({mode}, since {e.started_at[:19]})")
+    for col in ("arm", "version", "answers", "labelled", analysis.metric, "abs error"):
+        table.add_column(col)
+    for a in analysis.arms:
+        table.add_row(
+            a.arm, str(a.version), str(a.answered), str(a.labelled), est(a.metric), est(a.abs_error)
+        )
+    s = analysis.error_difference
+    error = Estimate(s.difference, s.low, s.high)
+    table.add_row("difference", "", "", "", est(analysis.metric_difference), est(error))
+    out.print(table)
+    out.print(f"always-valid p = {s.p_value:.4f}; {analysis.verdict}", markup=False)
+
+
+@experiment_app.command("status")
+def experiment_status(
+    task: Annotated[str | None, typer.Argument(help="A task (default: every one).")] = None,
+    profile: Profile = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the analyses as JSON.")] = False,
+) -> None:
+    """Each arm's metric and error, their difference and the always-valid sequential test."""
+    from pipelines import experiments
+
+    analyses = experiments.status(settings_for(profile), task)
+    if as_json:
+        out.print_json(data=[a.as_dict() for a in analyses])
+        return
+    if not analyses:
+        out.print("no experiment is running")
+    for analysis in analyses:
+        print_experiment(analysis)
+
+
+@experiment_app.command("stop")
+def experiment_stop(
+    task: TaskName,
+    promote: Annotated[
+        bool, typer.Option("--promote", help="Make the challenger champion if it won.")
+    ] = False,
+    profile: Profile = None,
+) -> None:
+    """Stop the experiment; with --promote the gate crowns the challenger only if it won."""
+    from pipelines import experiments
+
+    analysis, decision, run_id = experiments.stop(settings_for(profile), task, promote)
+    print_experiment(analysis)
+    out.print(
+        f"{task}: {decision.decision}: champion is version {decision.champion_after} "
+        f"({decision.reason}); MLflow run {run_id}",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()

@@ -1,0 +1,141 @@
+"""Model experiments in the service: the running experiment of each task, its challenger
+loaded beside the champion, and the shadow scorer that runs it off the request path.
+
+The experiment is read from the registry (`training/experiments.py`) by a poller like the
+champion alias, so every worker follows `smap experiment start/stop` within
+`serving.alias_poll_seconds`. A registry outage keeps the experiment as it was last read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from serving.models import Champion, load_champion
+from training.experiments import CHALLENGER, Experiment, running_experiment
+
+log = logging.getLogger(__name__)
+SHADOW_QUEUE = 64  # shadow scorings waiting at most; past it a request is not shadowed
+
+
+@dataclass(frozen=True)
+class Running:
+    experiment: Experiment
+    challenger: Champion  # arm = "challenger"
+
+
+class Challengers:
+    """The running experiment of each task and its loaded challenger; `refresh` follows the
+    registry's experiment tags."""
+
+    def __init__(self, client, tasks: tuple[str, ...]):
+        self.client, self.tasks = client, tasks
+        self._running: dict[str, Running] = {}
+        self._lock = threading.Lock()
+
+    def get(self, task: str) -> Running | None:
+        return self._running.get(task)  # one dict read: never half an experiment
+
+    def running(self) -> list[Experiment]:
+        return [r.experiment for r in self._running.values()]
+
+    def refresh(self) -> list[str]:
+        """Load the challenger of every experiment started since the last poll, drop those
+        stopped; returns what changed. A failure keeps what was read before."""
+        changed = []
+        with self._lock:
+            for task in self.tasks:
+                try:
+                    experiment = running_experiment(self.client, task)
+                except Exception as exc:  # noqa: BLE001 - an outage: keep the experiment
+                    log.debug("%s: experiment not read: %s", task, exc)
+                    continue
+                current = self._running.get(task)
+                if experiment is None:
+                    if current is not None:
+                        del self._running[task]
+                        changed.append(f"{task}: experiment {current.experiment.id} stopped")
+                    continue
+                if current is not None and current.experiment == experiment:
+                    continue
+                try:
+                    version = self.client.get_model_version(task, str(experiment.challenger))
+                    model = load_champion(self.client, task, version)
+                except Exception:
+                    log.exception("%s: challenger v%s failed to load", task, experiment.challenger)
+                    continue
+                challenger = dataclasses.replace(model, arm=CHALLENGER)
+                self._running[task] = Running(experiment, challenger)
+                changed.append(
+                    f"{task}: experiment {experiment.id} ({experiment.mode}, "
+                    f"v{experiment.challenger})"
+                )
+        return changed
+
+
+class ExperimentPoller:
+    """Background thread that refreshes the experiments every `seconds`."""
+
+    def __init__(self, challengers: Challengers, seconds: float):
+        self.challengers, self.seconds = challengers, seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="experiment-poller", daemon=True)
+
+    def start(self) -> ExperimentPoller:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            for change in self.challengers.refresh():
+                log.info("model experiment: %s", change)
+
+
+class ShadowScorer:
+    """One background thread that scores challengers on the inputs champions answered: a
+    request hands it work and returns at once. Past `SHADOW_QUEUE` waiting scorings a request
+    is not shadowed (counted in `skipped`); a failing scoring is counted, never raised."""
+
+    def __init__(self, queue: int = SHADOW_QUEUE):
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="shadow")
+        self._queue = queue
+        self._waiting = 0
+        self._lock = threading.Lock()
+        self.scored = self.skipped = self.failed = 0
+
+    def submit(self, work: Callable[[], None]) -> bool:
+        with self._lock:
+            if self._waiting >= self._queue:
+                self.skipped += 1
+                return False
+            self._waiting += 1
+        try:
+            self._pool.submit(self._run, work)
+        except RuntimeError:  # shut down
+            with self._lock:
+                self._waiting -= 1
+            return False
+        return True
+
+    def _run(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+            self.scored += 1
+        except Exception:
+            self.failed += 1
+            log.warning("shadow scoring failed", exc_info=True)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
