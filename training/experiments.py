@@ -156,21 +156,24 @@ def experiment_decision(
     reason: str,
     promote: bool,
 ) -> Decision:
-    """The gate for an experiment: `champion` moves to the challenger only when asked to and
-    the challenger won, and only if the champion is still the one it was compared with. The
-    decision goes into the champion history like every gate decision."""
+    """The gate for an experiment: `champion` moves to the challenger only when asked to, the
+    challenger won, and the champion is still the version it was compared with (a drift
+    retrain may have promoted another meanwhile: then nothing is promoted). The decision goes
+    into the champion history like every gate decision."""
     now = current_champion(client, task.name)
-    if now != experiment.champion:
-        raise ExperimentError(
-            f"{task.name}: the champion moved to version {now} during the experiment (it "
-            f"compared version {experiment.champion}); nothing promoted"
-        )
+    moved = now != experiment.champion
     challenger_value, champion_value = values
-    if promote and won:
-        decision, after, alias = "experiment_won", experiment.challenger, CHAMPION
+    if promote and won and not moved:
+        decision, alias = "experiment_won", CHAMPION
+        after: int | None = experiment.challenger
     else:
-        decision, after, alias = "experiment_kept", experiment.champion, CHALLENGER
-        if promote:
+        decision, after, alias = "experiment_kept", now, CHALLENGER
+        if moved:
+            reason = (
+                f"{reason}; the champion moved to version {now} during the experiment (it "
+                f"compared version {experiment.champion}): nothing promoted"
+            )
+        elif promote:
             reason = f"{reason}; version {experiment.challenger} stays challenger"
         else:
             reason = f"{reason}; stopped without --promote"
@@ -178,7 +181,7 @@ def experiment_decision(
         task.name,
         experiment.challenger,
         decision,
-        experiment.champion,
+        now,
         after,
         task.metric,
         challenger_value,

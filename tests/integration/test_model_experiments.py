@@ -19,7 +19,14 @@ from pipelines.cli import main
 from pipelines.serving import free_port, start_service, stop_service, wait_ready
 from pipelines.training import train
 from serving.prediction_log import read_parquet_log
-from training.experiments import RECORD_TAG, arm_of, running_experiment
+from training.experiments import (
+    RECORD_TAG,
+    arm_of,
+    end_experiment,
+    experiment_decision,
+    running_experiment,
+    start_experiment,
+)
 from training.registry import current_champion, history
 from training.tasks import get_task
 from training.tracking import use_tracking
@@ -188,3 +195,25 @@ def test_split_and_shadow_experiments_on_a_running_service(local_settings, capsy
     assert all(
         body["lineage"]["arm"] in ("champion", "challenger") for _, _, body in client.answers
     )
+
+    # the gate itself: a winner is crowned only with --promote and only over the champion it
+    # was compared with
+    warehouse, task = open_warehouse(settings), get_task("engagement")
+    champion = current_champion(client_registry, "engagement")
+    challenger = first.version if champion == second.version else second.version
+    e = start_experiment(client_registry, task, challenger, "split", 50, 5)
+    kept = experiment_decision(client_registry, warehouse, task, e, True, (0.5, 0.4), "won", False)
+    assert kept.decision == "experiment_kept" and "without --promote" in kept.reason
+    d = experiment_decision(client_registry, warehouse, task, e, True, (0.5, 0.4), "won", True)
+    assert (d.decision, d.champion_before, d.champion_after) == (
+        "experiment_won",
+        champion,
+        challenger,
+    )
+    assert current_champion(client_registry, "engagement") == challenger
+    assert history(warehouse, "engagement").iloc[-1].decision == "experiment_won"
+    moved = experiment_decision(client_registry, warehouse, task, e, True, (0.5, 0.4), "won", True)
+    assert moved.decision == "experiment_kept" and "champion moved" in moved.reason
+    assert current_champion(client_registry, "engagement") == challenger
+    end_experiment(client_registry, e, {})
+    assert running_experiment(client_registry, "engagement") is None
