@@ -8,6 +8,7 @@ TensorFlow, BentoML or Evidently (tests/unit/test_architecture.py holds this).
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -676,10 +677,7 @@ def print_checks_summary(frame) -> None:
 
 def print_running_experiments(settings: Settings, task: str | None) -> None:
     """The running model experiments under the checks of `monitor --summary`."""
-    from monitoring.experiments import running_analyses  # MLflow
-
-    tasks = [task] if task else list(settings.monitoring.tasks)
-    analyses = running_analyses(settings, open_warehouse(settings), tasks)
+    analyses = experiments().running(settings, task)
     if not analyses:
         out.print("no model experiment running")
     for analysis in analyses:
@@ -797,12 +795,10 @@ def experiment_start(
     profile: Profile = None,
 ) -> None:
     """Start an experiment: the service follows it within serving.alias_poll_seconds."""
-    from pipelines import experiments
-
     if shadow == (split is not None):
         raise typer.BadParameter("pass either --split PCT or --shadow", param_hint="--split")
     mode = "shadow" if shadow else "split"
-    e = experiments.start(settings_for(profile), task, challenger, mode, split, min_samples)
+    e = experiments().start(settings_for(profile), task, challenger, mode, split, min_samples)
     share = f"{e.split:.0%} of entities" if e.mode == "split" else "shadow"
     out.print(
         f"{task}: experiment {e.id} started: version {e.challenger} vs champion "
@@ -810,18 +806,22 @@ def experiment_start(
     )
 
 
+def experiments():
+    """pipelines.experiments, imported when an experiment command runs (it loads MLflow)."""
+    from pipelines import experiments as flow
+
+    return flow
+
+
 def print_experiment(analysis) -> None:
     """One experiment: each arm's figures, the difference and the sequential verdict."""
-    from analytics.model_experiments_stats import Estimate
-    from monitoring.experiments import finite
-
     e = analysis.experiment
 
-    def est(x, spec: str = ".4f") -> str:
-        if finite(x.value) is None:
+    def est(value: float, low: float = math.nan, high: float = math.nan) -> str:
+        if not math.isfinite(value):
             return "-"
-        interval = "" if finite(x.low) is None else f" [{x.low:{spec}}, {x.high:{spec}}]"
-        return f"{x.value:{spec}}{interval}"
+        interval = f" [{low:.4f}, {high:.4f}]" if math.isfinite(low) and math.isfinite(high) else ""
+        return f"{value:.4f}{interval}"
 
     mode = f"split {e.split:.0%}" if e.mode == "split" else "shadow"
     table = Table(title=f"{e.task}: experiment {e.id} ({mode}, since {e.started_at[:19]})")
@@ -829,11 +829,17 @@ def print_experiment(analysis) -> None:
         table.add_column(col)
     for a in analysis.arms:
         table.add_row(
-            a.arm, str(a.version), str(a.answered), str(a.labelled), est(a.metric), est(a.abs_error)
+            a.arm,
+            str(a.version),
+            str(a.answered),
+            str(a.labelled),
+            est(a.metric.value, a.metric.low, a.metric.high),
+            est(a.abs_error.value, a.abs_error.low, a.abs_error.high),
         )
-    s = analysis.error_difference
-    error = Estimate(s.difference, s.low, s.high)
-    table.add_row("difference", "", "", "", est(analysis.metric_difference), est(error))
+    s, d = analysis.error_difference, analysis.metric_difference
+    table.add_row(
+        "difference", "", "", "", est(d.value, d.low, d.high), est(s.difference, s.low, s.high)
+    )
     out.print(table)
     out.print(f"always-valid p = {s.p_value:.4f}; {analysis.verdict}", markup=False)
 
@@ -845,9 +851,7 @@ def experiment_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the analyses as JSON.")] = False,
 ) -> None:
     """Each arm's metric and error, their difference and the always-valid sequential test."""
-    from pipelines import experiments
-
-    analyses = experiments.status(settings_for(profile), task)
+    analyses = experiments().status(settings_for(profile), task)
     if as_json:
         out.print_json(data=[a.as_dict() for a in analyses])
         return
@@ -866,9 +870,7 @@ def experiment_stop(
     profile: Profile = None,
 ) -> None:
     """Stop the experiment; with --promote the gate crowns the challenger only if it won."""
-    from pipelines import experiments
-
-    analysis, decision, run_id = experiments.stop(settings_for(profile), task, promote)
+    analysis, decision, run_id = experiments().stop(settings_for(profile), task, promote)
     print_experiment(analysis)
     out.print(
         f"{task}: {decision.decision}: champion is version {decision.champion_after} "

@@ -13,7 +13,7 @@ import mlflow
 
 from configs.settings import Settings
 from ingestion.warehouse import open_warehouse
-from monitoring.experiments import Analysis, analyse
+from monitoring.experiments import Analysis, analyse, running_analyses
 from training.experiments import (
     Experiment,
     ExperimentError,
@@ -53,6 +53,13 @@ def status(settings: Settings, task: str | None) -> list[Analysis]:
     if task and not analyses:
         raise ExperimentError(f"{task}: no experiment is running")
     return analyses
+
+
+def running(settings: Settings, task: str | None) -> list[Analysis]:
+    """The analyses of the running experiments (of `task`, or of every monitored task); none
+    running is an empty list, not an error (`smap monitor --summary`)."""
+    tasks = [task] if task else list(settings.monitoring.tasks)
+    return running_analyses(settings, open_warehouse(settings), tasks)
 
 
 def _metric_values(analysis: Analysis) -> tuple[float, float]:
