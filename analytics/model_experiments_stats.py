@@ -1,14 +1,15 @@
 """Statistics of a model experiment: per-arm metrics with intervals, their difference, and a
 sequential test whose p-value stays valid however often it is read.
 
-The sequential test is the mixture sequential probability ratio test (mSPRT, Johari, Pekelis
-and Walsh, "Always valid inference", 2017) for a difference in means with a normal mixing
-distribution N(0, tau^2), tau a fixed share (`effect_scale`) of the observations' standard
-deviation. Its likelihood ratio is evaluated after every observation, in arrival order, and
-the always-valid p-value is the running minimum of 1/ratio: reading `status` every hour (or
-after every answer) does not inflate false positives. The variance is estimated from the
-data (plug-in) once each side holds `burn_in` observations; `benchmarks/experiment_aa.py`
-measures the false-positive rate this gives on A/A experiments.
+The sequential test is the mSPRT of `analytics/sequential.py` (always-valid p-value and
+confidence sequence for a difference in means, normal mixture with tau in pooled standard
+deviations), applied here to the absolute error per prediction: two-sample in a split
+experiment, on paired differences (same request, same entity) in a shadow one. A look is
+taken every `LOOK_EVERY` labelled answers in arrival order and at the last one, once each arm
+holds `BURN_IN` answers (plug-in variance); reading `status` every hour, or after every
+answer, does not inflate false positives, since the test bounds the chance that the ratio
+ever crosses 1/alpha. `benchmarks/experiment_aa.py` measures the false-positive rate on
+simulated A/A experiments.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-ALPHA = 0.05
-EFFECT_SCALE = 0.1  # tau / sigma: the mixture weights effects around a tenth of a std dev
-BURN_IN = 30  # observations per side before the ratio is evaluated (plug-in variance)
+from analytics import sequential
+
+ALPHA = sequential.DEFAULT_ALPHA
+EFFECT_SCALE = sequential.DEFAULT_TAU  # tau, in the errors' pooled standard deviations
+BURN_IN = 30  # labelled answers per arm before the first look (plug-in variance)
+LOOK_EVERY = 10  # labelled answers between looks
 RESAMPLES = 999
 
 
@@ -42,90 +46,94 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 
 @dataclass(frozen=True)
 class Sequential:
-    """The mSPRT after the last observation: an always-valid p-value for "no difference",
-    and the always-valid confidence sequence (running intersection) of the difference."""
+    """The mSPRT at the last look: the always-valid p-value for "no difference", the
+    difference now and its always-valid confidence sequence (running intersection)."""
 
     p_value: float
     difference: float  # mean(challenger) - mean(champion) (paired: mean of the differences)
     low: float
     high: float
-    looks: int  # prefixes at which the ratio was evaluated
+    looks: int  # looks taken
+    rejected_at: int | None = None  # labelled answers at the first look below ALPHA
 
 
-def _log_ratio(theta: np.ndarray, v: np.ndarray, tau2: np.ndarray) -> np.ndarray:
-    """log of the mSPRT mixture likelihood ratio for an estimate `theta` of variance `v`."""
-    return 0.5 * np.log(v / (v + tau2)) + tau2 * theta**2 / (2 * v * (v + tau2))
+def _looks(n: int, ready: np.ndarray, every: int) -> np.ndarray:
+    """Indices (0-based prefixes) of the looks: every `every` answers once `ready`, and the
+    last answer."""
+    index = np.arange(n)
+    grid = ((index + 1) % every == 0) | (index == n - 1)
+    return index[grid & ready]
 
 
-def _half_width(v: np.ndarray, tau2: np.ndarray, alpha: float) -> np.ndarray:
-    """Where the ratio crosses 1/alpha: the confidence sequence's half width."""
-    return np.sqrt(2 * v * (v + tau2) / tau2 * (np.log(1 / alpha) + 0.5 * np.log((v + tau2) / v)))
-
-
-def _sequence(
-    theta: np.ndarray, v: np.ndarray, sigma2: np.ndarray, alpha: float, effect_scale: float
+def _test(
+    at: np.ndarray,
+    n_a: np.ndarray,
+    n_b: np.ndarray,
+    diff: np.ndarray,
+    variance: np.ndarray,
+    sd: np.ndarray,
+    current: float,
+    alpha: float,
+    tau: float,
 ) -> Sequential:
-    ok = np.isfinite(theta) & np.isfinite(v) & (v > 0) & (sigma2 > 0)
-    if not ok.any():
-        return Sequential(1.0, float(theta[-1]) if len(theta) else float("nan"), -np.inf, np.inf, 0)
-    theta, v, sigma2 = theta[ok], v[ok], sigma2[ok]
-    tau2 = effect_scale**2 * sigma2
-    log_ratio = _log_ratio(theta, v, tau2)
-    p = float(min(1.0, np.exp(-log_ratio.max())))
-    half = _half_width(v, tau2, alpha)
-    low, high = float((theta - half).max()), float((theta + half).min())
-    return Sequential(p, float(theta[-1]), low, high, int(len(theta)))
+    if len(at) == 0:
+        return Sequential(1.0, current, -np.inf, np.inf, 0)
+    looks = sequential.sequential_from_estimates(
+        at + 1.0, n_a[at], n_b[at], diff[at], variance[at], tau * sd[at], alpha
+    )
+    last = looks[-1]
+    first = next((int(k.look) for k in looks if k.p_value < alpha), None)
+    return Sequential(last.p_value, current, last.ci_low, last.ci_high, len(looks), first)
 
 
 def two_sample(
     values: np.ndarray,
     challenger: np.ndarray,
     alpha: float = ALPHA,
-    effect_scale: float = EFFECT_SCALE,
+    tau: float = EFFECT_SCALE,
     burn_in: int = BURN_IN,
+    every: int = LOOK_EVERY,
 ) -> Sequential:
     """mSPRT for mean(challenger values) - mean(champion values); `values` in arrival order,
     `challenger` True where the challenger answered (split experiments: independent arms)."""
     x = np.asarray(values, dtype=float)
     b = np.asarray(challenger, dtype=bool)
-    cols = []
+    sides = []
     for side in (~b, b):
-        n = np.cumsum(side)
+        n = np.cumsum(side).astype(float)
         s = np.cumsum(np.where(side, x, 0.0))
         q = np.cumsum(np.where(side, x * x, 0.0))
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = s / n
-            var = (q - n * mean**2) / (n - 1)
-        cols.append((n, mean, np.maximum(var, 0.0)))
-    (n0, m0, v0), (n1, m1, v1) = cols
-    ready = (n0 >= burn_in) & (n1 >= burn_in)
+            ss = np.maximum(q - n * mean**2, 0.0)
+        sides.append((n, mean, ss))
+    (n0, m0, ss0), (n1, m1, ss1) = sides
     with np.errstate(invalid="ignore", divide="ignore"):
-        v = v0 / n0 + v1 / n1
-        sigma2 = ((n0 - 1) * v0 + (n1 - 1) * v1) / (n0 + n1 - 2)
-    if not ready.any():
-        return Sequential(1.0, float(np.mean(x[b]) - np.mean(x[~b])) if b.any() and (~b).any()
-                          else float("nan"), -np.inf, np.inf, 0)  # fmt: skip
-    return _sequence((m1 - m0)[ready], v[ready], sigma2[ready], alpha, effect_scale)
+        variance = ss0 / (n0 - 1) / n0 + ss1 / (n1 - 1) / n1
+        sd = np.sqrt((ss0 + ss1) / (n0 + n1 - 2))
+    current = float(m1[-1] - m0[-1]) if len(x) and b.any() and (~b).any() else float("nan")
+    at = _looks(len(x), (n0 >= burn_in) & (n1 >= burn_in), every)
+    return _test(at, n0, n1, m1 - m0, variance, sd, current, alpha, tau)
 
 
 def paired(
     differences: np.ndarray,
     alpha: float = ALPHA,
-    effect_scale: float = EFFECT_SCALE,
+    tau: float = EFFECT_SCALE,
     burn_in: int = BURN_IN,
+    every: int = LOOK_EVERY,
 ) -> Sequential:
     """mSPRT for the mean of paired differences (challenger - champion on the same input, as
     a shadow experiment gives), in arrival order."""
     d = np.asarray(differences, dtype=float)
-    n = np.arange(1, len(d) + 1)
+    n = np.arange(1, len(d) + 1, dtype=float)
     s, q = np.cumsum(d), np.cumsum(d * d)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = s / n
-        var = np.maximum((q - n * mean**2) / (n - 1), 0.0)
-    ready = n >= burn_in
-    if not ready.any():
-        return Sequential(1.0, float(mean[-1]) if len(d) else float("nan"), -np.inf, np.inf, 0)
-    return _sequence(mean[ready], (var / n)[ready], var[ready], alpha, effect_scale)
+        var = np.maximum(q - n * mean**2, 0.0) / (n - 1)
+    current = float(mean[-1]) if len(d) else float("nan")
+    at = _looks(len(d), n >= burn_in, every)
+    return _test(at, n, n, mean, var / n, np.sqrt(var), current, alpha, tau)
 
 
 @dataclass(frozen=True)
