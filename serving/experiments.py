@@ -12,14 +12,15 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from serving.models import Champion, load_champion
+from serving.models import _no_mlflow_db_traceback as one_line_outage  # the champion poll's
 from training.experiments import CHALLENGER, Experiment, running_experiment
 
 log = logging.getLogger(__name__)
-SHADOW_QUEUE = 64  # shadow scorings waiting at most; past it a request is not shadowed
+SHADOW_QUEUE = 5_000  # requests waiting for the shadow at most; past it one is not shadowed
+SHADOW_SECONDS = 0.25  # how often the shadow scores what waits, in one batch
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ class Challengers:
         with self._lock:
             for task in self.tasks:
                 try:
-                    experiment = running_experiment(self.client, task)
+                    with one_line_outage():
+                        experiment = running_experiment(self.client, task)
                 except Exception as exc:  # noqa: BLE001 - an outage: keep the experiment
                     log.debug("%s: experiment not read: %s", task, exc)
                     continue
@@ -101,41 +103,56 @@ class ExperimentPoller:
 
 
 class ShadowScorer:
-    """One background thread that scores challengers on the inputs champions answered: a
-    request hands it work and returns at once. Past `SHADOW_QUEUE` waiting scorings a request
-    is not shadowed (counted in `skipped`); a failing scoring is counted, never raised."""
+    """Scores challengers on the inputs champions answered, off the request path: a request
+    only appends its inputs to a list; one background thread takes the list every `seconds`
+    and hands it to `score` whole, so a challenger predicts once per batch, not per request
+    (one model call's fixed cost, and the GIL, are shared by the whole batch). Past `queue`
+    waiting requests a request is not shadowed (counted in `skipped`); a failing batch is
+    counted in `failed` (its requests), never raised."""
 
-    def __init__(self, queue: int = SHADOW_QUEUE):
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="shadow")
-        self._queue = queue
-        self._waiting = 0
+    def __init__(self, score: Callable[[list], None], seconds: float = SHADOW_SECONDS,
+                 queue: int = SHADOW_QUEUE):  # fmt: skip
+        self.score, self.seconds, self.queue = score, seconds, queue
+        self._waiting: list = []
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self.scored = self.skipped = self.failed = 0
 
-    def submit(self, work: Callable[[], None]) -> bool:
+    def submit(self, item) -> bool:
         with self._lock:
-            if self._waiting >= self._queue:
+            if len(self._waiting) >= self.queue:
                 self.skipped += 1
                 return False
-            self._waiting += 1
-        try:
-            self._pool.submit(self._run, work)
-        except RuntimeError:  # shut down
-            with self._lock:
-                self._waiting -= 1
-            return False
+            self._waiting.append(item)
+        if self._thread is None:
+            self._start()
         return True
 
-    def _run(self, work: Callable[[], None]) -> None:
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="shadow", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            self.drain()
+
+    def drain(self) -> None:
+        """Score what is waiting now, as one batch."""
+        with self._lock:
+            batch, self._waiting = self._waiting, []
+        if not batch:
+            return
         try:
-            work()
-            self.scored += 1
+            self.score(batch)
+            self.scored += len(batch)
         except Exception:
-            self.failed += 1
-            log.warning("shadow scoring failed", exc_info=True)
-        finally:
-            with self._lock:
-                self._waiting -= 1
+            self.failed += len(batch)
+            log.warning("shadow scoring of %d requests failed", len(batch), exc_info=True)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._stop.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -109,7 +110,7 @@ class Predictor:
         self.challengers = Challengers(self.champions.client, self.champions.tasks)
         self.challengers.refresh()
         self.experiments = ExperimentPoller(self.challengers, settings.serving.alias_poll_seconds)
-        self.shadow = ShadowScorer()
+        self.shadow = ShadowScorer(self.shadow_score)
         if background:
             self.log.start()
             self.poller.start()
@@ -189,36 +190,39 @@ class Predictor:
             and champion.arm != CHALLENGER
         ):
             challenger = running.challenger
-            self.shadow.submit(
-                functools.partial(
-                    self.shadow_score, challenger, champion, rows, request_id, keys, online
-                )
-            )
+            self.shadow.submit((challenger, champion, rows, request_id, keys, online))
         return predictions, missing_per_row(online, rows)
 
-    def shadow_score(
-        self,
-        challenger: Champion,
-        champion: Champion,
-        rows: dict[str, list],
-        request_id: str,
-        keys: list[dict],
-        online: dict[str, list],
-    ) -> None:
-        """The challenger on the inputs the champion answered, logged as its arm (on the
-        shadow thread: the answer has gone already). Its own lookup when it reads another
-        feature service."""
-        if challenger.feature_service != champion.feature_service:
-            online = self.online.fetch(challenger.feature_service, rows)
-        features = challenger.model.features
-        columns = feature_columns(online, features)
-        predictions = challenger.predict_columns(columns)
-        lineage = self.lineage_dict(challenger)
-        self.log.add(
-            prediction_rows(
-                request_id, challenger.task, keys, features, columns, predictions, lineage
-            )
-        )
+    def shadow_score(self, batch: list[tuple]) -> None:
+        """Challengers on the inputs their champions answered, one model call per challenger
+        for the whole batch, logged as the challenger's arm with each request's id (on the
+        shadow thread: the answers have gone). A challenger that reads another feature service
+        looks its inputs up itself."""
+        groups: dict[tuple[str, int], list[tuple]] = {}
+        for item in batch:
+            groups.setdefault((item[0].task, item[0].version), []).append(item)
+        for items in groups.values():
+            challenger = items[0][0]
+            features = challenger.model.features
+            parts = []
+            for _, champion, rows, _, _, online in items:
+                if challenger.feature_service != champion.feature_service:
+                    online = self.online.fetch(challenger.feature_service, rows)
+                parts.append(feature_columns(online, features))
+            columns = [
+                list(itertools.chain.from_iterable(part[i] for part in parts))
+                for i in range(len(features))
+            ]
+            predictions = challenger.predict_columns(columns)
+            lineage = self.lineage_dict(challenger)
+            start = 0
+            for (_, _, _, request_id, keys, _), part in zip(items, parts, strict=True):
+                end = start + len(keys)
+                self.log.add(
+                    prediction_rows(request_id, challenger.task, keys, features, part,
+                                    predictions[start:end], lineage)
+                )  # fmt: skip
+                start = end
 
     @staticmethod
     def lineage_dict(champion: Champion) -> dict:

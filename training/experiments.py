@@ -23,6 +23,8 @@ from typing import Literal
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from feature_repo.feature_services import DRAFT_SERVICES
+from training import tags as tag
 from training.errors import TaskError
 from training.registry import CHALLENGER, CHAMPION, Decision, commit, current_champion, is_absent
 from training.task import Task
@@ -124,6 +126,12 @@ def start_experiment(
         raise ExperimentError(f"challenger: {task.name} has no version {challenger}") from None
     if not is_candidate(version):
         raise ExperimentError(f"challenger: {task.name} version {challenger} did not finish")
+    service = tag.read(version.tags, tag.FEATURES)
+    if task.serving.request == "drafts" and service and service not in DRAFT_SERVICES:
+        raise ExperimentError(
+            f"challenger: {task.name} version {challenger} reads {service}, which needs a "
+            "published post; a draft cannot be answered with it"
+        )
     experiment = Experiment(
         id=uuid.uuid4().hex[:12],
         task=task.name,

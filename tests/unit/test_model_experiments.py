@@ -11,6 +11,7 @@ import pytest
 
 from analytics import model_experiments_stats as st
 from monitoring.experiments import analyse_rows
+from serving.experiments import ShadowScorer
 from serving.prediction_log import COLUMNS, _merge, read_parquet_log
 from training.experiments import Experiment, arm_of
 
@@ -116,3 +117,22 @@ def test_log_parts_written_before_arms_read_and_compact_beside_new_ones(tmp_path
     assert _merge([], [old, new], target, []) == 5
     merged = pd.read_parquet(target)
     assert merged.arm.isna().sum() == 3 and (merged.arm == "challenger").sum() == 2
+
+
+def test_shadow_scores_in_batches_bounded_and_never_raises():
+    batches: list[list] = []
+    scorer = ShadowScorer(batches.append, seconds=3600, queue=3)
+    assert all(scorer.submit(i) for i in range(3))
+    assert not scorer.submit(3) and scorer.skipped == 1  # a full queue: not shadowed
+    scorer.drain()
+    assert batches == [[0, 1, 2]] and scorer.scored == 3
+
+    def broken(batch):
+        raise RuntimeError("challenger failed")
+
+    failing = ShadowScorer(broken, seconds=3600)
+    failing.submit("x")
+    failing.drain()  # counted, not raised
+    assert failing.failed == 1 and failing.scored == 0
+    scorer.close()
+    failing.close()
