@@ -288,8 +288,9 @@ NO_SHADOW = "smap (own features), no experiment"
 
 def shadow_cost(settings: Settings, url: str, challenger: int, body: dict, args) -> list[Result]:
     """`predict_engagement` at every concurrency with a shadow experiment running, then
-    `--shadow-rounds` alternating 1-client cells without and with it (A/B/A/B...: a shared
-    machine's load drifts, so the comparison is of cells measured next to each other)."""
+    `--shadow-rounds` pairs of 1-client cells without and with it, in A B, B A, A B order (a
+    shared machine's load drifts: neighbours compare fairly, and a drift within a pair
+    cancels over the rounds)."""
     one = argparse.Namespace(**{**vars(args), "concurrency": [1]})
     with shadow_experiment(settings, url, challenger) as counters:
         results = measure(SHADOW, "predict_engagement", f"{url}/predict_engagement", body, args)
@@ -299,8 +300,9 @@ def shadow_cost(settings: Settings, url: str, challenger: int, body: dict, args)
         f"failed {seen['shadow_failed']:,}"
     )
     results.append(Result(SHADOW, "shadow scorings", 0, 0, 0, 0, None, None, note))
-    for _ in range(args.shadow_rounds):
-        for target in (NO_SHADOW, SHADOW):
+    for i in range(args.shadow_rounds):
+        order = (NO_SHADOW, SHADOW) if i % 2 == 0 else (SHADOW, NO_SHADOW)  # A B, B A, A B ...
+        for target in order:
             r = f"{url}/predict_engagement"
             if target == SHADOW:
                 with shadow_experiment(settings, url, challenger):
@@ -391,13 +393,15 @@ def render(results: list[Result], args: argparse.Namespace) -> None:
     ab = [r for r in results if r.endpoint.endswith("(A/B, 1 client)")]
     without = [r.p50_ms for r in ab if r.target == NO_SHADOW and r.p50_ms]
     with_ = [r.p50_ms for r in ab if r.target == SHADOW and r.p50_ms]
-    if without and with_:
+    if without and with_ and len(without) == len(with_):
         a, b = float(np.median(without)), float(np.median(with_))
+        paired = float(np.median(np.array(with_) / np.array(without))) - 1
         failed = sum(r.errors for r in results if r.target == SHADOW)
         out.print(
-            f"shadow experiment, 1 client, median of {len(with_)} alternating cells: p50 of a "
-            f"one-draft answer {a:.2f} -> {b:.2f} ms ({b / a - 1:+.1%}; goal at most +10%), "
-            f"{failed} failed requests with a shadow running"
+            f"shadow experiment, 1 client, {len(with_)} pairs of cells: median p50 of a "
+            f"one-draft answer {a:.2f} -> {b:.2f} ms ({b / a - 1:+.1%}; median of the pairs' "
+            f"ratios {paired:+.1%}; goal at most +10%), {failed} failed requests with a shadow "
+            "running"
         )
     ref = {r.concurrency: r for r in results if r.target == "mlflow models serve"}
     for clients in sorted(set(smap) & set(ref)):
@@ -445,7 +449,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the champion's model family (one trial)",
     )
     parser.add_argument(
-        "--shadow-rounds", type=int, default=3, help="alternating cells without/with a shadow"
+        "--shadow-rounds", type=int, default=4, help="pairs of cells without/with a shadow"
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)

@@ -89,6 +89,9 @@ class Analysis:
         }
 
 
+EMPTY = ("request_id", "entity", "arm", "prediction", "label", "logged_at")
+
+
 def arm_rows(settings: Settings, warehouse, task: Task, experiment: Experiment) -> pd.DataFrame:
     """Every labelled-or-not answer of the experiment: request id, entity, arm, prediction,
     label, logged_at; candidate hours (what-ifs) left out."""
@@ -108,7 +111,7 @@ def arm_rows(settings: Settings, warehouse, task: Task, experiment: Experiment) 
         parsed["arm"] = arm
         frames.append(parsed)
     if not frames:
-        return pd.DataFrame(columns=["request_id", "entity", "arm", "prediction", "label"])
+        return pd.DataFrame(columns=list(EMPTY))
     frame = pd.concat(frames, ignore_index=True)
     frame["label"] = matured_labels(warehouse, task, frame).to_numpy()
     return frame.sort_values("logged_at", kind="stable").reset_index(drop=True)
@@ -116,6 +119,7 @@ def arm_rows(settings: Settings, warehouse, task: Task, experiment: Experiment) 
 
 def analyse_rows(experiment: Experiment, metric: str, frame: pd.DataFrame) -> Analysis:
     """The analysis of an experiment's rows (`arm_rows`): pure, for tests and the A/A study."""
+    frame = frame.reindex(columns=list(dict.fromkeys([*EMPTY, *frame.columns])))
     labelled = frame[frame["label"].notna() & frame["prediction"].notna()].copy()
     labelled["abs_error"] = (labelled["prediction"] - labelled["label"]).abs()
     sides = {arm: labelled[labelled["arm"] == arm] for arm in (CHAMPION, CHALLENGER)}

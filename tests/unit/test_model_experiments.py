@@ -82,6 +82,8 @@ def test_analysis_names_a_better_challenger_and_not_an_equal_one(mode):
     assert not few.won and few.verdict.startswith("waiting")
     unlabelled = logged(e, 200, 0.5).assign(label=np.nan)
     assert not analyse_rows(e, "r2", unlabelled).won
+    nothing = analyse_rows(e, "r2", pd.DataFrame(columns=["request_id", "arm", "label"]))
+    assert nothing.verdict.startswith("waiting: 0 and 0") and nothing.error_difference.p_value == 1
 
 
 def _part(path, rows: int, with_arm: bool) -> None:
