@@ -50,6 +50,7 @@ bench: install
 	$(UV) run python benchmarks/model_quality.py --trials 10 --json .smap/bench/model_quality.json
 	$(UV) run python benchmarks/training_set.py --preset small --json .smap/bench/training_set.json
 	$(UV) run python benchmarks/serving.py --preset quick --json .smap/bench/serving.json
+	$(UV) run python benchmarks/experiment_aa.py --seeds 1000 --json .smap/bench/experiment_aa.json
 	$(UV) run python benchmarks/soak.py --json .smap/bench/soak.json
 	$(UV) run python benchmarks/drift.py --json .smap/bench/drift.json
 	$(UV) run python benchmarks/ab_coverage.py --seeds 100 --json .smap/bench/ab_coverage.json

@@ -9,6 +9,12 @@ What is measured (one run, one table, one registered engagement model, the same 
 - `mlflow models serve`: the same registered model version, the feature vector passed in as
   `{"inputs": [record]}` (its fastest JSON format), same worker count.
 - `smap best_posting_time`: one draft, 168 candidate hours, one batched model call.
+- `smap (own features), shadow running`: the same `POST /predict_engagement` while a shadow
+  experiment (`smap experiment start engagement --challenger V --shadow`) has a second
+  version of the same family score every request off the request path, on the same server;
+  then `--shadow-rounds` 1-client cells alternating without and with the experiment (the
+  shared machine's load drifts; neighbours compare fairly), whose medians give the cost.
+  The note says how many requests were shadowed.
 - `in-process` (the floor): `Predictor.predict_engagement` / `best_posting_time` called in
   this process, sequentially: online lookup + model, no HTTP.
 
@@ -44,6 +50,7 @@ from pathlib import Path
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
+import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table as RichTable
 
@@ -235,8 +242,80 @@ def measure(target: str, endpoint: str, url: str, body: dict, args) -> list[Resu
     return results
 
 
+def challenger_version(settings: Settings, family: str) -> int:
+    """A second engagement version (one more trial of `family`), registered, not gated."""
+    from benchmarks._load import quiet
+    from pipelines.training import train
+
+    with quiet():
+        trained = train(settings, "engagement", trials=1, families=(family,), run_promotion=False)
+    return int(trained.version)
+
+
+@contextlib.contextmanager
+def shadow_experiment(settings: Settings, url: str, challenger: int):
+    """A shadow experiment of `challenger`, followed by the service, for the `with` body;
+    yields a function that reads the service's shadow counters."""
+    import httpx
+
+    from training.experiments import end_experiment, start_experiment
+    from training.tasks import get_task
+    from training.tracking import use_tracking
+
+    def followed() -> list[dict]:
+        return httpx.get(f"{url}/metadata", timeout=10).json()["experiments"]
+
+    def until(condition) -> None:
+        deadline = time.monotonic() + 60
+        while not condition():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the service did not follow the experiment within 60s")
+            time.sleep(0.3)
+
+    client = use_tracking(settings)
+    experiment = start_experiment(client, get_task("engagement"), challenger, "shadow")
+    try:
+        until(lambda: bool(followed()))
+        yield lambda: followed()[0]
+    finally:
+        end_experiment(client, experiment, {"benchmark": "serving"})
+        until(lambda: not followed())
+
+
+SHADOW = "smap (own features), shadow running"
+NO_SHADOW = "smap (own features), no experiment"
+
+
+def shadow_cost(settings: Settings, url: str, challenger: int, body: dict, args) -> list[Result]:
+    """`predict_engagement` at every concurrency with a shadow experiment running, then
+    `--shadow-rounds` pairs of 1-client cells without and with it, in A B, B A, A B order (a
+    shared machine's load drifts: neighbours compare fairly, and a drift within a pair
+    cancels over the rounds)."""
+    one = argparse.Namespace(**{**vars(args), "concurrency": [1]})
+    with shadow_experiment(settings, url, challenger) as counters:
+        results = measure(SHADOW, "predict_engagement", f"{url}/predict_engagement", body, args)
+        seen = counters()
+    note = (
+        f"shadowed {seen['shadow_scored']:,}, skipped {seen['shadow_skipped']:,} (queue full), "
+        f"failed {seen['shadow_failed']:,}"
+    )
+    results.append(Result(SHADOW, "shadow scorings", 0, 0, 0, 0, None, None, note))
+    for i in range(args.shadow_rounds):
+        order = (NO_SHADOW, SHADOW) if i % 2 == 0 else (SHADOW, NO_SHADOW)  # A B, B A, A B ...
+        for target in order:
+            r = f"{url}/predict_engagement"
+            if target == SHADOW:
+                with shadow_experiment(settings, url, challenger):
+                    cell = measure(target, "predict_engagement (A/B, 1 client)", r, body, one)
+            else:
+                cell = measure(target, "predict_engagement (A/B, 1 client)", r, body, one)
+            results += cell
+    return results
+
+
 def run(args: argparse.Namespace, root: Path) -> list[Result]:
     settings, version = build_platform(root / "smap", args.preset, args.family)
+    challenger = challenger_version(settings, args.family)
     bodies = payloads(settings)
     results = in_process(settings, bodies, args.seconds)
     results += in_process(settings, bodies, args.seconds, reads="feast")
@@ -248,7 +327,10 @@ def run(args: argparse.Namespace, root: Path) -> list[Result]:
             {"inputs": [bodies["record"]]},
             args,
         )
-    with smap_server(settings, args.workers) as (url, _process):
+    with smap_server(settings, args.workers, env={"SMAP_SERVING__ALIAS_POLL_SECONDS": "1"}) as (
+        url,
+        _process,
+    ):
         results += measure(
             "smap (own features)",
             "predict_engagement",
@@ -256,6 +338,7 @@ def run(args: argparse.Namespace, root: Path) -> list[Result]:
             {"drafts": [bodies["draft"]]},
             args,
         )
+        results += shadow_cost(settings, url, challenger, {"drafts": [bodies["draft"]]}, args)
         results += measure(
             "smap (features passed in)",
             "predict_features",
@@ -307,6 +390,19 @@ def render(results: list[Result], args: argparse.Namespace) -> None:
         for r in results
         if r.target == "smap (own features)" and r.endpoint == "predict_engagement"
     }
+    ab = [r for r in results if r.endpoint.endswith("(A/B, 1 client)")]
+    without = [r.p50_ms for r in ab if r.target == NO_SHADOW and r.p50_ms]
+    with_ = [r.p50_ms for r in ab if r.target == SHADOW and r.p50_ms]
+    if without and with_ and len(without) == len(with_):
+        a, b = float(np.median(without)), float(np.median(with_))
+        paired = float(np.median(np.array(with_) / np.array(without))) - 1
+        failed = sum(r.errors for r in results if r.target == SHADOW)
+        out.print(
+            f"shadow experiment, 1 client, {len(with_)} pairs of cells: median p50 of a "
+            f"one-draft answer {a:.2f} -> {b:.2f} ms ({b / a - 1:+.1%}; median of the pairs' "
+            f"ratios {paired:+.1%}; goal at most +10%), {failed} failed requests with a shadow "
+            "running"
+        )
     ref = {r.concurrency: r for r in results if r.target == "mlflow models serve"}
     for clients in sorted(set(smap) & set(ref)):
         a, b = smap[clients], ref[clients]
@@ -329,6 +425,7 @@ def metadata(args: argparse.Namespace) -> dict:
         "seconds": args.seconds,
         "warmup": args.warmup,
         "concurrency": args.concurrency,
+        "shadow_rounds": args.shadow_rounds,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "bentoml": bentoml.__version__,
@@ -350,6 +447,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="linear",
         choices=("linear", "lightgbm", "xgboost", "forest"),
         help="the champion's model family (one trial)",
+    )
+    parser.add_argument(
+        "--shadow-rounds", type=int, default=4, help="pairs of cells without/with a shadow"
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)

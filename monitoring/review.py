@@ -183,7 +183,54 @@ def index_html(settings: Settings) -> str:
         head = "".join(f"<th>{h}</th>" for h in HEADER)
         rows = "\n".join(_row(check, root) for check in frame.itertuples(index=False))
         body = f"<table><thead><tr>{head}</tr></thead><tbody>\n{rows}\n</tbody></table>"
-    return PAGE.format(summary=summary, body=body)
+    return PAGE.format(summary=summary, body=experiments_html(settings) + body)
+
+
+def experiments_html(settings: Settings) -> str:
+    """The running model experiments (`smap experiment`) above the checks; a registry that
+    cannot be read is said in one line, the checks are shown all the same."""
+    from monitoring.experiments import running_analyses  # MLflow: only when a page is made
+
+    e = html.escape
+    try:
+        analyses = running_analyses(settings, open_warehouse(settings), settings.monitoring.tasks)
+    except Exception as exc:  # noqa: BLE001 - the page shows the checks regardless
+        return f"<p>Model experiments not read: {e(str(exc).splitlines()[0][:200])}</p>"
+    if not analyses:
+        return "<p>No model experiment running (<code>smap experiment start</code>).</p>"
+    rows = []
+    for a in analyses:
+        x, (c0, c1) = a.experiment, a.arms
+        mode = f"split {x.split:.0%}" if x.mode == "split" else "shadow"
+        cells = [
+            x.task,
+            x.id,
+            mode,
+            f"v{x.champion} / v{x.challenger}",
+            f"{c0.labelled} / {c1.labelled} of {x.min_samples}",
+            f"{_number(c0.metric.value, '.3f')} / {_number(c1.metric.value, '.3f')} {a.metric}",
+            f"{a.error_difference.p_value:.3f}",
+            a.verdict,
+        ]
+        rows.append("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in cells) + "</tr>")
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "task",
+            "experiment",
+            "mode",
+            "champion / challenger",
+            "labelled",
+            "metric",
+            "always-valid p",
+            "verdict",
+        )  # fmt: skip
+    )
+    return (
+        f"<h2>model experiments</h2><table><thead><tr>{head}</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table><h2>drift checks</h2>"
+    )
 
 
 class ReviewHandler(BaseHTTPRequestHandler):

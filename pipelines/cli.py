@@ -8,6 +8,7 @@ TensorFlow, BentoML or Evidently (tests/unit/test_architecture.py holds this).
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -78,6 +79,10 @@ orchestrate_app = typer.Typer(
     no_args_is_help=True, help="Scheduled runs on Dagster: its UI, a job now, recent runs."
 )
 app.add_typer(orchestrate_app, name="orchestrate")
+experiment_app = typer.Typer(
+    no_args_is_help=True, help="Model experiments: a challenger in split or shadow traffic."
+)
+app.add_typer(experiment_app, name="experiment")
 out = Console()
 
 Profile = Annotated[
@@ -685,6 +690,15 @@ def print_checks_summary(frame) -> None:
     out.print(table)
 
 
+def print_running_experiments(settings: Settings, task: str | None) -> None:
+    """The running model experiments under the checks of `monitor --summary`."""
+    analyses = experiments().running(settings, task)
+    if not analyses:
+        out.print("no model experiment running")
+    for analysis in analyses:
+        print_experiment(analysis)
+
+
 @app.command()
 def monitor(
     task: Annotated[
@@ -720,6 +734,7 @@ def monitor(
         return
     if summary:
         print_checks_summary(monitor_flow.recent_checks(settings, task, 20))
+        print_running_experiments(settings, task)
         return
     if interval <= 0:
         raise typer.BadParameter("must be more than 0 seconds", param_hint="--interval")
@@ -783,6 +798,108 @@ def models_rollback(task: TaskName, profile: Profile = None) -> None:
 
     decision = registry.rollback_champion(settings_for(profile), task)
     out.print(f"{task}: champion is version {decision.champion_after} again ({decision.reason})")
+
+
+@experiment_app.command("start")
+def experiment_start(
+    task: TaskName,
+    challenger: Annotated[int, typer.Option(help="The challenger's registered version.")],
+    split: Annotated[
+        float | None,
+        typer.Option(help="Percent of authors/users the challenger answers (0 < PCT < 100)."),
+    ] = None,
+    shadow: Annotated[
+        bool, typer.Option("--shadow", help="The challenger scores every request off the path.")
+    ] = False,
+    min_samples: Annotated[
+        int, typer.Option(help="Labelled answers per arm before a winner can be named.")
+    ] = 200,
+    profile: Profile = None,
+) -> None:
+    """Start an experiment: the service follows it within serving.alias_poll_seconds."""
+    if shadow == (split is not None):
+        raise typer.BadParameter("pass either --split PCT or --shadow", param_hint="--split")
+    mode = "shadow" if shadow else "split"
+    e = experiments().start(settings_for(profile), task, challenger, mode, split, min_samples)
+    share = f"{e.split:.0%} of entities" if e.mode == "split" else "shadow"
+    out.print(
+        f"{task}: experiment {e.id} started: version {e.challenger} vs champion "
+        f"{e.champion} ({share}, {e.min_samples} labelled answers per arm)"
+    )
+
+
+def experiments():
+    """pipelines.experiments, imported when an experiment command runs (it loads MLflow)."""
+    from pipelines import experiments as flow
+
+    return flow
+
+
+def print_experiment(analysis) -> None:
+    """One experiment: each arm's figures, the difference and the sequential verdict."""
+    e = analysis.experiment
+
+    def est(value: float, low: float = math.nan, high: float = math.nan) -> str:
+        if not math.isfinite(value):
+            return "-"
+        interval = f" [{low:.4f}, {high:.4f}]" if math.isfinite(low) and math.isfinite(high) else ""
+        return f"{value:.4f}{interval}"
+
+    mode = f"split {e.split:.0%}" if e.mode == "split" else "shadow"
+    table = Table(title=f"{e.task}: experiment {e.id} ({mode}, since {e.started_at[:19]})")
+    for col in ("arm", "version", "answers", "labelled", analysis.metric, "abs error"):
+        table.add_column(col)
+    for a in analysis.arms:
+        table.add_row(
+            a.arm,
+            str(a.version),
+            str(a.answered),
+            str(a.labelled),
+            est(a.metric.value, a.metric.low, a.metric.high),
+            est(a.abs_error.value, a.abs_error.low, a.abs_error.high),
+        )
+    s, d = analysis.error_difference, analysis.metric_difference
+    table.add_row(
+        "difference", "", "", "", est(d.value, d.low, d.high), est(s.difference, s.low, s.high)
+    )
+    out.print(table)
+    out.print(f"always-valid p = {s.p_value:.4f}; {analysis.verdict}", markup=False)
+
+
+@experiment_app.command("status")
+def experiment_status(
+    task: Annotated[str | None, typer.Argument(help="A task (default: every one).")] = None,
+    profile: Profile = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the analyses as JSON.")] = False,
+) -> None:
+    """Each arm's metric and error, their difference and the always-valid sequential test."""
+    analyses = experiments().status(settings_for(profile), task)
+    if as_json:
+        out.print_json(data=[a.as_dict() for a in analyses])
+        return
+    if not analyses:
+        out.print("no experiment is running")
+    for analysis in analyses:
+        print_experiment(analysis)
+
+
+@experiment_app.command("stop")
+def experiment_stop(
+    task: TaskName,
+    promote: Annotated[
+        bool, typer.Option("--promote", help="Make the challenger champion if it won.")
+    ] = False,
+    profile: Profile = None,
+) -> None:
+    """Stop the experiment; with --promote the gate crowns the challenger only if it won."""
+    analysis, decision, run_id = experiments().stop(settings_for(profile), task, promote)
+    print_experiment(analysis)
+    out.print(
+        f"{task}: {decision.decision}: champion is version {decision.champion_after} "
+        f"({decision.reason}); MLflow run {run_id}",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()

@@ -37,6 +37,7 @@ class Champion:
     feature_service: str
     model: Any  # training.packaging.SmapModel
     window: dict[str, str] = field(default_factory=dict)
+    arm: str = "champion"  # "challenger" when an experiment's challenger answers (experiments.py)
 
     @property
     def threshold(self) -> float | None:

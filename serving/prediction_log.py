@@ -47,6 +47,7 @@ COLUMNS = (
     "model_version",
     "run_id",
     "feature_service",
+    "arm",  # champion | challenger (a model experiment); null in logs written before arms
 )
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ def prediction_rows(
     names = tuple(features)
     model, version = lineage["model"], int(lineage["version"])
     run_id, service = lineage["run_id"], lineage["feature_service"]
+    arm = lineage.get("arm", "champion")
     return [
         (
             request_id,
@@ -78,6 +80,7 @@ def prediction_rows(
             version,
             run_id,
             service,
+            arm,
         )  # fmt: skip
         for entity, values, pred in zip(
             entities,
@@ -157,8 +160,9 @@ class PostgresTable:
                     request_id TEXT NOT NULL, logged_at TIMESTAMPTZ NOT NULL, task TEXT NOT NULL,
                     entity TEXT NOT NULL, features TEXT NOT NULL, prediction DOUBLE PRECISION,
                     model TEXT NOT NULL, model_version INTEGER NOT NULL, run_id TEXT NOT NULL,
-                    feature_service TEXT NOT NULL)"""
+                    feature_service TEXT NOT NULL, arm TEXT)"""
             )
+            cur.execute(f"ALTER TABLE {self.table} ADD COLUMN IF NOT EXISTS arm TEXT")
             cur.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_logged_at ON {self.table} (logged_at)")
         return conn
 
@@ -304,6 +308,7 @@ def _log_schema():
             ("model_version", pa.int64()),
             ("run_id", pa.string()),
             ("feature_service", pa.string()),
+            ("arm", pa.string()),
         ]
     )
 
@@ -319,7 +324,10 @@ def _merge(previous: list[Path], sources: list[Path], target: Path, quarantined:
     schema, pending, written = _log_schema(), [], 0
 
     def shaped(batch) -> pa.Table:
-        return pa.Table.from_batches([batch]).select(schema.names).cast(schema)
+        table = pa.Table.from_batches([batch])
+        if "arm" not in table.column_names:  # a part written before arms were logged
+            table = table.append_column("arm", pa.nulls(table.num_rows, pa.string()))
+        return table.select(schema.names).cast(schema)
 
     with pq.ParquetWriter(target, schema) as writer:
 
@@ -407,8 +415,15 @@ def _postgres_rows(settings: Settings, task: str, version: int, after, limit: in
         cur.execute("SELECT to_regclass(%s)", (table,))
         if cur.fetchone()[0] is None:
             return LogRead(pd.DataFrame(columns=list(COLUMNS)))
+        schema, name = table.split(".", 1)
         cur.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM {table} WHERE task = %s AND model_version = %s"
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = %s"
+            " AND table_name = %s AND column_name = 'arm'",
+            (schema, name),
+        )
+        columns = COLUMNS if cur.fetchone() else (*COLUMNS[:-1], "NULL AS arm")  # older table
+        cur.execute(
+            f"SELECT {', '.join(columns)} FROM {table} WHERE task = %s AND model_version = %s"
             " AND logged_at > %s ORDER BY logged_at DESC LIMIT %s",
             (task, version, after or datetime(1970, 1, 1), limit),
         )

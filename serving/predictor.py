@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from feature_repo.drafts import parse_hashtags
 from feature_repo.feature_services import DRAFT_SERVICES, TREND_SERVICES
 from serving import rules
 from serving.answers import BadRequest, Unavailable, new_request_id
+from serving.experiments import Challengers, ExperimentPoller, ShadowScorer
 from serving.features import (
     EPOCH,
     BadStart,
@@ -46,6 +48,7 @@ from serving.schemas import (
     Metadata,
     PostingSlot,
     PostingTimeResponse,
+    RunningExperiment,
     TaskPrediction,
     TaskResponse,
     TaskStatus,
@@ -55,6 +58,7 @@ from serving.schemas import (
     utc_now,
 )
 from training.errors import TaskError
+from training.experiments import CHALLENGER, arm_of
 from training.labels import TREND_HORIZONS
 from training.packaging import interval_bounds
 from training.tasks import TASKS, get_task
@@ -103,12 +107,19 @@ class Predictor:
         self.poller = AliasPoller(self.champions, settings.serving.alias_poll_seconds)
         self.watch = StoreWatch(self.online, settings.serving.online_check_seconds)
         self._threads = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="answer")
+        self.challengers = Challengers(self.champions.client, self.champions.tasks)
+        self.challengers.refresh()
+        self.experiments = ExperimentPoller(self.challengers, settings.serving.alias_poll_seconds)
+        self.shadow = ShadowScorer(self.shadow_score)
         if background:
             self.log.start()
             self.poller.start()
             self.watch.start()
+            self.experiments.start()
 
     def close(self) -> None:
+        self.experiments.stop()
+        self.shadow.close()
         self.poller.stop()
         self.watch.stop()
         self._threads.shutdown(wait=False, cancel_futures=True)
@@ -127,11 +138,17 @@ class Predictor:
         return self.watch.health().degraded
 
     # -- shared steps -------------------------------------------------------------------------
-    def champion(self, task: str, draft: bool = False) -> Champion:
+    def champion(self, task: str, draft: bool = False, entity: object = None) -> Champion:
+        """The model that answers `task` for `entity` (an author or user id): the champion,
+        or the challenger of a split experiment that routes the entity to it."""
         try:
             champion = self.champions.get(task)
         except NoChampion as exc:
             raise Unavailable(str(exc)) from None
+        running = self.challengers.get(task)
+        if running is not None and entity is not None:
+            if arm_of(running.experiment, entity) == CHALLENGER:
+                champion = running.challenger
         if draft and champion.feature_service not in DRAFT_SERVICES:
             raise Unavailable(
                 f"{task}: champion v{champion.version} reads {champion.feature_service}, which "
@@ -166,7 +183,46 @@ class Predictor:
                 request_id, champion.task, keys, features, columns, predictions, lineage
             )
         )
+        running = self.challengers.get(champion.task)
+        if (
+            running is not None
+            and running.experiment.mode == "shadow"
+            and champion.arm != CHALLENGER
+        ):
+            challenger = running.challenger
+            self.shadow.submit((challenger, champion, rows, request_id, keys, online))
         return predictions, missing_per_row(online, rows)
+
+    def shadow_score(self, batch: list[tuple]) -> None:
+        """Challengers on the inputs their champions answered, one model call per challenger
+        for the whole batch, logged as the challenger's arm with each request's id (on the
+        shadow thread: the answers have gone). A challenger that reads another feature service
+        looks its inputs up itself."""
+        groups: dict[tuple[str, int], list[tuple]] = {}
+        for item in batch:
+            groups.setdefault((item[0].task, item[0].version), []).append(item)
+        for items in groups.values():
+            challenger = items[0][0]
+            features = challenger.model.features
+            parts = []
+            for _, champion, rows, _, _, online in items:
+                if challenger.feature_service != champion.feature_service:
+                    online = self.online.fetch(challenger.feature_service, rows)
+                parts.append(feature_columns(online, features))
+            columns = [
+                list(itertools.chain.from_iterable(part[i] for part in parts))
+                for i in range(len(features))
+            ]
+            predictions = challenger.predict_columns(columns)
+            lineage = self.lineage_dict(challenger)
+            start = 0
+            for (_, _, _, request_id, keys, _), part in zip(items, parts, strict=True):
+                end = start + len(keys)
+                self.log.add(
+                    prediction_rows(request_id, challenger.task, keys, features, part,
+                                    predictions[start:end], lineage)
+                )  # fmt: skip
+                start = end
 
     @staticmethod
     def lineage_dict(champion: Champion) -> dict:
@@ -175,6 +231,7 @@ class Predictor:
             "version": champion.version,
             "run_id": champion.run_id,
             "feature_service": champion.feature_service,
+            "arm": champion.arm,
         }
 
     def lineage(self, champion: Champion, request_id: str) -> Lineage:
@@ -194,7 +251,7 @@ class Predictor:
 
     # -- endpoints ------------------------------------------------------------------------------
     def predict_engagement(self, drafts: list[Draft], request_id: str) -> EngagementResponse:
-        champion = self.champion("engagement", draft=True)
+        champion = self.champion("engagement", draft=True, entity=drafts[0].user_id)
         rows = self._draft_rows(drafts, [d.planned_at for d in drafts])
         keys = [{"user_id": d.user_id, "planned_at": d.planned_at} for d in drafts]
         preds, missing = self.score(champion, rows, request_id, keys)
@@ -211,7 +268,7 @@ class Predictor:
         )
 
     def predict_virality(self, drafts: list[Draft], request_id: str) -> ViralityResponse:
-        champion = self.champion("virality", draft=True)
+        champion = self.champion("virality", draft=True, entity=drafts[0].user_id)
         rows = self._draft_rows(drafts, [d.planned_at for d in drafts])
         keys = [{"user_id": d.user_id, "planned_at": d.planned_at} for d in drafts]
         preds, missing = self.score(champion, rows, request_id, keys)
@@ -248,14 +305,14 @@ class Predictor:
         if binding.request == "drafts":
             if not drafts or user_ids:
                 raise BadRequest(f"drafts: {task.name} answers drafts (and no user_ids)")
-            champion = self.champion(task.name, draft=True)
+            champion = self.champion(task.name, draft=True, entity=drafts[0].user_id)
             rows = self._draft_rows(drafts, [d.planned_at for d in drafts])
             keys = [{"user_id": d.user_id, "planned_at": d.planned_at} for d in drafts]
             users = [d.user_id for d in drafts]
         else:
             if not user_ids or drafts:
                 raise BadRequest(f"user_ids: {task.name} answers user ids (and no drafts)")
-            champion = self.champion(task.name)
+            champion = self.champion(task.name, entity=int(user_ids[0]))
             users = [int(u) for u in user_ids]
             rows, keys = {"user_id": users}, [{"user_id": u} for u in users]
         preds, missing = self.score(champion, rows, request_id, keys)
@@ -278,7 +335,7 @@ class Predictor:
         )
 
     def predict_churn(self, user_ids: list[int], request_id: str) -> ChurnResponse:
-        champion = self.champion("churn")
+        champion = self.champion("churn", entity=int(user_ids[0]))
         rows = {"user_id": [int(u) for u in user_ids]}
         preds, missing = self.score(champion, rows, request_id, [{"user_id": u} for u in user_ids])
         return ChurnResponse(
@@ -295,7 +352,7 @@ class Predictor:
         self, draft: DraftTemplate, request_id: str, start: datetime | None = None
     ) -> PostingTimeResponse:
         """Predicted engagement for each hour of the next week, in one batched model call."""
-        champion = self.champion("engagement", draft=True)
+        champion = self.champion("engagement", draft=True, entity=draft.user_id)
         hours = rules.candidate_hours(start or utc_now())
         # the draft's row once (its hashtags parsed once); only the planned time varies
         first = self._draft_rows([draft], hours[:1])
@@ -463,6 +520,21 @@ class Predictor:
             tasks=[self.status(t) for t in self.champions.tasks],
             predictions_logged=self.log.written,
             predictions_dropped=self.log.dropped,
+            experiments=[
+                RunningExperiment(
+                    id=e.id,
+                    task=e.task,
+                    mode=e.mode,
+                    champion_version=e.champion,
+                    challenger_version=e.challenger,
+                    split=e.split,
+                    started_at=e.started_at,
+                    shadow_scored=self.shadow.scored,
+                    shadow_skipped=self.shadow.skipped,
+                    shadow_failed=self.shadow.failed,
+                )
+                for e in self.challengers.running()
+            ],
         )
 
     def is_ready(self) -> bool:

@@ -200,6 +200,11 @@ class Lineage(_Body):
     run_id: str
     feature_service: str
     request_id: str
+    arm: Literal["champion", "challenger"] = Field(
+        "champion",
+        description="Which arm of a model experiment answered (`smap experiment`): the "
+        "champion, or the challenger a split experiment routes this author or user to.",
+    )
 
 
 class Interval(_Body):
@@ -324,6 +329,21 @@ class TaskStatus(_Body):
     features: list[str] = Field(default_factory=list)  # what `/predict_features` takes
 
 
+class RunningExperiment(_Body):
+    """A model experiment this worker follows (`smap experiment start`)."""
+
+    id: str
+    task: str
+    mode: str
+    champion_version: int
+    challenger_version: int
+    split: float  # share of entities the challenger answers (0 in shadow mode)
+    started_at: str
+    shadow_scored: int = 0  # this worker's shadow scorings since it started (all tasks)
+    shadow_skipped: int = 0
+    shadow_failed: int = 0
+
+
 class Metadata(_Body):
     profile: str
     online_store: str
@@ -332,6 +352,7 @@ class Metadata(_Body):
     tasks: list[TaskStatus]
     predictions_logged: int
     predictions_dropped: int
+    experiments: list[RunningExperiment] = Field(default_factory=list)
 
 
 MAX_TOP = 100  # influencers per answer

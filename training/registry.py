@@ -442,3 +442,9 @@ def rollback(client: MlflowClient, warehouse: Warehouse, task: Task) -> Decision
             f"rolled back from version {current}",
         )
         return _commit(client, warehouse, task, d, CHAMPION)
+
+
+def commit(client: MlflowClient, warehouse: Warehouse, task: Task, d: Decision, alias: str):
+    """Record a decision taken elsewhere (an experiment's): the version's tags, the alias
+    move and the history row, as every gate decision is committed."""
+    return _commit(client, warehouse, task, d, alias)

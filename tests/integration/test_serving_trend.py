@@ -141,6 +141,7 @@ def test_http_forecast_validates_defaults_unknown_tags_and_logs(platform, monkey
             "run_id": trained.run_id,
             "feature_service": "trend_v2",
             "request_id": "trend-1",
+            "arm": "champion",
         }
         known, unknown = body["forecasts"]
         assert known["hashtag"] == tag and known["missing_features"] == []

@@ -119,7 +119,7 @@ def test_unknown_author_and_tags_get_defaults_and_are_listed():
 
 def _rows(n: int) -> list[tuple]:
     now = datetime.now(UTC)
-    return [("r", now, "engagement", "{}", "{}", 0.1, "engagement", 1, "run", "fs")] * n
+    return [("r", now, "engagement", "{}", "{}", 0.1, "engagement", 1, "run", "fs", "champion")] * n
 
 
 def test_prediction_log_writes_parts_drops_past_the_bound_and_retries(tmp_path):
