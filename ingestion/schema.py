@@ -627,6 +627,30 @@ MONITORING_TABLES: dict[str, Table] = {
         key=["check_id"],
         indexes=["task"],
     ),
+    # the running model experiments' figures as last analysed (`smap experiment status`,
+    # `smap monitor --summary`, `smap report`): what the dashboard's Experiments section shows
+    "model_experiments": _t(
+        "model_experiments",
+        {
+            "task": "str",
+            "experiment_id": "str",
+            "mode": "str",
+            "champion_version": "int",
+            "challenger_version": "int",
+            "metric": "str",
+            "champion_labelled": "int",
+            "challenger_labelled": "int",
+            "champion_metric": "float",
+            "challenger_metric": "float",
+            "difference": "float",
+            "difference_low": "float",
+            "difference_high": "float",
+            "sequential_p_value": "float",
+            "verdict": "str",
+            "analysed_at": "ts",
+        },
+        key=["task"],
+    ),
 }
 ALL_TABLES.update(MONITORING_TABLES)
 

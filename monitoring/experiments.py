@@ -22,6 +22,8 @@ import pandas as pd
 
 from analytics import model_experiments_stats as st
 from configs.settings import Settings
+from ingestion.schema import MONITORING_TABLES
+from ingestion.warehouse import Warehouse
 from monitoring.window import matured_labels, parse, read_log
 from training.experiments import CHALLENGER, CHAMPION, Experiment, running_experiment
 from training.task import Task
@@ -197,3 +199,45 @@ def running_analyses(settings: Settings, warehouse, tasks) -> list[Analysis]:
         if experiment is not None:
             found.append(analyse(settings, warehouse, get_task(name), experiment))
     return found
+
+
+def figures_frame(analyses: list[Analysis]) -> pd.DataFrame:
+    """One row per running experiment: the figures the dashboard's Experiments section shows."""
+    rows = []
+    for a in analyses:
+        champion, challenger = a.arms
+        rows.append(
+            {
+                "task": a.experiment.task,
+                "experiment_id": a.experiment.id,
+                "mode": a.experiment.mode,
+                "champion_version": champion.version,
+                "challenger_version": challenger.version,
+                "metric": a.metric,
+                "champion_labelled": champion.labelled,
+                "challenger_labelled": challenger.labelled,
+                "champion_metric": finite(champion.metric.value),
+                "challenger_metric": finite(challenger.metric.value),
+                "difference": finite(a.metric_difference.value),
+                "difference_low": finite(a.metric_difference.low),
+                "difference_high": finite(a.metric_difference.high),
+                "sequential_p_value": finite(a.error_difference.p_value),
+                "verdict": a.verdict,
+                "analysed_at": pd.Timestamp(a.analysed_at),
+            }
+        )
+    return pd.DataFrame(rows, columns=list(MONITORING_TABLES["model_experiments"].columns))
+
+
+def record_figures(warehouse: Warehouse, analyses: list[Analysis]) -> None:
+    """Replace the `model_experiments` table with these analyses (a stopped experiment leaves
+    it), so the dashboard shows the running experiments as last analysed."""
+    warehouse.write(MONITORING_TABLES["model_experiments"], figures_frame(analyses))
+
+
+def forget_figures(warehouse: Warehouse, task: str) -> None:
+    """Drop a stopped experiment's row from the `model_experiments` table."""
+    table = MONITORING_TABLES["model_experiments"]
+    if warehouse.exists(table.name):
+        kept = warehouse.read(table.name)
+        warehouse.write(table, kept[kept.task != task])

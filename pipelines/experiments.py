@@ -13,7 +13,13 @@ import mlflow
 
 from configs.settings import Settings
 from ingestion.warehouse import open_warehouse
-from monitoring.experiments import Analysis, analyse, running_analyses
+from monitoring.experiments import (
+    Analysis,
+    analyse,
+    forget_figures,
+    record_figures,
+    running_analyses,
+)
 from training.experiments import (
     Experiment,
     ExperimentError,
@@ -52,6 +58,8 @@ def status(settings: Settings, task: str | None) -> list[Analysis]:
             analyses.append(analyse(settings, warehouse, get_task(name), experiment))
     if task and not analyses:
         raise ExperimentError(f"{task}: no experiment is running")
+    if not task:  # every task's experiments: the dashboard's table is complete
+        record_figures(warehouse, analyses)
     return analyses
 
 
@@ -59,7 +67,11 @@ def running(settings: Settings, task: str | None) -> list[Analysis]:
     """The analyses of the running experiments (of `task`, or of every monitored task); none
     running is an empty list, not an error (`smap monitor --summary`)."""
     tasks = [task] if task else list(settings.monitoring.tasks)
-    return running_analyses(settings, open_warehouse(settings), tasks)
+    warehouse = open_warehouse(settings)
+    analyses = running_analyses(settings, warehouse, tasks)
+    if not task:
+        record_figures(warehouse, analyses)
+    return analyses
 
 
 def _metric_values(analysis: Analysis) -> tuple[float, float]:
@@ -114,4 +126,5 @@ def stop(settings: Settings, task: str, promote: bool) -> tuple[Analysis, Decisi
         experiment,
         {"analysis": analysis.as_dict(), "decision": asdict(decision), "run_id": run.info.run_id},
     )
+    forget_figures(warehouse, t.name)
     return analysis, decision, run.info.run_id

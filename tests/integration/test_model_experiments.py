@@ -181,7 +181,11 @@ def test_split_and_shadow_experiments_on_a_running_service(local_settings, capsy
         assert status["paired"] and min(a["labelled"] for a in status["arms"]) >= 5
         summary = cli(capsys, "monitor", "--summary")
         assert "shadow" in summary and status["experiment"]["id"] in summary
+        shown = open_warehouse(settings).read("model_experiments")  # the dashboard's table
+        assert list(shown.experiment_id) == [status["experiment"]["id"]]
+        assert list(shown["mode"]) == ["shadow"] and shown.challenger_version.iloc[0] == challenger
         cli(capsys, "experiment", "stop", "engagement", "--promote")
+        assert open_warehouse(settings).read("model_experiments").empty
         assert (
             history(open_warehouse(settings), "engagement")
             .iloc[-1]
