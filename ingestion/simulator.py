@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from ingestion.simulate_sentiment import comment_sentiment
+
 CATEGORIES = ("fashion", "food", "travel", "fitness", "tech", "music", "gaming", "beauty")
 POST_TYPES = ("image", "video", "text", "link", "carousel")
 POST_TYPE_SHARE = (0.38, 0.22, 0.14, 0.08, 0.18)
@@ -459,6 +461,8 @@ def simulate(
             "sentiment": sentiment[keep],
         }
     )
+    said = comment_sentiment(seed, sentiment[keep])  # own stream: the rows above are unchanged
+    comment_rows["text"], comment_rows["label"] = said.text.to_numpy(), said.label.to_numpy()
     liker, like_day = np.nonzero(active & (posts_per_day == 0))
     day_first_post = np.searchsorted(day_of_post, np.arange(n_d + 1))
     lo, hi = day_first_post[like_day], day_first_post[np.minimum(like_day + 1, n_d)]
@@ -556,4 +560,7 @@ def simulate(
         "truth_users": truth_users,
         "truth_hashtag_daily": truth_hashtags,
         "truth_post_categories": truth_categories,
+        "truth_comment_sentiment": pd.DataFrame(
+            {"comment_id": comment_rows.comment_id, "oracle_sentiment": said.oracle.to_numpy()}
+        ),
     }

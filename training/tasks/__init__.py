@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from training.errors import TaskError
 from training.task import Task
-from training.tasks import churn, content, engagement, segmentation, trend, virality
+from training.tasks import churn, content, engagement, segmentation, sentiment, trend, virality
 
 TASKS: dict[str, Task] = {
     t.name: t
@@ -20,6 +20,7 @@ TASKS: dict[str, Task] = {
         trend.TASK,
         segmentation.TASK,
         content.TASK,
+        sentiment.TASK,
     ]
 }
 
