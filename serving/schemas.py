@@ -709,3 +709,22 @@ def openapi_document(
                 for method, operation in spec["paths"][route].items()
             }
     return spec
+
+
+MAX_COMMENT = 2200  # characters of one comment text
+
+
+CommentText = Annotated[str, Field(max_length=MAX_COMMENT)]
+# comment texts to read, in order (an example: ["so love this 😍", "not good, boring"])
+SentimentTexts = Annotated[list[CommentText], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class SentimentPrediction(_Body):
+    sentiment: str  # negative | neutral | positive
+    # a score per class: VADER's neg / neu / pos shares, or a trained model's probabilities
+    scores: dict[str, float]
+
+
+class SentimentResponse(_Body):
+    predictions: list[SentimentPrediction]
+    lineage: Lineage

@@ -198,6 +198,8 @@ def suggest(trial: optuna.Trial, family: str) -> dict[str, Any]:
             "ngram_max": trial.suggest_int(p + "ngram_max", 1, 3),
             "min_df": trial.suggest_int(p + "min_df", 1, 3),
             "sublinear_tf": trial.suggest_categorical(p + "sublinear_tf", [True, False]),
+            # VADER's four scores beside the words: the lexicon's rules as features
+            "lexicon": trial.suggest_categorical(p + "lexicon", [True, False]),
         }
     if family == "keras_text":
         return {
@@ -243,7 +245,40 @@ def _fit_tfidf(params: dict, data: SentimentData) -> Any:
         lowercase=True,
     )
     classify = LogisticRegression(C=params["C"], max_iter=2000, random_state=data.seed)
-    return Pipeline([("tfidf", vectorize), ("classify", classify)]).fit(data.x_train, data.y_train)
+    features: Any = vectorize
+    if params.get("lexicon", False):
+        from sklearn.pipeline import FeatureUnion
+
+        features = FeatureUnion([("words", vectorize), ("lexicon", LexiconScores())])
+    return Pipeline([("features", features), ("classify", classify)]).fit(
+        data.x_train, data.y_train
+    )
+
+
+class LexiconScores:
+    """VADER's neg, neu, pos and compound scores of each text as four features (a scikit-learn
+    transformer; the analyzer is built on first use, never pickled)."""
+
+    SCALE = 3.0  # about the weight of a strong TF-IDF column
+
+    def __init__(self):
+        self._vader = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_vader": None}
+
+    def fit(self, x, y=None):
+        return self
+
+    def transform(self, x) -> np.ndarray:
+        self._vader = self._vader or _analyzer()
+        return vader_scores(x, self._vader).to_numpy() * self.SCALE
+
+    def get_params(self, deep=True):
+        return {}
+
+    def set_params(self, **params):
+        return self
 
 
 def _fit_keras(params: dict, data: SentimentData, report) -> Any:
