@@ -28,6 +28,7 @@ from urllib.parse import quote, quote_plus
 import numpy as np
 import pandas as pd
 
+from analytics import sentiment
 from analytics.exports import Export, write_export
 from analytics.influence import top_of
 from analytics.trends import trending_hashtags
@@ -616,8 +617,21 @@ def sections(settings: Settings, warehouse: Warehouse) -> list[Section]:
         segments_section(read("segment_summary")),
         influencers_section(read("influencer_network")),
         hours_section(performance),
+        sentiment_section(settings, read),
         health_section(drift_checks(warehouse), champions(settings)),
     ]
+
+
+def sentiment_section(settings: Settings, read) -> Section:
+    """Audience sentiment (analytics/sentiment.py has the numbers)."""
+    comments = read("comments", ["comment_id", "post_id", "created_at", "text"])
+    posts = read("content_posts", ["post_id", "user_id", "caption"])
+    scorer = (
+        None if comments is None else sentiment.champion_scorer(settings, not no_registry(settings))
+    )
+    return Section(
+        "sentiment", "Audience sentiment", *sentiment.section_parts(comments, posts, scorer)
+    )
 
 
 # -- the page ------------------------------------------------------------------------------

@@ -36,12 +36,13 @@ TITLES = [
     "Segments",
     "Influencers",
     "Best posting hours",
+    "Audience sentiment",
     "Model health",
 ]
 EXPORTS = {
     "kpi_daily", "campaign_kpis", "top_content", "trending_hashtags", "hashtag_trends",
     "segment_summary", "influencer_network", "posting_hours", "posting_weekday_hours",
-    "drift_checks",
+    "drift_checks", "post_sentiment", "author_sentiment", "daily_sentiment",
 }  # fmt: skip
 CHART = re.compile(r'Plotly\.newPlot\(\s*"([a-z]+-\d)"')  # one call per chart, by its div id
 
