@@ -535,6 +535,7 @@ REQUEST_EXAMPLES = {
         "posts": [{"caption": "pasta with sushi", "hashtags": ["#food_1"], "post_type": "image"}]
     },
     "/recommend_content": {"user_id": 1, "n": 5},
+    "/analyze_sentiment": {"texts": ["so love this 😍", "not good, boring"]},
 }
 # where the service's docs page links to smap's docs: the service serves them under /guide
 DOCS_URL = "./guide"
