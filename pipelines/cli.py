@@ -228,7 +228,8 @@ def ingest_csv(
     settings = settings_for(profile or ctx.obj)
     if comments:
         done = import_comments(path, mapping, open_warehouse(settings))
-        print_counts(f"imported comments of {path.name}", {**vars(done), "rejects_by_reason": ""})
+        counts = {k: v for k, v in vars(done).items() if k != "rejects_by_reason"}
+        print_counts(f"imported comments of {path.name}", counts)
         if done.rejects_by_reason:
             print_counts("rejects by reason", done.rejects_by_reason)
         if done.comments_loaded == 0 and done.rows_duplicate == 0:
