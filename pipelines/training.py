@@ -85,8 +85,9 @@ def train(
     except TaskError:
         if crowned is None:
             raise
+        run_id = mlflow.MlflowClient().get_model_version(task.name, str(crowned.version)).run_id
         return TrainResult(
-            task.name, "", f"models:/{task.name}/{crowned.version}", crowned.version,
+            task.name, run_id or "", f"models:/{task.name}/{crowned.version}", crowned.version,
             "", -1, 0, float("nan"), {}, crowned,
         )  # fmt: skip
     chosen = scaled_families(settings, stored, chosen, families)
