@@ -28,6 +28,7 @@ from urllib.parse import quote, quote_plus
 import numpy as np
 import pandas as pd
 
+from analytics import sentiment
 from analytics.experiments_dashboard import COLUMNS as EXPERIMENT_COLUMNS
 from analytics.experiments_dashboard import experiments_parts, model_experiments
 from analytics.exports import Export, write_export
@@ -628,8 +629,21 @@ def sections(settings: Settings, warehouse: Warehouse) -> list[Section]:
         hours_section(performance),
         *(Section(*part) for part in lifecycle_parts(read)),
         experiments_section(read("content_performance_metrics", EXPERIMENT_COLUMNS), warehouse),
+        sentiment_section(settings, read),
         health_section(drift_checks(warehouse), champions(settings)),
     ]
+
+
+def sentiment_section(settings: Settings, read) -> Section:
+    """Audience sentiment (analytics/sentiment.py has the numbers)."""
+    comments = read("comments", ["comment_id", "post_id", "created_at", "text"])
+    posts = read("content_posts", ["post_id", "user_id", "caption"])
+    scorer = (
+        None if comments is None else sentiment.champion_scorer(settings, not no_registry(settings))
+    )
+    return Section(
+        "sentiment", "Audience sentiment", *sentiment.section_parts(comments, posts, scorer)
+    )
 
 
 # -- the page ------------------------------------------------------------------------------

@@ -127,6 +127,8 @@ RAW_TABLES: dict[str, Table] = {
                 "user_id": "int",
                 "created_at": "ts",
                 "sentiment": "float",
+                "text": "str",
+                "label": "str",  # negative / neutral / positive where the export has one
             },
             key=["comment_id"],
             indexes=["post_id", "user_id"],
@@ -256,6 +258,12 @@ TRUTH_TABLES: dict[str, Table] = {
             "truth_interests",
             {"user_id": "int", "category": "str", "interest": "float", "quality": "float"},
             key=["user_id", "category"],
+        ),
+        # the class each comment's words were written to express (ingestion/simulate_sentiment.py)
+        _t(
+            "truth_comment_sentiment",
+            {"comment_id": "int", "oracle_sentiment": "str"},
+            key=["comment_id"],
         ),
     ]
 }

@@ -15,6 +15,7 @@ import pandas as pd
 from ingestion.simulate_cascades import simulate_shares
 from ingestion.simulate_experiments import PLANTED, plant_experiments
 from ingestion.simulate_interests import follow_interests
+from ingestion.simulate_sentiment import comment_sentiment
 
 CATEGORIES = ("fashion", "food", "travel", "fitness", "tech", "music", "gaming", "beauty")
 POST_TYPES = ("image", "video", "text", "link", "carousel")
@@ -465,6 +466,8 @@ def simulate(
             "sentiment": sentiment[keep],
         }
     )
+    said = comment_sentiment(seed, sentiment[keep])  # own stream: the rows above are unchanged
+    comment_rows["text"], comment_rows["label"] = said.text.to_numpy(), said.label.to_numpy()
     liker, like_day = np.nonzero(active & (posts_per_day == 0))
     day_first_post = np.searchsorted(day_of_post, np.arange(n_d + 1))
     lo, hi = day_first_post[like_day], day_first_post[np.minimum(like_day + 1, n_d)]
@@ -580,5 +583,8 @@ def simulate(
         "share_events": share_events,
         "truth_bot_bursts": truth_bot_bursts,
         "truth_interests": chosen["truth_interests"],
+        "truth_comment_sentiment": pd.DataFrame(
+            {"comment_id": comment_rows.comment_id, "oracle_sentiment": said.oracle.to_numpy()}
+        ),
     }
     return plant_experiments(tables, seed, PLANTED if experiments else ())

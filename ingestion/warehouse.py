@@ -445,6 +445,11 @@ class PostgresWarehouse:
             f"CREATE SCHEMA IF NOT EXISTS {self.schema}",
             f"CREATE TABLE IF NOT EXISTS {self.schema}.{table.name} ({cols}{key})",
         ]
+        # a column added to the schema later reaches a table created before it
+        stmts += [
+            f'ALTER TABLE {self.schema}.{table.name} ADD COLUMN IF NOT EXISTS "{c}" {TYPES[k][1]}'
+            for c, k in table.columns.items()
+        ]
         for index in table.indexes + ((table.partition,) if table.partition else ()):
             index_cols = (index,) if isinstance(index, str) else index
             stmts.append(

@@ -29,6 +29,7 @@ from configs.data_dir import require_data_dir
 from configs.errors import SmapError
 from configs.settings import ConfigError, Settings, load_settings, telemetry_env
 from feature_repo.store import OnlineStoreUnreachable
+from ingestion.csv_comments import import_comments
 from ingestion.csv_import import CsvImportError
 from ingestion.simulator import PRESETS
 from ingestion.warehouse import WarehouseError, open_warehouse
@@ -232,11 +233,28 @@ def ingest_csv(
         ),
     ] = False,
     profile: Profile = None,
+    comments: Annotated[
+        bool,
+        typer.Option(
+            "--comments",
+            help="The file is a comment export (post id, author, time, text, optional label) "
+            "of posts already imported; see docs/sentiment.md.",
+        ),
+    ] = False,
 ) -> None:
     """Load your own post export into the raw tables (rejects go to a file with reasons)."""
     if not path.is_file():
         raise SmapError(f"path: {path} does not exist")
     settings = settings_for(profile or ctx.obj)
+    if comments:
+        done = import_comments(path, mapping, open_warehouse(settings))
+        counts = {k: v for k, v in vars(done).items() if k != "rejects_by_reason"}
+        print_counts(f"imported comments of {path.name}", counts)
+        if done.rejects_by_reason:
+            print_counts("rejects by reason", done.rejects_by_reason)
+        if done.comments_loaded == 0 and done.rows_duplicate == 0:
+            raise SmapError(f"{path.name}: no comment could load")
+        return
     if dry_run:
         print_import_preview(path, flows.preview_csv(settings, path, mapping))
         return

@@ -13,6 +13,7 @@ from ingestion.warehouse import open_warehouse
 from monitoring.trigger import retrain_window
 from training.dataset import ALL_DATA, DataWindow
 from training.engines import at_scale, start_engines
+from training.errors import TaskError
 from training.gate import gate, mark_ready, register
 from training.readiness import require_inputs
 from training.registry import Decision
@@ -74,10 +75,21 @@ def train(
     chosen = choose_families(settings, task, families)
     require_inputs(settings, task.name)  # before any slow work: trend without hashtags
     use_tracking(settings)  # this profile's registry from here on, whatever fails next
-    with spark_step():  # the set is built (Feast's Spark join ends its application)
-        stored = task.trainer.build(
-            settings, task, window=window, rebuild=rebuild, progress=progress
-        )
+    fallback = getattr(task.trainer, "fallback", None)  # a model needing no labels (VADER)
+    crowned = fallback(settings, task) if fallback is not None and run_promotion else None
+    try:
+        with spark_step():  # the set is built (Feast's Spark join ends its application)
+            stored = task.trainer.build(
+                settings, task, window=window, rebuild=rebuild, progress=progress
+            )
+    except TaskError:
+        if crowned is None:
+            raise
+        run_id = mlflow.MlflowClient().get_model_version(task.name, str(crowned.version)).run_id
+        return TrainResult(
+            task.name, run_id or "", f"models:/{task.name}/{crowned.version}", crowned.version,
+            "", -1, 0, float("nan"), {}, crowned,
+        )  # fmt: skip
     chosen = scaled_families(settings, stored, chosen, families)
     with spark_step(), training_run(settings, task) as run:
         tuned = tune(settings, task, stored, run, chosen, trials, timeout)

@@ -559,6 +559,7 @@ REQUEST_EXAMPLES = {
         "posts": [{"caption": "pasta with sushi", "hashtags": ["#food_1"], "post_type": "image"}]
     },
     "/recommend_content": {"user_id": 1, "n": 5},
+    "/analyze_sentiment": {"texts": ["so love this 😍", "not good, boring"]},
 }
 # where the service's docs page links to smap's docs: the service serves them under /guide
 DOCS_URL = "./guide"
@@ -733,3 +734,22 @@ def openapi_document(
                 for method, operation in spec["paths"][route].items()
             }
     return spec
+
+
+MAX_COMMENT = 2200  # characters of one comment text
+
+
+CommentText = Annotated[str, Field(max_length=MAX_COMMENT)]
+# comment texts to read, in order (an example: ["so love this 😍", "not good, boring"])
+SentimentTexts = Annotated[list[CommentText], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class SentimentPrediction(_Body):
+    sentiment: str  # negative | neutral | positive
+    # a score per class: VADER's neg / neu / pos shares, or a trained model's probabilities
+    scores: dict[str, float]
+
+
+class SentimentResponse(_Body):
+    predictions: list[SentimentPrediction]
+    lineage: Lineage

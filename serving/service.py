@@ -53,6 +53,8 @@ from serving.schemas import (
     RecommendN,
     RecommendResponse,
     ScoredTask,
+    SentimentResponse,
+    SentimentTexts,
     TaskName,
     TaskResponse,
     TopN,
@@ -448,6 +450,15 @@ class Smap:
         """The content category of each post from its caption, hashtags and type, with the
         probability of every category."""
         return await self._call(ctx, self.content.classify, posts)
+
+    @bentoml.api
+    async def analyze_sentiment(
+        self, texts: SentimentTexts, ctx: bentoml.Context
+    ) -> SentimentResponse:
+        """Negative, neutral or positive for each comment text, with a score per class."""
+        from serving.sentiment import analyze  # MLflow: not in the supervisor
+
+        return await self._call(ctx, analyze, self.predictor, texts)
 
     @bentoml.api
     async def recommend_content(

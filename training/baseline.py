@@ -47,3 +47,8 @@ def activity_tiers(frame: pd.DataFrame) -> np.ndarray:
 def naive_prediction(task: Task, frame: pd.DataFrame) -> np.ndarray:
     """Per-row baseline answers of `task` from features only (never the target)."""
     return np.asarray(task.naive(frame))
+
+
+def lexicon_class(frame: pd.DataFrame) -> np.ndarray:
+    """Carried by each row of the sentiment set: VADER's class of the comment's text."""
+    return frame.vader.astype(str).to_numpy()

@@ -257,3 +257,29 @@ def published_rows(warehouse: Warehouse, post_ids) -> pd.DataFrame:
         warehouse, pd.Series(np.nan, index=posts.index), posts, "expected_share_rate"
     )
     return rows.drop(columns=["target", "oracle"])
+
+
+def sentiment_labels(warehouse: Warehouse) -> pd.DataFrame:
+    """Every comment with text and a label (negative / neutral / positive); the label is
+    known when the comment is written, so no label window. `oracle`: the simulator's
+    expressed class (docs/sentiment.md), NaN on imported comments."""
+    comments = warehouse.read(
+        "comments", columns=["comment_id", "post_id", "user_id", "created_at", "text", "label"]
+    )
+    label = comments.label.fillna("").astype(str).str.strip().str.lower()
+    keep = (label != "") & (comments.text.fillna("").astype(str).str.strip() != "")
+    comments, label = comments[keep].reset_index(drop=True), label[keep].to_numpy()
+    truth = _truth(warehouse, "truth_comment_sentiment")
+    return pd.DataFrame(
+        {
+            "comment_id": comments.comment_id,
+            "post_id": comments.post_id,
+            "user_id": comments.user_id,
+            "event_timestamp": comments.created_at,
+            "text": comments.text.astype(str),
+            "target": label,
+            "oracle": comments.comment_id.map(truth.set_index("comment_id").oracle_sentiment)
+            if truth is not None
+            else np.nan,
+        }
+    )

@@ -395,6 +395,17 @@ def promote(
     return _commit(client, warehouse, task, d, alias)
 
 
+def crown_unscored(
+    client: MlflowClient, warehouse: Warehouse, task: Task, version: int, reason: str
+) -> Decision | None:
+    """Make `version` the first champion of a task that has none, without a holdout (a model
+    that needs no labels, e.g. a lexicon); None when a champion already exists."""
+    if current_champion(client, task.name) is not None:
+        return None
+    d = Decision(task.name, version, "first_champion", None, version, task.metric, NAN, NAN, reason)
+    return _commit(client, warehouse, task, d, CHAMPION)
+
+
 def history(
     warehouse: Warehouse, task: Task | str, client: MlflowClient | None = None
 ) -> pd.DataFrame:

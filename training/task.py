@@ -75,7 +75,7 @@ class Serving:
     (user ids looked up online) are answered by the generic `POST /predict`; other requests
     (`posts` text, `hashtags`) by the task's own endpoint in `serving/service.py`."""
 
-    request: Literal["drafts", "users", "posts", "hashtags"]
+    request: Literal["drafts", "users", "posts", "hashtags", "texts"]
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ TITLES = [
     "Engagement quality",
     "Share cascades",
     "Lifecycles",
+    "Audience sentiment",
     "Model health",
 ]
 EXPORTS = {
@@ -46,6 +47,7 @@ EXPORTS = {
     "segment_summary", "influencer_network", "posting_hours", "posting_weekday_hours",
     "drift_checks", "account_quality", "cascade_starters", "engagement_half_life",
     "stage_transitions", "stage_summary",
+    "post_sentiment", "author_sentiment", "daily_sentiment",
 }  # fmt: skip
 CHART = re.compile(r'Plotly\.newPlot\(\s*"([a-z]+-\d)"')  # one call per chart, by its div id
 

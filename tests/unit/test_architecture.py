@@ -32,7 +32,9 @@ ROOMS = (
 # libraries whose import costs a second or more on this machine (`python -X importtime`)
 HEAVY = ("feast", "mlflow", "tensorflow", "keras", "bentoml", "evidently", "pyspark")
 HEAVY += ("optuna", "sklearn", "scipy", "plotly", "lightgbm", "xgboost")
-MAX_INSIDE_IMPORTS = 40
+# 43 today: the last three keep statsmodels (`smap ab`), VADER with MLflow (the dashboard's
+# sentiment) and MLflow (the service's supervisor) out of processes that never use them
+MAX_INSIDE_IMPORTS = 43
 
 # Imports inside functions left out of the checks while a rewrite is under way: none now.
 PENDING: set[tuple[str, str]] = set()
@@ -223,7 +225,7 @@ def test_imports_inside_functions_only_defer_a_heavy_library():
     )
 
 
-def test_at_most_forty_imports_inside_functions():
+def test_few_imports_inside_functions():
     inside = smap_imports("function")
     per_file = Counter(i.path for i in inside)
     listing = "\n".join(f"{n:4d} {path}" for path, n in per_file.most_common())

@@ -15,6 +15,7 @@ from training.tasks import (
     engagement,
     recommendation,
     segmentation,
+    sentiment,
     trend,
     virality,
 )
@@ -29,6 +30,7 @@ TASKS: dict[str, Task] = {
         segmentation.TASK,
         content.TASK,
         recommendation.TASK,
+        sentiment.TASK,
     ]
 }
 
