@@ -445,11 +445,17 @@ class PostgresWarehouse:
             f"CREATE SCHEMA IF NOT EXISTS {self.schema}",
             f"CREATE TABLE IF NOT EXISTS {self.schema}.{table.name} ({cols}{key})",
         ]
-        # a column added to the schema later reaches a table created before it
-        stmts += [
-            f'ALTER TABLE {self.schema}.{table.name} ADD COLUMN IF NOT EXISTS "{c}" {TYPES[k][1]}'
-            for c, k in table.columns.items()
-        ]
+        # a column added to the schema later reaches a table created before it; the ALTER
+        # (an exclusive lock) runs only when a column is missing, not on every write
+        adds = ", ".join(
+            f'ADD COLUMN IF NOT EXISTS "{c}" {TYPES[k][1]}' for c, k in table.columns.items()
+        )
+        stmts.append(
+            "DO $$ BEGIN IF (SELECT count(*) FROM information_schema.columns WHERE "
+            f"table_schema = '{self.schema}' AND table_name = '{table.name}') "
+            f"< {len(table.columns)} THEN ALTER TABLE {self.schema}.{table.name} {adds}; "
+            "END IF; END $$"
+        )
         for index in table.indexes + ((table.partition,) if table.partition else ()):
             index_cols = (index,) if isinstance(index, str) else index
             stmts.append(
