@@ -153,6 +153,16 @@ RAW_TABLES: dict[str, Table] = {
             key=["post_id"],
             indexes=["user_id"],
         ),
+        # The platform of each account and of each post (docs/platforms.md): tables of their
+        # own, so warehouses and exports without platforms load as they are (no row: the
+        # settings' default platform)
+        _t("account_platforms", {"user_id": "int", "platform": "str"}, key=["user_id"]),
+        _t(
+            "post_platforms",
+            {"post_id": "int", "platform": "str"},
+            key=["post_id"],
+            indexes=["platform"],
+        ),
         # What the engagement target divides interactions by (reach | followers | none), set by
         # the first import and kept for the warehouse (no row: reach, as the simulator reports).
         _t("engagement_definition", {"denominator": "str", "defined_at": "ts"}),

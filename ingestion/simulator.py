@@ -12,6 +12,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from configs.platforms import PlatformSettings
+from ingestion.simulate_platforms import with_platforms
+
 CATEGORIES = ("fashion", "food", "travel", "fitness", "tech", "music", "gaming", "beauty")
 POST_TYPES = ("image", "video", "text", "link", "carousel")
 POST_TYPE_SHARE = (0.38, 0.22, 0.14, 0.08, 0.18)
@@ -210,6 +213,7 @@ def simulate(
     start_date: str = "2026-01-01",
     shift_at: int | None = None,
     progress=None,
+    platforms: PlatformSettings | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Generate raw and truth tables; `progress(step_name)` is called between steps."""
     spec = PRESETS[preset] if isinstance(preset, str) else preset
@@ -543,7 +547,7 @@ def simulate(
         }
     )
     tick("tables")
-    return {
+    tables = {
         "users": users,
         "content_posts": posts,
         "comments": comment_rows,
@@ -557,3 +561,5 @@ def simulate(
         "truth_hashtag_daily": truth_hashtags,
         "truth_post_categories": truth_categories,
     }
+    # each account on a platform, each platform's reach and engagement (own stream)
+    return with_platforms(seed, platforms or PlatformSettings(), tables)
