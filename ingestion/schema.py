@@ -355,6 +355,25 @@ ANALYTICS_TABLES: dict[str, Table] = {
             indexes=["event_timestamp", ("user_id", "category", "event_timestamp")],
         ),
         _t(
+            "platform_posts",
+            {
+                "post_id": "int",
+                "user_id": "int",
+                "platform": "str",
+                "created_at": "ts",
+                "date": "date",
+                "reach": "int",
+                "impressions": "int",
+                "likes": "int",
+                "comments": "int",
+                "shares": "int",
+                "saves": "int",
+            },
+            key=["post_id"],
+            partition="date",
+            indexes=["platform"],
+        ),
+        _t(
             "user_activity",
             {
                 "user_id": "int",
