@@ -36,12 +36,13 @@ TITLES = [
     "Segments",
     "Influencers",
     "Best posting hours",
+    "Platforms side by side",
     "Model health",
 ]
 EXPORTS = {
     "kpi_daily", "campaign_kpis", "top_content", "trending_hashtags", "hashtag_trends",
     "segment_summary", "influencer_network", "posting_hours", "posting_weekday_hours",
-    "drift_checks",
+    "drift_checks", "platform_comparison", "platform_top_posts",
 }  # fmt: skip
 CHART = re.compile(r'Plotly\.newPlot\(\s*"([a-z]+-\d)"')  # one call per chart, by its div id
 
