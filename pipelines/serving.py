@@ -114,6 +114,7 @@ def wait_ready(
 
 
 DRAFT_COLUMNS = ("user_id", "post_type", "category", "hashtags", "caption", "planned_at", "is_paid")
+# a file may also have a `platform` column (optional, as on a draft)
 
 
 def drafts_from_file(path: Path) -> list[dict]:
@@ -132,6 +133,8 @@ def drafts_from_file(path: Path) -> list[dict]:
             "caption": str(getattr(r, "caption", "") or ""),
             "planned_at": str(r.planned_at),
             "is_paid": bool(getattr(r, "is_paid", False)),
+            # optional: a blank or absent platform is the profile's default (docs/platforms.md)
+            **({"platform": str(r.platform)} if pd.notna(getattr(r, "platform", None)) else {}),
         }
         for r in frame.itertuples()
     ]

@@ -138,3 +138,30 @@ def test_posts_without_a_platform_count_as_the_default_one():
     posts = _posts("x", [100, 100], [100, 100], [1, 2]).astype({"platform": object})
     posts.loc[1, "platform"] = None
     assert post_rates(posts, settings).platform.tolist() == ["x", "tiktok"]
+
+
+def test_a_draft_names_its_platform_or_leaves_it_to_the_default():
+    from serving.features import draft_rows
+    from serving.schemas import DRAFT_EXAMPLE, Draft
+
+    assert Draft(**DRAFT_EXAMPLE).platform is None  # existing requests stay valid
+    assert Draft(**{**DRAFT_EXAMPLE, "platform": "TikTok"}).platform == "tiktok"
+    with pytest.raises(ValidationError, match="platform"):
+        Draft(**{**DRAFT_EXAMPLE, "platform": "my space!"})
+    when = pd.Timestamp("2026-06-01 18:00", tz="UTC").to_pydatetime()
+    rows = draft_rows(
+        [1, 2], ["video"] * 2, ["food"] * 2, [[], []], ["", ""], [when] * 2, [False] * 2
+    )
+    assert rows["platform"] == ["instagram", "instagram"]  # the table's default
+    named = draft_rows([1], ["video"], ["food"], [[]], [""], [when], [False], ["x"])
+    assert named["platform"] == ["x"]
+
+
+def test_the_engagement_model_reads_the_platform_through_engagement_v3():
+    from feature_repo.feature_services import DRAFT_SERVICES
+    from feature_repo.platform_views import platform_features
+    from training.tasks.engagement import TASK
+
+    assert TASK.feature_service == "engagement_v3" and "engagement_v3" in DRAFT_SERVICES
+    out = platform_features.feature_transformation.udf({"platform": [" X ", None, "tiktok"]})
+    assert out == {"content_platform": ["x", "", "tiktok"]}
