@@ -48,3 +48,25 @@ def test_platforms_reach_the_dashboard_through_each_profiles_etl(profile, reques
     assert shown.native_rate["instagram"] == pytest.approx(shown.engagement_rate["instagram"])
     exported = pd.read_csv(tmp_path / "dashboard" / "exports" / "platform_comparison.csv")
     assert sorted(exported.platform) == sorted(settings.platforms.names)
+
+
+@pytest.mark.parametrize("profile", ["local", "services"])
+def test_an_imports_platforms_reach_platform_posts(profile, request, tmp_path):
+    from ingestion.csv_import import import_posts
+
+    settings = request.getfixturevalue(f"{profile}_settings")
+    export = tmp_path / "posts.csv"
+    export.write_text(
+        "account,timestamp,type,category,reach,likes,comments,shares,network\n"
+        "a,2026-03-01 10:00,photo,food,100,5,1,0,Twitter\n"
+        "a,2026-03-02 10:00,photo,food,100,6,1,0,\n",
+        encoding="utf-8",
+    )
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text("platform: youtube\ncolumns: {platform: network}\n", encoding="utf-8")
+    warehouse = open_warehouse(settings)
+    result = import_posts(export, mapping, warehouse, tmp_path / "rejects")
+    assert result.rows_loaded == 2
+    flows.ingest(settings)
+    posts = warehouse.read("platform_posts").sort_values("likes")
+    assert posts.platform.tolist() == ["x", "youtube"]
