@@ -37,7 +37,7 @@ def simulate(
     """Generate a platform and write its raw and truth tables to the warehouse."""
     warehouse = open_warehouse(settings)  # fails fast when the warehouse is unreachable
     sim = settings.simulator
-    with steps("simulate", 12) as tick:
+    with steps("simulate", 11) as tick:
         tables = generate(
             preset or sim.preset,
             seed if seed is not None else sim.seed,
