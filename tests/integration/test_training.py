@@ -126,7 +126,7 @@ def test_registered_version_has_a_signature_and_serves(platform, trained):
     assert "engagement_rate_28d" in info.signature.inputs.input_names()
     assert trained.decision.decision == "first_champion"
     model = mlflow.pyfunc.load_model("models:/engagement@champion")
-    text = {"content_type": "video", "content_category": "food"}
+    text = {"content_type": "video", "content_category": "food", "content_platform": "x"}
     example = pd.DataFrame([{n: text.get(n, 0.0) for n in info.signature.inputs.input_names()}])
     assert np.isfinite(model.predict(example)).all()
 
