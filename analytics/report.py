@@ -34,6 +34,7 @@ from analytics.experiments_dashboard import experiments_parts, model_experiments
 from analytics.exports import Export, write_export
 from analytics.influence import top_of
 from analytics.lifecycle_report import lifecycle_parts
+from analytics.platforms import platforms_section
 from analytics.trends import trending_hashtags
 from configs.errors import SmapError
 from configs.settings import TRACKING_STORES, Settings
@@ -543,6 +544,22 @@ def _read(warehouse: Warehouse, name: str, columns: list[str] | None = None):
     return warehouse.read(name, columns=columns) if warehouse.exists(name) else None
 
 
+def _platform_frames(
+    warehouse: Warehouse,
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+    """What the platform section reads: posts with platforms, accounts' platforms, and the
+    accounts' followers on the newest day (the ETL's calendar ends on the newest post's)."""
+    posts = _read(warehouse, "platform_posts")
+    metrics = None
+    if posts is not None and len(posts) and warehouse.exists("user_engagement_metrics"):
+        metrics = warehouse.read(
+            "user_engagement_metrics",
+            columns=["user_id", "date", "followers", "follower_growth_7d"],
+            between=("date", posts.date.max(), None),
+        )
+    return posts, _read(warehouse, "account_platforms"), metrics
+
+
 def drift_checks(warehouse: Warehouse) -> pd.DataFrame | None:
     """The `drift_checks` table (as `monitoring.checks.checks`, whose module imports Evidently:
     some 20 s on a busy 2-core machine, for one table read)."""
@@ -630,6 +647,7 @@ def sections(settings: Settings, warehouse: Warehouse) -> list[Section]:
         *(Section(*part) for part in lifecycle_parts(read)),
         experiments_section(read("content_performance_metrics", EXPERIMENT_COLUMNS), warehouse),
         sentiment_section(settings, read),
+        Section(**vars(platforms_section(*_platform_frames(warehouse), settings.platforms))),
         health_section(drift_checks(warehouse), champions(settings)),
     ]
 

@@ -21,6 +21,8 @@ from urllib.request import urlopen
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from configs.platforms import PlatformSettings
+
 CONFIG_DIR = Path(__file__).resolve().parent
 PROFILES = ("local", "services", "cluster")
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -440,6 +442,7 @@ class Settings(_Frozen):
     analytics: AnalyticsSettings = AnalyticsSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     spark: SparkSettings = SparkSettings()
+    platforms: PlatformSettings = PlatformSettings()  # docs/platforms.md
     cluster: ClusterSettings = ClusterSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
 

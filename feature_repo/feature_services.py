@@ -5,8 +5,13 @@ from __future__ import annotations
 from feast import FeatureService, FeatureView
 
 from feature_repo.feature_views import draft_features, post_request_features
+from feature_repo.platform_views import platform_features
 
-DRAFT_SERVICES = ("engagement_v2", "virality_v2")  # services a draft post can be scored on
+DRAFT_SERVICES = (
+    "engagement_v2",
+    "virality_v2",
+    "engagement_v3",
+)  # services a draft post can be scored on
 TREND_SERVICES = ("trend_v2",)  # services a hashtag forecast can be served from (by tag text)
 # what churn_v2 takes from the user view: activity only (going quiet is what churn is; the
 # audience and engagement columns give the trees noise to fit); `followers` is serving's probe
@@ -34,6 +39,11 @@ def build_feature_services(views: dict[str, FeatureView]) -> dict[str, FeatureSe
             name="engagement_v2",
             features=draft_inputs,
             description="Engagement rate of a draft post over its first 7 days.",
+        ),
+        "engagement_v3": FeatureService(
+            name="engagement_v3",
+            features=[*draft_inputs, platform_features],
+            description="Engagement rate of a draft post over its first 7 days, on its platform.",
         ),
         "virality_v2": FeatureService(
             name="virality_v2",

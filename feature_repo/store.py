@@ -280,6 +280,7 @@ def definitions(settings: Settings) -> list:
         draft_features,
         post_request_features,
     )
+    from feature_repo.platform_views import platform_features
 
     sources = build_sources(settings)
     views = (
@@ -288,7 +289,7 @@ def definitions(settings: Settings) -> list:
         | build_trend_views(sources)
     )
     services = build_feature_services(views)
-    on_demand = [post_request_features, draft_features]
+    on_demand = [post_request_features, draft_features, platform_features]
     return [*ENTITIES, *views.values(), *on_demand, *services.values()]
 
 

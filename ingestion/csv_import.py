@@ -59,6 +59,7 @@ OPTIONAL_FIELDS = (
     "post_id",
     "experiment",
     "variant",
+    "platform",
 )
 MAPPING_KEYS = (
     "columns",
@@ -69,6 +70,7 @@ MAPPING_KEYS = (
     "engagement_denominator",
     "reach_sampled",
     "earliest_date",
+    "platform",
 )
 DENOMINATORS = ("reach", "followers", "none")
 POST_TABLES = ("users", "content_posts", "hashtags", "post_hashtags")
@@ -97,6 +99,9 @@ TYPE_SYNONYMS = {
     **dict.fromkeys(("url", "article", "shared_link"), "link"),
     **dict.fromkeys(("album", "carousel_album", "gallery", "sidecar", "multi_photo"), "carousel"),
 }
+# Names exports use for the platforms of configs/platforms.py (compared lower-case)
+PLATFORM_SYNONYMS = {"twitter": "x", "ig": "instagram", "fb": "facebook", "yt": "youtube"}
+_PLATFORM = re.compile(r"^[a-z][a-z0-9_]*$")
 TRUTHY = frozenset({"yes", "true", "1", "y"})
 _COUNT = re.compile(r"^[+-]?(\d+|\d{1,3}(,\d{3})+)(\.0*)?$")  # 1234, 1,234 and 12.0
 _LISTED_TAG = re.compile(r"#?(\w+)")  # a hashtags cell: "#a #b", "a, b" or "a;b"
@@ -137,6 +142,9 @@ class ColumnMapping:
     engagement_denominator: str = "reach"  # reach | followers | none (see docs/own-data.md)
     reach_sampled: bool = False  # True: likes above reach are allowed (reach is an estimate)
     earliest_date: pd.Timestamp = pd.Timestamp(DEFAULT_EARLIEST_DATE, tz="UTC")
+    # every post's platform unless its `platform` column says otherwise (none: the settings'
+    # default platform, docs/platforms.md)
+    platform: str | None = None
     latest_date: pd.Timestamp = field(
         default_factory=lambda: pd.Timestamp.now(tz="UTC") + FUTURE_SLACK
     )
@@ -170,6 +178,7 @@ class _Post:
     blank_counts: int = 0  # interaction cells that were blank and loaded as 0
     experiment: str = ""  # a content experiment and its variant, both or neither
     variant: str = ""
+    platform: str | None = None
 
     @functools.cached_property  # hashed once per post, not at every lookup
     def post_id(self) -> int:
@@ -504,6 +513,7 @@ def _commit(
             (_follower_rows(part, user_ids) for part in staging.parts()),
         ),
         (RAW_TABLES["engagement_definition"], [definition]),
+        (RAW_TABLES["post_platforms"], (_platform_rows(part) for part in staging.parts())),
     ]
     # empty versions of the other raw tables, so that the ETL can run on imported data
     named = {table.name for table, _ in tables}
@@ -533,6 +543,7 @@ def load_mapping(path: Path | None) -> ColumnMapping:
         engagement_denominator=_denominator(raw, path.name),
         reach_sampled=_optional_flag(raw, "reach_sampled", path.name),
         earliest_date=_earliest_date(raw, path.name),
+        platform=_platform_default(raw, path.name),
     )
     try:
         ZoneInfo(mapping.timezone)
@@ -544,6 +555,16 @@ def load_mapping(path: Path | None) -> ColumnMapping:
 def _category_default(raw: dict[str, Any], source: str) -> str | None:
     value = _optional_text(raw, "default_category", source)
     return value.strip().lower() if value else None
+
+
+def _platform_default(raw: dict[str, Any], source: str) -> str | None:
+    value = _optional_text(raw, "platform", source)
+    if value is None:
+        return None
+    try:
+        return _platform(value, ColumnMapping())
+    except _Invalid as exc:
+        raise CsvImportError(f"{source}: platform {exc}") from None
 
 
 def _denominator(raw: dict[str, Any], source: str) -> str:
@@ -919,6 +940,7 @@ def _parse_row(
         blank_counts=blanks,
         experiment=values.get("experiment", ""),
         variant=values.get("variant", ""),
+        platform=values.get("platform") or mapping.platform,
     )
 
 
@@ -1001,6 +1023,17 @@ def _out_of_range(text: str, mapping: ColumnMapping) -> str:
     if parsed.year > mapping.latest_date.year:
         return f"is in the future (got {text!r})"
     return f"is before {mapping.earliest_date:%Y-%m-%d} (got {text!r})"
+
+
+def _platform(value: Any, _mapping: ColumnMapping) -> str | None:
+    """A platform's name in lower case (a blank cell: the mapping's platform, if any)."""
+    text = _text(value).lower()
+    if not text:
+        return None
+    name = PLATFORM_SYNONYMS.get(text, text)
+    if not _PLATFORM.match(name) or len(name) > 40:
+        raise _Invalid(f"must be a platform name such as instagram or x (got {text[:40]!r})")
+    return name
 
 
 def _post_type(value: Any, _mapping: ColumnMapping) -> str:
@@ -1092,6 +1125,7 @@ PARSERS: dict[str, Callable[[Any, ColumnMapping], Any]] = {
     "paid": _flag,
     "experiment": _label,
     "variant": _label,
+    "platform": _platform,
 }
 
 
@@ -1153,6 +1187,7 @@ def _staged_rows(posts: list[_Post]) -> pd.DataFrame:
             "followers": pd.array([post.followers for post in posts], dtype="Int64"),
             "experiment": [post.experiment or None for post in posts],
             "variant": [post.variant or None for post in posts],
+            "platform": pd.array([post.platform for post in posts], dtype=object),
         }
     )
 
@@ -1209,6 +1244,17 @@ def _tag_rows(part: pd.DataFrame, tag_ids: dict[str, int]) -> pd.DataFrame:
         {
             "post_id": part.post_id.loc[tags.index].to_numpy(dtype=np.int64),
             "hashtag_id": tags.str[1:].map(tag_ids).to_numpy(dtype=np.int64),
+        }
+    )
+
+
+def _platform_rows(part: pd.DataFrame) -> pd.DataFrame:
+    """The platform of each post that names one (the others: the settings' default)."""
+    known = part[part.platform.notna()]
+    return pd.DataFrame(
+        {
+            "post_id": known.post_id.to_numpy(dtype=np.int64),
+            "platform": known.platform.astype(str).to_numpy(dtype=object),
         }
     )
 

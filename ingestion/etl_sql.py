@@ -350,6 +350,18 @@ SELECT user_id, category, {_date("day")} AS date, {_stamp("day")} AS event_times
 FROM daily
 """
 
+# each post's platform (its own row, else its account's; NULL: the settings' default) and the
+# counts every platform's rate definition draws on (configs/platforms.py)
+PLATFORM_POSTS = """
+SELECT
+    p.post_id, p.user_id, COALESCE(pp.platform, ap.platform) AS platform, p.created_at,
+    CAST(p.created_at AS DATE) AS date, p.reach, p.impressions, p.likes, p.comments, p.shares,
+    p.saves
+FROM content_posts AS p
+LEFT JOIN post_platforms AS pp ON pp.post_id = p.post_id
+LEFT JOIN account_platforms AS ap ON ap.user_id = p.user_id
+"""
+
 # in dependency order: a query reads only raw tables and the tables before it
 QUERIES: dict[str, str] = {
     "user_activity": USER_ACTIVITY,
@@ -359,6 +371,7 @@ QUERIES: dict[str, str] = {
     "hashtag_history": HASHTAG_HISTORY,
     "post_features": POST_FEATURES,
     "author_category_posts": AUTHOR_CATEGORY_POSTS,
+    "platform_posts": PLATFORM_POSTS,
 }
 
 SQL_TYPES = {  # a column's logical type -> the DuckDB type every engine's result is cast to

@@ -163,6 +163,16 @@ RAW_TABLES: dict[str, Table] = {
             key=["post_id"],
             indexes=["user_id"],
         ),
+        # The platform of each account and of each post (docs/platforms.md): tables of their
+        # own, so warehouses and exports without platforms load as they are (no row: the
+        # settings' default platform)
+        _t("account_platforms", {"user_id": "int", "platform": "str"}, key=["user_id"]),
+        _t(
+            "post_platforms",
+            {"post_id": "int", "platform": "str"},
+            key=["post_id"],
+            indexes=["platform"],
+        ),
         # What the engagement target divides interactions by (reach | followers | none), set by
         # the first import and kept for the warehouse (no row: reach, as the simulator reports).
         _t("engagement_definition", {"denominator": "str", "defined_at": "ts"}),
@@ -403,6 +413,25 @@ ANALYTICS_TABLES: dict[str, Table] = {
             key=["user_id", "category", "date"],
             partition="date",
             indexes=["event_timestamp", ("user_id", "category", "event_timestamp")],
+        ),
+        _t(
+            "platform_posts",
+            {
+                "post_id": "int",
+                "user_id": "int",
+                "platform": "str",
+                "created_at": "ts",
+                "date": "date",
+                "reach": "int",
+                "impressions": "int",
+                "likes": "int",
+                "comments": "int",
+                "shares": "int",
+                "saves": "int",
+            },
+            key=["post_id"],
+            partition="date",
+            indexes=["platform"],
         ),
         _t(
             "user_activity",

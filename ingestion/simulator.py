@@ -12,9 +12,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from configs.platforms import PlatformSettings
 from ingestion.simulate_cascades import simulate_shares
 from ingestion.simulate_experiments import PLANTED, plant_experiments
 from ingestion.simulate_interests import follow_interests
+from ingestion.simulate_platforms import with_platforms
 from ingestion.simulate_sentiment import comment_sentiment
 
 CATEGORIES = ("fashion", "food", "travel", "fitness", "tech", "music", "gaming", "beauty")
@@ -216,6 +218,7 @@ def simulate(
     shift_at: int | None = None,
     progress=None,
     experiments: bool = False,
+    platforms: PlatformSettings | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Generate raw and truth tables; `progress(step_name)` is called between steps;
     `experiments` plants the content experiments of ingestion/simulate_experiments.py."""
@@ -563,9 +566,6 @@ def simulate(
         active_prob,
         start,
     )
-    share_events, truth_bot_bursts = simulate_shares(
-        seed, posts, chosen["follows"], n_u, AUDIENCE_PER_FOLLOW
-    )
     tick("tables")
     tables = {
         "users": users,
@@ -580,11 +580,16 @@ def simulate(
         "truth_users": truth_users,
         "truth_hashtag_daily": truth_hashtags,
         "truth_post_categories": truth_categories,
-        "share_events": share_events,
-        "truth_bot_bursts": truth_bot_bursts,
         "truth_interests": chosen["truth_interests"],
         "truth_comment_sentiment": pd.DataFrame(
             {"comment_id": comment_rows.comment_id, "oracle_sentiment": said.oracle.to_numpy()}
         ),
     }
-    return plant_experiments(tables, seed, PLANTED if experiments else ())
+    # each account on a platform, each platform's reach and engagement (own stream)
+    tables = with_platforms(seed, platforms or PlatformSettings(), tables)
+    tables = plant_experiments(tables, seed, PLANTED if experiments else ())
+    # the share graph last: one share event per share the posts' final counters hold
+    tables["share_events"], tables["truth_bot_bursts"] = simulate_shares(
+        seed, tables["content_posts"], tables["follows"], n_u, AUDIENCE_PER_FOLLOW
+    )
+    return tables

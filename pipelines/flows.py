@@ -46,6 +46,7 @@ def simulate(
             shift_at,
             progress=tick,
             experiments=experiments,
+            platforms=settings.platforms,
         )
     counts = {}
     # one lock for all tables: an ETL or import never sees half of a new platform

@@ -114,6 +114,7 @@ def wait_ready(
 
 
 DRAFT_COLUMNS = ("user_id", "post_type", "category", "hashtags", "caption", "planned_at", "is_paid")
+# a file may also have a `platform` column (optional, as on a draft)
 
 
 def drafts_from_file(path: Path) -> list[dict]:
@@ -132,6 +133,8 @@ def drafts_from_file(path: Path) -> list[dict]:
             "caption": str(getattr(r, "caption", "") or ""),
             "planned_at": str(r.planned_at),
             "is_paid": bool(getattr(r, "is_paid", False)),
+            # optional: a blank or absent platform is the profile's default (docs/platforms.md)
+            **({"platform": str(r.platform)} if pd.notna(getattr(r, "platform", None)) else {}),
         }
         for r in frame.itertuples()
     ]
@@ -237,9 +240,11 @@ def as_utc(when) -> pd.Timestamp:
 def published_drafts(settings: Settings, since=None, until=None) -> list[dict]:
     """Posts published in [since, until) described as the drafts they were: what a replay
     sends, so each answer's outcome is known once the post's label window has passed."""
-    posts = open_warehouse(settings).read(
+    warehouse = open_warehouse(settings)
+    posts = warehouse.read(
         "post_features",
         columns=[
+            "post_id",
             "user_id",
             "post_type",
             "category",
@@ -256,6 +261,9 @@ def published_drafts(settings: Settings, since=None, until=None) -> list[dict]:
     if until is not None:
         keep &= stamps < as_utc(until)
     posts = posts[keep].sort_values("event_timestamp", kind="stable")
+    if warehouse.exists("platform_posts"):  # each post on its own platform (docs/platforms.md)
+        platforms = warehouse.read("platform_posts", columns=["post_id", "platform"])
+        posts = posts.assign(platform=posts.post_id.map(platforms.set_index("post_id").platform))
     return [
         {
             "user_id": int(r.user_id),
@@ -265,6 +273,7 @@ def published_drafts(settings: Settings, since=None, until=None) -> list[dict]:
             "caption": str(r.caption or "")[:2200],
             "planned_at": pd.Timestamp(r.event_timestamp).isoformat(),
             "is_paid": bool(r.is_paid),
+            **({"platform": str(r.platform)} if pd.notna(getattr(r, "platform", None)) else {}),
         }
         for r in posts.itertuples()
     ]

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from configs.platforms import PlatformSettings
 from feature_repo.drafts import draft_keys, hashtag_text, parse_hashtags
 from feature_repo.entities import MAX_DRAFT_TAGS
 
@@ -54,8 +55,10 @@ def draft_rows(
     captions: Sequence[str],
     planned: Sequence[datetime],
     paid: Sequence[bool],
+    platforms: Sequence[str] | None = None,
 ) -> dict[str, list]:
-    """Columnar entity rows for a draft feature service (the same keys training joined on)."""
+    """Columnar entity rows for a draft feature service (the same keys training joined on);
+    `platforms` None: every draft on the platform table's default."""
     texts = [hashtag_text(parse_hashtags(" ".join(tags))) for tags in hashtags]
     return {
         "user_id": [int(u) for u in user_ids],
@@ -66,6 +69,7 @@ def draft_rows(
         "caption": list(captions),
         "hashtags": texts,
         **draft_keys(categories, texts),
+        "platform": list(platforms or [PlatformSettings().default] * len(user_ids)),
     }
 
 

@@ -237,8 +237,8 @@ class Predictor:
     def lineage(self, champion: Champion, request_id: str) -> Lineage:
         return Lineage(**self.lineage_dict(champion), request_id=request_id)
 
-    @staticmethod
-    def _draft_rows(drafts: Sequence[Draft | DraftTemplate], planned: Sequence[datetime]):
+    def _draft_rows(self, drafts: Sequence[Draft | DraftTemplate], planned: Sequence[datetime]):
+        default = self.settings.platforms.default  # a draft without a platform (docs/platforms.md)
         return draft_rows(
             [d.user_id for d in drafts],
             [d.post_type for d in drafts],
@@ -247,6 +247,7 @@ class Predictor:
             [d.caption for d in drafts],
             planned,
             [d.is_paid for d in drafts],
+            [d.platform or default for d in drafts],
         )
 
     # -- endpoints ------------------------------------------------------------------------------

@@ -78,6 +78,20 @@ Id = Annotated[int, Strict(), Ge(0), Le(INT64_MAX), BeforeValidator(_whole)]
 # from its parts, and an item's own validator would leave its bounds out of the schema
 ListedId = Annotated[int, Strict(), Ge(0), Le(INT64_MAX)]
 Flag = Annotated[bool, Strict()]
+# the platform a draft is written for (configs/platforms.py); left out: `platforms.default`
+Platform = Annotated[
+    str | None,
+    Field(
+        None,
+        min_length=1,
+        max_length=40,
+        pattern=r"^[A-Za-z][A-Za-z0-9_]*$",
+        description="The platform the draft is for (instagram, tiktok, x, facebook, youtube, "
+        "linkedin); left out: the profile's `platforms.default` (instagram). A platform the "
+        "engagement model never saw adds no platform effect.",
+    ),
+    AfterValidator(lambda value: value.lower() if value else value),
+]
 
 
 def _not_a_number(value: Any) -> Any:
@@ -142,6 +156,7 @@ class Draft(_Body):
         description=f"When it would be published: ISO 8601 {TIME_RANGE} (naive means UTC)."
     )
     is_paid: Flag = False
+    platform: Platform = None
 
     @field_validator("category")
     @classmethod
@@ -158,6 +173,7 @@ class DraftTemplate(_Body):
     hashtags: list[Tag] = Field(default_factory=list, max_length=MAX_HASHTAGS)
     caption: str = Field("", max_length=MAX_CAPTION)
     is_paid: Flag = False
+    platform: Platform = None
 
     @field_validator("category")
     @classmethod

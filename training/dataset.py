@@ -211,6 +211,10 @@ def build_training_set(
     groups = feature_groups(feature_service(store, task.feature_service))
     names = [name for group in groups.values() for name in group]
     entity_rows = window.select(task.label_query(open_warehouse(settings)))
+    if "platform" in entity_rows:  # a post without one: the platform serving assumes
+        entity_rows = entity_rows.assign(
+            platform=entity_rows.platform.fillna(settings.platforms.default)
+        )
     if entity_rows.empty:
         raise TaskError(f"{task.name}: the training window is empty (no labelled rows)")
     joined, restored = historical_features(

@@ -37,7 +37,15 @@ def _matured_posts(warehouse: Warehouse) -> pd.DataFrame:
     end = perf.created_at.max()
     start = perf.created_at.min() + pd.Timedelta(days=WARMUP_DAYS)
     perf = perf[(perf.label_available_at <= end) & (perf.created_at >= start)]
-    return perf.merge(feats, on="post_id")
+    return perf.merge(feats, on="post_id").merge(_platforms(warehouse), on="post_id", how="left")
+
+
+def _platforms(warehouse: Warehouse) -> pd.DataFrame:
+    """Each post's platform (None where unknown: the settings' default is filled in by the
+    training set, as serving fills it in for a draft without one)."""
+    if not warehouse.exists("platform_posts"):
+        return pd.DataFrame({"post_id": pd.Series(dtype="int64"), "platform": []})
+    return warehouse.read("platform_posts", columns=["post_id", "platform"])
 
 
 def _post_labels(warehouse: Warehouse, target: pd.Series, posts: pd.DataFrame, oracle: str):
@@ -55,6 +63,7 @@ def _post_labels(warehouse: Warehouse, target: pd.Series, posts: pd.DataFrame, o
             "posted_at": posts.posted_at,
             "caption": posts.caption,
             "hashtags": posts.hashtags,
+            "platform": posts.platform.astype(object),
             **{
                 name: pd.Series(values, index=posts.index)
                 for name, values in draft_keys(

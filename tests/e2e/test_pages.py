@@ -103,7 +103,7 @@ def test_the_registered_model_page_shows_its_description(pages, tmp_path):
     base, query = pages.mlflow.split("#/experiments")
     dom = html.unescape(render(f"{base}#/models/engagement{query}", tmp_path, "model"))
     assert "engagement: predicts engagement rate over the post's first 7 days" in dom
-    assert "engagement_v2" in dom
+    assert "engagement_v3" in dom
     version = html.unescape(render(f"{base}#/models/engagement/versions/1{query}", tmp_path, "v1"))
     assert "Gate: " in version and "trained on " in version  # the version's own description
 

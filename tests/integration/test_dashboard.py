@@ -40,6 +40,7 @@ TITLES = [
     "Share cascades",
     "Lifecycles",
     "Audience sentiment",
+    "Platforms side by side",
     "Model health",
 ]
 EXPORTS = {
@@ -48,6 +49,7 @@ EXPORTS = {
     "drift_checks", "account_quality", "cascade_starters", "engagement_half_life",
     "stage_transitions", "stage_summary",
     "post_sentiment", "author_sentiment", "daily_sentiment",
+    "platform_comparison", "platform_top_posts",
 }  # fmt: skip
 CHART = re.compile(r'Plotly\.newPlot\(\s*"([a-z]+-\d)"')  # one call per chart, by its div id
 

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    """Engagement trained on engagement_v2; the online store materialized up to a day T of
+    """Engagement trained on engagement_v3; the online store materialized up to a day T of
     the test window, so test posts of day T see online what training saw offline."""
     root = tmp_path_factory.mktemp("serving") / "smap"
     settings = load_settings("local", env={"SMAP_DATA_DIR": str(root)})
@@ -52,6 +52,7 @@ def _drafts(rows: pd.DataFrame) -> list[Draft]:
             caption=r.caption,
             planned_at=datetime.fromtimestamp(int(r.posted_at), UTC),
             is_paid=bool(r.is_paid),
+            platform=r.platform,
         )
         for r in rows.itertuples()
     ]
@@ -66,7 +67,7 @@ def test_served_vector_and_prediction_equal_training(platform):
     assert len(rows) >= 5
     predictor = Predictor(settings, background=False)
     champion = predictor.champion("engagement", draft=True)
-    assert champion.feature_service == "engagement_v2" and champion.version == trained.version
+    assert champion.feature_service == "engagement_v3" and champion.version == trained.version
     drafts = _drafts(rows)
     request = predictor._draft_rows(drafts, [d.planned_at for d in drafts])
     served = model_frame(predictor.online.fetch(champion.feature_service, request), ts.features)
@@ -129,7 +130,7 @@ def test_http_app_answers_with_lineage_validates_and_logs(platform, monkeypatch,
         body = ok.json()
         assert body["lineage"]["version"] == trained.version
         assert body["lineage"]["run_id"] == trained.run_id
-        assert body["lineage"]["feature_service"] == "engagement_v2"
+        assert body["lineage"]["feature_service"] == "engagement_v3"
         assert body["lineage"]["request_id"] == ok.headers["x-request-id"]
         assert body["predictions"][0]["missing_features"] == ["hashtag:no_such_tag"]
         for answered in body["predictions"]:  # the champion's 90% conformal interval
@@ -183,7 +184,7 @@ def test_http_app_answers_with_lineage_validates_and_logs(platform, monkeypatch,
     logged = read_parquet_log(settings.root / "predictions")
     logged = logged[~logged.request_id.isin(["skew", "best", "full"])]  # skew test rows
     assert (logged.task == "engagement").sum() == 173
-    assert logged.feature_service.eq("engagement_v2").all()
+    assert logged.feature_service.eq("engagement_v3").all()
 
 
 def test_features_passed_in_score_as_the_lookup_does(platform, monkeypatch, service_app):

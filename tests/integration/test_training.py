@@ -100,11 +100,11 @@ def test_the_registry_describes_the_task_and_the_gate(platform, trained):
     client = MlflowClient()
     experiment = client.get_experiment_by_name("smap-engagement")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    assert "engagement_v2" in experiment.tags["mlflow.note.content"]
+    assert "engagement_v3" in experiment.tags["mlflow.note.content"]
     active = {e.name for e in client.search_experiments()}
     assert "Default" not in active
     model = client.get_registered_model("engagement")
-    assert "engagement_v2" in model.description and "r2" in model.description
+    assert "engagement_v3" in model.description and "r2" in model.description
     version = client.get_model_version("engagement", str(trained.version))
     assert version.description.splitlines()[0] == f"Gate: {trained.decision.reason}."
     assert "trained on " in version.description
@@ -126,7 +126,7 @@ def test_registered_version_has_a_signature_and_serves(platform, trained):
     assert "engagement_rate_28d" in info.signature.inputs.input_names()
     assert trained.decision.decision == "first_champion"
     model = mlflow.pyfunc.load_model("models:/engagement@champion")
-    text = {"content_type": "video", "content_category": "food"}
+    text = {"content_type": "video", "content_category": "food", "content_platform": "x"}
     example = pd.DataFrame([{n: text.get(n, 0.0) for n in info.signature.inputs.input_names()}])
     assert np.isfinite(model.predict(example)).all()
 

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
+from configs.platforms import neutral_platforms
 from ingestion import simulator
 from ingestion.simulator import (
     CATEGORIES,
@@ -35,6 +36,8 @@ LEFT_OUT = {
     "share_events",  # the share graph and its planted bot bursts: tables of their own
     "truth_bot_bursts",
     "truth_comment_sentiment",
+    "account_platforms",  # platforms: tables the generator did not have
+    "post_platforms",
 }
 
 
@@ -66,10 +69,11 @@ def platform():
     return simulate("quick", seed=7)
 
 
-def test_other_columns_are_those_of_the_generator_without_topics(platform, monkeypatch):
+def test_other_columns_are_those_of_the_generator_without_topics(monkeypatch):
+    platform = simulate("quick", seed=7, platforms=neutral_platforms())  # counts unthinned
     assert _digest(platform) == BEFORE_TOPICS
     monkeypatch.setattr(simulator, "TOPIC_WORD_SHARE", 0.0)
-    generic = simulate("quick", seed=7)
+    generic = simulate("quick", seed=7, platforms=neutral_platforms())
     assert _digest(generic) == BEFORE_TOPICS
     before, after = generic["content_posts"].caption, platform["content_posts"].caption
     assert set(" ".join(before).split()) <= SHARED  # no swap: the generic words as drawn

@@ -103,6 +103,7 @@ def test_an_empty_warehouse_gives_a_page_whose_sections_say_what_to_run(local_se
         "Lifecycles",
         "Experiments",
         "Audience sentiment",
+        "Platforms side by side",
         "Model health",
     ]
     assert all(s.empty for s in done.sections) and done.exports == []
