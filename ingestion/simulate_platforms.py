@@ -50,11 +50,11 @@ def with_platforms(
     kept = comments[rank < out.comments.to_numpy()[comments.post_id.to_numpy()]]
     renumbered = dict(zip(kept.comment_id, range(len(kept)), strict=True))
     kept = kept.assign(comment_id=np.arange(len(kept), dtype=np.int64)).reset_index(drop=True)
-    extra: dict[str, pd.DataFrame] = {}
+    said_tables: dict[str, pd.DataFrame] = {}
     if "truth_comment_sentiment" in tables:  # the kept comments' classes, under their new ids
         said = tables["truth_comment_sentiment"]
         said = said[said.comment_id.isin(renumbered)]
-        extra["truth_comment_sentiment"] = said.assign(
+        said_tables["truth_comment_sentiment"] = said.assign(
             comment_id=said.comment_id.map(renumbered).astype(np.int64)
         ).reset_index(drop=True)
 
@@ -68,7 +68,7 @@ def with_platforms(
         "content_posts": out,
         "comments": kept,
         "truth_posts": truth,
-        **extra,
+        **said_tables,
         "account_platforms": pd.DataFrame(
             {"user_id": users.user_id.to_numpy(np.int64), "platform": names[of_account]}
         ),

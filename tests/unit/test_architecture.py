@@ -32,9 +32,10 @@ ROOMS = (
 # libraries whose import costs a second or more on this machine (`python -X importtime`)
 HEAVY = ("feast", "mlflow", "tensorflow", "keras", "bentoml", "evidently", "pyspark")
 HEAVY += ("optuna", "sklearn", "scipy", "plotly", "lightgbm", "xgboost")
-# 43 today: the last three keep statsmodels (`smap ab`), VADER with MLflow (the dashboard's
-# sentiment) and MLflow (the service's supervisor) out of processes that never use them
-MAX_INSIDE_IMPORTS = 43
+# 44 today: the last four keep statsmodels (`smap ab`), VADER with MLflow (the dashboard's
+# sentiment), MLflow (the service's supervisor) and Feast (the platform's on-demand view) out
+# of processes that never use them
+MAX_INSIDE_IMPORTS = 44
 
 # Imports inside functions left out of the checks while a rewrite is under way: none now.
 PENDING: set[tuple[str, str]] = set()
