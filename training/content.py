@@ -35,15 +35,8 @@ from configs.settings import Settings
 from ingestion.warehouse import open_warehouse
 from training.dataset import ALL_DATA, DataWindow, TrainingSet, fingerprint, time_split
 from training.errors import TaskError
-from training.search import (
-    FAIL_REASON,
-    FAMILY,
-    FINGERPRINT,
-    RUN_ID,
-    failure_line,
-    family_parameter,
-)
 from training.task import Task
+from training.text_objective import TextObjective
 from training.tracking import log_json
 
 TASK = "content"
@@ -303,44 +296,11 @@ class _Aligned:
 # ---- search -------------------------------------------------------------------------------------
 
 
-class ContentObjective:
-    """Given its data once; each call fits one candidate and returns validation macro F1.
-    The best model of the run is kept, so the registered version is the one that scored."""
-
-    def __init__(self, ts: TrainingSet, data: ContentData, families: tuple[str, ...], run_id=""):
-        self.ts, self.data, self.run_id = ts, data, run_id
-        self.family_name, self.families = family_parameter(ts.task.families, families)
-        self.best: tuple[float, int, ContentModel] | None = None
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        trial.set_user_attr(RUN_ID, self.run_id)
-        trial.set_user_attr(FINGERPRINT, self.ts.fingerprint)
-        try:
-            family = trial.suggest_categorical(self.family_name, self.families)
-            trial.set_user_attr(FAMILY, family)
-            return self.evaluate(trial, family)
-        except optuna.TrialPruned:
-            raise
-        except Exception as exc:
-            trial.set_user_attr(FAIL_REASON, failure_line(exc))
-            raise
-
-    def evaluate(self, trial: optuna.Trial, family: str) -> float:
-        params = suggest(trial, family)
-
-        def report(step: int, loss: float) -> None:
-            trial.report(-loss, step)  # the study maximises: a lower loss is a higher value
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
-        model = fit(family, params, self.data, report)
-        metrics = score(self.ts.part("validation"), model.predict_frame(self.data.x_val))
-        for name, value in metrics.items():
-            trial.set_user_attr(f"val_{name}", value)
-        value = metrics["macro_f1"]
-        if self.best is None or value > self.best[0]:
-            self.best = (value, trial.number, model)
-        return value
+def objective(
+    ts: TrainingSet, data: ContentData, families: tuple[str, ...], run_id=""
+) -> TextObjective:
+    """Each trial fits one candidate and returns validation macro F1 (the best model is kept)."""
+    return TextObjective(ts, data, families, run_id, suggest, fit, score, data.x_val)
 
 
 def requirements(family: str) -> list[str]:

@@ -33,8 +33,8 @@ from training.dataset import ALL_DATA, DataWindow, TrainingSet, fingerprint, tim
 from training.descriptions import model_description
 from training.errors import TaskError
 from training.registry import Decision, crown_unscored, current_champion
-from training.search import FAIL_REASON, FAMILY, FINGERPRINT, RUN_ID, failure_line, family_parameter
 from training.task import Task
+from training.text_objective import TextObjective
 from training.tracking import (
     READY,
     VERSION_STATE,
@@ -341,45 +341,11 @@ def lexicon_model() -> SentimentModel:
 # ---- search -------------------------------------------------------------------------------------
 
 
-class SentimentObjective:
-    """Given its data once; each call fits one candidate and returns validation macro F1.
-    The best model of the run is kept, so the registered version is the one that scored."""
-
-    def __init__(self, ts: TrainingSet, data: SentimentData, families: tuple[str, ...], run_id=""):
-        self.ts, self.data, self.run_id = ts, data, run_id
-        self.family_name, self.families = family_parameter(ts.task.families, families)
-        self.best: tuple[float, int, SentimentModel] | None = None
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        trial.set_user_attr(RUN_ID, self.run_id)
-        trial.set_user_attr(FINGERPRINT, self.ts.fingerprint)
-        try:
-            family = trial.suggest_categorical(self.family_name, self.families)
-            trial.set_user_attr(FAMILY, family)
-            return self.evaluate(trial, family)
-        except optuna.TrialPruned:
-            raise
-        except Exception as exc:
-            trial.set_user_attr(FAIL_REASON, failure_line(exc))
-            raise
-
-    def evaluate(self, trial: optuna.Trial, family: str) -> float:
-        params = suggest(trial, family)
-
-        def report(step: int, loss: float) -> None:
-            trial.report(-loss, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
-        model = fit(family, params, self.data, report)
-        val = self.ts.part("validation")
-        metrics = score(val, model.predict_frame(val))
-        for name, value in metrics.items():
-            trial.set_user_attr(f"val_{name}", value)
-        value = metrics["macro_f1"]
-        if self.best is None or value > self.best[0]:
-            self.best = (value, trial.number, model)
-        return value
+def objective(
+    ts: TrainingSet, data: SentimentData, families: tuple[str, ...], run_id=""
+) -> TextObjective:
+    """Each trial fits one candidate and returns validation macro F1 (the best model is kept)."""
+    return TextObjective(ts, data, families, run_id, suggest, fit, score, ts.part("validation"))
 
 
 # ---- logging ------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ class SentimentTrainer:
     def objective(self, ts, families, run_id, selection):
         sentiment = _sentiment()
         data = sentiment.SentimentData.of(ts, selection.seed)
-        return sentiment.SentimentObjective(ts, data, families, run_id)
+        return sentiment.objective(ts, data, families, run_id)
 
     def best_model(self, ts, objective, best, study=None):
         if objective.best is None or objective.best[1] != best.number:

@@ -360,7 +360,7 @@ class TextTrainer:
     def objective(self, ts, families, run_id, selection):
         content = _content()
         data = content.ContentData.of(ts, selection.seed)
-        return content.ContentObjective(ts, data, families, run_id)
+        return content.objective(ts, data, families, run_id)
 
     def best_model(self, ts, objective, best, study=None):
         if objective.best is None or objective.best[1] != best.number:
