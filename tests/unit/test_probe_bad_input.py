@@ -1,0 +1,15 @@
+"""Bad input found by probing the newer surfaces: each gets a clear error naming the field,
+never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from analytics.ab import plan
+from analytics.errors import AnalyticsError
+
+
+@pytest.mark.parametrize("lift", [1e-9, 1e-15, 1e-17])
+def test_a_lift_too_small_to_detect_names_the_lift(lift):
+    with pytest.raises(AnalyticsError, match="lift: .* too small"):
+        plan(0.05, lift)
