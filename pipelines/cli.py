@@ -1375,9 +1375,13 @@ def orchestrate_replay(
     (a day of a simulated platform in minutes)."""
     settings = settings_for(profile)
     first, last = _when(start, "--from"), _when(end, "--to")
-    if last <= first:
-        raise SmapError("--to: must be after --from")
-    runs = orchestrate_flow.run_schedule(settings, first, last)
+    orchestrate_flow.check_replay_window(first, last)
+
+    def progress(ran) -> None:  # a run takes minutes: say each one as it ends
+        status = "SUCCESS" if ran.success else "FAILURE"
+        out.print(f"{ran.at.isoformat()[:19]} {ran.job}: {status} (run {ran.run_id[:8]})")
+
+    runs = orchestrate_flow.run_schedule(settings, first, last, on_run=progress)
     print_runs(f"replayed {len(runs)} scheduled runs ({settings.profile})", runs)
     failed = [r for r in runs if not r.success]
     if failed:
