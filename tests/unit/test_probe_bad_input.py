@@ -4,14 +4,20 @@ never a traceback."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from analytics.ab import plan
 from analytics.errors import AnalyticsError
 from configs.errors import SmapError
-from ingestion.csv_import import _reason_kinds
+from ingestion.csv_comments import import_comments
+from ingestion.csv_import import CsvImportError, _reason_kinds, import_posts
+from ingestion.warehouse import ParquetWarehouse
 from pipelines.orchestrate import check_replay_window
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 @pytest.mark.parametrize("lift", [1e-9, 1e-15, 1e-17])
@@ -42,3 +48,41 @@ def test_a_replay_window_out_of_bounds_is_refused_before_any_run(start, end, mes
 
 def test_a_month_of_ticks_may_be_replayed():
     check_replay_window(datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC))
+
+
+def _posts(tmp_path: Path) -> ParquetWarehouse:
+    warehouse = ParquetWarehouse(tmp_path / "warehouse")
+    mapping = tmp_path / "posts.yaml"  # post ids mapped, as a comments import needs
+    text = (FIXTURES / "posts_mapping.yaml").read_text()
+    mapping.write_text(text.replace("columns:\n", 'columns:\n  post_id: "Post ID"\n', 1))
+    import_posts(FIXTURES / "posts_export.csv", mapping, warehouse, tmp_path / "rejects")
+    return warehouse
+
+
+@pytest.mark.parametrize("text", ["", "\n\n"])
+def test_an_empty_comments_file_is_one_error_naming_the_file(tmp_path, text):
+    export = tmp_path / "comments.csv"
+    export.write_text(text)  # no line to guess the delimiter from
+    with pytest.raises(CsvImportError, match="comments.csv: "):
+        import_comments(export, None, ParquetWarehouse(tmp_path / "warehouse"))
+
+
+def test_null_cells_of_a_parquet_comments_export_are_blank_not_the_text_none(tmp_path):
+    warehouse = _posts(tmp_path)
+    export = tmp_path / "comments.parquet"
+    pd.DataFrame(
+        {
+            "post_id": ["17900000", "17900000", "17900000"],
+            "post_account": ["acme_travel"] * 3,
+            "author": ["ann", "bob", "cy"],
+            "timestamp": ["2026-03-01T09:00:00Z"] * 3,
+            "text": [None, "love it", "not great"],
+            "label": ["negative", None, "negative"],
+        }
+    ).to_parquet(export)
+
+    done = import_comments(export, None, warehouse)
+
+    assert (done.comments_loaded, done.labelled) == (2, 1)
+    assert done.rejects_by_reason == {"text: blank": 1}
+    assert sorted(warehouse.read("comments").text) == ["love it", "not great"]
