@@ -166,7 +166,9 @@ def config_show(profile: Profile = None) -> None:
 def simulate(
     profile: Profile = None,
     preset: Annotated[str | None, typer.Option(help="quick | small | default")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (default from config).")] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="Random seed (default from config).")
+    ] = None,
     shift_at: Annotated[
         int | None,
         typer.Option("--shift-at", help="Day index from which behaviour changes (drift)."),

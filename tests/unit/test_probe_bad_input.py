@@ -8,13 +8,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from analytics.ab import plan
 from analytics.errors import AnalyticsError
 from configs.errors import SmapError
+from configs.settings import SimulatorSettings
 from ingestion.csv_comments import import_comments
 from ingestion.csv_import import CsvImportError, _reason_kinds, import_posts
 from ingestion.warehouse import ParquetWarehouse
+from pipelines.cli import main
 from pipelines.orchestrate import check_replay_window
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -86,3 +89,10 @@ def test_null_cells_of_a_parquet_comments_export_are_blank_not_the_text_none(tmp
     assert (done.comments_loaded, done.labelled) == (2, 1)
     assert done.rejects_by_reason == {"text: blank": 1}
     assert sorted(warehouse.read("comments").text) == ["love it", "not great"]
+
+
+def test_a_negative_simulator_seed_is_refused_before_anything_runs(capsys):
+    assert main(["simulate", "--seed", "-1"]) == 2
+    assert "--seed" in capsys.readouterr().err
+    with pytest.raises(ValidationError, match="seed"):
+        SimulatorSettings(seed=-1)
