@@ -895,7 +895,7 @@ def experiment_status(
     """Each arm's metric and error, their difference and the always-valid sequential test."""
     analyses = experiments().status(settings_for(profile), task)
     if as_json:
-        out.print_json(data=[a.as_dict() for a in analyses])
+        typer.echo(ab_flow.as_json([a.as_dict() for a in analyses]))  # strict: no NaN
         return
     if not analyses:
         out.print("no experiment is running")

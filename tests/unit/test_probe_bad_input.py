@@ -3,8 +3,11 @@ never a traceback."""
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -17,6 +20,7 @@ from configs.settings import SimulatorSettings
 from ingestion.csv_comments import import_comments
 from ingestion.csv_import import CsvImportError, _reason_kinds, import_posts
 from ingestion.warehouse import ParquetWarehouse
+from pipelines import cli
 from pipelines.cli import main
 from pipelines.orchestrate import check_replay_window
 
@@ -96,3 +100,22 @@ def test_a_negative_simulator_seed_is_refused_before_anything_runs(capsys):
     assert "--seed" in capsys.readouterr().err
     with pytest.raises(ValidationError, match="seed"):
         SimulatorSettings(seed=-1)
+
+
+class _Analysis:
+    def as_dict(self) -> dict:  # a fresh experiment: no labelled answer yet
+        return {"arms": [{"metric": {"value": math.nan, "low": -math.inf}}], "p": (math.nan,)}
+
+
+def test_experiment_status_json_is_strict_json_without_nan(monkeypatch, capsys):
+    flow = SimpleNamespace(status=lambda settings, task: [_Analysis()])
+    monkeypatch.setattr(cli, "experiments", lambda: flow)
+    monkeypatch.setattr(cli, "settings_for", lambda profile, writes=True: None)
+
+    assert main(["experiment", "status", "--json"]) == 0
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    data = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert data == [{"arms": [{"metric": {"value": None, "low": None}}], "p": [None]}]
