@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 from pydantic import ValidationError
 
 from analytics.ab import plan
 from analytics.errors import AnalyticsError
+from analytics.experiments_dashboard import experiments_parts
 from configs.errors import SmapError
 from configs.settings import SimulatorSettings
 from ingestion.csv_comments import import_comments
@@ -119,3 +121,24 @@ def test_experiment_status_json_is_strict_json_without_nan(monkeypatch, capsys):
 
     data = json.loads(capsys.readouterr().out, parse_constant=refuse)
     assert data == [{"arms": [{"metric": {"value": None, "low": None}}], "p": [None]}]
+
+
+def test_an_experiment_too_small_to_read_leaves_the_dashboard_section_standing():
+    rng = np.random.default_rng(0)
+    n = 40
+    posts = pd.DataFrame(
+        {
+            "post_id": range(n),
+            "user_id": rng.integers(0, 10, n),
+            "created_at": pd.date_range("2026-03-01", periods=n, freq="h", tz="UTC"),
+            "reach": 100,
+            "engagement_rate": rng.uniform(0.01, 0.1, n),
+            "experiment": ["big"] * 30 + ["=tiny"] * 2 + [None] * 8,
+            "variant": ["A", "B"] * 15 + ["=ctl", "+treat"] + [None] * 8,
+        }
+    )
+
+    parts = experiments_parts(posts, None)
+
+    assert set(parts.exports["content_experiments"].experiment) == {"big"}
+    assert "Not shown yet: experiment '=tiny'" in parts.note
