@@ -12,6 +12,7 @@ are shown as a table when `model_experiments` returns rows (see its docstring).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from types import ModuleType
 
@@ -87,6 +88,15 @@ def experiment_lifts(posts: pd.DataFrame, skipped: list[str] | None = None) -> p
     return pd.DataFrame(rows)
 
 
+def _posts_needed(ab: ModuleType, baseline: float, lift: float, sd: float | None) -> float:
+    """`ab.plan`'s posts per variant; NaN where the posts give no plan (one post, or every
+    rate the same: no spread; every rate 0: no baseline)."""
+    try:
+        return float(ab.plan(baseline, lift, sd=sd).posts_per_variant)
+    except AnalyticsError:
+        return math.nan
+
+
 def sample_size_guide(posts: pd.DataFrame) -> pd.DataFrame:
     """Posts per variant for a few lifts at the platform's mean engagement rate and per-post
     spread (Cohen's d), and counting each post as one trial (Cohen's h)."""
@@ -101,8 +111,8 @@ def sample_size_guide(posts: pd.DataFrame) -> pd.DataFrame:
                 "baseline_rate": baseline,
                 "rate_sd": sd,
                 "lift": lift,
-                "posts_per_variant": ab.plan(baseline, lift, sd=sd).posts_per_variant,
-                "posts_per_variant_as_trials": ab.plan(baseline, lift).posts_per_variant,
+                "posts_per_variant": _posts_needed(ab, baseline, lift, sd),
+                "posts_per_variant_as_trials": _posts_needed(ab, baseline, lift, None),
                 "power": 0.8,
                 "alpha": 0.05,
             }

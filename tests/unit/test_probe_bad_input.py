@@ -142,3 +142,23 @@ def test_an_experiment_too_small_to_read_leaves_the_dashboard_section_standing()
 
     assert set(parts.exports["content_experiments"].experiment) == {"big"}
     assert "Not shown yet: experiment '=tiny'" in parts.note
+
+
+@pytest.mark.parametrize("rates", [[0.05], [0.05, 0.05], [0.0, 0.0]])
+def test_the_sample_size_guide_of_posts_without_spread_is_blank_not_an_error(rates):
+    n = len(rates)
+    posts = pd.DataFrame(
+        {
+            "post_id": range(n),
+            "user_id": 1,
+            "created_at": pd.date_range("2026-03-01", periods=n, freq="h", tz="UTC"),
+            "reach": 100,
+            "engagement_rate": rates,
+            "experiment": None,
+            "variant": None,
+        }
+    )
+
+    guide = experiments_parts(posts, None).shown
+
+    assert guide.posts_per_variant.isna().all() and len(guide) > 0
