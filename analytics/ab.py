@@ -25,6 +25,7 @@ spread is far below a trial's; given the per-post standard deviation (`sd`, the 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -282,7 +283,16 @@ def plan(
         effect, kind = float(proportion_effectsize(target, baseline_rate)), "Cohen's h"
     else:
         effect, kind = (target - baseline_rate) / sd, "Cohen's d"
-    n = NormalIndPower().solve_power(
-        effect_size=effect, alpha=alpha, power=power, ratio=1.0, alternative="two-sided"
-    )
+    with warnings.catch_warnings():  # a vanishing effect: the solver warns, then gives nan
+        warnings.simplefilter("ignore")
+        n = math.nan
+        if effect != 0:
+            n = NormalIndPower().solve_power(
+                effect_size=effect, alpha=alpha, power=power, ratio=1.0, alternative="two-sided"
+            )
+    if not math.isfinite(float(n)):
+        raise AnalyticsError(
+            f"lift: {lift:.4g} is too small to plan for ({kind} {effect:.3g}: no sample size "
+            "detects it)"
+        )
     return Plan(baseline_rate, lift, target, effect, kind, power, alpha, math.ceil(float(n)))

@@ -12,11 +12,13 @@ are shown as a table when `model_experiments` returns rows (see its docstring).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from types import ModuleType
 
 import pandas as pd
 
+from analytics.errors import AnalyticsError
 from ingestion.warehouse import Warehouse
 
 MODEL_EXPERIMENTS_TABLE = "model_experiments"
@@ -51,13 +53,19 @@ def model_experiments(warehouse: Warehouse) -> pd.DataFrame | None:
     return None if frame.empty else frame
 
 
-def experiment_lifts(posts: pd.DataFrame) -> pd.DataFrame:
-    """One row per variant against its experiment's control."""
+def experiment_lifts(posts: pd.DataFrame, skipped: list[str] | None = None) -> pd.DataFrame:
+    """One row per variant against its experiment's control; an experiment that cannot be
+    read yet (one variant, a variant of one post) is left out, its reason put in `skipped`."""
     ab = _statistics()
 
     rows = []
     for name in ab.experiments(posts):
-        report = ab.analyse(posts, name)
+        try:
+            report = ab.analyse(posts, name)
+        except AnalyticsError as exc:  # one small imported experiment must not sink the page
+            if skipped is not None:
+                skipped.append(str(exc))
+            continue
         posts_of = {v.variant: v.posts for v in report.variants}
         for c in report.comparisons:
             rows.append(
@@ -80,6 +88,15 @@ def experiment_lifts(posts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _posts_needed(ab: ModuleType, baseline: float, lift: float, sd: float | None) -> float:
+    """`ab.plan`'s posts per variant; NaN where the posts give no plan (one post, or every
+    rate the same: no spread; every rate 0: no baseline)."""
+    try:
+        return float(ab.plan(baseline, lift, sd=sd).posts_per_variant)
+    except AnalyticsError:
+        return math.nan
+
+
 def sample_size_guide(posts: pd.DataFrame) -> pd.DataFrame:
     """Posts per variant for a few lifts at the platform's mean engagement rate and per-post
     spread (Cohen's d), and counting each post as one trial (Cohen's h)."""
@@ -94,8 +111,8 @@ def sample_size_guide(posts: pd.DataFrame) -> pd.DataFrame:
                 "baseline_rate": baseline,
                 "rate_sd": sd,
                 "lift": lift,
-                "posts_per_variant": ab.plan(baseline, lift, sd=sd).posts_per_variant,
-                "posts_per_variant_as_trials": ab.plan(baseline, lift).posts_per_variant,
+                "posts_per_variant": _posts_needed(ab, baseline, lift, sd),
+                "posts_per_variant_as_trials": _posts_needed(ab, baseline, lift, None),
                 "power": 0.8,
                 "alpha": 0.05,
             }
@@ -162,10 +179,14 @@ def experiments_parts(posts: pd.DataFrame | None, models: pd.DataFrame | None) -
     if posts is None or posts.empty or "experiment" not in posts:
         notes.append("No posts yet: run `smap ingest`.")
     elif posts.experiment.fillna("").ne("").any():  # PostgreSQL reads NULL text as ""
-        lifts = experiment_lifts(posts)
-        figures.insert(0, _forest(lifts))
-        shown = lifts.drop(columns=["plain_lift_low", "plain_lift_high"])
-        exports["content_experiments"] = lifts
+        skipped: list[str] = []
+        lifts = experiment_lifts(posts, skipped)
+        if not lifts.empty:
+            figures.insert(0, _forest(lifts))
+            shown = lifts.drop(columns=["plain_lift_low", "plain_lift_high"])
+            exports["content_experiments"] = lifts
+        if skipped:
+            notes.append(f"Not shown yet: {'; '.join(skipped)}.")
         notes.append(
             "Content experiments: each variant's relative lift of the mean engagement rate per "
             "post over the control, with its 95% interval with CUPED (the author's "

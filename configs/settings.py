@@ -287,7 +287,7 @@ class ClusterSettings(_Frozen):
 
 class SimulatorSettings(_Frozen):
     preset: Literal["quick", "small", "default"] = "quick"
-    seed: int = 42
+    seed: int = Field(42, ge=0)  # numpy's generators take no negative seed
     start_date: str = Field("2026-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
 
 

@@ -12,6 +12,7 @@ imported (same id) is not loaded twice.
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,9 +66,10 @@ def load_comment_mapping(path: Path | None) -> tuple[dict[str, str], str]:
 def _read(path: Path) -> pd.DataFrame:
     try:
         if path.suffix.lower() == ".parquet":
-            return pd.read_parquet(path).astype(str)
+            frame = pd.read_parquet(path)  # a null cell is blank, not the text "None"
+            return frame.astype(object).where(frame.notna(), "").astype(str)
         return pd.read_csv(path, dtype=str, keep_default_na=False, sep=None, engine="python")
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
+    except (OSError, ValueError, pd.errors.ParserError, csv.Error) as exc:  # csv: no delimiter
         line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CsvImportError(f"{path.name}: cannot read the export ({line})") from None
 

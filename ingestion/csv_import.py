@@ -266,7 +266,8 @@ def preview_posts(
 
 # the row's own values in a reason, and what they are replaced with in the summary
 _ROW_VALUES = (
-    (re.compile(r"\s*\(got [^)]*\)"), ""),
+    # a quoted value may hold a `)` of its own
+    (re.compile(r"""\s*\(got (?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")?[^)]*\)"""), ""),
     (re.compile(r"\d[\d,]* is above reach \(\d[\d,]*\)"), "is above reach"),
     (re.compile(r"is [\d,]+ characters long"), "is too long"),
 )

@@ -39,12 +39,12 @@ def _finite(value):
         return None
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
 
 
-def as_json(data: dict) -> str:
+def as_json(data: dict | list) -> str:
     return json.dumps(_finite(data), indent=2, allow_nan=False)
 
 

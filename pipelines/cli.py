@@ -166,7 +166,9 @@ def config_show(profile: Profile = None) -> None:
 def simulate(
     profile: Profile = None,
     preset: Annotated[str | None, typer.Option(help="quick | small | default")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (default from config).")] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="Random seed (default from config).")
+    ] = None,
     shift_at: Annotated[
         int | None,
         typer.Option("--shift-at", help="Day index from which behaviour changes (drift)."),
@@ -893,7 +895,7 @@ def experiment_status(
     """Each arm's metric and error, their difference and the always-valid sequential test."""
     analyses = experiments().status(settings_for(profile), task)
     if as_json:
-        out.print_json(data=[a.as_dict() for a in analyses])
+        typer.echo(ab_flow.as_json([a.as_dict() for a in analyses]))  # strict: no NaN
         return
     if not analyses:
         out.print("no experiment is running")
@@ -1375,9 +1377,13 @@ def orchestrate_replay(
     (a day of a simulated platform in minutes)."""
     settings = settings_for(profile)
     first, last = _when(start, "--from"), _when(end, "--to")
-    if last <= first:
-        raise SmapError("--to: must be after --from")
-    runs = orchestrate_flow.run_schedule(settings, first, last)
+    orchestrate_flow.check_replay_window(first, last)
+
+    def progress(ran) -> None:  # a run takes minutes: say each one as it ends
+        status = "SUCCESS" if ran.success else "FAILURE"
+        out.print(f"{ran.at.isoformat()[:19]} {ran.job}: {status} (run {ran.run_id[:8]})")
+
+    runs = orchestrate_flow.run_schedule(settings, first, last, on_run=progress)
     print_runs(f"replayed {len(runs)} scheduled runs ({settings.profile})", runs)
     failed = [r for r in runs if not r.success]
     if failed:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.error import URLError
@@ -368,6 +368,28 @@ def ticks(settings: Settings, start: datetime, end: datetime) -> list[tuple[date
     return sorted(found, key=lambda tick: (tick[0], list(JOBS).index(tick[1])))
 
 
+MAX_REPLAY_DAYS = 31  # a day of the shipped schedules is 49 runs, a few minutes each
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # ticks a replay may name (cron iterates in
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)  # local time, which overflows near years 1 and 9999)
+
+
+def check_replay_window(start: datetime, end: datetime) -> None:
+    """A replay runs every tick in process, one after another: a mistyped year would start
+    thousands of runs, and a time near year 1 or 9999 overflows the cron iterator."""
+    for option, when in (("--from", start), ("--to", end)):
+        if not EARLIEST <= when <= LATEST:
+            raise SmapError(
+                f"{option}: {when.date().isoformat()} is not between 2000-01-01 and 2100-01-01"
+            )
+    if end <= start:
+        raise SmapError("--to: must be after --from")
+    if end - start > timedelta(days=MAX_REPLAY_DAYS):
+        raise SmapError(
+            f"--to: the window is {(end - start).days} days; replay at most {MAX_REPLAY_DAYS} "
+            "days at a time"
+        )
+
+
 def run_schedule(
     settings: Settings,
     start: datetime,
@@ -380,6 +402,7 @@ def run_schedule(
     in this process, in tick order, recorded in the instance like a daemon's runs."""
     import dagster as dg
 
+    check_replay_window(start, end)
     instance = instance or open_instance(settings)
     defs = definitions(settings)
     done = []
