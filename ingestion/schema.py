@@ -54,6 +54,8 @@ class Table:
             elif kind == "str":  # text stays text in Parquet and PostgreSQL (a 0 becomes "0")
                 values = out[col].astype("object")
                 out[col] = values.where(values.isna(), values.astype(str)).astype("object")
+                if col in self.optional:  # blank, as PostgreSQL reads a missing text back
+                    out[col] = out[col].fillna("")
             else:
                 out[col] = out[col].astype(dtype)
         return out.reset_index(drop=True)
