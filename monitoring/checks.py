@@ -88,14 +88,12 @@ class CheckResult:
 
 def champion_of(settings: Settings, task: Task):
     """(version, run id) of the task's champion, or one line saying there is none."""
-    from training.registry import current_champion
-    from training.tracking import use_tracking
+    from training.registry import champion_entry
 
-    client = use_tracking(settings)
-    version = current_champion(client, task.name)
-    if version is None:
+    entry = champion_entry(settings, task.name)
+    if entry is None:
         raise MonitorError(f"{task.name}: no champion to monitor (run `smap train {task.name}`)")
-    return client, version, client.get_model_version(task.name, str(version)).run_id
+    return entry.client, entry.version, entry.run_id
 
 
 def reference_of(client, task: Task, version: int, run_id: str) -> Reference:

@@ -478,17 +478,16 @@ def train(
     """Tune candidates with Optuna (resumable study), log to MLflow, register, run the gate."""
     # before the heavy imports: e.g. trend on an export without hashtags fails at once
     require_inputs(settings_for(profile), task)
-    from pipelines.training import check_budget
-    from pipelines.training import train as run_train
+    from pipelines import training as training_flow
 
-    check_budget(trials, timeout)  # before any work or progress bar
+    training_flow.check_budget(trials, timeout)  # before any work or progress bar
     settings = settings_for(profile)
     chosen = tuple(f.strip() for f in families.split(",")) if families else None
     if worker:
         train_worker(settings, task, trials, timeout, not no_promote, chosen, rebuild)
         return
     with fraction(f"{task}: training set from Feast (chunks)") as update:
-        result = run_train(
+        result = training_flow.train(
             settings,
             task,
             trials=trials,
@@ -606,14 +605,12 @@ def evaluate(
 ) -> None:
     """The champion's test metrics next to a plain linear model, the naive baseline and the
     simulator's oracle; `--version N` adds a registered version (a refused challenger)."""
-    from training.evaluate import evaluate as run_evaluate
+    from training import evaluate as evaluation
 
-    report = run_evaluate(settings_for(profile), get_task(task), rebuild, version)
+    report = evaluation.evaluate(settings_for(profile), get_task(task), rebuild, version)
     say_training_set(report["training_set"]["reused"], report["training_set"]["path"])
     if as_json:
-        from training.evaluate import report_json
-
-        typer.echo(report_json(report))  # strict JSON: NaN becomes null
+        typer.echo(evaluation.report_json(report))  # strict JSON: NaN becomes null
         return
     if report.get("oracle_note"):
         out.print(f"oracle: {report['oracle_note']}")

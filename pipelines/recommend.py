@@ -15,6 +15,7 @@ from feature_repo.store import open_store
 from ingestion.warehouse import open_warehouse
 from training import tags as tag
 from training.dataset import historical_features
+from training.families.base import input_frame
 from training.labels import published_rows
 
 log = logging.getLogger(__name__)
@@ -23,19 +24,13 @@ log = logging.getLogger(__name__)
 def champion_scores(settings: Settings, post_ids) -> tuple[pd.Series, dict[str, str]]:
     """The engagement champion's prediction for each post as the draft it was, its features
     joined point in time from the offline store (as in training)."""
-    import mlflow
+    from training.registry import champion_entry  # imports MLflow
 
-    from training.packaging import input_frame  # these three import MLflow
-    from training.registry import current_champion
-    from training.tracking import use_tracking
-
-    client = use_tracking(settings)
-    version = current_champion(client, "engagement")
-    if version is None:
+    entry = champion_entry(settings, "engagement")
+    if entry is None:
         raise SmapError("no engagement champion (train it: `smap train engagement`)")
-    found = client.get_model_version("engagement", str(version))
-    service = tag.read(found.tags, tag.FEATURES, "")
-    model = mlflow.pyfunc.load_model(f"models:/engagement/{version}").unwrap_python_model()
+    service = tag.read(entry.tags, tag.FEATURES, "")
+    model = entry.load()
     rows = published_rows(open_warehouse(settings), post_ids)
     frame, _ = historical_features(
         open_store(settings), rows, service, settings.training.retrieval_chunk_rows
@@ -44,9 +39,9 @@ def champion_scores(settings: Settings, post_ids) -> tuple[pd.Series, dict[str, 
     predicted = model.predict_frame(input_frame(frame, features, categorical))
     scores = pd.Series(predicted, index=frame.post_id.to_numpy()).sort_index()
     return scores, {
-        "scored_by": f"engagement champion v{version}",
+        "scored_by": f"engagement champion v{entry.version}",
         "feature_service": service,
-        "run_id": found.run_id or "",
+        "run_id": entry.run_id,
     }
 
 

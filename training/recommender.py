@@ -37,7 +37,7 @@ from training import tags as tag
 from training.dataset import fingerprint
 from training.descriptions import experiment_note, model_description, version_description
 from training.errors import TaskError
-from training.registry import Decision, current_champion, promote
+from training.registry import Decision, champion_entry, promote
 from training.tasks.recommendation import TASK as RECOMMENDATION
 from training.tasks.recommendation import popularity
 from training.tracking import experiment_for, git_commit, register_version, use_tracking
@@ -511,14 +511,10 @@ def ranking_scorer(frame: pd.DataFrame, scores) -> dict[str, float]:
 
 def load_champion(settings: Settings) -> tuple[AffinityModel, int, str] | None:
     """The recommendation champion (model, version, run id), None when there is none."""
-    client = use_tracking(settings)
-    version = current_champion(client, RECOMMENDATION.name)
-    if version is None:
+    entry = champion_entry(settings, RECOMMENDATION.name)
+    if entry is None:
         return None
-    uri = f"models:/{RECOMMENDATION.name}/{version}"
-    model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
-    run_id = client.get_model_version(RECOMMENDATION.name, str(version)).run_id or ""
-    return cast(AffinityModel, model), version, run_id
+    return cast(AffinityModel, entry.load()), entry.version, entry.run_id
 
 
 def interactions_of(posts: pd.DataFrame, follows: pd.DataFrame, acts: pd.DataFrame) -> Interactions:

@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -47,6 +48,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from configs.errors import SmapError
+from configs.settings import Settings
 from ingestion.schema import MODEL_TABLES
 from ingestion.warehouse import Warehouse, WarehouseError
 from training import tags as tag
@@ -55,7 +57,7 @@ from training.descriptions import with_gate
 from training.errors import RegistryError, TaskError
 from training.linear_baseline import LinearBaseline
 from training.task import Task
-from training.tracking import _masked
+from training.tracking import _masked, use_tracking
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 RECORD_TAG = tag.GATE_RECORD
@@ -122,6 +124,36 @@ def alias_version(client: MlflowClient, task: str, alias: str) -> int | None:
 def current_champion(client: MlflowClient, task: str) -> int | None:
     """The champion's version, None if there is none yet; a registry failure raises."""
     return alias_version(client, task, CHAMPION)
+
+
+@dataclass(frozen=True)
+class ChampionEntry:
+    """A task's champion as the registry names it: the client that read it, its version, the
+    run that trained it and the version's tags (its feature service among them)."""
+
+    client: MlflowClient
+    task: str
+    version: int
+    run_id: str
+    tags: dict[str, str]
+
+    def load(self) -> Any:
+        """The smap model inside the version, from this client's registry."""
+        with _registry(self.client, f"loading {self.task} version {self.version}"):
+            uri = self.client.get_model_version_download_uri(self.task, str(self.version))
+            return mlflow.pyfunc.load_model(uri).unwrap_python_model()
+
+
+def champion_entry(settings: Settings, task: str) -> ChampionEntry | None:
+    """The task's champion in the profile's registry, None when it has none yet; a registry
+    failure raises."""
+    client = use_tracking(settings)
+    version = current_champion(client, task)
+    if version is None:
+        return None
+    with _registry(client, f"reading {task} version {version}"):
+        found = client.get_model_version(task, str(version))
+    return ChampionEntry(client, task, version, found.run_id or "", dict(found.tags))
 
 
 def score_version(

@@ -32,10 +32,9 @@ ROOMS = (
 # libraries whose import costs a second or more on this machine (`python -X importtime`)
 HEAVY = ("feast", "mlflow", "tensorflow", "keras", "bentoml", "evidently", "pyspark")
 HEAVY += ("optuna", "sklearn", "scipy", "plotly", "lightgbm", "xgboost")
-# 44 today: the last four keep statsmodels (`smap ab`), VADER with MLflow (the dashboard's
-# sentiment), MLflow (the service's supervisor) and Feast (the platform's on-demand view) out
-# of processes that never use them
-MAX_INSIDE_IMPORTS = 44
+# 39 today; a command or stage that loads MLflow, Feast or SciPy on purpose reaches them through
+# one deferred import (e.g. `training.registry.champion_entry`), not one per module it uses
+MAX_INSIDE_IMPORTS = 40
 
 # Imports inside functions left out of the checks while a rewrite is under way: none now.
 PENDING: set[tuple[str, str]] = set()
