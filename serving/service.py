@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
+from pydantic import ConfigDict
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -305,10 +306,11 @@ DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
 async def _guide(request: Request) -> Response:
     """One of smap's docs pages (markdown, as text), linked from the service's docs page."""
     name = request.path_params["page"]
+    pages = sorted(p.name for p in DOCS_DIR.glob("*.md"))
+    if name not in pages:  # the caller's name never reaches the file system
+        listed = ", ".join(pages) or "none here"
+        return _refuse(404, f"page: no docs page {name[:100]!r} (pages: {listed})")
     page = DOCS_DIR / name
-    if not name.endswith(".md") or "/" in name or not page.is_file():
-        pages = ", ".join(sorted(p.name for p in DOCS_DIR.glob("*.md"))) or "none here"
-        return _refuse(404, f"page: no docs page {name!r} (pages: {pages})")
     return PlainTextResponse(page.read_text(), media_type="text/markdown; charset=utf-8")
 
 
@@ -476,6 +478,18 @@ class Smap:
         self.predictor.close()
 
 
+def forbid_unknown_keys(service) -> None:
+    """Every endpoint refuses a top-level key it does not take (422 naming it), as the bodies
+    inside do: a misspelt optional field (`strat` for `start`) is not silently left at its
+    default. BentoML builds each endpoint's input model from its signature, extra keys
+    ignored; the models are told otherwise here, before any request or document."""
+    for api in service.apis.values():
+        spec = api.input_spec
+        spec.model_config = ConfigDict(**{**spec.model_config, "extra": "forbid"})
+        spec.model_rebuild(force=True)
+
+
+forbid_unknown_keys(Smap)
 # outermost first: a request without the key is refused before its body is looked at
 # (mypy does not apply class decorators: `Smap` is the bentoml.Service that wraps the class)
 Smap.add_asgi_middleware(MetadataPath)  # type: ignore[attr-defined]

@@ -178,6 +178,7 @@ POSTS = [
     "/user_segment",
     "/classify_content",
     "/recommend_content",
+    "/analyze_sentiment",
 ]
 
 
@@ -342,6 +343,8 @@ def test_the_openapi_document_lists_every_status_and_nullable_field(app):
         missing = client.get("/guide/pyproject.toml", headers=AUTH)
         assert missing.status_code == 404 and "no docs page" in missing.json()["error"]
         assert client.get("/guide/..%2Fpyproject.toml", headers=AUTH).status_code == 404
+        long = client.get(f"/guide/{'a' * 5000}.md", headers=AUTH)  # past the OS's name limit
+        assert long.status_code == 404 and len(long.json()["error"]) < 2000
         for path in POSTS:
             responses = paths[path]["post"]["responses"]
             assert {"200", "401", "413", "415", "422", "503"} <= set(responses), path
@@ -403,6 +406,19 @@ def test_lax_coercions_are_refused(app):
         whole = client.post("/predict_churn", json={"user_ids": [1.0, 2]}, headers=AUTH)
         assert whole.status_code == 200, whole.text
         assert [p["user_id"] for p in whole.json()["predictions"]] == [1, 2]
+
+
+def test_unknown_top_level_keys_are_422_naming_them_on_every_post(app):
+    with TestClient(app) as client:
+        spec = client.get("/docs.json", headers=AUTH).json()
+        for path in POSTS:
+            answer = client.post(path, json={"strat": "2026-06-01"}, headers=AUTH)
+            assert _named(answer, "strat"), (path, answer.status_code, answer.text)
+            body = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+            assert body["schema"]["additionalProperties"] is False, path
+        misspelt = {"draft": TEMPLATE, "strat": "2026-06-01T12:00:00Z"}  # for `start`
+        answer = client.post("/best_posting_time", json=misspelt, headers=AUTH)
+        assert _named(answer, "strat"), answer.text
 
 
 # -- body size ------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from serving.schemas import (
     UserIds,
     openapi_document,
 )
-from serving.service import ApiKeyMiddleware, BodyLimit, JsonBodies
+from serving.service import ApiKeyMiddleware, BodyLimit, JsonBodies, Smap
 
 DRAFT = {
     "user_id": 3,
@@ -313,3 +313,16 @@ def test_the_document_lists_every_status_and_keeps_nullable_fields():
     assert set(opened["paths"]["/metrics"]["get"]["responses"]) == {"200"}
     assert "security" not in opened and "securitySchemes" not in opened["components"]
     assert BENTOML_SPEC["openapi"] == "3.0.2"  # BentoML's own document is left as it was
+
+
+def test_every_endpoint_refuses_a_top_level_key_it_does_not_take():
+    """BentoML's input models ignore unknown keys; smap's refuse them, naming the key, and
+    the document says so (`additionalProperties: false`)."""
+    apis = Smap.apis.values()
+    assert len(apis) >= 12
+    for api in apis:
+        with pytest.raises(ValidationError) as refused:
+            api.input_spec.model_validate({"strat": "2026-01-01"})
+        unknown = [e for e in refused.value.errors() if e["type"] == "extra_forbidden"]
+        assert [e["loc"] for e in unknown] == [("strat",)], api.route
+        assert api.input_spec.model_json_schema()["additionalProperties"] is False, api.route
