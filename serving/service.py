@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from configs.settings import load_settings, telemetry_env
 from serving.answers import BadRequest, Unavailable, request_id
-from serving.client_errors import one_line_client_errors
+from serving.client_errors import first_error, one_line_client_errors
 from serving.insights import Insights, NotAnswerable, NotBuilt
 from serving.schemas import (
     ChurnResponse,
@@ -259,7 +259,8 @@ class TruthfulOpenApi:
 
 class BadInputIs422:
     """Bad input answers 422 (Unprocessable Content) with its JSON naming the field: BentoML
-    says 400 for a body its pydantic types reject, and so do the insight lookups."""
+    says 400 for a body its pydantic types reject (its `error` reads "1 validation error for
+    Input", the field only in `detail`), and so do the insight lookups."""
 
     def __init__(self, app):
         self.app = app
@@ -267,13 +268,40 @@ class BadInputIs422:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        start: dict | None = None
+        chunks: list[bytes] = []
 
         async def relabel(message):
+            nonlocal start
             if message["type"] == "http.response.start" and message["status"] == 400:
-                message = {**message, "status": 422}
-            await send(message)
+                start = {**message, "status": 422}
+                return
+            if start is None or message["type"] != "http.response.body":
+                return await send(message)
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = named_field(b"".join(chunks))
+            headers = [
+                (k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"
+            ]
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
 
         return await self.app(scope, receive, relabel)
+
+
+def named_field(body: bytes) -> bytes:
+    """BentoML's refusal of a body with its `error` naming the first field at fault (pydantic's
+    `detail` kept); any other body as it is."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(answer, dict) or not isinstance(answer.get("detail"), list):
+        return body
+    return json.dumps({**answer, "error": first_error(answer["detail"])}).encode()
 
 
 class MetadataPath:

@@ -402,6 +402,7 @@ def test_lax_coercions_are_refused(app):
         ]:
             answer = client.post(path, json=body, headers=AUTH)
             assert _named(answer, field), (path, body, answer.status_code, answer.text)
+            assert field in answer.json()["error"], answer.text  # not only in `detail`
         # a whole number written 3.0 is JSON Schema's integer 3
         whole = client.post("/predict_churn", json={"user_ids": [1.0, 2]}, headers=AUTH)
         assert whole.status_code == 200, whole.text
