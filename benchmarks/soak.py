@@ -21,7 +21,8 @@ What it does (services profile, on infrastructure of its own):
    - at 70%, every PostgreSQL connection to the soak's databases is terminated
      (`pg_terminate_backend`): the prediction log's, the Feast registry's and MLflow's.
    - every 5 s, the RSS of the service's worker processes (`/proc/<pid>/status` VmRSS of the
-     `bentoml serve` process tree).
+     `bentoml serve` process tree);
+   - every 0.1 s, `GET /healthz` on a connection of its own, timed.
 6. The server is stopped (its workers flush the prediction log), and the log's rows of the
    soak's request ids are matched against the requests answered 200.
 
@@ -32,7 +33,8 @@ What it reports, per minute and in total, against the goals:
   `--grace-seconds`; a request is in a window when its lifetime overlaps it.
 - p50 and p99 latency of the answered requests (from the planned send time);
 - worker RSS: flat within 10% after the warm-up (`--warmup-seconds`);
-- prediction-log completeness: every answered request logged.
+- prediction-log completeness: every answered request logged;
+- `/healthz`: under 50 ms throughout, the outage windows included.
 
 Nothing here asserts: it measures. Everything it starts (server, Redis, load generator,
 database, temporary folders) is removed in `finally`, also on Ctrl-C or SIGTERM.
@@ -88,6 +90,8 @@ out = Console(width=None if sys.stdout.isatty() else 140)  # a readable table in
 log = Console(stderr=True)
 ENDPOINT = "/predict_engagement"
 RSS_EVERY = 5.0  # seconds between samples of the workers' RSS
+HEALTH_EVERY = 0.1  # seconds between /healthz probes
+HEALTH_GOAL_MS = 50.0  # a liveness probe answers within this, whatever the dependencies do
 WORKER_MARK = "_bentoml_impl.worker"  # in the command line of BentoML's worker processes
 LOAD_BEFORE = os.getloadavg()  # the machine's load average when the script started
 
@@ -269,6 +273,36 @@ class RssSampler(threading.Thread):
         self.sample()  # the end of the run
 
 
+class HealthProber(threading.Thread):
+    """`GET /healthz` every `every` seconds from `start_at` (monotonic) on one keep-alive
+    connection of its own: (seconds after start_at, milliseconds, status; 0 when the probe
+    failed or took more than 5 s)."""
+
+    def __init__(self, url: str, start_at: float, every: float = HEALTH_EVERY):
+        super().__init__(name="health-prober", daemon=True)
+        self.url, self.start_at, self.every = url + "/healthz", start_at, every
+        self.probes: list[tuple[float, float, int]] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        import httpx
+
+        next_at = self.start_at
+        with httpx.Client(timeout=5) as http:
+            while not self._stop_event.wait(max(0.0, next_at - time.monotonic())):
+                t0 = time.monotonic()
+                try:
+                    status = http.get(self.url).status_code
+                except httpx.HTTPError:
+                    status = 0
+                self.probes.append((t0 - self.start_at, 1000 * (time.monotonic() - t0), status))
+                next_at += self.every
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)
+
+
 # ---- the soak --------------------------------------------------------------------------------
 
 
@@ -302,6 +336,7 @@ class Soak:
     windows: list[Window]
     rss: list[tuple[float, dict[int, int]]]
     logged: Counter  # request index -> rows in the prediction log
+    health: list[tuple[float, float, int]]  # /healthz probes: (s, ms, status)
     service_metadata: dict | None = None
 
 
@@ -430,6 +465,9 @@ def soak(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[Soak, d
         sampler = RssSampler(process.pid, start_at)
         sampler.start()
         stack.callback(sampler.stop)
+        prober = HealthProber(url, start_at)
+        prober.start()
+        stack.callback(prober.stop)
         events: list[Event] = [Event(0.0, "load started", f"{rate:,.0f} req/s")]
 
         _until(start_at + 0.4 * seconds)
@@ -442,6 +480,7 @@ def soak(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[Soak, d
         records = load.result()
         events.append(Event(clock(), "load finished"))
         sampler.stop()
+        prober.stop()
         metadata = service_metadata(url)
     # the server is stopped here: its workers have flushed the prediction log
     logged = logged_requests(settings, id_prefix)
@@ -470,6 +509,7 @@ def soak(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[Soak, d
         windows=windows,
         rss=sampler.samples,
         logged=logged,
+        health=prober.probes,
         service_metadata=metadata,
     )
     setup = {"database": database, "redis_port": redis.port, "model_version": version}
@@ -504,6 +544,25 @@ def _longest_silence(s: Soak) -> dict:
         ((b - a, a) for a, b in zip(marks, marks[1:], strict=False)), default=(s.seconds, 0.0)
     )
     return {"seconds": round(best[0], 2), "from_s": round(best[1], 2)}
+
+
+def _health(s: Soak) -> dict:
+    """The /healthz probes: how many, failed, over the goal; p50, p99 and max over the run and
+    within the outage windows."""
+
+    def figures(probes: list[tuple[float, float, int]]) -> dict:
+        ms = [p[1] for p in probes if p[2] == 200]
+        return {
+            "probes": len(probes),
+            "failed": sum(1 for p in probes if p[2] != 200),
+            "over_goal": sum(1 for p in probes if p[2] != 200 or p[1] >= HEALTH_GOAL_MS),
+            "p50_ms": _ms(percentile(ms, 0.5)),
+            "p99_ms": _ms(percentile(ms, 0.99)),
+            "max_ms": _ms(max(ms, default=None)),
+        }
+
+    inside = [p for p in s.health if any(w.start <= p[0] <= w.end for w in s.windows)]
+    return {"goal_ms": HEALTH_GOAL_MS, "run": figures(s.health), "windows": figures(inside)}
 
 
 def summarise(s: Soak, args: argparse.Namespace) -> dict:
@@ -575,6 +634,8 @@ def summarise(s: Soak, args: argparse.Namespace) -> dict:
         )
     worker_pids = sorted({pid for _, r in s.rss for pid in r})
 
+    health = _health(s)
+
     answered = {i for i in range(n) if s.status[i] == 200}
     logged = set(s.logged)
     completeness = {
@@ -619,6 +680,7 @@ def summarise(s: Soak, args: argparse.Namespace) -> dict:
             "non_503_errors_in_windows": dict(not_503_inside.most_common()),
             "rss": rss,
             "completeness": completeness,
+            "health": health,
         },
         "worker_pids": worker_pids,
         "load_generator": {
@@ -747,6 +809,17 @@ def render(report: dict, args: argparse.Namespace) -> None:
         f"{c['logged']:,} / {c['answered']:,} = {c['pct']}%{extra}",
         "100%",
         _met(c["answered"] > 0 and c["missing"] == 0),
+    )
+    h = g["health"]
+    run, win = h["run"], h["windows"]
+    summary.add_row(
+        "/healthz every 0.1 s: p50, p99, max (in the outage windows)",
+        f"{ms(run['p50_ms'])}, {ms(run['p99_ms'])}, {ms(run['max_ms'])} ms "
+        f"({ms(win['p50_ms'])}, {ms(win['p99_ms'])}, {ms(win['max_ms'])} ms); "
+        f"{run['over_goal']:,} of {run['probes']:,} failed or over {h['goal_ms']:g} ms "
+        f"({win['over_goal']:,} of {win['probes']:,} in the windows)",
+        f"all under {h['goal_ms']:g} ms",
+        _met(run["probes"] > 0 and run["over_goal"] == 0),
     )
     summary.add_row(
         "maximum throughput (closed loop)",

@@ -30,13 +30,20 @@ def client_status(exc: BaseException | None) -> int | None:
     return None
 
 
+def first_error(errors: list, where_none: str = "body") -> str:
+    """pydantic's errors as one line naming the first field: `drafts.0.user_id: Input should
+    be ... (+2 more)`; `where_none` when the whole body is at fault (invalid JSON)."""
+    first: Mapping[str, Any] = errors[0] if errors and isinstance(errors[0], Mapping) else {}
+    where = ".".join(str(p) for p in first.get("loc", ())) or where_none
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first.get('msg', 'invalid')}{more}"
+
+
 def _first_error(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
-        errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        first: Mapping[str, Any] = errors[0] if errors else {}
-        where = ".".join(str(p) for p in first.get("loc", ())) or exc.title
-        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-        return f"{where}: {first.get('msg', 'invalid')}{more}"
+        return first_error(
+            exc.errors(include_url=False, include_context=False, include_input=False), exc.title
+        )
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 

@@ -61,19 +61,28 @@ class Insights:
         return self._warehouse
 
     def network(self) -> pd.DataFrame:
-        """`influencer_network`, re-read when rewritten since the last check."""
+        """`influencer_network`, re-read when rewritten since the last check. A ranking already
+        read keeps being served while the warehouse cannot be asked (asked again after the
+        next interval), as the champions are through a registry outage."""
         with self._lock:
             now = self._clock()
             if self._network is not None and now - self._checked < self.recheck_seconds:
                 return self._network
-            warehouse = self.warehouse()
-            if not warehouse.exists(NETWORK):
-                raise NotBuilt(f"{NETWORK} is not built yet (run `smap analytics run`)")
-            version = warehouse.version([NETWORK])
-            if version != self._version:
-                self._network, self._version = warehouse.read(NETWORK), version
+            try:
+                self._recheck()
+            except (SmapError, WarehouseError):
+                if self._network is None:
+                    raise
             self._checked = now
             return self._network
+
+    def _recheck(self) -> None:
+        warehouse = self.warehouse()
+        if not warehouse.exists(NETWORK):
+            raise NotBuilt(f"{NETWORK} is not built yet (run `smap analytics run`)")
+        version = warehouse.version([NETWORK])
+        if version != self._version:
+            self._network, self._version = warehouse.read(NETWORK), version
 
     @property
     def recheck_seconds(self) -> float:

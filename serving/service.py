@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import bentoml
+from pydantic import ConfigDict
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -29,7 +30,7 @@ from starlette.routing import Route
 
 from configs.settings import load_settings, telemetry_env
 from serving.answers import BadRequest, Unavailable, request_id
-from serving.client_errors import one_line_client_errors
+from serving.client_errors import first_error, one_line_client_errors
 from serving.insights import Insights, NotAnswerable, NotBuilt
 from serving.schemas import (
     ChurnResponse,
@@ -258,7 +259,8 @@ class TruthfulOpenApi:
 
 class BadInputIs422:
     """Bad input answers 422 (Unprocessable Content) with its JSON naming the field: BentoML
-    says 400 for a body its pydantic types reject, and so do the insight lookups."""
+    says 400 for a body its pydantic types reject (its `error` reads "1 validation error for
+    Input", the field only in `detail`), and so do the insight lookups."""
 
     def __init__(self, app):
         self.app = app
@@ -266,13 +268,40 @@ class BadInputIs422:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        start: dict | None = None
+        chunks: list[bytes] = []
 
         async def relabel(message):
+            nonlocal start
             if message["type"] == "http.response.start" and message["status"] == 400:
-                message = {**message, "status": 422}
-            await send(message)
+                start = {**message, "status": 422}
+                return
+            if start is None or message["type"] != "http.response.body":
+                return await send(message)
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = named_field(b"".join(chunks))
+            headers = [
+                (k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"
+            ]
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
 
         return await self.app(scope, receive, relabel)
+
+
+def named_field(body: bytes) -> bytes:
+    """BentoML's refusal of a body with its `error` naming the first field at fault (pydantic's
+    `detail` kept); any other body as it is."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(answer, dict) or not isinstance(answer.get("detail"), list):
+        return body
+    return json.dumps({**answer, "error": first_error(answer["detail"])}).encode()
 
 
 class MetadataPath:
@@ -305,10 +334,11 @@ DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
 async def _guide(request: Request) -> Response:
     """One of smap's docs pages (markdown, as text), linked from the service's docs page."""
     name = request.path_params["page"]
+    pages = sorted(p.name for p in DOCS_DIR.glob("*.md"))
+    if name not in pages:  # the caller's name never reaches the file system
+        listed = ", ".join(pages) or "none here"
+        return _refuse(404, f"page: no docs page {name[:100]!r} (pages: {listed})")
     page = DOCS_DIR / name
-    if not name.endswith(".md") or "/" in name or not page.is_file():
-        pages = ", ".join(sorted(p.name for p in DOCS_DIR.glob("*.md"))) or "none here"
-        return _refuse(404, f"page: no docs page {name!r} (pages: {pages})")
     return PlainTextResponse(page.read_text(), media_type="text/markdown; charset=utf-8")
 
 
@@ -476,6 +506,18 @@ class Smap:
         self.predictor.close()
 
 
+def forbid_unknown_keys(service) -> None:
+    """Every endpoint refuses a top-level key it does not take (422 naming it), as the bodies
+    inside do: a misspelt optional field (`strat` for `start`) is not silently left at its
+    default. BentoML builds each endpoint's input model from its signature, extra keys
+    ignored; the models are told otherwise here, before any request or document."""
+    for api in service.apis.values():
+        spec = api.input_spec
+        spec.model_config = ConfigDict(**{**spec.model_config, "extra": "forbid"})
+        spec.model_rebuild(force=True)
+
+
+forbid_unknown_keys(Smap)
 # outermost first: a request without the key is refused before its body is looked at
 # (mypy does not apply class decorators: `Smap` is the bentoml.Service that wraps the class)
 Smap.add_asgi_middleware(MetadataPath)  # type: ignore[attr-defined]

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from ingestion.warehouse import open_warehouse
+from monitoring import checks as checks_module
 from monitoring.checks import CheckBusy, checks
 from serving.prediction_log import (
     PREDICTION_LOGS,
@@ -140,6 +141,29 @@ def test_watch_reports_a_failing_check_and_goes_on(any_settings, champion):
     assert len(waits) == 1 and "virality" in waits[0]
 
 
+def test_smap_monitor_watch_goes_on_past_a_corrupt_part_and_a_failing_task(
+    local_settings, champion
+):
+    """`smap monitor --watch` runs the orchestrator's monitor job every round: a corrupt part
+    is moved aside, a task whose window cannot be read fails its round, and the rounds go on,
+    the other task checked."""
+    from pipelines import orchestrate
+
+    once = local_settings.orchestration.model_copy(update={"retries": 0})
+    settings = local_settings.model_copy(update={"orchestration": once})
+    _malformed(settings, "engagement")
+    log_answers(settings, _rows(np.random.default_rng(12), 300), task="virality")
+    bad = settings.root / TABLE / f"part-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-1-bad.parquet"
+    bad.write_bytes(b"PAR1 not really parquet")
+    rounds: list = []
+    orchestrate.watch(settings, ["engagement", "virality"], 0.01, rounds.append, rounds=2)
+    assert len(rounds) == 2 and not any(r.success for r in rounds)
+    said = [" | ".join(r.said) for r in rounds]
+    assert all("engagement: prediction log:" in s for s in said), said
+    assert not bad.exists() and (settings.root / TABLE / QUARANTINE / bad.name).is_file()
+    assert checks(open_warehouse(settings)).task.tolist() == ["virality"]
+
+
 def test_monitor_all_checks_every_task_and_fails_at_the_end(
     any_settings, champion, monkeypatch, capsys
 ):
@@ -229,6 +253,38 @@ def test_a_window_being_checked_elsewhere_is_not_checked_again(any_settings, cha
     first = monitor(settings, "engagement")  # the lock is free again: checked once
     assert first.rows == 300
     assert checks(open_warehouse(settings)).check_id.tolist() == [first.check_id]
+
+
+def _check(settings, start, answer) -> None:
+    from pipelines.monitoring import monitor
+
+    start.wait(60)
+    try:
+        answer.put(monitor(settings, "engagement", retrain=False).check_id)
+    except (CheckBusy, checks_module.NotEnoughRows) as exc:
+        answer.put(type(exc).__name__)
+
+
+def test_two_watchers_at_once_record_one_check_of_the_window(any_settings, champion):
+    """Two processes check the same window at the same moment: one records it, the other is
+    told it is being checked (or, once it is recorded, that nothing new came)."""
+    settings = any_settings
+    log_answers(settings, _rows(np.random.default_rng(11), 300))
+    start, answer = FORK.Event(), FORK.Queue()
+    watchers = [
+        FORK.Process(target=_check, args=(settings, start, answer), daemon=True) for _ in range(2)
+    ]
+    for watcher in watchers:
+        watcher.start()
+    start.set()
+    outcomes = [answer.get(timeout=300) for _ in watchers]
+    for watcher in watchers:
+        watcher.join(timeout=60)
+    recorded = checks(open_warehouse(settings), "engagement").check_id.tolist()
+    assert len(recorded) == 1, (recorded, outcomes)
+    assert recorded[0] in outcomes, outcomes
+    outcomes.remove(recorded[0])
+    assert outcomes[0] in ("CheckBusy", "NotEnoughRows"), outcomes
 
 
 # -- compaction ----------------------------------------------------------------------------

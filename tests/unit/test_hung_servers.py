@@ -97,3 +97,41 @@ def test_hung_mlflow_server_fails_in_one_line(silent_server, tmp_path):
     assert message.startswith(f"MLflow at http://127.0.0.1:{silent_server.port} is not reachable")
     assert "\n" not in message and err.value.__cause__ is None
     assert silent_server.accepted
+
+
+def test_a_hung_redis_holds_an_answer_at_most_the_configured_dependency_timeout(
+    silent_server, tmp_path
+):
+    """The service's online reads wait `serving.dependency_timeout_ms` and never retry: one
+    connection, one timeout, then the error (a 503 to the caller)."""
+    import redis
+
+    from serving.online_reader import DirectOnlineReader, ViewRead
+
+    settings = load_settings(
+        "services",
+        env={
+            "SMAP_DATA_DIR": str(tmp_path / "smap"),
+            "SMAP_REDIS__PORT": str(silent_server.port),
+            "SMAP_SERVING__DEPENDENCY_TIMEOUT_MS": "80",
+        },
+    )
+    reader = DirectOnlineReader(settings, "smap")
+    client = reader._redis_client()
+    options = client.connection_pool.connection_kwargs
+    assert options["socket_timeout"] == options["socket_connect_timeout"] == 0.08
+    view = ViewRead("author_stats", ("user_id",), frozenset(), ("followers",))
+    failed: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            reader._read_redis([(view, [b"key"])])
+        except BaseException as exc:  # noqa: BLE001 - kept for the assertion
+            failed.append(exc)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(60)  # a read without the timeout would wait here for good
+    assert not thread.is_alive(), "the read waited on the hung Redis"
+    assert failed and isinstance(failed[0], redis.exceptions.TimeoutError), failed
+    assert len(silent_server.accepted) == 1  # no retry on a new connection

@@ -142,3 +142,29 @@ def test_endpoints_validate_their_input_and_appear_in_the_openapi_schema():
         with pytest.raises(ValidationError) as bad:
             segment.model_validate(body)
         assert bad.value.errors()[0]["loc"] == ("user_id",)
+
+
+def test_a_ranking_already_read_is_served_through_a_warehouse_outage(local_settings, tmp_path):
+    from ingestion.warehouse import WarehouseError
+
+    warehouse = ParquetWarehouse(tmp_path / "warehouse")
+    warehouse.write(INSIGHT_TABLES["influencer_network"], network())
+    clock = Clock()
+    insights = Insights(local_settings, warehouse, clock)
+    assert insights.top_influencers(None, 1).influencers[0].username == "ana"
+
+    asked = []
+
+    def down(*_args, **_kwargs):
+        asked.append(clock.now)
+        raise WarehouseError("PostgreSQL at 127.0.0.1:5432 is not reachable")
+
+    for name in ("exists", "version", "read"):
+        setattr(warehouse, name, down)
+    clock.now += local_settings.serving.alias_poll_seconds
+    for _ in range(3):  # asked once per interval, the last ranking served meanwhile
+        assert insights.top_influencers(None, 1).influencers[0].username == "ana"
+    assert len(asked) == 1
+    fresh = Insights(local_settings, warehouse, clock)  # nothing read yet: 503 naming why
+    with pytest.raises(NotBuilt, match="PostgreSQL at 127.0.0.1:5432"):
+        fresh.top_influencers(None, 1)

@@ -28,7 +28,7 @@ from serving.schemas import (
     UserIds,
     openapi_document,
 )
-from serving.service import ApiKeyMiddleware, BodyLimit, JsonBodies
+from serving.service import ApiKeyMiddleware, BodyLimit, JsonBodies, Smap, named_field
 
 DRAFT = {
     "user_id": 3,
@@ -313,3 +313,32 @@ def test_the_document_lists_every_status_and_keeps_nullable_fields():
     assert set(opened["paths"]["/metrics"]["get"]["responses"]) == {"200"}
     assert "security" not in opened and "securitySchemes" not in opened["components"]
     assert BENTOML_SPEC["openapi"] == "3.0.2"  # BentoML's own document is left as it was
+
+
+def test_every_endpoint_refuses_a_top_level_key_it_does_not_take():
+    """BentoML's input models ignore unknown keys; smap's refuse them, naming the key, and
+    the document says so (`additionalProperties: false`)."""
+    apis = Smap.apis.values()
+    assert len(apis) >= 12
+    for api in apis:
+        with pytest.raises(ValidationError) as refused:
+            api.input_spec.model_validate({"strat": "2026-01-01"})
+        unknown = [e for e in refused.value.errors() if e["type"] == "extra_forbidden"]
+        assert [e["loc"] for e in unknown] == [("strat",)], api.route
+        assert api.input_spec.model_json_schema()["additionalProperties"] is False, api.route
+
+
+def test_a_refused_body_names_the_first_field_in_its_error():
+    """BentoML's refusal says "2 validation error for Input"; the answer's `error` names the
+    field (pydantic's `detail` kept as it is); other bodies pass unchanged."""
+    detail = [
+        {"type": "missing", "loc": ["drafts", 0, "category"], "msg": "Field required"},
+        {"type": "extra_forbidden", "loc": ["strat"], "msg": "Extra inputs are not permitted"},
+    ]
+    given = json.dumps({"error": "2 validation error for Input", "detail": detail}).encode()
+    answer = json.loads(named_field(given))
+    assert answer == {"error": "drafts.0.category: Field required (+1 more)", "detail": detail}
+    whole = {"error": "1 validation error for Input", "detail": [{"loc": [], "msg": "Invalid"}]}
+    assert json.loads(named_field(json.dumps(whole).encode()))["error"] == "body: Invalid"
+    for other in (b'{"error": "n: must be at least 1"}', b"not json", b"[1]"):
+        assert named_field(other) == other
