@@ -336,7 +336,7 @@ def _log_confusion(ts: TrainingSet, predicted: np.ndarray, classes: list[str]) -
     log_json(dict(zip(classes, map(float, per_class), strict=True)), "per_class_f1.json")
 
 
-def oracle_scores(ts: TrainingSet, part: pd.DataFrame) -> dict[str, float]:
+def oracle_scores(part: pd.DataFrame) -> dict[str, float]:
     """The simulator's Bayes classifier on the same rows (empty on imported data)."""
     if part.oracle.isna().any():
         return {}
