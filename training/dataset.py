@@ -136,6 +136,18 @@ def time_split(ts: pd.Series, gap_days: int, fractions=SPLIT_FRACTIONS) -> Split
     )
 
 
+def split_window(times: pd.Series, split: Split) -> dict[str, str]:
+    """Where each part starts and ends in time, as a run records its window."""
+    part = lambda rows: times.iloc[rows]  # noqa: E731
+    return {
+        "train_start": str(part(split.train).min()),
+        "train_end": str(part(split.train).max()),
+        "validation_end": str(part(split.validation).max()),
+        "test_start": str(part(split.test).min()),
+        "test_end": str(part(split.test).max()),
+    }
+
+
 def fingerprint(frame: pd.DataFrame) -> str:
     """Hash of content and schema: the same training frame always gives the same value."""
     digest = hashlib.sha256()
@@ -232,14 +244,6 @@ def build_training_set(
             f"{task.label_days}-day gap ({len(frame)} rows from "
             f"{frame.event_timestamp.min():%Y-%m-%d} to {frame.event_timestamp.max():%Y-%m-%d})"
         )
-    part = lambda rows: frame[task.split_on].iloc[rows]  # noqa: E731
-    bounds = {
-        "train_start": str(part(split.train).min()),
-        "train_end": str(part(split.train).max()),
-        "validation_end": str(part(split.validation).max()),
-        "test_start": str(part(split.test).min()),
-        "test_end": str(part(split.test).max()),
-    }
     return TrainingSet(
         task,
         frame,
@@ -247,6 +251,6 @@ def build_training_set(
         categorical,
         split,
         fingerprint(frame[features + ["event_timestamp", "target"]]),
-        bounds,
+        split_window(frame[task.split_on], split),
         {**missing_groups(frame, groups), "restored": restored},
     )
