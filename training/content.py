@@ -32,14 +32,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from configs.settings import Settings
 from ingestion.warehouse import open_warehouse
-from training.dataset import (
-    ALL_DATA,
-    DataWindow,
-    TrainingSet,
-    fingerprint,
-    split_window,
-    time_split,
-)
+from training.dataset import ALL_DATA, DataWindow, TrainingSet, split_by_time
 from training.errors import TaskError
 from training.task import Task
 from training.text_models import KERAS_FAMILIES, fit_keras, requirements
@@ -66,20 +59,11 @@ def content_set(settings: Settings, task: Task, window: DataWindow = ALL_DATA) -
             f"{TASK}: needs posts of at least two categories ({len(rows)} posts, "
             f"{rows.target.nunique()} categories)"
         )
-    frame = rows.sort_values(["event_timestamp", "post_id"], kind="stable").reset_index(drop=True)
-    split = time_split(frame.event_timestamp, task.label_days)
+    frame, split = split_by_time(rows, "post_id", task.label_days)
     if min(len(split.train), len(split.validation), len(split.test)) == 0:
         raise TaskError(f"{TASK}: {len(frame)} posts are too few to split by time")
     frame[MAJORITY] = frame.target.iloc[split.train].value_counts().idxmax()
-    return TrainingSet(
-        task,
-        frame,
-        list(INPUTS),
-        ["post_type"],
-        split,
-        fingerprint(frame[[*INPUTS, "event_timestamp", "target"]]),
-        split_window(frame.event_timestamp, split),
-    )
+    return TrainingSet.of(task, frame, list(INPUTS), ["post_type"], split)
 
 
 def score(frame: pd.DataFrame, predicted) -> dict[str, float]:

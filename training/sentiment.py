@@ -29,14 +29,7 @@ from configs.settings import Settings
 from ingestion.simulate_sentiment import CLASSES
 from ingestion.warehouse import open_warehouse
 from training import tags as tag
-from training.dataset import (
-    ALL_DATA,
-    DataWindow,
-    TrainingSet,
-    fingerprint,
-    split_window,
-    time_split,
-)
+from training.dataset import ALL_DATA, DataWindow, TrainingSet, split_by_time
 from training.descriptions import model_description
 from training.errors import TaskError
 from training.registry import Decision, crown_unscored, current_champion
@@ -111,21 +104,11 @@ def sentiment_set(settings: Settings, task: Task, window: DataWindow = ALL_DATA)
             f"few to train (at least {MIN_LABELLED} of two classes); VADER answers without "
             f"labels (`smap train sentiment` crowns it when there is no champion)"
         )
-    frame = rows.sort_values(["event_timestamp", "comment_id"], kind="stable")
-    frame = frame.reset_index(drop=True)
-    split = time_split(frame.event_timestamp, task.label_days)
+    frame, split = split_by_time(rows, "comment_id", task.label_days)
     if min(len(split.train), len(split.validation), len(split.test)) == 0:
         raise TaskError(f"{TASK}: {len(frame)} comments are too few to split by time")
     frame[LEXICON] = vader_class(vader_scores(frame.text).compound.to_numpy())
-    return TrainingSet(
-        task,
-        frame,
-        list(INPUTS),
-        [],
-        split,
-        fingerprint(frame[[*INPUTS, "event_timestamp", "target"]]),
-        split_window(frame.event_timestamp, split),
-    )
+    return TrainingSet.of(task, frame, list(INPUTS), [], split)
 
 
 def score(frame: pd.DataFrame, predicted) -> dict[str, float]:
