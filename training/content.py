@@ -36,9 +36,8 @@ from training.dataset import ALL_DATA, DataWindow, TrainingSet, split_by_time
 from training.errors import TaskError
 from training.task import Task
 from training.text_models import KERAS_FAMILIES, fit_keras, requirements
-from training.text_models import log_model as log_text_model
 from training.text_objective import TextObjective
-from training.tracking import log_json
+from training.tracking import log_json, log_pyfunc
 
 TASK = "content"
 INPUTS = ["caption", "hashtags", "post_type"]
@@ -308,7 +307,7 @@ def evaluate_extras(ts: TrainingSet, model: ContentModel, predicted) -> dict[str
 
 
 def log_model(model: ContentModel, example: pd.DataFrame, family: str) -> None:
-    log_text_model(model, example, requirements(BASE_REQUIREMENTS, family))
+    log_pyfunc(model, example, requirements(BASE_REQUIREMENTS, family))
 
 
 def log_extras(ts: TrainingSet, model: ContentModel) -> None:

@@ -41,7 +41,13 @@ from training.errors import TaskError
 from training.registry import Decision, champion_entry, promote
 from training.tasks.recommendation import TASK as RECOMMENDATION
 from training.tasks.recommendation import popularity
-from training.tracking import experiment_for, git_commit, register_version, use_tracking
+from training.tracking import (
+    experiment_for,
+    git_commit,
+    log_pyfunc,
+    register_version,
+    use_tracking,
+)
 
 K = 10
 WINDOW_DAYS = 3  # a candidate is a post of the last WINDOW_DAYS
@@ -460,13 +466,7 @@ def train_recommender(
         example = holdout.head(5)[
             ["user_id", "author_id", "category", "age_days", "popularity", "follows", "newest"]
         ]
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=model,
-            signature=mlflow.models.infer_signature(example, model.predict_frame(example)),
-            input_example=example,
-            pip_requirements=requirements(),
-        )
+        info = log_pyfunc(model, example, requirements())
         run_id = run.info.run_id
     window = {
         "train_start": str(data.posts.created_at.min()),

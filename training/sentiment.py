@@ -35,13 +35,13 @@ from training.errors import TaskError
 from training.registry import Decision, crown_unscored, current_champion
 from training.task import Task
 from training.text_models import KERAS_FAMILIES, fit_keras, requirements
-from training.text_models import log_model as log_text_model
 from training.text_objective import TextObjective
 from training.tracking import (
     READY,
     VERSION_STATE,
     experiment_for,
     log_json,
+    log_pyfunc,
     register_version,
     use_tracking,
 )
@@ -309,7 +309,7 @@ EXAMPLE = pd.DataFrame({"text": ["so love this 😍", "not good, boring", "where
 
 def log_model(model: SentimentModel, example: pd.DataFrame | None, family: str) -> None:
     example = EXAMPLE if example is None else example[INPUTS].head(5).reset_index(drop=True)
-    log_text_model(model, example, requirements(BASE_REQUIREMENTS, family))
+    log_pyfunc(model, example, requirements(BASE_REQUIREMENTS, family))
 
 
 def oracle_scores(part: pd.DataFrame) -> dict[str, float]:

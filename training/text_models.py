@@ -1,7 +1,6 @@
 """What the text tasks' models share (content, sentiment): the small Keras network and its fit
-reported to Optuna epoch by epoch, the pinned requirements and the logged pyfunc model. Each
-task keeps its own inputs, search space and model class (`training/content.py`,
-`training/sentiment.py`)."""
+reported to Optuna epoch by epoch, and the pinned requirements. Each task keeps its own
+inputs, search space and model class (`training/content.py`, `training/sentiment.py`)."""
 
 from __future__ import annotations
 
@@ -9,9 +8,7 @@ from collections.abc import Callable
 from importlib.metadata import version as pkg_version
 from typing import Any
 
-import mlflow
 import numpy as np
-import pandas as pd
 
 KERAS_FAMILIES = {"keras_text"}
 MAX_TOKENS = 20_000  # TextVectorization vocabulary
@@ -73,14 +70,3 @@ def requirements(base: tuple[str, ...], family: str) -> list[str]:
     inference subprocess)."""
     names = list(base) + (["tensorflow-cpu", "keras"] if family in KERAS_FAMILIES else [])
     return [f"{n}=={pkg_version(n)}" for n in names]
-
-
-def log_model(model: Any, example: pd.DataFrame, pip_requirements: list[str]) -> None:
-    """The model as the run's pyfunc `model`, its signature read off `example`."""
-    mlflow.pyfunc.log_model(
-        name="model",
-        python_model=model,
-        signature=mlflow.models.infer_signature(example, model.predict_frame(example)),
-        input_example=example,
-        pip_requirements=pip_requirements,
-    )

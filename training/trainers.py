@@ -178,16 +178,12 @@ class Tabular:
         )
 
     def log_model(self, model, example, family):
-        import mlflow
-
         with tempfile.TemporaryDirectory() as code:
-            mlflow.pyfunc.log_model(
-                name="model",
-                python_model=model,
-                signature=mlflow.models.infer_signature(example, model.predict_frame(example)),
-                input_example=example,
-                pip_requirements=pinned(model_requirements(model, family)),
-                code_paths=_packaging().model_code(Path(code)),
+            _tracking().log_pyfunc(
+                model,
+                example,
+                pinned(model_requirements(model, family)),
+                _packaging().model_code(Path(code)),
             )
 
 
