@@ -117,15 +117,9 @@ def test_the_dashboard_after_the_demo_has_no_empty_section(pages, tmp_path):
 
 
 def test_the_swagger_example_for_predict_engagement_is_answered(demo, tmp_path):
-    from pipelines.serving import free_port, start_service, stop_service, wait_ready
+    from pipelines.serving import local_service
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = start_service(
-        demo, "127.0.0.1", port, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_ready(url, process)
+    with local_service(demo) as (url, _):
         spec = httpx.get(f"{url}/docs.json", timeout=30).json()
         operation = spec["paths"]["/predict_engagement"]["post"]
         tag, operation_id = operation["tags"][0], operation["operationId"]
@@ -143,5 +137,3 @@ def test_the_swagger_example_for_predict_engagement_is_answered(demo, tmp_path):
         answer = httpx.post(f"{url}/predict_engagement", json=example, timeout=30)
         assert answer.status_code == 200, answer.text
         assert answer.json()["lineage"]["model"] == "engagement"
-    finally:
-        stop_service(process)
