@@ -24,6 +24,10 @@ class SilentServer:
             except OSError:
                 return
             self.accepted.append(conn)
+            self.took(conn)
+
+    def took(self, conn: socket.socket) -> None:
+        """What is done with a connection once accepted: nothing, here."""
 
     def close(self) -> None:
         for conn in self.accepted:

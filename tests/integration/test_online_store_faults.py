@@ -229,17 +229,11 @@ class FreezingProxy(SilentServer):
         self.target_port, self.live = target_port, live_connections
         super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted.append(conn)
-            if len(self.accepted) <= self.live:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port))
-                for a, b in ((conn, upstream), (upstream, conn)):
-                    threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+    def took(self, conn: socket.socket) -> None:
+        if len(self.accepted) <= self.live:
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     @staticmethod
     def _pipe(source: socket.socket, sink: socket.socket) -> None:
