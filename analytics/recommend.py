@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.errors import AnalyticsError
+from ingestion.activity import read_activity
 from ingestion.warehouse import Warehouse
 
 RECENT_DAYS = 3  # how fresh a candidate post is
@@ -67,29 +68,10 @@ class Platform:
 
 def read_platform(warehouse: Warehouse) -> Platform:
     """The raw tables recommendations need, from the warehouse."""
-    if not warehouse.exists("content_posts"):
+    activity = read_activity(warehouse, _POST_COLUMNS)
+    if activity.posts.empty:
         raise AnalyticsError("recommend: no posts in the warehouse (run `smap simulate`)")
-    posts = warehouse.read("content_posts", columns=_POST_COLUMNS)
-    if posts.empty:
-        raise AnalyticsError("recommend: no posts in the warehouse (run `smap simulate`)")
-    posts = posts.sort_values(["created_at", "post_id"], kind="stable").reset_index(drop=True)
-    posts["category"] = posts.category.fillna("").astype(str).str.lower()
-    follows = (
-        warehouse.read("follows", columns=["follower_id", "followee_id", "created_at"])
-        if warehouse.exists("follows")
-        else pd.DataFrame({"follower_id": [], "followee_id": [], "created_at": []})
-    )
-    parts = [
-        warehouse.read(name, columns=["user_id", "post_id", "created_at"]).assign(kind=kind)
-        for name, kind in (("likes", "like"), ("comments", "comment"))
-        if warehouse.exists(name)
-    ]
-    interactions = (
-        pd.concat(parts, ignore_index=True)
-        if parts
-        else pd.DataFrame({"user_id": [], "post_id": [], "created_at": [], "kind": []})
-    )
-    return Platform(posts, follows, interactions)
+    return Platform(activity.posts, activity.follows, activity.interactions)
 
 
 # ---- the pieces: interests, candidates, ranking, hit-rate -------------------------------------

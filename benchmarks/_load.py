@@ -361,24 +361,10 @@ def build_platform(root: Path, preset: str, family: str = "linear", settings=Non
 def smap_server(settings, workers: int, env: dict[str, str] | None = None):
     """`smap serve` of `settings` on a free loopback port, ready; yields (url, process).
     `env`: variables for the service alone (e.g. SMAP_DATABASE of a services profile)."""
-    from pipelines.serving import free_port, start_service, stop_service, wait_ready
+    from pipelines.serving import local_service
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = start_service(
-        settings,
-        "127.0.0.1",
-        port,
-        workers,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_ready(url, process, timeout=180)
+    with local_service(settings, workers, env, timeout=180) as (url, process):
         yield url, process
-    finally:
-        stop_service(process)
 
 
 def check(url: str, body: dict) -> None:

@@ -11,7 +11,6 @@ alias poll while requests keep coming -> a summary.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from datetime import timedelta
 from urllib.parse import quote, quote_plus
@@ -27,16 +26,7 @@ from pipelines import flows
 from pipelines.analytics import fill_dashboard
 from pipelines.monitoring import monitor
 from pipelines.progress import steps
-from pipelines.serving import (
-    as_utc,
-    ask_service,
-    free_port,
-    published_drafts,
-    send_drafts,
-    start_service,
-    stop_service,
-    wait_ready,
-)
+from pipelines.serving import as_utc, ask_service, local_service, published_drafts, send_drafts
 from training.dataset import DataWindow
 
 QUICK_TASKS = ("engagement",)
@@ -114,19 +104,9 @@ def run_loop(
     served = [t for t in SERVED if t in trained and trained[t].decision.champion_after]
     end = as_utc(newest_post(settings))
     step = (end - cut) / CHUNKS
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = start_service(
-        settings,
-        "127.0.0.1",
-        port,
-        env={"SMAP_SERVING__ALIAS_POLL_SECONDS": "2"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     checks, replays = [], []
-    try:
-        wait_ready(url, process)
+    poll = {"SMAP_SERVING__ALIAS_POLL_SECONDS": "2"}
+    with local_service(settings, env=poll) as (url, _):
         with steps("replay and monitor", CHUNKS) as tick:
             for k in range(CHUNKS):
                 since, until = cut + k * step, cut + (k + 1) * step
@@ -142,8 +122,6 @@ def run_loop(
         summary["after_swap"] = confirm_swap(settings, url, served, end, checks)
         if "engagement" in served:  # what a user asks next, answered by today's champion
             summary["serve"] = ask_service(settings, url)
-    finally:
-        stop_service(process)
     summary["dashboard"] = fill_dashboard(settings)  # `smap report` finds every section full
     summary["replays"] = replays
     summary["checks"] = [c.as_json() for c in checks]

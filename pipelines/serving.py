@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -111,6 +113,30 @@ def wait_ready(
             pass
         time.sleep(0.5)
     raise TimeoutError(f"the service at {url} was not ready within {timeout:.0f}s")
+
+
+@contextmanager
+def local_service(
+    settings: Settings, workers: int = 1, env: dict[str, str] | None = None, timeout: float = 90
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """The service on a free loopback port, its output discarded, once it is ready: yields
+    its url and process, and stops it on the way out. `env` overrides settings for it alone."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_service(
+        settings,
+        "127.0.0.1",
+        port,
+        workers,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(url, process, timeout)
+        yield url, process
+    finally:
+        stop_service(process)
 
 
 DRAFT_COLUMNS = ("user_id", "post_type", "category", "hashtags", "caption", "planned_at", "is_paid")
@@ -220,16 +246,8 @@ def ask_service(settings: Settings, url: str) -> dict:
 
 def demo_serving(settings: Settings) -> dict:
     """Start the service on the trained champions, ask it about a few drafts, stop it."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = start_service(
-        settings, "127.0.0.1", port, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_ready(url, process)
+    with local_service(settings) as (url, _):
         return ask_service(settings, url)
-    finally:
-        stop_service(process)
 
 
 def as_utc(when) -> pd.Timestamp:

@@ -18,9 +18,11 @@ from training.gate import gate, mark_ready, register
 from training.readiness import require_inputs
 from training.registry import Decision
 from training.snapshot import StoredSet, log_training_set
+from training.task import Task
 from training.tasks import get_task
 from training.tracking import TrialLogger, log_lineage, use_tracking
 from training.tune import (
+    Tuned,
     check_budget,
     choose_families,
     log_best,
@@ -94,11 +96,24 @@ def train(
     with spark_step(), training_run(settings, task) as run:
         tuned = tune(settings, task, stored, run, chosen, trials, timeout)
         version = register(task, tuned, stored.training_set.window)
-        decision = None
-        if run_promotion:
-            client = run[0]
-            decision = gate(settings, client, open_warehouse(settings), task, version, stored)
-        mark_ready(run[0], task, version)
+        return gate_registered(settings, run[0], task, stored, tuned, version, run_promotion)
+
+
+def gate_registered(
+    settings: Settings,
+    client,
+    task: Task,
+    stored: StoredSet,
+    tuned: Tuned,
+    version: int,
+    run_promotion: bool,
+) -> TrainResult:
+    """Gate the registered `version` against the champion (unless `run_promotion` is off),
+    mark it ready, and say what the run left."""
+    decision = None
+    if run_promotion:
+        decision = gate(settings, client, open_warehouse(settings), task, version, stored)
+    mark_ready(client, task, version)
     return TrainResult(
         task.name,
         tuned.run_id,
@@ -178,31 +193,16 @@ def train_worker(
             timeout or settings.training.timeout_seconds,
             callbacks=[TrialLogger(client, run_id, experiment_id)],
         )
-        gated = None
+        result = None
         with finish_round(settings, study, round_) as turn:
             if turn.gates:
                 best = best_of_round(study, round_, task.name)
                 tuned = log_best(settings, task, stored, objective, study, best, run_id)
                 version = register(task, tuned)
-                decision = None
-                if run_promotion:
-                    decision = gate(
-                        settings, client, open_warehouse(settings), task, version, stored
-                    )
-                mark_ready(client, task, version)
-                mark_gated(study, round_, run_id, version)
-                gated = TrainResult(
-                    task.name,
-                    run_id,
-                    f"models:/{task.name}/{version}",
-                    version,
-                    tuned.study,
-                    tuned.best_trial,
-                    tuned.trials_in_study,
-                    tuned.validation_value,
-                    tuned.test_metrics,
-                    decision,
+                result = gate_registered(
+                    settings, client, task, stored, tuned, version, run_promotion
                 )
+                mark_gated(study, round_, run_id, version)
     return WorkerResult(
         task.name,
         run_id,
@@ -210,7 +210,7 @@ def train_worker(
         round_.budget,
         round_.first_trial,
         tuple(mine),
-        gated,
+        result,
         turn.reason,
     )
 

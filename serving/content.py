@@ -44,6 +44,19 @@ MAX_SCORED = 500  # candidates scored per request, newest first
 TABLES = ["content_posts", "follows", "likes", "comments"]
 
 
+def recommended_post(post, **score: float) -> RecommendedPost:
+    """A post of a recommendation (a row of the warehouse's posts) with what ranked it: the
+    champion's `score` or the rule's `predicted_engagement`."""
+    return RecommendedPost(
+        post_id=int(post.post_id),
+        author_id=int(post.user_id),
+        category=str(post.category),
+        post_type=str(post.post_type),
+        published_at=post.created_at.to_pydatetime(),
+        **score,
+    )
+
+
 class ContentAnswers:
     def __init__(self, predictor: Predictor, warehouse=None, clock=time.monotonic):
         self.predictor, self.settings = predictor, predictor.settings
@@ -161,14 +174,7 @@ class ContentAnswers:
             interests=None,
             at=at.to_pydatetime(),
             posts=[
-                RecommendedPost(
-                    post_id=int(r.post_id),
-                    author_id=int(r.user_id),
-                    category=str(r.category),
-                    post_type=str(r.post_type),
-                    published_at=r.created_at.to_pydatetime(),
-                    score=float(score),
-                )
+                recommended_post(r, score=float(score))
                 for r, score in zip(posts.itertuples(), scores, strict=True)
             ],
             scored_by=f"recommendation champion v{version}",
@@ -212,14 +218,7 @@ class ContentAnswers:
             interests=sorted(categories) if categories is not None else None,
             at=at.to_pydatetime(),
             posts=[
-                RecommendedPost(
-                    post_id=int(r.post_id),
-                    author_id=int(r.user_id),
-                    category=str(r.category),
-                    post_type=str(r.post_type),
-                    published_at=r.created_at.to_pydatetime(),
-                    predicted_engagement=float(r.score),
-                )
+                recommended_post(r, predicted_engagement=float(r.score))
                 for r in ranked.itertuples()
             ],
             scored_by=scored_by,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from serving.models import Champion, load_champion
 from serving.models import _no_mlflow_db_traceback as one_line_outage  # the champion poll's
+from serving.poller import Poller
 from training.experiments import CHALLENGER, Experiment, running_experiment
 
 log = logging.getLogger(__name__)
@@ -79,27 +80,9 @@ class Challengers:
         return changed
 
 
-class ExperimentPoller:
-    """Background thread that refreshes the experiments every `seconds`."""
-
-    def __init__(self, challengers: Challengers, seconds: float):
-        self.challengers, self.seconds = challengers, seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="experiment-poller", daemon=True)
-
-    def start(self) -> ExperimentPoller:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.seconds):
-            for change in self.challengers.refresh():
-                log.info("model experiment: %s", change)
+def experiment_poller(challengers: Challengers, seconds: float) -> Poller:
+    """Refreshes the experiments every `seconds`, logging what started or stopped."""
+    return Poller(challengers.refresh, seconds, "experiment-poller", "model experiment", log)
 
 
 class ShadowScorer:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import pandas as pd
 
 from configs.settings import Settings
 from serving.features import encode
+from serving.poller import Poller
 from training import tags as tag
 from training.packaging import input_frame
 from training.tracking import use_tracking
@@ -199,28 +199,6 @@ class Champions:
             log.info("%s: MLflow registry reachable again", task)
 
 
-class AliasPoller:
-    """Background thread that refreshes the champions every `seconds`."""
-
-    def __init__(self, champions: Champions, seconds: float):
-        self.champions, self.seconds = champions, seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="alias-poller", daemon=True)
-
-    def start(self) -> AliasPoller:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.seconds):
-            started = time.perf_counter()
-            swapped = self.champions.refresh()
-            if swapped:
-                log.info(
-                    "champion swap: %s (%.2fs)", ", ".join(swapped), time.perf_counter() - started
-                )
+def alias_poller(champions: Champions, seconds: float) -> Poller:
+    """Refreshes the champions every `seconds`, logging each swap."""
+    return Poller(champions.refresh, seconds, "alias-poller", "champion swap", log)

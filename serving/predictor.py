@@ -19,7 +19,7 @@ from feature_repo.drafts import parse_hashtags
 from feature_repo.feature_services import DRAFT_SERVICES, TREND_SERVICES
 from serving import rules
 from serving.answers import BadRequest, Unavailable, new_request_id
-from serving.experiments import Challengers, ExperimentPoller, ShadowScorer
+from serving.experiments import Challengers, ShadowScorer, experiment_poller
 from serving.features import (
     EPOCH,
     BadStart,
@@ -30,7 +30,7 @@ from serving.features import (
     missing_per_row,
     unix_seconds,
 )
-from serving.models import AliasPoller, Champion, Champions, NoChampion
+from serving.models import Champion, Champions, NoChampion, alias_poller
 from serving.online import OnlineFeatures, OnlineStoreDown, StoreWatch
 from serving.prediction_log import PredictionLog, open_prediction_log, prediction_rows
 from serving.schemas import (
@@ -104,12 +104,12 @@ class Predictor:
         self.champions = Champions(settings, served_tasks())
         self.champions.refresh()
         self.log: PredictionLog = open_prediction_log(settings)
-        self.poller = AliasPoller(self.champions, settings.serving.alias_poll_seconds)
+        self.poller = alias_poller(self.champions, settings.serving.alias_poll_seconds)
         self.watch = StoreWatch(self.online, settings.serving.online_check_seconds)
         self._threads = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="answer")
         self.challengers = Challengers(self.champions.client, self.champions.tasks)
         self.challengers.refresh()
-        self.experiments = ExperimentPoller(self.challengers, settings.serving.alias_poll_seconds)
+        self.experiments = experiment_poller(self.challengers, settings.serving.alias_poll_seconds)
         self.shadow = ShadowScorer(self.shadow_score)
         if background:
             self.log.start()

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import SilentServer
+
 for _key, _value in {
     "DO_NOT_TRACK": "true",
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -154,3 +156,10 @@ def service_app():
         return Smap.to_asgi()
 
     return make
+
+
+@pytest.fixture
+def silent_server():
+    server = SilentServer()
+    yield server
+    server.close()

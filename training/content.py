@@ -21,7 +21,6 @@ a small TensorFlow text model (TextVectorization, embedding, average pooling, de
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import version as pkg_version
 from typing import Any
 
 import mlflow
@@ -33,18 +32,17 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from configs.settings import Settings
 from ingestion.warehouse import open_warehouse
-from training.dataset import ALL_DATA, DataWindow, TrainingSet, fingerprint, time_split
+from training.dataset import ALL_DATA, DataWindow, TrainingSet, split_by_time
 from training.errors import TaskError
 from training.task import Task
+from training.text_models import KERAS_FAMILIES, fit_keras, requirements
 from training.text_objective import TextObjective
-from training.tracking import log_json
+from training.tracking import log_json, log_pyfunc
 
 TASK = "content"
 INPUTS = ["caption", "hashtags", "post_type"]
 MAJORITY = "majority_category"  # the naive baseline's answer, carried by every row
-KERAS_FAMILIES = {"keras_text"}
 BASE_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scikit-learn")
-MAX_TOKENS = 20_000  # TextVectorization vocabulary
 SEQUENCE_LENGTH = 80  # tokens per post (captions run to 60 words, plus tags and type)
 
 
@@ -60,28 +58,11 @@ def content_set(settings: Settings, task: Task, window: DataWindow = ALL_DATA) -
             f"{TASK}: needs posts of at least two categories ({len(rows)} posts, "
             f"{rows.target.nunique()} categories)"
         )
-    frame = rows.sort_values(["event_timestamp", "post_id"], kind="stable").reset_index(drop=True)
-    split = time_split(frame.event_timestamp, task.label_days)
+    frame, split = split_by_time(rows, "post_id", task.label_days)
     if min(len(split.train), len(split.validation), len(split.test)) == 0:
         raise TaskError(f"{TASK}: {len(frame)} posts are too few to split by time")
     frame[MAJORITY] = frame.target.iloc[split.train].value_counts().idxmax()
-    stamp = lambda rows: frame.event_timestamp.iloc[rows]  # noqa: E731
-    window_info = {
-        "train_start": str(stamp(split.train).min()),
-        "train_end": str(stamp(split.train).max()),
-        "validation_end": str(stamp(split.validation).max()),
-        "test_start": str(stamp(split.test).min()),
-        "test_end": str(stamp(split.test).max()),
-    }
-    return TrainingSet(
-        task,
-        frame,
-        list(INPUTS),
-        ["post_type"],
-        split,
-        fingerprint(frame[[*INPUTS, "event_timestamp", "target"]]),
-        window_info,
-    )
+    return TrainingSet.of(task, frame, list(INPUTS), ["post_type"], split)
 
 
 def score(frame: pd.DataFrame, predicted) -> dict[str, float]:
@@ -205,43 +186,16 @@ def _fit_sklearn(family: str, params: dict, x: pd.DataFrame, y: np.ndarray, seed
 
 
 def _fit_keras(params: dict, data: ContentData, report) -> Any:
-    import keras
-
-    keras.utils.set_random_seed(data.seed)
-    vectorize = keras.layers.TextVectorization(
-        max_tokens=MAX_TOKENS, output_sequence_length=SEQUENCE_LENGTH
-    )
-    vectorize.adapt(_text(data.x_train))
-    model = keras.Sequential(
-        [
-            keras.Input(shape=(), dtype="string"),
-            vectorize,
-            keras.layers.Embedding(MAX_TOKENS, params["embedding"], mask_zero=True),
-            keras.layers.GlobalAveragePooling1D(),
-            keras.layers.Dense(params["units"], activation="relu"),
-            keras.layers.Dropout(params["dropout"]),
-            keras.layers.Dense(len(data.classes), activation="softmax"),
-        ]
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(params["learning_rate"]),
-        loss="sparse_categorical_crossentropy",
-    )
-
-    class Reporter(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            report(epoch, float(logs["val_loss"]))
-
-    model.fit(
-        _text(data.x_train),
-        data.codes(data.y_train),
-        validation_data=(_text(data.x_val), data.codes(data.y_val)),
-        epochs=params["epochs"],
+    return fit_keras(
+        params,
+        (_text(data.x_train), data.codes(data.y_train)),
+        (_text(data.x_val), data.codes(data.y_val)),
+        len(data.classes),
+        data.seed,
+        report,
         batch_size=256,
-        verbose=0,
-        callbacks=[Reporter()],
+        output_sequence_length=SEQUENCE_LENGTH,
     )
-    return model
 
 
 @dataclass(frozen=True)
@@ -303,14 +257,6 @@ def objective(
     return TextObjective(ts, data, families, run_id, suggest, fit, score, data.x_val)
 
 
-def requirements(family: str) -> list[str]:
-    """Pinned pip requirements (skips MLflow's slow inference subprocess)."""
-    names = list(BASE_REQUIREMENTS) + (
-        ["tensorflow-cpu", "keras"] if family in KERAS_FAMILIES else []
-    )
-    return [f"{n}=={pkg_version(n)}" for n in names]
-
-
 def _log_confusion(ts: TrainingSet, predicted: np.ndarray, classes: list[str]) -> None:
     import matplotlib
 
@@ -336,7 +282,7 @@ def _log_confusion(ts: TrainingSet, predicted: np.ndarray, classes: list[str]) -
     log_json(dict(zip(classes, map(float, per_class), strict=True)), "per_class_f1.json")
 
 
-def oracle_scores(ts: TrainingSet, part: pd.DataFrame) -> dict[str, float]:
+def oracle_scores(part: pd.DataFrame) -> dict[str, float]:
     """The simulator's Bayes classifier on the same rows (empty on imported data)."""
     if part.oracle.isna().any():
         return {}
@@ -361,13 +307,7 @@ def evaluate_extras(ts: TrainingSet, model: ContentModel, predicted) -> dict[str
 
 
 def log_model(model: ContentModel, example: pd.DataFrame, family: str) -> None:
-    mlflow.pyfunc.log_model(
-        name="model",
-        python_model=model,
-        signature=mlflow.models.infer_signature(example, model.predict_frame(example)),
-        input_example=example,
-        pip_requirements=requirements(family),
-    )
+    log_pyfunc(model, example, requirements(BASE_REQUIREMENTS, family))
 
 
 def log_extras(ts: TrainingSet, model: ContentModel) -> None:

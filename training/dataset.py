@@ -45,6 +45,29 @@ class TrainingSet:
     def part(self, name: str) -> pd.DataFrame:
         return self.frame.iloc[getattr(self.split, name)]
 
+    @classmethod
+    def of(
+        cls,
+        task: Task,
+        frame: pd.DataFrame,
+        features: list[str],
+        categorical: list[str],
+        split: Split,
+        missing: dict[str, int] | None = None,
+    ) -> TrainingSet:
+        """The set of `frame`, fingerprinted on its features, times and targets, its window
+        read off the task's time column."""
+        return cls(
+            task,
+            frame,
+            features,
+            categorical,
+            split,
+            fingerprint(frame[[*features, "event_timestamp", "target"]]),
+            split_window(frame[task.split_on], split),
+            missing or {},
+        )
+
 
 @dataclass(frozen=True)
 class DataWindow:
@@ -134,6 +157,25 @@ def time_split(ts: pd.Series, gap_days: int, fractions=SPLIT_FRACTIONS) -> Split
         np.sort(order[val_start[best] : val_end[best]]),
         np.sort(order[test_start[best] :]),
     )
+
+
+def split_by_time(rows: pd.DataFrame, key: str, label_days: int) -> tuple[pd.DataFrame, Split]:
+    """`rows` in time order (ties by `key`, so every read gives the same order) and their
+    time split."""
+    frame = rows.sort_values(["event_timestamp", key], kind="stable").reset_index(drop=True)
+    return frame, time_split(frame.event_timestamp, label_days)
+
+
+def split_window(times: pd.Series, split: Split) -> dict[str, str]:
+    """Where each part starts and ends in time, as a run records its window."""
+    part = lambda rows: times.iloc[rows]  # noqa: E731
+    return {
+        "train_start": str(part(split.train).min()),
+        "train_end": str(part(split.train).max()),
+        "validation_end": str(part(split.validation).max()),
+        "test_start": str(part(split.test).min()),
+        "test_end": str(part(split.test).max()),
+    }
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
@@ -232,21 +274,5 @@ def build_training_set(
             f"{task.label_days}-day gap ({len(frame)} rows from "
             f"{frame.event_timestamp.min():%Y-%m-%d} to {frame.event_timestamp.max():%Y-%m-%d})"
         )
-    part = lambda rows: frame[task.split_on].iloc[rows]  # noqa: E731
-    bounds = {
-        "train_start": str(part(split.train).min()),
-        "train_end": str(part(split.train).max()),
-        "validation_end": str(part(split.validation).max()),
-        "test_start": str(part(split.test).min()),
-        "test_end": str(part(split.test).max()),
-    }
-    return TrainingSet(
-        task,
-        frame,
-        features,
-        categorical,
-        split,
-        fingerprint(frame[features + ["event_timestamp", "target"]]),
-        bounds,
-        {**missing_groups(frame, groups), "restored": restored},
-    )
+    missing = {**missing_groups(frame, groups), "restored": restored}
+    return TrainingSet.of(task, frame, features, categorical, split, missing)

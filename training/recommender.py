@@ -31,6 +31,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
 from configs.settings import Settings
+from ingestion.activity import read_activity
 from ingestion.simulate_interests import like_probability
 from ingestion.warehouse import Warehouse
 from training import tags as tag
@@ -40,7 +41,13 @@ from training.errors import TaskError
 from training.registry import Decision, champion_entry, promote
 from training.tasks.recommendation import TASK as RECOMMENDATION
 from training.tasks.recommendation import popularity
-from training.tracking import experiment_for, git_commit, register_version, use_tracking
+from training.tracking import (
+    experiment_for,
+    git_commit,
+    log_pyfunc,
+    register_version,
+    use_tracking,
+)
 
 K = 10
 WINDOW_DAYS = 3  # a candidate is a post of the last WINDOW_DAYS
@@ -73,32 +80,16 @@ class Interactions:
 
 def read_interactions(warehouse: Warehouse) -> Interactions:
     """Posts, follows, likes, comments (and truth_interests when present) from the warehouse."""
-    if not warehouse.exists("content_posts"):
-        raise TaskError("recommendation: no posts in the warehouse (run `smap simulate`)")
-    posts = warehouse.read(
-        "content_posts", columns=["post_id", "user_id", "created_at", "category"]
-    )
+    activity = read_activity(warehouse, ["post_id", "user_id", "created_at", "category"])
+    posts, acts = activity.posts, activity.interactions
     if posts.empty:
         raise TaskError("recommendation: no posts in the warehouse (run `smap simulate`)")
-    posts = posts.sort_values(["created_at", "post_id"], kind="stable").reset_index(drop=True)
-    posts["category"] = posts.category.fillna("").astype(str).str.lower()
-    follows = (
-        warehouse.read("follows", columns=["follower_id", "followee_id", "created_at"])
-        if warehouse.exists("follows")
-        else pd.DataFrame({"follower_id": [], "followee_id": [], "created_at": []})
-    )
-    parts = [
-        warehouse.read(name, columns=["user_id", "post_id", "created_at"]).assign(kind=kind)
-        for name, kind in (("likes", "like"), ("comments", "comment"))
-        if warehouse.exists(name)
-    ]
-    if not parts:
+    if acts.empty:
         raise TaskError("recommendation: no likes or comments in the warehouse")
-    acts = pd.concat(parts, ignore_index=True)
     acts = acts[acts.post_id.isin(posts.post_id)]
     acts = acts.sort_values("created_at", kind="stable").reset_index(drop=True)
     truth = warehouse.read("truth_interests") if warehouse.exists("truth_interests") else None
-    return Interactions(posts, follows, acts, truth)
+    return Interactions(posts, activity.follows, acts, truth)
 
 
 # ---- the held-out pools -------------------------------------------------------------------------
@@ -475,13 +466,7 @@ def train_recommender(
         example = holdout.head(5)[
             ["user_id", "author_id", "category", "age_days", "popularity", "follows", "newest"]
         ]
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=model,
-            signature=mlflow.models.infer_signature(example, model.predict_frame(example)),
-            input_example=example,
-            pip_requirements=requirements(),
-        )
+        info = log_pyfunc(model, example, requirements())
         run_id = run.info.run_id
     window = {
         "train_start": str(data.posts.created_at.min()),

@@ -184,6 +184,30 @@ def family_parameter(task_families: tuple[str, ...], chosen: tuple[str, ...]) ->
     return f"{FAMILY}:{'/'.join(choices)}", choices
 
 
+def run_trial(
+    trial: optuna.Trial,
+    run_id: str,
+    data: str,
+    families: tuple[str, list],
+    evaluate: Callable[[optuna.Trial, str], float],
+) -> float:
+    """One trial of any objective: tagged with its run and its data's fingerprint, its family
+    picked by the parameter `families` names (`family_parameter`), then
+    `evaluate(trial, family)`; a failure other than pruning is recorded on the trial as one
+    line before it is raised."""
+    trial.set_user_attr(RUN_ID, run_id)
+    trial.set_user_attr(FINGERPRINT, data)
+    try:
+        family = trial.suggest_categorical(*families)
+        trial.set_user_attr(FAMILY, family)
+        return evaluate(trial, family)
+    except optuna.TrialPruned:
+        raise
+    except Exception as exc:
+        trial.set_user_attr(FAIL_REASON, failure_line(exc))
+        raise
+
+
 @dataclass(frozen=True)
 class Spec:
     """A candidate before it is fitted: a family, its parameters, and whether it learns the
@@ -267,17 +291,8 @@ class Objective:
         self.scored: dict[int, Scored] = {}  # by trial number, this process's trials
 
     def __call__(self, trial: optuna.Trial) -> float:
-        trial.set_user_attr(RUN_ID, self.run_id)
-        trial.set_user_attr(FINGERPRINT, self.ts.fingerprint)
-        try:
-            family = trial.suggest_categorical(self.family_name, self.families)
-            trial.set_user_attr(FAMILY, family)
-            return self.evaluate(trial, family)
-        except optuna.TrialPruned:
-            raise
-        except Exception as exc:
-            trial.set_user_attr(FAIL_REASON, failure_line(exc))
-            raise
+        families = (self.family_name, self.families)
+        return run_trial(trial, self.run_id, self.ts.fingerprint, families, self.evaluate)
 
     def evaluate(self, trial: optuna.Trial, family: str) -> float:
         params = suggest(trial, family)

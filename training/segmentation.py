@@ -46,7 +46,13 @@ from training.labels import segmentation_labels
 from training.packaging import input_frame
 from training.registry import Decision, promote
 from training.tasks.segmentation import TASK as SEGMENTATION
-from training.tracking import experiment_for, git_commit, register_version, use_tracking
+from training.tracking import (
+    experiment_for,
+    git_commit,
+    log_pyfunc,
+    register_version,
+    use_tracking,
+)
 
 TASK = "segmentation"
 ROWS_PER_CLUSTER = 10  # at least this many users per requested cluster
@@ -279,13 +285,7 @@ def segment(settings: Settings, k_range=(5, 6, 7), sample: int = 5000) -> Segmen
             (out / "segment_profiles.json").write_text(profiles.to_json(orient="records", indent=2))
             mlflow.log_artifacts(str(out), "profiles")
         example = raw.head(5)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=model,
-            signature=mlflow.models.infer_signature(example, model.predict_frame(example)),
-            input_example=example,
-            pip_requirements=requirements(),
-        )
+        info = log_pyfunc(model, example, requirements())
         run_id = run.info.run_id
     version = register_version(
         info.model_uri,

@@ -29,17 +29,19 @@ from configs.settings import Settings
 from ingestion.simulate_sentiment import CLASSES
 from ingestion.warehouse import open_warehouse
 from training import tags as tag
-from training.dataset import ALL_DATA, DataWindow, TrainingSet, fingerprint, time_split
+from training.dataset import ALL_DATA, DataWindow, TrainingSet, split_by_time
 from training.descriptions import model_description
 from training.errors import TaskError
 from training.registry import Decision, crown_unscored, current_champion
 from training.task import Task
+from training.text_models import KERAS_FAMILIES, fit_keras, requirements
 from training.text_objective import TextObjective
 from training.tracking import (
     READY,
     VERSION_STATE,
     experiment_for,
     log_json,
+    log_pyfunc,
     register_version,
     use_tracking,
 )
@@ -47,12 +49,10 @@ from training.tracking import (
 TASK = "sentiment"
 INPUTS = ["text"]
 LEXICON = "vader"  # VADER's class, carried by every row: the gate's naive baseline
-KERAS_FAMILIES = {"keras_text"}
 BASE_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scikit-learn", "vaderSentiment")
 # VADER's own cut points on its compound score (the package's README)
 COMPOUND_NEGATIVE, COMPOUND_POSITIVE = -0.05, 0.05
 TOKENS = r"[^\s,.!?;:\"()]+"  # whitespace words; an emoji stays a token of its own
-MAX_TOKENS = 20_000
 SEQUENCE_LENGTH = 40
 MIN_LABELLED = 30  # fewer labelled comments than this: VADER answers alone
 
@@ -104,29 +104,11 @@ def sentiment_set(settings: Settings, task: Task, window: DataWindow = ALL_DATA)
             f"few to train (at least {MIN_LABELLED} of two classes); VADER answers without "
             f"labels (`smap train sentiment` crowns it when there is no champion)"
         )
-    frame = rows.sort_values(["event_timestamp", "comment_id"], kind="stable")
-    frame = frame.reset_index(drop=True)
-    split = time_split(frame.event_timestamp, task.label_days)
+    frame, split = split_by_time(rows, "comment_id", task.label_days)
     if min(len(split.train), len(split.validation), len(split.test)) == 0:
         raise TaskError(f"{TASK}: {len(frame)} comments are too few to split by time")
     frame[LEXICON] = vader_class(vader_scores(frame.text).compound.to_numpy())
-    stamp = lambda rows: frame.event_timestamp.iloc[rows]  # noqa: E731
-    window_info = {
-        "train_start": str(stamp(split.train).min()),
-        "train_end": str(stamp(split.train).max()),
-        "validation_end": str(stamp(split.validation).max()),
-        "test_start": str(stamp(split.test).min()),
-        "test_end": str(stamp(split.test).max()),
-    }
-    return TrainingSet(
-        task,
-        frame,
-        list(INPUTS),
-        [],
-        split,
-        fingerprint(frame[[*INPUTS, "event_timestamp", "target"]]),
-        window_info,
-    )
+    return TrainingSet.of(task, frame, list(INPUTS), [], split)
 
 
 def score(frame: pd.DataFrame, predicted) -> dict[str, float]:
@@ -282,47 +264,18 @@ class LexiconScores:
 
 
 def _fit_keras(params: dict, data: SentimentData, report) -> Any:
-    import keras
-
-    keras.utils.set_random_seed(data.seed)
-    vectorize = keras.layers.TextVectorization(
-        max_tokens=MAX_TOKENS,
+    return fit_keras(
+        params,
+        (data.x_train, np.searchsorted(CLASSES, data.y_train)),
+        (data.x_val, np.searchsorted(CLASSES, data.y_val)),
+        len(CLASSES),
+        data.seed,
+        report,
+        batch_size=128,
         output_sequence_length=SEQUENCE_LENGTH,
         ngrams=2,  # word pairs: "not good" is a token of its own
         standardize="lower",
     )
-    vectorize.adapt(data.x_train)
-    model = keras.Sequential(
-        [
-            keras.Input(shape=(), dtype="string"),
-            vectorize,
-            keras.layers.Embedding(MAX_TOKENS, params["embedding"], mask_zero=True),
-            keras.layers.GlobalAveragePooling1D(),
-            keras.layers.Dense(params["units"], activation="relu"),
-            keras.layers.Dropout(params["dropout"]),
-            keras.layers.Dense(len(CLASSES), activation="softmax"),
-        ]
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(params["learning_rate"]),
-        loss="sparse_categorical_crossentropy",
-    )
-
-    class Reporter(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            report(epoch, float(logs["val_loss"]))
-
-    codes = lambda y: np.searchsorted(CLASSES, y)  # noqa: E731
-    model.fit(
-        data.x_train,
-        codes(data.y_train),
-        validation_data=(data.x_val, codes(data.y_val)),
-        epochs=params["epochs"],
-        batch_size=128,
-        verbose=0,
-        callbacks=[Reporter()],
-    )
-    return model
 
 
 def fit(family: str, params: dict, data: SentimentData, report=lambda step, loss: None):
@@ -351,26 +304,12 @@ def objective(
 # ---- logging ------------------------------------------------------------------------------------
 
 
-def requirements(family: str) -> list[str]:
-    """Pinned pip requirements (skips MLflow's slow inference subprocess)."""
-    names = list(BASE_REQUIREMENTS) + (
-        ["tensorflow-cpu", "keras"] if family in KERAS_FAMILIES else []
-    )
-    return [f"{n}=={pkg_version(n)}" for n in names]
-
-
 EXAMPLE = pd.DataFrame({"text": ["so love this 😍", "not good, boring", "where is this"]})
 
 
 def log_model(model: SentimentModel, example: pd.DataFrame | None, family: str) -> None:
     example = EXAMPLE if example is None else example[INPUTS].head(5).reset_index(drop=True)
-    mlflow.pyfunc.log_model(
-        name="model",
-        python_model=model,
-        signature=mlflow.models.infer_signature(example, model.predict_frame(example)),
-        input_example=example,
-        pip_requirements=requirements(family),
-    )
+    log_pyfunc(model, example, requirements(BASE_REQUIREMENTS, family))
 
 
 def oracle_scores(part: pd.DataFrame) -> dict[str, float]:

@@ -12,7 +12,7 @@ import optuna
 import pandas as pd
 
 from training.dataset import TrainingSet
-from training.search import FAIL_REASON, FAMILY, FINGERPRINT, RUN_ID, failure_line, family_parameter
+from training.search import family_parameter, run_trial
 
 
 @dataclass
@@ -35,17 +35,8 @@ class TextObjective:
         self.family_name, self.choices = family_parameter(self.ts.task.families, self.families)
 
     def __call__(self, trial: optuna.Trial) -> float:
-        trial.set_user_attr(RUN_ID, self.run_id)
-        trial.set_user_attr(FINGERPRINT, self.ts.fingerprint)
-        try:
-            family = trial.suggest_categorical(self.family_name, self.choices)
-            trial.set_user_attr(FAMILY, family)
-            return self.evaluate(trial, family)
-        except optuna.TrialPruned:
-            raise
-        except Exception as exc:
-            trial.set_user_attr(FAIL_REASON, failure_line(exc))
-            raise
+        families = (self.family_name, self.choices)
+        return run_trial(trial, self.run_id, self.ts.fingerprint, families, self.evaluate)
 
     def evaluate(self, trial: optuna.Trial, family: str) -> float:
         params = self.suggest(trial, family)

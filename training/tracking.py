@@ -405,3 +405,16 @@ def log_reliability(y_true: np.ndarray, raw: np.ndarray, calibrated: np.ndarray,
 
 def log_json(data: dict, path: str) -> None:
     mlflow.log_text(json.dumps(data, indent=2, default=str), path)
+
+
+def log_pyfunc(model, example, pip_requirements: list[str], code_paths: list[str] | None = None):
+    """The model as the run's pyfunc `model`, its signature read off `example` (a few rows of
+    its input); returns MLflow's ModelInfo."""
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=model,
+        signature=mlflow.models.infer_signature(example, model.predict_frame(example)),
+        input_example=example,
+        pip_requirements=pip_requirements,
+        code_paths=code_paths,
+    )

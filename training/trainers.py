@@ -178,16 +178,12 @@ class Tabular:
         )
 
     def log_model(self, model, example, family):
-        import mlflow
-
         with tempfile.TemporaryDirectory() as code:
-            mlflow.pyfunc.log_model(
-                name="model",
-                python_model=model,
-                signature=mlflow.models.infer_signature(example, model.predict_frame(example)),
-                input_example=example,
-                pip_requirements=pinned(model_requirements(model, family)),
-                code_paths=_packaging().model_code(Path(code)),
+            _tracking().log_pyfunc(
+                model,
+                example,
+                pinned(model_requirements(model, family)),
+                _packaging().model_code(Path(code)),
             )
 
 
@@ -340,12 +336,26 @@ CLUSTERING = Untrainable("clustering", "smap segment")
 class TextTrainer:
     """The content task through the common stages: a set read from the warehouse, the text
     families' search, the best model of the run kept as fitted (no refit). The text models
-    themselves live in `training/content.py`."""
+    themselves live in `training/content.py`; another text task subclasses this trainer,
+    naming its own models and what it adds (`training/sentiment_trainer.py`)."""
 
     name = "text"
     trainable = True
     refits = False
     binary_label = False
+    subject = "content"  # the task, in errors
+    table = "content_posts"  # the warehouse table the set is read from
+
+    def models(self):
+        """The module of the task's text models, loaded when first needed."""
+        return _content()
+
+    def read(self, settings, task, window) -> TrainingSet:
+        return self.models().content_set(settings, task, window)
+
+    def data(self, ts, seed: int):
+        """What each trial's `fit` takes, built once per run."""
+        return self.models().ContentData.of(ts, seed)
 
     def candidates(self, task: Task) -> tuple[str, ...]:
         return task.families
@@ -354,13 +364,11 @@ class TextTrainer:
         self, settings, task, window=ALL_DATA, rebuild=False, progress=None, columns=None
     ) -> StoredSet:
         """Read afresh every time (text is not stored as a set): `rebuild` changes nothing."""
-        ts = _content().content_set(settings, task, window)
-        return StoredSet(ts, (settings.warehouse_dir / "content_posts").resolve(), reused=False)
+        ts = self.read(settings, task, window)
+        return StoredSet(ts, (settings.warehouse_dir / self.table).resolve(), reused=False)
 
     def objective(self, ts, families, run_id, selection):
-        content = _content()
-        data = content.ContentData.of(ts, selection.seed)
-        return content.objective(ts, data, families, run_id)
+        return self.models().objective(ts, self.data(ts, selection.seed), families, run_id)
 
     def best_model(self, ts, objective, best, study=None):
         if objective.best is None or objective.best[1] != best.number:
@@ -370,27 +378,27 @@ class TextTrainer:
         return objective.best[2]
 
     def model_input(self, ts, frame: pd.DataFrame) -> pd.DataFrame:
-        return frame[_content().INPUTS].reset_index(drop=True)
+        return frame[self.models().INPUTS].reset_index(drop=True)
 
     def score(self, ts, frame, pred, threshold=None) -> dict[str, float]:
-        return _content().score(frame, pred)
+        return self.models().score(frame, pred)
 
     def quality(self, y, pred) -> dict[str, float]:
-        raise TaskError("content: answers are not monitored")
+        raise TaskError(f"{self.subject}: answers are not monitored")
 
     def test_extras(self, ts, model, pred) -> dict[str, float]:
-        """The simulator's Bayes classifier on the test rows, as `oracle_<metric>`."""
-        oracle = _content().oracle_scores(ts, ts.part("test"))
+        """The simulator's answer on the test rows, as `oracle_<metric>`."""
+        oracle = self.models().oracle_scores(ts.part("test"))
         return {f"oracle_{k}": v for k, v in oracle.items()}
 
     def log_extras(self, ts, model, study, test_metrics) -> None:
-        _content().log_extras(ts, model)
+        self.models().log_extras(ts, model)
 
     def log_model(self, model, example, family) -> None:
-        _content().log_model(model, example, family)
+        self.models().log_model(model, example, family)
 
     def evaluate_extras(self, ts, model, predicted) -> dict[str, object]:
-        return _content().evaluate_extras(ts, model, predicted)
+        return self.models().evaluate_extras(ts, model, predicted)
 
 
 TEXT = TextTrainer()

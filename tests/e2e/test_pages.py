@@ -6,50 +6,15 @@ an example that the service answers."""
 import html
 import json
 import re
-import shutil
-import subprocess
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
-import numpy as np
 import pytest
 
 from pipelines.cli import main
+from tests.e2e.browser import inked, render
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-
-def chromium() -> str:
-    path = shutil.which("chromium")
-    if not path:
-        pytest.skip("Debian's `chromium` is not installed (`make chromium` as root)")
-    return path
-
-
-def render(url: str, folder: Path, name: str) -> str:
-    """The page's DOM after its scripts ran (a virtual clock of 20 s), and a screenshot."""
-    done = subprocess.run(
-        [
-            chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-            f"--user-data-dir={folder / 'profile'}", "--virtual-time-budget=20000",
-            "--window-size=1400,1000", f"--screenshot={folder / (name + '.png')}",
-            "--dump-dom", url,
-        ],
-        capture_output=True,
-        timeout=180,
-        cwd=folder,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
-    return done.stdout.decode(errors="replace")
-
-
-def inked(shot: Path) -> float:
-    """Share of the screenshot's pixels that are not near-white."""
-    from PIL import Image
-
-    pixels = np.asarray(Image.open(shot).convert("RGB"))
-    return float((pixels.min(axis=2) < 240).mean())
 
 
 @pytest.fixture(scope="module")
@@ -117,15 +82,9 @@ def test_the_dashboard_after_the_demo_has_no_empty_section(pages, tmp_path):
 
 
 def test_the_swagger_example_for_predict_engagement_is_answered(demo, tmp_path):
-    from pipelines.serving import free_port, start_service, stop_service, wait_ready
+    from pipelines.serving import local_service
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = start_service(
-        demo, "127.0.0.1", port, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_ready(url, process)
+    with local_service(demo) as (url, _):
         spec = httpx.get(f"{url}/docs.json", timeout=30).json()
         operation = spec["paths"]["/predict_engagement"]["post"]
         tag, operation_id = operation["tags"][0], operation["operationId"]
@@ -143,5 +102,3 @@ def test_the_swagger_example_for_predict_engagement_is_answered(demo, tmp_path):
         answer = httpx.post(f"{url}/predict_engagement", json=example, timeout=30)
         assert answer.status_code == 200, answer.text
         assert answer.json()["lineage"]["model"] == "engagement"
-    finally:
-        stop_service(process)

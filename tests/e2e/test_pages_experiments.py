@@ -5,45 +5,14 @@ and their table (a screenshot is left in the test's temp folder)."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from ingestion.simulate_experiments import PLANTED
 from pipelines.cli import main
+from tests.e2e.browser import inked, render
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-
-def render(url: str, folder: Path, name: str) -> str:
-    """The page's DOM after its scripts ran (as tests/e2e/test_pages.py), and a screenshot."""
-    path = shutil.which("chromium")
-    if not path:
-        pytest.skip("Debian's `chromium` is not installed (`make chromium` as root)")
-    done = subprocess.run(
-        [
-            path, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-            f"--user-data-dir={folder / 'profile'}", "--virtual-time-budget=20000",
-            "--window-size=1400,1000", f"--screenshot={folder / (name + '.png')}",
-            "--dump-dom", url,
-        ],
-        capture_output=True,
-        timeout=180,
-        cwd=folder,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
-    return done.stdout.decode(errors="replace")
-
-
-def inked(shot: Path) -> float:
-    """Share of the screenshot's pixels that are not near-white."""
-    from PIL import Image
-
-    pixels = np.asarray(Image.open(shot).convert("RGB"))
-    return float((pixels.min(axis=2) < 240).mean())
 
 
 def test_the_experiments_section_draws_each_planted_experiment(tmp_path):

@@ -6,7 +6,6 @@ sections (left in the test's temp folder) is not blank."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import threading
 
@@ -17,16 +16,10 @@ from analytics.report import make_server, write_report
 from configs.settings import load_settings
 from pipelines import flows
 from pipelines.analytics import run as run_analytics
+from tests.e2e.browser import chromium
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 KEYS = ("quality", "cascades", "lifecycle")
-
-
-def chromium() -> str:
-    path = shutil.which("chromium")
-    if not path:
-        pytest.skip("Debian's `chromium` is not installed (`make chromium` as root)")
-    return path
 
 
 def test_chromium_draws_the_lifecycle_sections_without_console_messages(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.cli import main
-from tests.e2e.test_pages import chromium, inked
+from tests.e2e.browser import chromium, inked
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 

@@ -5,7 +5,6 @@ message, and its exports hold the per-post and per-author shares."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import threading
 
@@ -15,15 +14,9 @@ import pytest
 from analytics.report import make_server, write_report
 from configs.settings import load_settings
 from pipelines import flows
+from tests.e2e.browser import chromium
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium")
-    if not path:
-        pytest.skip("Debian's `chromium` is not installed (`make chromium` as root)")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +48,7 @@ def test_chromium_draws_the_sentiment_charts_without_console_messages(page, tmp_
     try:
         done = subprocess.run(
             [
-                _chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                 f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
                 "--virtual-time-budget=15000", "--window-size=1300,3000", "--dump-dom",
                 f"http://127.0.0.1:{server.server_port}/",

@@ -161,7 +161,7 @@ def test_a_registry_outage_keeps_the_champion_serving(
     trained = train(settings, "engagement", trials=2, families=("linear",))
     assert trained.version == 1
 
-    predictor = Predictor(settings)  # its AliasPoller and prediction log run in the background
+    predictor = Predictor(settings)  # its alias poller and prediction log run in the background
     try:
         assert predictor.predict_engagement([DRAFT], "before").lineage.version == 1
         caplog.clear()  # from here on, what the outage and the recovery log

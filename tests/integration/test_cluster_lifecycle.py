@@ -92,17 +92,22 @@ def test_a_taken_port_is_named_by_its_setting(tmp_path):
     assert not (tmp_path / "smap" / "cluster").exists()  # nothing was started
 
 
-def test_down_leaves_no_process_and_can_be_repeated(tmp_path, pg_database):
-    env = {
+def one_worker_cluster(tmp_path: Path, database: str) -> dict[str, str]:
+    """The environment of a cluster profile with one small worker on free ports."""
+    return {
         "SMAP_PROFILE": "cluster",
         "SMAP_DATA_DIR": str(tmp_path / "smap"),
-        "SMAP_DATABASE": pg_database,
+        "SMAP_DATABASE": database,
         "SMAP_CLUSTER__SPARK_PORT": str(free_port()),
         "SMAP_CLUSTER__SPARK_WEBUI_PORT": str(free_port()),
         "SMAP_CLUSTER__MLFLOW_PORT": str(free_port()),
         "SMAP_CLUSTER__WORKERS": "1",
         "SMAP_CLUSTER__WORKER_MEMORY": "512m",
     }
+
+
+def test_down_leaves_no_process_and_can_be_repeated(tmp_path, pg_database):
+    env = one_worker_cluster(tmp_path, pg_database)
     settings = load_settings("cluster", env=env)
     started = smap("cluster", "up", env=env)
     assert started.returncode == 0, started.stderr[-2000:]
@@ -143,16 +148,7 @@ def _base_env() -> dict[str, str]:
 
 
 def test_down_stops_what_a_killed_up_had_started(tmp_path, pg_database):
-    env = {
-        "SMAP_PROFILE": "cluster",
-        "SMAP_DATA_DIR": str(tmp_path / "smap"),
-        "SMAP_DATABASE": pg_database,
-        "SMAP_CLUSTER__SPARK_PORT": str(free_port()),
-        "SMAP_CLUSTER__SPARK_WEBUI_PORT": str(free_port()),
-        "SMAP_CLUSTER__MLFLOW_PORT": str(free_port()),
-        "SMAP_CLUSTER__WORKERS": "1",
-        "SMAP_CLUSTER__WORKER_MEMORY": "512m",
-    }
+    env = one_worker_cluster(tmp_path, pg_database)
     settings = load_settings("cluster", env=env)
     starting = subprocess.Popen(
         [sys.executable, "-m", "pipelines", "cluster", "up"],

@@ -5,7 +5,6 @@ the `smap experiment` commands; no request fails and every answer names its arm.
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 
@@ -16,7 +15,7 @@ import pytest
 from ingestion.warehouse import open_warehouse
 from pipelines import flows
 from pipelines.cli import main
-from pipelines.serving import free_port, start_service, stop_service, wait_ready
+from pipelines.serving import local_service
 from pipelines.training import train
 from serving.prediction_log import read_parquet_log
 from training.experiments import (
@@ -103,98 +102,91 @@ def test_split_and_shadow_experiments_on_a_running_service(local_settings, capsy
     client_registry = use_tracking(settings)
     assert current_champion(client_registry, "engagement") == first.version
     drafts = drafts_of_matured_posts(settings, 60)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = start_service(
-        settings,
-        "127.0.0.1",
-        port,
-        env={"SMAP_SERVING__ALIAS_POLL_SECONDS": "0.5"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = Client(url, drafts)
-    try:
-        wait_ready(url, process, timeout=120)
+    poll = {"SMAP_SERVING__ALIAS_POLL_SECONDS": "0.5"}
+    with local_service(settings, env=poll, timeout=120) as (url, _):
+        client = Client(url, drafts)
         client.start()
-
-        # split: half of the authors answered by the challenger, each always by the same arm
-        cli(capsys, "experiment", "start", "engagement", "--challenger", str(second.version),
-            "--split", "50", "--min-samples", "5")  # fmt: skip
-        experiment = running_experiment(client_registry, "engagement")
-        assert experiment is not None and experiment.mode == "split"
-        wait_for(lambda: len(followed(url)) == 1)
-        seen = len(client.answers)
-        wait_for(lambda: len(client.answers) > seen + 2 * len(drafts))
-        split_answers = client.since(seen)
-        for draft, status, body in split_answers:
-            assert status == 200, body
-            arm = arm_of(experiment, draft["user_id"])
-            assert body["lineage"]["arm"] == arm
-            assert body["lineage"]["version"] == (
-                second.version if arm == "challenger" else first.version
+        try:
+            # split: half of the authors answered by the challenger, each always by the same arm
+            cli(capsys, "experiment", "start", "engagement", "--challenger", str(second.version),
+                "--split", "50", "--min-samples", "5")  # fmt: skip
+            experiment = running_experiment(client_registry, "engagement")
+            assert experiment is not None and experiment.mode == "split"
+            wait_for(lambda: len(followed(url)) == 1)
+            seen = len(client.answers)
+            wait_for(lambda: len(client.answers) > seen + 2 * len(drafts))
+            split_answers = client.since(seen)
+            for draft, status, body in split_answers:
+                assert status == 200, body
+                arm = arm_of(experiment, draft["user_id"])
+                assert body["lineage"]["arm"] == arm
+                assert body["lineage"]["version"] == (
+                    second.version if arm == "challenger" else first.version
+                )
+            assert {b["lineage"]["arm"] for _, _, b in split_answers} == {"champion", "challenger"}
+            time.sleep(2.5)  # the log flushes every second
+            status = json.loads(cli(capsys, "experiment", "status", "engagement", "--json"))[0]
+            labelled = [a["labelled"] for a in status["arms"]]
+            assert min(labelled) >= 5, status
+            assert 0 <= status["error_difference"]["p_value"] <= 1
+            stopped = cli(capsys, "experiment", "stop", "engagement", "--promote")
+            gate = history(open_warehouse(settings), "engagement").iloc[-1]
+            assert (
+                gate.decision in ("experiment_won", "experiment_kept")
+                and gate.version == second.version
             )
-        assert {b["lineage"]["arm"] for _, _, b in split_answers} == {"champion", "challenger"}
-        time.sleep(2.5)  # the log flushes every second
-        status = json.loads(cli(capsys, "experiment", "status", "engagement", "--json"))[0]
-        labelled = [a["labelled"] for a in status["arms"]]
-        assert min(labelled) >= 5, status
-        assert 0 <= status["error_difference"]["p_value"] <= 1
-        stopped = cli(capsys, "experiment", "stop", "engagement", "--promote")
-        gate = history(open_warehouse(settings), "engagement").iloc[-1]
-        assert (
-            gate.decision in ("experiment_won", "experiment_kept")
-            and gate.version == second.version
-        )
-        won = gate.decision == "experiment_won"
-        assert ("challenger wins" in stopped) == won
-        assert current_champion(client_registry, "engagement") == (
-            second.version if won else first.version
-        )
-        record = json.loads(
-            client_registry.get_model_version("engagement", str(second.version)).tags[RECORD_TAG]
-        )
-        run = client_registry.get_run(record["run_id"])
-        assert run.data.params["mode"] == "split" and "sequential_p_value" in run.data.metrics
-        assert running_experiment(client_registry, "engagement") is None
-        wait_for(lambda: followed(url) == [])
+            won = gate.decision == "experiment_won"
+            assert ("challenger wins" in stopped) == won
+            assert current_champion(client_registry, "engagement") == (
+                second.version if won else first.version
+            )
+            record = json.loads(
+                client_registry.get_model_version("engagement", str(second.version)).tags[
+                    RECORD_TAG
+                ]
+            )
+            run = client_registry.get_run(record["run_id"])
+            assert run.data.params["mode"] == "split" and "sequential_p_value" in run.data.metrics
+            assert running_experiment(client_registry, "engagement") is None
+            wait_for(lambda: followed(url) == [])
 
-        # shadow: the champion answers every request, the challenger scores the same inputs
-        champion = current_champion(client_registry, "engagement")
-        challenger = first.version if champion == second.version else second.version
-        cli(capsys, "experiment", "start", "engagement", "--challenger", str(challenger),
-            "--shadow", "--min-samples", "5")  # fmt: skip
-        wait_for(lambda: len(followed(url)) == 1)
-        seen = len(client.answers)
-        wait_for(lambda: len(client.answers) > seen + len(drafts))
-        shadow_answers = client.since(seen)
-        assert all(s == 200 and b["lineage"]["arm"] == "champion" for _, s, b in shadow_answers)
-        assert {b["lineage"]["version"] for _, _, b in shadow_answers} == {champion}
-        time.sleep(2.5)
-        log = read_parquet_log(settings.root / "predictions")
-        asked = {b["lineage"]["request_id"] for _, _, b in shadow_answers}
-        shadowed = log[log.request_id.isin(asked) & (log.arm == "challenger")]
-        assert set(shadowed.model_version) == {challenger}
-        assert len(shadowed) >= 0.9 * len(asked)  # past a full queue a request is not shadowed
-        assert followed(url)[0]["shadow_failed"] == 0
-        status = json.loads(cli(capsys, "experiment", "status", "engagement", "--json"))[0]
-        assert status["paired"] and min(a["labelled"] for a in status["arms"]) >= 5
-        summary = cli(capsys, "monitor", "--summary")
-        assert "shadow" in summary and status["experiment"]["id"] in summary
-        shown = open_warehouse(settings).read("model_experiments")  # the dashboard's table
-        assert list(shown.experiment_id) == [status["experiment"]["id"]]
-        assert list(shown["mode"]) == ["shadow"] and shown.challenger_version.iloc[0] == challenger
-        cli(capsys, "experiment", "stop", "engagement", "--promote")
-        assert open_warehouse(settings).read("model_experiments").empty
-        assert (
-            history(open_warehouse(settings), "engagement")
-            .iloc[-1]
-            .decision.startswith("experiment_")
-        )
-    finally:
-        client.halt.set()
-        client.join(timeout=30)
-        stop_service(process)
+            # shadow: the champion answers every request, the challenger scores the same inputs
+            champion = current_champion(client_registry, "engagement")
+            challenger = first.version if champion == second.version else second.version
+            cli(capsys, "experiment", "start", "engagement", "--challenger", str(challenger),
+                "--shadow", "--min-samples", "5")  # fmt: skip
+            wait_for(lambda: len(followed(url)) == 1)
+            seen = len(client.answers)
+            wait_for(lambda: len(client.answers) > seen + len(drafts))
+            shadow_answers = client.since(seen)
+            assert all(s == 200 and b["lineage"]["arm"] == "champion" for _, s, b in shadow_answers)
+            assert {b["lineage"]["version"] for _, _, b in shadow_answers} == {champion}
+            time.sleep(2.5)
+            log = read_parquet_log(settings.root / "predictions")
+            asked = {b["lineage"]["request_id"] for _, _, b in shadow_answers}
+            shadowed = log[log.request_id.isin(asked) & (log.arm == "challenger")]
+            assert set(shadowed.model_version) == {challenger}
+            assert len(shadowed) >= 0.9 * len(asked)  # past a full queue a request is not shadowed
+            assert followed(url)[0]["shadow_failed"] == 0
+            status = json.loads(cli(capsys, "experiment", "status", "engagement", "--json"))[0]
+            assert status["paired"] and min(a["labelled"] for a in status["arms"]) >= 5
+            summary = cli(capsys, "monitor", "--summary")
+            assert "shadow" in summary and status["experiment"]["id"] in summary
+            shown = open_warehouse(settings).read("model_experiments")  # the dashboard's table
+            assert list(shown.experiment_id) == [status["experiment"]["id"]]
+            assert (
+                list(shown["mode"]) == ["shadow"] and shown.challenger_version.iloc[0] == challenger
+            )
+            cli(capsys, "experiment", "stop", "engagement", "--promote")
+            assert open_warehouse(settings).read("model_experiments").empty
+            assert (
+                history(open_warehouse(settings), "engagement")
+                .iloc[-1]
+                .decision.startswith("experiment_")
+            )
+        finally:
+            client.halt.set()
+            client.join(timeout=30)
     assert client.answers and all(status == 200 for _, status, _ in client.answers)
     assert all(
         body["lineage"]["arm"] in ("champion", "challenger") for _, _, body in client.answers

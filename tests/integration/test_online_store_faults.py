@@ -22,6 +22,7 @@ import pytest
 from feature_repo.store import apply, materialize, open_store
 from ingestion.schema import ANALYTICS_TABLES
 from ingestion.warehouse import open_warehouse
+from tests.servers import SilentServer
 
 pytestmark = pytest.mark.integration
 
@@ -192,38 +193,6 @@ def test_second_run_on_an_intact_store_stays_incremental(local_settings):
     assert starts and min(starts) >= AFTER_ALL_ROWS  # continued where it ended: no full reload
 
 
-class SilentServer:
-    """Accepts TCP connections and never sends a byte: a server that hangs."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.accepted: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted.append(conn)
-
-    def close(self) -> None:
-        for conn in self.accepted:
-            conn.close()
-        self.sock.close()
-
-
-@pytest.fixture
-def silent_server():
-    server = SilentServer()
-    yield server
-    server.close()
-
-
 def _smap(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     """Run the CLI in its own process; a hang fails the test instead of blocking the suite."""
     return subprocess.run(
@@ -260,17 +229,11 @@ class FreezingProxy(SilentServer):
         self.target_port, self.live = target_port, live_connections
         super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted.append(conn)
-            if len(self.accepted) <= self.live:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port))
-                for a, b in ((conn, upstream), (upstream, conn)):
-                    threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+    def took(self, conn: socket.socket) -> None:
+        if len(self.accepted) <= self.live:
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     @staticmethod
     def _pipe(source: socket.socket, sink: socket.socket) -> None:

@@ -4,7 +4,6 @@ files of its own (append-only, nothing rewritten), flushed when the service stop
 
 from __future__ import annotations
 
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from pipelines import flows
-from pipelines.serving import free_port, start_service, stop_service, wait_ready
+from pipelines.serving import local_service
 from pipelines.training import train
 from serving.prediction_log import read_parquet_log
 
@@ -32,14 +31,9 @@ def test_two_workers_log_every_prediction_of_a_burst(local_settings):
     settings = local_settings
     flows.prepare_data(settings)
     train(settings, "engagement", trials=1, families=("linear",))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     folder = settings.root / "predictions"
-    process = start_service(
-        settings, "127.0.0.1", port, workers=2, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_ready(url, process, timeout=120)
+    # leaving the block stops the service (SIGTERM): each worker flushes what it still holds
+    with local_service(settings, workers=2, timeout=120) as (url, _):
 
         def post(_):
             body = {"drafts": [DRAFT] * DRAFTS_PER_REQUEST}
@@ -54,8 +48,6 @@ def test_two_workers_log_every_prediction_of_a_burst(local_settings):
                 answers += list(pool.map(post, range(REQUESTS)))
             time.sleep(1.5)
         assert [a.status_code for a in answers] == [200] * len(answers)
-    finally:
-        stop_service(process)  # SIGTERM: each worker flushes what it still holds
     assert len(writers(folder)) == 2, writers(folder)  # each worker writes parts of its own
     logged = read_parquet_log(folder)
     sent = {a.json()["lineage"]["request_id"] for a in answers}
