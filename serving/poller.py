@@ -11,7 +11,10 @@ from collections.abc import Callable
 
 class Poller:
     """Calls `refresh` every `seconds` on a daemon thread named `name`; each poll that changed
-    something is one `event` line on `log`, with the changes and how long the poll took."""
+    something is one `event` line on `log`, with the changes and how long the poll took. A poll
+    that raises is logged with its traceback and the next one runs as usual: the service keeps
+    following the registry (the refreshes handle registry outages themselves; this catches the
+    unforeseen)."""
 
     def __init__(
         self,
@@ -37,7 +40,13 @@ class Poller:
     def _run(self) -> None:
         while not self._stop.wait(self.seconds):
             started = time.perf_counter()
-            changes = self.refresh()
+            try:
+                changes = self.refresh()
+            except Exception:  # noqa: BLE001 - a poll that fails must not end the polling
+                self.log.exception(
+                    "%s: the poll failed; polling again in %ss", self.event, self.seconds
+                )
+                continue
             if changes:
                 elapsed = time.perf_counter() - started
                 self.log.info("%s: %s (%.2fs)", self.event, ", ".join(changes), elapsed)
