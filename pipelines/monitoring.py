@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -89,31 +88,3 @@ def monitor_all(settings: Settings, retrain: bool = True, on_result: Callable | 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-
-
-def watch(
-    settings: Settings,
-    tasks: list[str],
-    interval: float,
-    on_result: Callable,
-    on_wait: Callable,
-    rounds: int | None = None,
-    on_error: Callable | None = None,
-) -> None:
-    """Check `tasks` every `interval` seconds (forever, or `rounds` times); windows with too
-    few rows (or another process's check) wait for the next round; a check that fails is
-    reported (`on_error`, else the log) and the watch goes on."""
-    done = 0
-    while rounds is None or done < rounds:
-        for task in tasks:
-            try:
-                on_result(monitor(settings, task))
-            except WAITING as exc:
-                on_wait(str(exc))
-            except Exception as exc:  # noqa: BLE001 - a watcher outlives one bad check
-                log.exception("monitor %s failed", task)
-                if on_error:
-                    on_error(f"{task}: {_one_line(exc)}")
-        done += 1
-        if rounds is None or done < rounds:
-            time.sleep(interval)

@@ -46,11 +46,12 @@ def test_the_loop_detects_the_shift_retrains_and_swaps_the_champion(tmp_path, mo
     before = champion.version
     assert main(["monitor", "engagement"]) == 1
     assert main(["monitor", "--all"]) == 1  # no task could be judged: each said why
-    waited = []
-    from pipelines.monitoring import watch
+    rounds = []
+    from pipelines import orchestrate
 
-    watch(load_settings(), ["engagement"], 0.01, waited.append, waited.append, rounds=2)
-    assert len(waited) == 2 and "fewer than" in waited[0]
+    orchestrate.watch(load_settings(), ["engagement"], 0.01, rounds.append, rounds=2)
+    waited = [" | ".join(r.said) for r in rounds]
+    assert len(waited) == 2 and all("waiting" in w and "fewer than" in w for w in waited), waited
     assert main(["monitor", "--summary"]) == 0
     # a corrupt part in the prediction log: one line naming it, exit 1, nothing retrained
     (tmp_path / "data" / "predictions" / "part-99999999T000000000000-1-bad.parquet").write_bytes(

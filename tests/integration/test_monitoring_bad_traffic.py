@@ -127,20 +127,6 @@ def _malformed(settings, task: str) -> None:
     assert log.flush() == len(frame)
 
 
-def test_watch_reports_a_failing_check_and_goes_on(any_settings, champion):
-    from pipelines.monitoring import watch
-
-    settings = any_settings
-    _malformed(settings, "engagement")
-    log_answers(settings, _rows(np.random.default_rng(4), 300), task="virality")
-    results, waits, errors = [], [], []
-    watch(settings, ["engagement", "virality"], 0.01, results.append, waits.append, rounds=2,
-          on_error=errors.append)  # fmt: skip
-    assert len(errors) == 2 and all(e.startswith("engagement: prediction log:") for e in errors)
-    assert [r.task for r in results] == ["virality"]  # the second round: nothing new yet
-    assert len(waits) == 1 and "virality" in waits[0]
-
-
 def test_smap_monitor_watch_goes_on_past_a_corrupt_part_and_a_failing_task(
     local_settings, champion
 ):
@@ -232,7 +218,8 @@ def _hold(settings, name: str, answer) -> None:
 
 
 def test_a_window_being_checked_elsewhere_is_not_checked_again(any_settings, champion):
-    from pipelines.monitoring import monitor, watch
+    from pipelines import orchestrate
+    from pipelines.monitoring import monitor
 
     settings = any_settings
     log_answers(settings, _rows(np.random.default_rng(8), 300))
@@ -243,9 +230,10 @@ def test_a_window_being_checked_elsewhere_is_not_checked_again(any_settings, cha
         assert answer.get(timeout=60) is True
         with pytest.raises(CheckBusy, match="another process is checking"):
             monitor(settings, "engagement")
-        waits = []
-        watch(settings, ["engagement"], 0.01, waits.append, waits.append, rounds=1)
-        assert len(waits) == 1 and "another process is checking" in waits[0]
+        rounds: list = []
+        orchestrate.watch(settings, ["engagement"], 0.01, rounds.append, rounds=1)
+        said = " | ".join(rounds[0].said)
+        assert len(rounds) == 1 and "waiting" in said and "another process is checking" in said
         assert checks(open_warehouse(settings)).empty
     finally:
         holder.kill()
